@@ -1,0 +1,153 @@
+// Package btc is the BTC/USDT pipeline assembled from Tidemark's packages: the
+// btc-price codec, the JSON encoders of the derived topics, the composite
+// operator that computes every derived record from the price stream, and the
+// offline mode that runs it over a file.
+package btc
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tidemark-go/tidemark/lookahead"
+	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/window"
+	"github.com/tidemark-go/tidemark/zscore"
+)
+
+// Config holds the pipeline's parameters.
+type Config struct {
+	Windows  []time.Duration // trailing window lengths, in output order
+	Horizon  time.Duration   // lookahead horizon
+	Lateness time.Duration   // allowed lateness
+}
+
+// DefaultConfig returns the lab's parameters: windows 30s, 1m, 5m, 15m, 30m,
+// 1h; horizon 20 s; lateness 10 s.
+func DefaultConfig() Config {
+	return Config{
+		Windows:  []time.Duration{30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour},
+		Horizon:  20 * time.Second,
+		Lateness: stream.DefaultLateness,
+	}
+}
+
+// Kind says which topic an Output belongs to.
+type Kind uint8
+
+// The derived topics.
+const (
+	Moving Kind = iota // btc-price-moving
+	ZScore             // btc-price-zscore
+	Higher             // btc-price-higher
+	Lower              // btc-price-lower
+	numKinds
+)
+
+// Topic returns the Kafka topic of k's records.
+func (k Kind) Topic() string {
+	return [...]string{"btc-price-moving", "btc-price-zscore", "btc-price-higher", "btc-price-lower"}[k]
+}
+
+// Output is one derived record. Which fields are set depends on Kind; the
+// slices are reused by the operators and valid only during Emit.
+type Output struct {
+	Kind   Kind
+	Price  float64                  // ZScore
+	Stats  []window.Stats           // Moving
+	Scores []zscore.Score           // ZScore
+	Match  lookahead.Match[float64] // Higher, Lower
+}
+
+// Pipeline is the composite operator: price events in, every derived record
+// out. The moving statistics and the z-scores of an event are emitted when it
+// is released (the watermark is above its time); its higher and lower answers
+// when they are final. The z-scores come from the timestamp-keyed join of the
+// price with its moving record, as the streaming zscore stage computes them.
+type Pipeline struct {
+	moving *window.TrailingStats
+	join   *stream.Join[float64, []window.Stats]
+	z      *zscore.Operator
+	higher *lookahead.Lookahead[float64]
+	lower  *lookahead.Lookahead[float64]
+
+	out      stream.Emitter[Output]
+	movingEm movingEmitter
+	pairEm   pairEmitter
+	zEm      zEmitter
+	higherEm matchEmitter
+	lowerEm  matchEmitter
+}
+
+var _ stream.Operator[float64, Output] = (*Pipeline)(nil)
+
+// NewPipeline builds the operators for cfg.
+func NewPipeline(cfg Config) (*Pipeline, error) {
+	moving, err := window.NewTrailingStats(cfg.Windows)
+	if err != nil {
+		return nil, fmt.Errorf("btc: %w", err)
+	}
+	higher, err := lookahead.NewHigher[float64](cfg.Horizon)
+	if err != nil {
+		return nil, fmt.Errorf("btc: %w", err)
+	}
+	lower, err := lookahead.NewLower[float64](cfg.Horizon)
+	if err != nil {
+		return nil, fmt.Errorf("btc: %w", err)
+	}
+	p := &Pipeline{moving: moving, join: stream.NewJoin[float64, []window.Stats](nil, nil),
+		z: zscore.NewOperator(), higher: higher, lower: lower}
+	p.movingEm.p, p.pairEm.p, p.zEm.p = p, p, p
+	p.higherEm.p, p.higherEm.kind = p, Higher
+	p.lowerEm.p, p.lowerEm.kind = p, Lower
+	return p, nil
+}
+
+// JoinStats reports the join's counts; in this pipeline every price finds its
+// moving record, so the unmatched counts stay zero.
+func (p *Pipeline) JoinStats() stream.JoinStats { return p.join.Stats() }
+
+// Process computes everything e contributes to.
+func (p *Pipeline) Process(e stream.Event[float64], out stream.Emitter[Output]) {
+	p.out = out
+	p.join.Left(e, &p.pairEm)
+	p.moving.Process(e, &p.movingEm)
+	p.higher.Process(e, &p.higherEm)
+	p.lower.Process(e, &p.lowerEm)
+}
+
+// Advance lets the operators emit what the watermark makes final.
+func (p *Pipeline) Advance(wm stream.Time, out stream.Emitter[Output]) {
+	p.out = out
+	p.moving.Advance(wm, &p.movingEm)
+	p.join.Advance(wm)
+	p.higher.Advance(wm, &p.higherEm)
+	p.lower.Advance(wm, &p.lowerEm)
+}
+
+type movingEmitter struct{ p *Pipeline }
+
+func (m *movingEmitter) Emit(e stream.Event[[]window.Stats]) {
+	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Moving, Stats: e.Value}})
+	m.p.join.Right(e, &m.p.pairEm)
+}
+
+type pairEmitter struct{ p *Pipeline }
+
+func (m *pairEmitter) Emit(e stream.Event[stream.Pair[float64, []window.Stats]]) {
+	m.p.z.Process(e, &m.p.zEm)
+}
+
+type zEmitter struct{ p *Pipeline }
+
+func (m *zEmitter) Emit(e stream.Event[zscore.Scored]) {
+	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: ZScore, Scores: e.Value.Scores, Price: e.Value.Value}})
+}
+
+type matchEmitter struct {
+	p    *Pipeline
+	kind Kind
+}
+
+func (m *matchEmitter) Emit(e stream.Event[lookahead.Match[float64]]) {
+	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: m.kind, Match: e.Value}})
+}

@@ -1,0 +1,411 @@
+package btc
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"unsafe"
+
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// Price is a decoded btc-price record.
+type Price struct {
+	Symbol string
+	Price  float64
+	Time   stream.Time
+}
+
+// The kinds of invalid btc-price records. Each is the reason carried to the
+// dead-letter topic, and the unit of "log once per kind".
+var (
+	ErrNotJSON      = errors.New("not JSON")
+	ErrNotObject    = errors.New("not a JSON object")
+	ErrNoSymbol     = errors.New("symbol missing")
+	ErrSymbolType   = errors.New("symbol is not a non-empty string")
+	ErrNoPrice      = errors.New("price missing")
+	ErrPriceType    = errors.New("price is not a JSON number")
+	ErrBadPrice     = errors.New("price is not finite and > 0")
+	ErrNoTimestamp  = errors.New("timestamp missing")
+	ErrTimeType     = errors.New("timestamp is not a string")
+	ErrBadTimestamp = errors.New("timestamp is not RFC 3339 with an offset")
+)
+
+// Reasons lists every decode error kind, for counters and logs.
+var Reasons = []error{ErrNotJSON, ErrNotObject, ErrNoSymbol, ErrSymbolType, ErrNoPrice,
+	ErrPriceType, ErrBadPrice, ErrNoTimestamp, ErrTimeType, ErrBadTimestamp}
+
+// Decoder decodes btc-price values without reflection. It interns symbols, so
+// decoding a record of a known symbol does not allocate. A Decoder is not safe
+// for concurrent use.
+type Decoder struct {
+	symbols map[string]string
+}
+
+// NewDecoder returns a Decoder.
+func NewDecoder() *Decoder { return &Decoder{symbols: make(map[string]string)} }
+
+const maxDepth = 64
+
+type scanner struct {
+	b   []byte
+	i   int
+	err bool
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// str scans a JSON string starting at '"'; it returns the raw contents and
+// whether they contain escapes.
+func (s *scanner) str() (raw []byte, escaped bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		s.err = true
+		return nil, false
+	}
+	s.i++
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			raw = s.b[start:s.i]
+			s.i++
+			return raw, escaped
+		case c == '\\':
+			escaped = true
+			if s.i+1 >= len(s.b) {
+				s.err = true
+				return nil, false
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(s.b) {
+					s.err = true
+					return nil, false
+				}
+				for _, h := range s.b[s.i+2 : s.i+6] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						s.err = true
+						return nil, false
+					}
+				}
+				s.i += 6
+			default:
+				s.err = true
+				return nil, false
+			}
+		case c < 0x20:
+			s.err = true
+			return nil, false
+		default:
+			s.i++
+		}
+	}
+	s.err = true
+	return nil, false
+}
+
+// num scans a JSON number and returns its text.
+func (s *scanner) num() []byte {
+	start := s.i
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(s.b) && s.b[s.i] == '0':
+		s.i++
+	case s.i < len(s.b) && s.b[s.i] >= '1' && s.b[s.i] <= '9':
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			s.i++
+		}
+	default:
+		s.err = true
+		return nil
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		d := s.i
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			s.i++
+		}
+		if s.i == d {
+			s.err = true
+			return nil
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		d := s.i
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			s.i++
+		}
+		if s.i == d {
+			s.err = true
+			return nil
+		}
+	}
+	return s.b[start:s.i]
+}
+
+func (s *scanner) lit(word string) {
+	if len(s.b)-s.i >= len(word) && string(s.b[s.i:s.i+len(word)]) == word {
+		s.i += len(word)
+		return
+	}
+	s.err = true
+}
+
+// value skips any JSON value and reports its kind by first byte.
+func (s *scanner) value(depth int) byte {
+	if depth > maxDepth || s.i >= len(s.b) {
+		s.err = true
+		return 0
+	}
+	c := s.b[s.i]
+	switch {
+	case c == '"':
+		s.str()
+	case c == '-' || c >= '0' && c <= '9':
+		s.num()
+		c = '0'
+	case c == 't':
+		s.lit("true")
+	case c == 'f':
+		s.lit("false")
+	case c == 'n':
+		s.lit("null")
+	case c == '[':
+		s.i++
+		s.ws()
+		if s.i < len(s.b) && s.b[s.i] == ']' {
+			s.i++
+			return c
+		}
+		for !s.err {
+			s.ws()
+			s.value(depth + 1)
+			s.ws()
+			if s.i >= len(s.b) {
+				s.err = true
+			} else if s.b[s.i] == ',' {
+				s.i++
+			} else if s.b[s.i] == ']' {
+				s.i++
+				return c
+			} else {
+				s.err = true
+			}
+		}
+	case c == '{':
+		s.object(depth+1, nil)
+	default:
+		s.err = true
+	}
+	return c
+}
+
+// object scans an object; for each member it calls field (if not nil) with the
+// scanner positioned at the value, which field must consume.
+func (s *scanner) object(depth int, field func(key []byte, escaped bool)) {
+	if depth > maxDepth || s.i >= len(s.b) || s.b[s.i] != '{' {
+		s.err = true
+		return
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return
+	}
+	for !s.err {
+		s.ws()
+		key, esc := s.str()
+		if s.err {
+			return
+		}
+		s.ws()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			s.err = true
+			return
+		}
+		s.i++
+		s.ws()
+		if field != nil {
+			field(key, esc)
+		} else {
+			s.value(depth)
+		}
+		s.ws()
+		switch {
+		case s.i >= len(s.b):
+			s.err = true
+		case s.b[s.i] == ',':
+			s.i++
+		case s.b[s.i] == '}':
+			s.i++
+			return
+		default:
+			s.err = true
+		}
+	}
+}
+
+// unquote decodes the contents of a JSON string that has escapes.
+func unquote(raw []byte) (string, bool) {
+	var v string
+	q := make([]byte, 0, len(raw)+2)
+	q = append(append(append(q, '"'), raw...), '"')
+	if err := json.Unmarshal(q, &v); err != nil {
+		return "", false
+	}
+	return v, true
+}
+
+func bstr(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// Decode decodes one btc-price value. Other fields are ignored; when a field
+// appears twice the last one wins, as in encoding/json. The error is one of
+// the kinds above.
+func (d *Decoder) Decode(b []byte) (Price, error) {
+	s := scanner{b: b}
+	s.ws()
+	if s.i >= len(b) {
+		return Price{}, ErrNotJSON
+	}
+	if b[s.i] != '{' {
+		// Valid JSON of another kind, or not JSON at all.
+		s.value(0)
+		s.ws()
+		if s.err || s.i != len(b) {
+			return Price{}, ErrNotJSON
+		}
+		return Price{}, ErrNotObject
+	}
+	var (
+		p                  Price
+		symKind, priceKind byte // first byte of each field's value; 0 = missing
+		timeKind           byte
+		symRaw, priceRaw   []byte
+		timeRaw            []byte
+		symEsc, timeEsc    bool
+	)
+	s.object(0, func(key []byte, esc bool) {
+		k := bstr(key)
+		if esc {
+			var ok bool
+			if k, ok = unquote(key); !ok {
+				s.err = true
+				return
+			}
+		}
+		start := s.i
+		switch k {
+		case "symbol":
+			symKind = s.value(1)
+			if symKind == '"' {
+				symRaw = b[start+1 : s.i-1]
+				symEsc = bytesHasBackslash(symRaw)
+			}
+		case "price":
+			priceKind = s.value(1)
+			priceRaw = b[start:s.i]
+		case "timestamp":
+			timeKind = s.value(1)
+			if timeKind == '"' {
+				timeRaw = b[start+1 : s.i-1]
+				timeEsc = bytesHasBackslash(timeRaw)
+			}
+		default:
+			s.value(1)
+		}
+	})
+	s.ws()
+	if s.err || s.i != len(b) {
+		return Price{}, ErrNotJSON
+	}
+	switch {
+	case symKind == 0:
+		return Price{}, ErrNoSymbol
+	case symKind != '"' || len(symRaw) == 0:
+		return Price{}, ErrSymbolType
+	case priceKind == 0:
+		return Price{}, ErrNoPrice
+	case priceKind != '0':
+		return Price{}, ErrPriceType
+	case timeKind == 0:
+		return Price{}, ErrNoTimestamp
+	case timeKind != '"':
+		return Price{}, ErrTimeType
+	}
+	if symEsc {
+		sym, ok := unquote(symRaw)
+		if !ok || sym == "" {
+			return Price{}, ErrSymbolType
+		}
+		p.Symbol = d.intern(sym)
+	} else {
+		p.Symbol = d.internBytes(symRaw)
+	}
+	v, err := strconv.ParseFloat(bstr(priceRaw), 64)
+	if err != nil || !(v > 0) || math.IsInf(v, 0) {
+		return Price{}, ErrBadPrice
+	}
+	p.Price = v
+	if timeEsc {
+		ts, ok := unquote(timeRaw)
+		if !ok {
+			return Price{}, ErrBadTimestamp
+		}
+		timeRaw = []byte(ts)
+	}
+	if p.Time, err = ParseTime(timeRaw); err != nil {
+		return Price{}, ErrBadTimestamp
+	}
+	return p, nil
+}
+
+func bytesHasBackslash(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Decoder) internBytes(b []byte) string {
+	if s, ok := d.symbols[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	return d.intern(string(b))
+}
+
+func (d *Decoder) intern(s string) string {
+	if v, ok := d.symbols[s]; ok {
+		return v
+	}
+	if len(d.symbols) < 1<<16 {
+		d.symbols[s] = s
+	}
+	return s
+}

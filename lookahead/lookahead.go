@@ -1,0 +1,222 @@
+// Package lookahead answers, for each event, "what is the first later event of
+// the same key within a bounded horizon that satisfies a predicate?".
+//
+// For an event e at time t, with horizon H and predicate P, the answer is the
+// earliest event f of the same key with t < f.Time <= t + H and P(e, f), or
+// none. The answer is final, and emitted, once the watermark is above f.Time
+// (found) or above t + H (none). Answers of one key are emitted in the order
+// of their events' times.
+//
+// Higher and Lower (f strictly above / below e) keep a monotonic stack of the
+// events still waiting for an answer: every event is pushed and popped once, so
+// they cost amortized O(1) per event whatever the horizon. New takes any
+// predicate and scans the waiting events, O(waiting) per event.
+//
+// The operators rely on the stream.Sequencer's guarantee: each key's events
+// arrive in increasing time order and are final. They read no clock.
+package lookahead
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tidemark-go/tidemark/internal/ring"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// Match is the answer for one event.
+type Match[V any] struct {
+	Found bool        // a matching event was found within the horizon
+	Time  stream.Time // its time, when Found
+	Value V           // its value, when Found
+}
+
+// Delay returns the time from t to the match, or the horizon when there is none.
+func (m Match[V]) Delay(t, horizon stream.Time) stream.Time {
+	if m.Found {
+		return m.Time - t
+	}
+	return horizon
+}
+
+// ErrBadHorizon is wrapped by constructor errors for an invalid horizon.
+var ErrBadHorizon = errors.New("lookahead: invalid horizon")
+
+type waiting[V any] struct {
+	t     stream.Time
+	v     V
+	done  bool
+	match Match[V]
+}
+
+type keyState[V any] struct {
+	pend  ring.Deque[waiting[V]] // not yet emitted, in time order
+	first int64                  // sequence number of pend's front
+	stack ring.Deque[int64]      // sequence numbers of unanswered events
+}
+
+func (k *keyState[V]) at(seq int64) *waiting[V] { return k.pend.At(int(seq - k.first)) }
+
+// Lookahead is the lookahead operator: a stream.Operator from V to Match[V].
+// It is not safe for concurrent use.
+type Lookahead[V any] struct {
+	horizon stream.Time
+	pred    func(e, f V) bool // general predicate (nil for the monotone kinds)
+	beaten  func(e, f V) bool // monotone kinds: f answers e
+	keys    map[string]*keyState[V]
+	last    *keyState[V]
+	lastKey string
+	names   []string
+	floor   stream.Time // no front event's horizon ends before it
+}
+
+func newLookahead[V any](horizon time.Duration) (*Lookahead[V], error) {
+	if horizon < time.Millisecond || horizon%time.Millisecond != 0 {
+		return nil, fmt.Errorf("%w: %v is not a positive whole number of milliseconds", ErrBadHorizon, horizon)
+	}
+	return &Lookahead[V]{horizon: stream.DurationOf(horizon), keys: make(map[string]*keyState[V]), floor: stream.MaxTime}, nil
+}
+
+// New returns a lookahead with predicate pred(e, f): does the later event f
+// answer e? It scans the waiting events for each new event.
+func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], error) {
+	l, err := newLookahead[V](horizon)
+	if err != nil {
+		return nil, err
+	}
+	if pred == nil {
+		return nil, errors.New("lookahead: nil predicate")
+	}
+	l.pred = pred
+	return l, nil
+}
+
+// NewHigher returns the lookahead for the first strictly higher value.
+func NewHigher[V cmp.Ordered](horizon time.Duration) (*Lookahead[V], error) {
+	l, err := newLookahead[V](horizon)
+	if err == nil {
+		l.beaten = func(e, f V) bool { return e < f }
+	}
+	return l, err
+}
+
+// NewLower returns the lookahead for the first strictly lower value.
+func NewLower[V cmp.Ordered](horizon time.Duration) (*Lookahead[V], error) {
+	l, err := newLookahead[V](horizon)
+	if err == nil {
+		l.beaten = func(e, f V) bool { return e > f }
+	}
+	return l, err
+}
+
+// Horizon returns the horizon in milliseconds.
+func (l *Lookahead[V]) Horizon() stream.Time { return l.horizon }
+
+func (l *Lookahead[V]) key(k string) *keyState[V] {
+	if l.last != nil && l.lastKey == k {
+		return l.last
+	}
+	s, ok := l.keys[k]
+	if !ok {
+		s = &keyState[V]{}
+		l.keys[k] = s
+	}
+	l.last, l.lastKey = s, k
+	return s
+}
+
+// Process answers the waiting events that e answers, emits every answer that is
+// now final, and makes e wait for its own answer.
+func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
+	s := l.key(e.Key)
+	l.expire(s, e.Time)
+	if l.beaten != nil {
+		// The stack holds unanswered events, oldest at the bottom, and no
+		// event in it answers any event below it: values are monotone.
+		for s.stack.Len() > 0 {
+			w := s.at(*s.stack.Back())
+			if !l.beaten(w.v, e.Value) {
+				break
+			}
+			w.done, w.match = true, Match[V]{Found: true, Time: e.Time, Value: e.Value}
+			s.stack.PopBack()
+		}
+		s.stack.PushBack(s.first + int64(s.pend.Len()))
+	} else {
+		for i := 0; i < s.pend.Len(); i++ {
+			if w := s.pend.At(i); !w.done && l.pred(w.v, e.Value) {
+				w.done, w.match = true, Match[V]{Found: true, Time: e.Time, Value: e.Value}
+			}
+		}
+	}
+	if s.pend.Len() == 0 {
+		l.floor = min(l.floor, e.Time.Add(l.horizon))
+	}
+	s.pend.PushBack(waiting[V]{t: e.Time, v: e.Value})
+	l.flush(e.Key, s, out)
+}
+
+// expire answers "none" for the waiting events whose horizon ends before t.
+func (l *Lookahead[V]) expire(s *keyState[V], t stream.Time) {
+	if l.beaten != nil {
+		for s.stack.Len() > 0 {
+			w := s.at(*s.stack.Front())
+			if t != stream.MaxTime && w.t.Add(l.horizon) >= t {
+				break
+			}
+			w.done = true
+			s.stack.PopFront()
+		}
+		return
+	}
+	for i := 0; i < s.pend.Len(); i++ {
+		w := s.pend.At(i)
+		if t != stream.MaxTime && w.t.Add(l.horizon) >= t {
+			break
+		}
+		w.done = true
+	}
+}
+
+// flush emits the answered events at the front, in time order.
+func (l *Lookahead[V]) flush(key string, s *keyState[V], out stream.Emitter[Match[V]]) {
+	for s.pend.Len() > 0 && s.pend.Front().done {
+		w := s.pend.PopFront()
+		s.first++
+		out.Emit(stream.Event[Match[V]]{Key: key, Time: w.t, Value: w.match})
+	}
+}
+
+// Advance answers "none" for events whose horizon the watermark has passed
+// (t + horizon < wm) and emits what is final, key by key in key order.
+func (l *Lookahead[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
+	if wm <= l.floor && wm != stream.MaxTime {
+		return
+	}
+	l.names = l.names[:0]
+	l.floor = stream.MaxTime
+	for k, s := range l.keys {
+		if s.pend.Len() > 0 && (s.pend.Front().t.Add(l.horizon) < wm || wm == stream.MaxTime) {
+			l.names = append(l.names, k)
+		} else if s.pend.Len() > 0 {
+			l.floor = min(l.floor, s.pend.Front().t.Add(l.horizon))
+		} else {
+			delete(l.keys, k)
+			if l.last == s {
+				l.last, l.lastKey = nil, ""
+			}
+		}
+	}
+	slices.Sort(l.names)
+	for _, k := range l.names {
+		s := l.keys[k]
+		l.expire(s, wm)
+		l.flush(k, s, out)
+		if s.pend.Len() > 0 {
+			l.floor = min(l.floor, s.pend.Front().t.Add(l.horizon))
+		}
+	}
+}

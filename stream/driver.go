@@ -1,0 +1,159 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Stats counts what a Driver did with the events it was given.
+type Stats struct {
+	Accepted   uint64 // held and, once final, processed
+	Late       uint64 // dropped: time below the watermark
+	Duplicates uint64 // dropped: same (key, time) as an event already held
+}
+
+// Option configures a Driver or Run.
+type Option interface{ apply(*config) }
+
+type config struct {
+	lateness    time.Duration
+	idle        time.Duration
+	byClock     bool
+	onLate      any // func(Event[In]), checked against In by the constructor
+	pollTimeout time.Duration
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithLateness sets the allowed lateness (default DefaultLateness, 10 s). It must
+// not be negative.
+func WithLateness(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.lateness = d })
+}
+
+// WithIdleTimeout sets how long a partition may go without events before it
+// stops holding the watermark back (default 0: never). With advanceByClock, the
+// watermark follows the wall clock (now - lateness) while every partition is idle.
+// Both need a wall clock, which only the Driver's caller (Run) reads.
+func WithIdleTimeout(d time.Duration, advanceByClock bool) Option {
+	return optionFunc(func(c *config) { c.idle, c.byClock = d, advanceByClock })
+}
+
+// WithLateSink hands every late event to f after counting it. In must be the
+// Driver's input type, or the constructor returns an error.
+func WithLateSink[In any](f func(Event[In])) Option {
+	return optionFunc(func(c *config) { c.onLate = f })
+}
+
+// ErrBadOption is wrapped by the errors constructors return for invalid options.
+var ErrBadOption = errors.New("stream: invalid option")
+
+// Driver is the synchronous core of a pipeline: partitioned input -> watermarks ->
+// Sequencer (late and duplicate events dropped and counted) -> operator -> out.
+// Run wraps a Driver around a Source and a Sink; tests and batch jobs (such as
+// the example's offline mode) drive it directly. It is not safe for concurrent use.
+type Driver[In, Out any] struct {
+	marks   *Watermarks
+	seq     *Sequencer[In]
+	op      Operator[In, Out]
+	out     Emitter[Out]
+	onLate  func(Event[In])
+	stats   Stats
+	release releaser[In, Out]
+}
+
+type releaser[In, Out any] struct{ d *Driver[In, Out] }
+
+func (r *releaser[In, Out]) Emit(e Event[In]) { r.d.op.Process(e, r.d.out) }
+
+// NewDriver returns a Driver that feeds op and sends op's output to out.
+func NewDriver[In, Out any](op Operator[In, Out], out Emitter[Out], opts ...Option) (*Driver[In, Out], error) {
+	cfg, err := newConfig[In](opts)
+	if err != nil {
+		return nil, err
+	}
+	if op == nil || out == nil {
+		return nil, fmt.Errorf("%w: nil operator or emitter", ErrBadOption)
+	}
+	d := &Driver[In, Out]{
+		marks: NewWatermarks(cfg.lateness, cfg.idle, cfg.byClock),
+		seq:   NewSequencer[In](),
+		op:    op,
+		out:   out,
+	}
+	if cfg.onLate != nil {
+		d.onLate = cfg.onLate.(func(Event[In]))
+	}
+	d.release.d = d
+	return d, nil
+}
+
+func newConfig[In any](opts []Option) (config, error) {
+	cfg := config{lateness: DefaultLateness, pollTimeout: time.Second}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	switch {
+	case cfg.lateness < 0:
+		return cfg, fmt.Errorf("%w: negative lateness %v", ErrBadOption, cfg.lateness)
+	case cfg.idle < 0:
+		return cfg, fmt.Errorf("%w: negative idle timeout %v", ErrBadOption, cfg.idle)
+	}
+	if cfg.onLate != nil {
+		if _, ok := cfg.onLate.(func(Event[In])); !ok {
+			return cfg, fmt.Errorf("%w: late sink is %T, want func(stream.Event[%T])", ErrBadOption, cfg.onLate, *new(In))
+		}
+	}
+	if cfg.idle > 0 && cfg.idle < cfg.pollTimeout {
+		cfg.pollTimeout = cfg.idle
+	}
+	return cfg, nil
+}
+
+// Stats returns the counts so far.
+func (d *Driver[In, Out]) Stats() Stats { return d.stats }
+
+// Watermark returns the watermark of the events released so far.
+func (d *Driver[In, Out]) Watermark() Time { return d.seq.Watermark() }
+
+// Watermarks gives access to the partition tracker, to Assign and Revoke partitions.
+func (d *Driver[In, Out]) Watermarks() *Watermarks { return d.marks }
+
+// Push offers one event read from partition at wall-clock time now (the zero
+// time is fine when no idle timeout is set), then advances the watermark,
+// which may release events through the operator.
+func (d *Driver[In, Out]) Push(partition int, e Event[In], now time.Time) Verdict {
+	v := d.seq.Offer(e)
+	switch v {
+	case Accepted:
+		d.stats.Accepted++
+	case Late:
+		d.stats.Late++
+		if d.onLate != nil {
+			d.onLate(e)
+		}
+	case Duplicate:
+		d.stats.Duplicates++
+	}
+	d.advance(d.marks.Observe(partition, e.Time, now))
+	return v
+}
+
+// Tick re-evaluates idle partitions at wall-clock time now.
+func (d *Driver[In, Out]) Tick(now time.Time) { d.advance(d.marks.Idle(now)) }
+
+// Finish is end of input: the watermark jumps to MaxTime and everything flushes.
+func (d *Driver[In, Out]) Finish() { d.advance(d.marks.Finish()) }
+
+func (d *Driver[In, Out]) advance(wm Time) {
+	if wm <= d.seq.Watermark() {
+		return
+	}
+	d.seq.Advance(wm, &d.release)
+	d.op.Advance(wm, d.out)
+}

@@ -1,0 +1,62 @@
+package stream
+
+// Emitter receives the events an operator produces. Implementations are usually
+// pointers, so that passing one to an operator does not allocate.
+type Emitter[T any] interface {
+	Emit(e Event[T])
+}
+
+// EmitFunc adapts a function to an Emitter. Converting a func value to an
+// interface does not allocate when the func is a package-level function or a
+// method value stored once; prefer storing the EmitFunc in a variable in hot loops.
+type EmitFunc[T any] func(Event[T])
+
+// Emit calls f(e).
+func (f EmitFunc[T]) Emit(e Event[T]) { f(e) }
+
+// Operator is a deterministic state machine from a stream of In to a stream of Out.
+//
+// Contract (what the Sequencer guarantees to the operators it feeds):
+//   - Process receives, for each key, events in strictly increasing Time order,
+//     each already final: no event of that key with a smaller time will follow.
+//   - Advance(wm) promises that no event with Time < wm will follow. Watermarks only
+//     grow; MaxTime means end of input and the operator must flush everything.
+//
+// An operator never reads the wall clock: time enters only through events and
+// watermarks. Operators emit synchronously through out; the emitted Event is
+// passed by value, and an operator may reuse any slice inside its Value once Emit
+// returns, so an Emitter that keeps values must copy what it keeps.
+// Operators are not safe for concurrent use.
+type Operator[In, Out any] interface {
+	Process(e Event[In], out Emitter[Out])
+	Advance(wm Time, out Emitter[Out])
+}
+
+// Chain returns the operator that feeds first's output into second.
+func Chain[A, B, C any](first Operator[A, B], second Operator[B, C]) Operator[A, C] {
+	c := &chain[A, B, C]{first: first, second: second}
+	c.mid.c = c
+	return c
+}
+
+type chain[A, B, C any] struct {
+	first  Operator[A, B]
+	second Operator[B, C]
+	mid    chainEmitter[A, B, C]
+	out    Emitter[C]
+}
+
+type chainEmitter[A, B, C any] struct{ c *chain[A, B, C] }
+
+func (m *chainEmitter[A, B, C]) Emit(e Event[B]) { m.c.second.Process(e, m.c.out) }
+
+func (c *chain[A, B, C]) Process(e Event[A], out Emitter[C]) {
+	c.out = out
+	c.first.Process(e, &c.mid)
+}
+
+func (c *chain[A, B, C]) Advance(wm Time, out Emitter[C]) {
+	c.out = out
+	c.first.Advance(wm, &c.mid)
+	c.second.Advance(wm, out)
+}

@@ -1,0 +1,63 @@
+package window
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+var pipelineLengths = []time.Duration{30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour}
+
+type sinkStats struct{ sum float64 }
+
+func (s *sinkStats) Emit(e stream.Event[[]Stats]) {
+	s.sum += e.Value[0].Mean + e.Value[len(e.Value)-1].Std
+}
+
+// priceWalk returns n BTC-like prices (cent steps around 1e5) at 100 ms apart.
+func priceWalk(n int, seed uint64) []stream.Event[float64] {
+	r := rand.New(rand.NewPCG(seed, seed))
+	cents := int64(9_919_048)
+	evs := make([]stream.Event[float64], n)
+	t := stream.Time(1_746_677_558_352)
+	for i := range evs {
+		cents += int64(r.IntN(21)) - 10
+		t += stream.Time(50 + r.IntN(100))
+		evs[i] = stream.Event[float64]{Key: "BTCUSDT", Time: t, Value: float64(cents) / 100}
+	}
+	return evs
+}
+
+// BenchmarkTrailingStatsSixWindows measures the moving-average stage's core: the
+// six trailing windows' count, mean and std together over in-order events.
+func BenchmarkTrailingStatsSixWindows(b *testing.B) {
+	evs := priceWalk(1<<16, 1)
+	tr, err := NewTrailingStats(pipelineLengths)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out sinkStats
+	// Warm up: fill the hour window so the benchmark measures steady state.
+	span := evs[len(evs)-1].Time - evs[0].Time
+	i, shift := 0, stream.Time(0)
+	next := func() stream.Event[float64] {
+		e := evs[i]
+		e.Time += shift
+		i++
+		if i == len(evs) {
+			i, shift = 0, shift+span+100
+		}
+		return e
+	}
+	for range 3 * len(evs) {
+		tr.Process(next(), &out)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		tr.Process(next(), &out)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
+}

@@ -1,0 +1,318 @@
+package window
+
+import (
+	"math"
+	"math/bits"
+)
+
+// Moments accumulates count, sum, mean and variance of float64 values, with
+// removal, exactly.
+//
+// Each value x is a multiple of 2^-s for some s (its granularity); Moments keeps
+// the integer X = x * 2^s of every value relative to a reference R (the first
+// value added after the accumulator was empty), and the exact sums S1 = Σ(X-R)
+// and S2 = Σ(X-R)^2 in 192-bit integers. Adding and removing are exact integer
+// operations, so nothing drifts however long a sliding window runs, a window
+// whose values are all equal has variance exactly 0, and the results are the
+// exact values rounded once: the mean and variance are within a few ulps of the
+// true ones, with no sum-of-squares cancellation.
+//
+// Exactness holds while every value held is below 2^62 in units of the finest
+// granularity held (for prices around 1e5 with any decimals, the values may
+// range over a factor of about 500). A value outside that range switches the
+// accumulator to Welford's streaming update in float64 (stable but no longer
+// exact) until it is empty again; Exact reports which mode is in force.
+// NaN and infinite values also select the float mode, and poison its results.
+//
+// The zero value is empty and ready. A Moments is not safe for concurrent use.
+type Moments struct {
+	n     int64
+	scale int     // s: values are integers in units of 2^-s
+	mul   float64 // 2^s
+	inv   float64 // 2^-s
+	limit float64 // 2^62 / 2^s: |x| must stay below it
+	ref   int64   // R, in units of 2^-s
+	s1    u192    // Σ(X-R), two's complement
+	s2    u192    // Σ(X-R)^2
+	float bool    // Welford mode
+	mean  float64 // Welford mean (float mode)
+	m2    float64 // Welford M2 (float mode)
+}
+
+// term is a value prepared for the exact sums: d = X - R and d^2.
+type term struct {
+	d      int64
+	sq1    uint64 // high 64 bits of d^2
+	sq0    uint64 // low 64 bits of d^2
+	scaled bool   // false: not representable at the current scale
+}
+
+// granularity returns the s for which x is an integer multiple of 2^-s
+// (the smallest such s, which may be negative for large integers).
+func granularity(x float64) int {
+	b := math.Float64bits(x)
+	exp := int(b >> 52 & 0x7ff)
+	mant := b & (1<<52 - 1)
+	if exp == 0 {
+		if mant == 0 {
+			return math.MinInt32 // zero fits any scale
+		}
+		exp = 1
+	} else {
+		mant |= 1 << 52
+	}
+	// x = mant * 2^(exp-1075)
+	return 1075 - exp - bits.TrailingZeros64(mant)
+}
+
+// Count returns the number of values held.
+func (m *Moments) Count() int64 { return m.n }
+
+// Exact reports whether the accumulator is in its exact mode.
+func (m *Moments) Exact() bool { return !m.float }
+
+// Reset empties the accumulator.
+func (m *Moments) Reset() { *m = Moments{} }
+
+// Add adds x.
+func (m *Moments) Add(x float64) {
+	if m.float {
+		m.addFloat(x)
+		return
+	}
+	t := m.prepare(x)
+	if !t.scaled {
+		if !m.rescale(x) {
+			m.toFloat()
+			m.addFloat(x)
+			return
+		}
+		t = m.prepare(x)
+	}
+	m.addTerm(t)
+}
+
+// Remove removes x, which must be a value added before and not yet removed.
+func (m *Moments) Remove(x float64) {
+	if m.n <= 1 {
+		m.Reset()
+		return
+	}
+	if m.float {
+		n := float64(m.n)
+		mean := (n*m.mean - x) / (n - 1)
+		m.m2 -= (x - m.mean) * (x - mean)
+		if m.m2 < 0 {
+			m.m2 = 0
+		}
+		m.mean = mean
+		m.n--
+		return
+	}
+	m.removeTerm(m.prepare(x))
+}
+
+// prepare converts x to a term at the current scale. A zero-count accumulator
+// takes x as its reference.
+func (m *Moments) prepare(x float64) term {
+	if m.n == 0 {
+		g := granularity(x)
+		if math.IsNaN(x) || math.IsInf(x, 0) || g > 1000 {
+			return term{}
+		}
+		if g == math.MinInt32 {
+			g = 0
+		}
+		m.setScale(max(g, m.scale))
+		if math.Abs(x) >= m.limit {
+			return term{}
+		}
+		m.ref = int64(x * m.mul)
+		return term{scaled: true}
+	}
+	if !(math.Abs(x) < m.limit) || granularity(x) > m.scale {
+		return term{}
+	}
+	d := int64(x*m.mul) - m.ref
+	a := uint64(d)
+	if d < 0 {
+		a = uint64(-d)
+	}
+	hi, lo := bits.Mul64(a, a)
+	return term{d: d, sq1: hi, sq0: lo, scaled: true}
+}
+
+func (m *Moments) setScale(s int) {
+	m.scale = s
+	m.mul = math.Ldexp(1, s)
+	m.inv = math.Ldexp(1, -s)
+	m.limit = math.Ldexp(1, 62-s)
+}
+
+// rescale moves to a finer scale that represents x, if the held values and the
+// sums still fit; it reports whether it could.
+func (m *Moments) rescale(x float64) bool {
+	g := granularity(x)
+	if math.IsNaN(x) || math.IsInf(x, 0) || g > 1000 {
+		return false
+	}
+	if g <= m.scale {
+		return false // x is too large at this scale, not too fine
+	}
+	shift := g - m.scale
+	if shift >= 62 {
+		return false
+	}
+	// The reference and the sums scale by 2^shift and 2^(2 shift); every
+	// held |value| * 2^g must stay below 2^62, and x too.
+	if math.Abs(x) >= math.Ldexp(1, 62-g) || m.maxHeldExceeds(g) {
+		return false
+	}
+	s1, ok1 := m.s1.shl(uint(shift))
+	s2, ok2 := m.s2.shl(uint(2 * shift))
+	ref := m.ref << uint(shift)
+	if !ok1 || !ok2 || ref>>uint(shift) != m.ref {
+		return false
+	}
+	m.s1, m.s2, m.ref = s1, s2, ref
+	m.setScale(g)
+	return true
+}
+
+// maxHeldExceeds reports whether the held values might not fit at scale g: it
+// bounds them through the reference and the largest possible deviation.
+func (m *Moments) maxHeldExceeds(g int) bool {
+	// Every held value satisfies |X - R| <= sqrt(S2) and |X| < 2^62 at the old
+	// scale; at scale g each grows by 2^(g-scale). Be conservative: require the
+	// old |R| + sqrt(S2) to fit 62-(g-scale) bits.
+	bound := math.Abs(float64(m.ref)) + math.Sqrt(m.s2.float())
+	return bound >= math.Ldexp(1, 62-(g-m.scale))
+}
+
+func (m *Moments) addTerm(t term) {
+	m.n++
+	m.s1.addSigned(t.d)
+	m.s2.add128(t.sq1, t.sq0)
+}
+
+func (m *Moments) removeTerm(t term) {
+	m.n--
+	m.s1.addSigned(-t.d)
+	m.s2.sub128(t.sq1, t.sq0)
+}
+
+// toFloat switches to Welford's update, starting from the exact state.
+func (m *Moments) toFloat() {
+	mean, pv := m.Mean(), m.PopVariance()
+	n := m.n
+	*m = Moments{n: n, float: true, mean: mean}
+	if n > 0 {
+		m.m2 = pv * float64(n)
+	}
+}
+
+func (m *Moments) addFloat(x float64) {
+	m.n++
+	delta := x - m.mean
+	m.mean += delta / float64(m.n)
+	m.m2 += delta * (x - m.mean)
+}
+
+// Mean returns the mean, or NaN when empty.
+func (m *Moments) Mean() float64 {
+	if m.n == 0 {
+		return math.NaN()
+	}
+	if m.float {
+		return m.mean
+	}
+	return float64(m.ref)*m.inv + m.s1.toFloat()/float64(m.n)*m.inv
+}
+
+// Sum returns the sum, or 0 when empty.
+func (m *Moments) Sum() float64 {
+	if m.n == 0 {
+		return 0
+	}
+	if m.float {
+		return m.mean * float64(m.n)
+	}
+	return float64(m.ref)*m.inv*float64(m.n) + m.s1.float()*m.inv
+}
+
+// numerator returns n*S2 - S1^2 = n * Σ(X - mean)^2 (scaled), exactly rounded once.
+func (m *Moments) numerator() float64 {
+	if s1, ok := m.s1.int64(); ok && m.s2[2] == 0 {
+		// Fast path, the common case: S1 fits 64 bits and S2 128 bits.
+		a := uint64(s1)
+		if s1 < 0 {
+			a = uint64(-s1)
+		}
+		sqH, sqL := bits.Mul64(a, a)
+		n := uint64(m.n)
+		h0, l0 := bits.Mul64(m.s2[0], n)
+		h1, l1 := bits.Mul64(m.s2[1], n)
+		r1, c := bits.Add64(l1, h0, 0)
+		r2 := h1 + c
+		r0, b := bits.Sub64(l0, sqL, 0)
+		r1, b = bits.Sub64(r1, sqH, b)
+		r2 -= b
+		return (&u192{r0, r1, r2}).ufloat()
+	}
+	var a u192
+	if m.s1.neg() {
+		a = m.s1.negate()
+	} else {
+		a = m.s1
+	}
+	sq := a.square()
+	num := m.s2.mul64(uint64(m.n))
+	num.sub(sq)
+	return num.ufloat()
+}
+
+// Variance returns the sample variance (divisor n-1), or NaN with fewer than
+// two values.
+func (m *Moments) Variance() float64 {
+	if m.n < 2 {
+		return math.NaN()
+	}
+	if m.float {
+		return m.m2 / float64(m.n-1)
+	}
+	n := float64(m.n)
+	return m.numerator() / (n * (n - 1)) * m.inv * m.inv
+}
+
+// PopVariance returns the population variance (divisor n), or NaN when empty.
+func (m *Moments) PopVariance() float64 {
+	if m.n == 0 {
+		return math.NaN()
+	}
+	if m.float {
+		return m.m2 / float64(m.n)
+	}
+	n := float64(m.n)
+	return m.numerator() / (n * n) * m.inv * m.inv
+}
+
+// stats returns count, mean, sample variance and std with a single division.
+func (m *Moments) stats() Stats {
+	if m.float || m.n < 2 {
+		v := m.Variance()
+		return Stats{Count: m.n, Mean: m.Mean(), Variance: v, Std: math.Sqrt(v)}
+	}
+	n := float64(m.n)
+	r := 1 / (n * (n - 1)) // 1/n = (n-1) r
+	mean := float64(m.ref)*m.inv + m.s1.toFloat()*((n-1)*r)*m.inv
+	v := m.numerator() * r * m.inv * m.inv
+	return Stats{Count: m.n, Mean: mean, Variance: v, Std: math.Sqrt(v)}
+}
+
+// Std returns the sample standard deviation (n-1), or NaN with fewer than two values.
+func (m *Moments) Std() float64 { return math.Sqrt(m.Variance()) }
+
+// PopStd returns the population standard deviation, or NaN when empty.
+func (m *Moments) PopStd() float64 { return math.Sqrt(m.PopVariance()) }
+
+func bitsMul64(a, b uint64) (hi, lo uint64) { return bits.Mul64(a, b) }
