@@ -38,6 +38,8 @@ type Join[L, R any] struct {
 	onLeftOnly  func(Event[L])
 	onRightOnly func(Event[R])
 	stats       JoinStats
+	waitLeft    int // unmatched events held
+	waitRight   int
 }
 
 type waiting[V any] struct {
@@ -58,7 +60,7 @@ func (j *Join[L, R]) Stats() JoinStats { return j.stats }
 func (j *Join[L, R]) Watermark() Time { return j.wm }
 
 // Waiting returns the number of events waiting for a partner on each side.
-func (j *Join[L, R]) Waiting() (left, right int) { return j.left.Len(), j.right.Len() }
+func (j *Join[L, R]) Waiting() (left, right int) { return j.waitLeft, j.waitRight }
 
 // Left offers an event of the left stream.
 func (j *Join[L, R]) Left(e Event[L], out Emitter[Pair[L, R]]) {
@@ -76,11 +78,14 @@ func (j *Join[L, R]) Left(e Event[L], out Emitter[Pair[L, R]]) {
 			return
 		}
 		w.matched = true
+		j.waitRight--
 		j.stats.Pairs++
 		out.Emit(Event[Pair[L, R]]{Key: e.Key, Time: e.Time, Value: Pair[L, R]{Left: e.Value, Right: w.ev.Value}})
 		return
 	}
-	if !insert(&j.left, e) {
+	if insert(&j.left, e) {
+		j.waitLeft++
+	} else {
 		j.stats.Duplicates++
 	}
 }
@@ -101,11 +106,14 @@ func (j *Join[L, R]) Right(e Event[R], out Emitter[Pair[L, R]]) {
 			return
 		}
 		w.matched = true
+		j.waitLeft--
 		j.stats.Pairs++
 		out.Emit(Event[Pair[L, R]]{Key: e.Key, Time: e.Time, Value: Pair[L, R]{Left: w.ev.Value, Right: e.Value}})
 		return
 	}
-	if !insert(&j.right, e) {
+	if insert(&j.right, e) {
+		j.waitRight++
+	} else {
 		j.stats.Duplicates++
 	}
 }
@@ -131,6 +139,7 @@ func (j *Join[L, R]) evict() {
 	for j.left.Len() > 0 && j.left.Front().ev.Time < wm {
 		w := j.left.PopFront()
 		if !w.matched {
+			j.waitLeft--
 			j.stats.UnmatchedLeft++
 			if j.onLeftOnly != nil {
 				j.onLeftOnly(w.ev)
@@ -140,6 +149,7 @@ func (j *Join[L, R]) evict() {
 	for j.right.Len() > 0 && j.right.Front().ev.Time < wm {
 		w := j.right.PopFront()
 		if !w.matched {
+			j.waitRight--
 			j.stats.UnmatchedRight++
 			if j.onRightOnly != nil {
 				j.onRightOnly(w.ev)

@@ -1,0 +1,267 @@
+package stream
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// collect is an Emitter that keeps what it receives.
+type collect[T any] struct{ got []Event[T] }
+
+func (c *collect[T]) Emit(e Event[T]) { c.got = append(c.got, e) }
+
+// identity is an Operator that forwards every event.
+type identity[T any] struct{ advances []Time }
+
+func (o *identity[T]) Process(e Event[T], out Emitter[T]) { out.Emit(e) }
+func (o *identity[T]) Advance(wm Time, _ Emitter[T])      { o.advances = append(o.advances, wm) }
+
+func ev(key string, t Time, v int) Event[int] { return Event[int]{Key: key, Time: t, Value: v} }
+
+func TestSequencerOffer(t *testing.T) {
+	tests := []struct {
+		name    string
+		wm      Time // watermark set before the offers
+		offers  []Event[int]
+		want    []Verdict
+		release []Event[int] // after Advance(MaxTime)
+	}{
+		{"empty", MinTime, nil, nil, nil},
+		{"single", MinTime, []Event[int]{ev("a", 5, 1)}, []Verdict{Accepted}, []Event[int]{ev("a", 5, 1)}},
+		{"out of order is sorted by time then key", MinTime,
+			[]Event[int]{ev("b", 5, 1), ev("a", 7, 2), ev("a", 5, 3), ev("c", 1, 4)},
+			[]Verdict{Accepted, Accepted, Accepted, Accepted},
+			[]Event[int]{ev("c", 1, 4), ev("a", 5, 3), ev("b", 5, 1), ev("a", 7, 2)}},
+		{"first duplicate wins", MinTime,
+			[]Event[int]{ev("a", 5, 1), ev("a", 6, 2), ev("a", 5, 3), ev("a", 6, 4)},
+			[]Verdict{Accepted, Accepted, Duplicate, Duplicate},
+			[]Event[int]{ev("a", 5, 1), ev("a", 6, 2)}},
+		{"same time other key is not a duplicate", MinTime,
+			[]Event[int]{ev("a", 5, 1), ev("b", 5, 2)},
+			[]Verdict{Accepted, Accepted},
+			[]Event[int]{ev("a", 5, 1), ev("b", 5, 2)}},
+		{"exactly at the watermark is on time, below is late", 100,
+			[]Event[int]{ev("a", 100, 1), ev("a", 99, 2)},
+			[]Verdict{Accepted, Late},
+			[]Event[int]{ev("a", 100, 1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewSequencer[int]()
+			var sink collect[int]
+			s.Advance(tt.wm, &sink)
+			require.Empty(t, sink.got, "nothing held yet")
+			var got []Verdict
+			for _, e := range tt.offers {
+				got = append(got, s.Offer(e))
+			}
+			assert.Equal(t, tt.want, got, "verdicts")
+			s.Advance(MaxTime, &sink)
+			assert.Equal(t, tt.release, sink.got, "released events")
+			assert.Zero(t, s.Held(), "nothing held after end of input")
+		})
+	}
+}
+
+func TestSequencerReleasesOnlyBelowWatermark(t *testing.T) {
+	s := NewSequencer[int]()
+	var sink collect[int]
+	for _, e := range []Event[int]{ev("a", 10, 0), ev("a", 20, 0), ev("a", 30, 0)} {
+		s.Offer(e)
+	}
+	s.Advance(20, &sink)
+	assert.Equal(t, []Event[int]{ev("a", 10, 0)}, sink.got, "an event at the watermark is not yet final")
+	s.Advance(15, &sink)
+	assert.Equal(t, Time(20), s.Watermark(), "the watermark never decreases")
+	assert.Equal(t, Late, s.Offer(ev("a", 19, 0)), "below the watermark")
+	assert.Equal(t, Late, s.Offer(ev("a", 10, 0)), "a duplicate below the watermark counts as late")
+	assert.Equal(t, Duplicate, s.Offer(ev("a", 20, 1)), "a duplicate of a held event")
+	s.Advance(31, &sink)
+	assert.Len(t, sink.got, 3, "a watermark jump releases everything below it")
+}
+
+// TestArrivalOrderIndependence feeds the same events, in many arrival orders
+// that respect the lateness bound, through a Driver with an identity operator:
+// the released sequence must be identical every time, equal to the reference
+// (distinct identities, first arrival wins, sorted by time then key), and
+// nothing may be late.
+func TestArrivalOrderIndependence(t *testing.T) {
+	const seed = 42
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, seed))
+	const lateness = 2000
+	keys := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+	var events []Event[int]
+	tm := Time(1_700_000_000_000)
+	for i := range 3000 {
+		tm += Time(r.IntN(120))
+		events = append(events, ev(keys[r.IntN(len(keys))], tm, i))
+	}
+	// Reference: keep the first event of each identity, in (time, key) order.
+	type id struct {
+		k string
+		t Time
+	}
+	seen := map[id]bool{}
+	var want []Event[int]
+	for _, e := range events {
+		if !seen[id{e.Key, e.Time}] {
+			seen[id{e.Key, e.Time}] = true
+			want = append(want, e)
+		}
+	}
+	slices.SortStableFunc(want, func(a, b Event[int]) int {
+		if a.Before(&b) {
+			return -1
+		}
+		if b.Before(&a) {
+			return 1
+		}
+		return 0
+	})
+	for trial := range 20 {
+		// Shuffle by a random delay within the lateness: an event may arrive
+		// after later ones as long as no event arrives more than `lateness`
+		// behind the largest time seen before it. Duplicates keep their order
+		// so that the first one still arrives first.
+		// Duplicates share their first occurrence's delay, so the stable sort
+		// keeps them in their original order and the first still wins.
+		arrival := slices.Clone(events)
+		delayOf := map[id]Time{}
+		keyOf := make([]Time, len(arrival))
+		for i, e := range arrival {
+			d, ok := delayOf[id{e.Key, e.Time}]
+			if !ok {
+				d = Time(r.IntN(lateness))
+				delayOf[id{e.Key, e.Time}] = d
+			}
+			keyOf[i] = e.Time + d
+		}
+		idx := make([]int, len(arrival))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return int(keyOf[a] - keyOf[b]) })
+		var sink collect[int]
+		op := &identity[int]{}
+		d, err := NewDriver[int, int](op, &sink, WithLateness(lateness*time.Millisecond))
+		require.NoError(t, err, "NewDriver")
+		for _, i := range idx {
+			d.Push(0, arrival[i], time.Time{})
+		}
+		d.Finish()
+		st := d.Stats()
+		require.Zero(t, st.Late, "trial %d: no event is late within the bound", trial)
+		assert.Equal(t, uint64(len(want)), st.Accepted, "trial %d: accepted", trial)
+		assert.Equal(t, uint64(len(events)-len(want)), st.Duplicates, "trial %d: duplicates", trial)
+		requireSameEvents(t, want, sink.got, "trial %d: released sequence", trial)
+		assert.True(t, slices.IsSorted(op.advances), "trial %d: watermarks only grow", trial)
+		assert.Equal(t, MaxTime, op.advances[len(op.advances)-1], "trial %d: end of input", trial)
+	}
+}
+
+func TestDriverLateSinkAndStats(t *testing.T) {
+	var late []Event[int]
+	var sink collect[int]
+	d, err := NewDriver[int, int](&identity[int]{}, &sink, WithLateness(10*time.Second),
+		WithLateSink(func(e Event[int]) { late = append(late, e) }))
+	require.NoError(t, err, "NewDriver")
+	assert.Equal(t, Accepted, d.Push(0, ev("a", 20_000, 1), time.Time{}), "first")
+	assert.Equal(t, Accepted, d.Push(0, ev("a", 10_000, 2), time.Time{}), "exactly at the lateness bound")
+	assert.Equal(t, Late, d.Push(0, ev("a", 9_999, 3), time.Time{}), "one ms beyond the bound")
+	assert.Equal(t, Duplicate, d.Push(0, ev("a", 20_000, 4), time.Time{}), "duplicate")
+	assert.Equal(t, Accepted, d.Push(0, ev("a", 40_000, 5), time.Time{}), "watermark jump to 30s")
+	assert.Equal(t, []Event[int]{ev("a", 10_000, 2), ev("a", 20_000, 1)}, sink.got, "released by the jump")
+	d.Finish()
+	assert.Equal(t, Stats{Accepted: 3, Late: 1, Duplicates: 1}, d.Stats(), "stats")
+	assert.Equal(t, []Event[int]{ev("a", 9_999, 3)}, late, "late sink")
+	assert.Len(t, sink.got, 3, "end of input flushes")
+}
+
+func TestDriverOptionsValidated(t *testing.T) {
+	var sink collect[int]
+	for _, tt := range []struct {
+		name string
+		opt  Option
+	}{
+		{"negative lateness", WithLateness(-time.Second)},
+		{"negative idle", WithIdleTimeout(-time.Second, false)},
+		{"late sink of the wrong type", WithLateSink(func(Event[string]) {})},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewDriver[int, int](&identity[int]{}, &sink, tt.opt)
+			assert.ErrorIs(t, err, ErrBadOption, "constructor error")
+		})
+	}
+	_, err := NewDriver[int, int](nil, &sink)
+	assert.ErrorIs(t, err, ErrBadOption, "nil operator")
+}
+
+func TestChain(t *testing.T) {
+	double := &mapOp{f: func(v int) int { return 2 * v }}
+	inc := &mapOp{f: func(v int) int { return v + 1 }}
+	var sink collect[int]
+	c := Chain[int, int, int](double, inc)
+	c.Process(ev("a", 1, 5), &sink)
+	c.Advance(10, &sink)
+	assert.Equal(t, []Event[int]{ev("a", 1, 11)}, sink.got, "chained")
+	assert.Equal(t, []Time{10}, double.advances, "first advanced")
+	assert.Equal(t, []Time{10}, inc.advances, "second advanced")
+}
+
+type mapOp struct {
+	f        func(int) int
+	advances []Time
+}
+
+func (m *mapOp) Process(e Event[int], out Emitter[int]) {
+	out.Emit(Event[int]{Key: e.Key, Time: e.Time, Value: m.f(e.Value)})
+}
+func (m *mapOp) Advance(wm Time, _ Emitter[int]) { m.advances = append(m.advances, wm) }
+
+func BenchmarkSequencerInOrder(b *testing.B) {
+	s := NewSequencer[float64]()
+	out := EmitFunc[float64](func(Event[float64]) {})
+	tm := Time(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		tm += 100
+		s.Offer(Event[float64]{Key: "BTCUSDT", Time: tm, Value: 1})
+		s.Advance(tm-10_000, out)
+	}
+}
+
+func ExampleDriver() {
+	var out collect[int]
+	d, _ := NewDriver[int, int](&identity[int]{}, &out, WithLateness(10*time.Second))
+	for _, e := range []Event[int]{ev("BTCUSDT", 20_000, 1), ev("BTCUSDT", 15_000, 2), ev("BTCUSDT", 20_000, 3), ev("BTCUSDT", 5_000, 4)} {
+		fmt.Println(e.Time, d.Push(0, e, time.Time{}))
+	}
+	d.Finish()
+	for _, e := range out.got {
+		fmt.Println("released", e.Time, e.Value)
+	}
+	// Output:
+	// 1970-01-01T00:00:20.000Z accepted
+	// 1970-01-01T00:00:15.000Z accepted
+	// 1970-01-01T00:00:20.000Z duplicate
+	// 1970-01-01T00:00:05.000Z late
+	// released 1970-01-01T00:00:15.000Z 2
+	// released 1970-01-01T00:00:20.000Z 1
+}
+
+// requireSameEvents compares two event sequences and reports the first
+// difference only, to keep failure output readable.
+func requireSameEvents[T comparable](t *testing.T, want, got []Event[T], msg string, args ...any) {
+	t.Helper()
+	for i := range min(len(want), len(got)) {
+		require.Equal(t, want[i], got[i], "%s: first difference at %d", fmt.Sprintf(msg, args...), i)
+	}
+	require.Equal(t, len(want), len(got), "%s: length", fmt.Sprintf(msg, args...))
+}
