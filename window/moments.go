@@ -123,7 +123,7 @@ func (m *Moments) prepare(x float64) term {
 		if g == math.MinInt32 {
 			g = 0
 		}
-		m.setScale(max(g, m.scale))
+		m.setScale(g) // an empty accumulator is free to choose its scale
 		if math.Abs(x) >= m.limit {
 			return term{}
 		}
@@ -203,12 +203,13 @@ func (m *Moments) removeTerm(t term) {
 
 // toFloat switches to Welford's update, starting from the exact state.
 func (m *Moments) toFloat() {
-	mean, pv := m.Mean(), m.PopVariance()
 	n := m.n
-	*m = Moments{n: n, float: true, mean: mean}
-	if n > 0 {
-		m.m2 = pv * float64(n)
+	if n == 0 {
+		*m = Moments{float: true}
+		return
 	}
+	mean, pv := m.Mean(), m.PopVariance()
+	*m = Moments{n: n, float: true, mean: mean, m2: pv * float64(n)}
 }
 
 func (m *Moments) addFloat(x float64) {

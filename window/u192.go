@@ -140,7 +140,11 @@ func (a *u192) ufloat() float64 {
 		}
 		exp = 128 - int(lz)
 	}
-	// Keep 63 bits (and the sticky bit) so that the int64 conversion applies.
+	if int64(top) >= 0 {
+		return float64(int64(top)) * pow2(exp) // exact below 2^53, rounded once above
+	}
+	// Keep 63 bits and a sticky bit, so that the int64 conversion applies; the
+	// dropped bit is 10 places below the rounding position.
 	return float64(int64(top>>1|top&1)) * pow2(exp+1)
 }
 

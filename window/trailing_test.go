@@ -1,0 +1,217 @@
+package window
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+type statsOut struct {
+	keys  []string
+	times []stream.Time
+	stats [][]Stats
+}
+
+func (o *statsOut) Emit(e stream.Event[[]Stats]) {
+	o.keys = append(o.keys, e.Key)
+	o.times = append(o.times, e.Time)
+	o.stats = append(o.stats, append([]Stats(nil), e.Value...)) // the slice is reused
+}
+
+// bruteWindow returns the values of key's events with time in (t-w, t].
+func bruteWindow(evs []stream.Event[float64], key string, t, w stream.Time) []float64 {
+	var xs []float64
+	for _, e := range evs {
+		if e.Key == key && e.Time > t-w && e.Time <= t {
+			xs = append(xs, e.Value)
+		}
+	}
+	return xs
+}
+
+func checkTrailing(t *testing.T, lengths []time.Duration, evs []stream.Event[float64]) {
+	t.Helper()
+	tr, err := NewTrailingStats(lengths)
+	require.NoError(t, err, "NewTrailingStats")
+	var out statsOut
+	for _, e := range evs {
+		tr.Process(e, &out)
+	}
+	tr.Advance(stream.MaxTime, &out)
+	require.Len(t, out.stats, len(evs), "one result per event")
+	for i, e := range evs {
+		require.Equal(t, e.Key, out.keys[i], "key of result %d", i)
+		require.Equal(t, e.Time, out.times[i], "time of result %d", i)
+		for w, l := range lengths {
+			xs := bruteWindow(evs, e.Key, e.Time, stream.DurationOf(l))
+			got := out.stats[i][w]
+			msg := fmt.Sprintf("event %d (%s@%d) window %v", i, e.Key, e.Time, l)
+			require.Equal(t, int64(len(xs)), got.Count, "%s: count", msg)
+			checkAccuracy(t, xs, got.Mean, got.Variance, msg)
+			if len(xs) < 2 {
+				assert.True(t, math.IsNaN(got.Std), "%s: std undefined with one event", msg)
+			} else {
+				assert.Equal(t, math.Sqrt(got.Variance), got.Std, "%s: std is the root of the variance", msg)
+			}
+		}
+	}
+}
+
+func TestTrailingStatsEdges(t *testing.T) {
+	ms := func(key string, t stream.Time, v float64) stream.Event[float64] {
+		return stream.Event[float64]{Key: key, Time: t, Value: v}
+	}
+	lengths := []time.Duration{30 * time.Millisecond, time.Second}
+	tests := []struct {
+		name string
+		evs  []stream.Event[float64]
+	}{
+		{"empty", nil},
+		{"single", []stream.Event[float64]{ms("a", 100, 99190.48)}},
+		{"equal prices give std exactly 0", []stream.Event[float64]{ms("a", 1, 5.5), ms("a", 2, 5.5), ms("a", 3, 5.5)}},
+		{"event exactly at t-W leaves, just after stays", []stream.Event[float64]{
+			ms("a", 100, 1), ms("a", 101, 2), ms("a", 130, 4), ms("a", 131, 8)}},
+		{"quiet spell empties the window", []stream.Event[float64]{
+			ms("a", 0, 99190.48), ms("a", 10, 99190.49), ms("a", 5000, 99000.01), ms("a", 5001, 99000.02)}},
+		{"keys interleaved at equal times", []stream.Event[float64]{
+			ms("a", 1, 10), ms("b", 1, 20), ms("a", 2, 11), ms("b", 2, 19), ms("c", 2, 1), ms("a", 40, 12)}},
+		{"price crosses a power of two (scale change)", []stream.Event[float64]{
+			ms("a", 1, 65535.99), ms("a", 2, 65536.01), ms("a", 3, 65535.995), ms("a", 4, 131072.5), ms("a", 5, 32767.75)}},
+		{"values that cannot be exact fall back", []stream.Event[float64]{
+			ms("a", 1, 1e300), ms("a", 2, 1e-300), ms("a", 3, 7), ms("a", 2000, 3), ms("a", 2001, 4)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "values that cannot be exact fall back" {
+				// Only the exact part can be held to the exact reference: once
+				// the huge values have left, results are exact again.
+				tr, err := NewTrailingStats(lengths)
+				require.NoError(t, err, "NewTrailingStats")
+				var out statsOut
+				for _, e := range tt.evs {
+					tr.Process(e, &out)
+				}
+				last := out.stats[len(out.stats)-1]
+				assert.Equal(t, int64(2), last[1].Count, "1s window after the spell")
+				assert.Equal(t, 3.5, last[1].Mean, "mean")
+				assert.Equal(t, 0.5, last[1].Variance, "variance")
+				return
+			}
+			checkTrailing(t, lengths, tt.evs)
+		})
+	}
+}
+
+// TestTrailingStatsRandomized compares every result with a brute-force exact
+// recomputation over the raw events, on BTC-like streams (cents around 1e5,
+// ties, quiet spells, bursts at one millisecond apart, several keys).
+func TestTrailingStatsRandomized(t *testing.T) {
+	lengths := []time.Duration{30 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, time.Second}
+	for _, seed := range []uint64{11, 12} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			t.Logf("seed %d", seed)
+			r := rand.New(rand.NewPCG(seed, seed))
+			keys := []string{"BTCUSDT", "ETHUSDT"}
+			last := map[string]stream.Time{}
+			cents := map[string]int64{"BTCUSDT": 9_919_048, "ETHUSDT": 250_011}
+			var evs []stream.Event[float64]
+			tm := stream.Time(1_700_000_000_000)
+			for range 1500 {
+				switch r.IntN(20) {
+				case 0:
+					tm += 1500 // quiet spell longer than every window
+				default:
+					tm += stream.Time(r.IntN(12))
+				}
+				k := keys[r.IntN(2)]
+				if last[k] >= tm {
+					continue // per key, times strictly increase (the Sequencer's guarantee)
+				}
+				last[k] = tm
+				if r.IntN(4) != 0 {
+					cents[k] += int64(r.IntN(5)) - 2
+				}
+				evs = append(evs, stream.Event[float64]{Key: k, Time: tm, Value: float64(cents[k]) / 100})
+			}
+			checkTrailing(t, lengths, evs)
+		})
+	}
+}
+
+func TestTrailingStatsNoAllocationsInSteadyState(t *testing.T) {
+	tr, err := NewTrailingStats(pipelineLengths)
+	require.NoError(t, err, "NewTrailingStats")
+	var out sinkStats
+	evs := priceWalk(1<<14, 3)
+	for _, e := range evs {
+		tr.Process(e, &out)
+	}
+	shift, i := evs[len(evs)-1].Time-evs[0].Time+100, 0
+	allocs := testing.AllocsPerRun(5000, func() {
+		e := evs[i%len(evs)]
+		e.Time += shift * stream.Time(1+i/len(evs))
+		tr.Process(e, &out)
+		i++
+	})
+	assert.Zero(t, allocs, "allocations per event")
+}
+
+func TestTrailingSweepsIdleKeys(t *testing.T) {
+	tr, err := NewTrailingStats([]time.Duration{time.Second})
+	require.NoError(t, err, "NewTrailingStats")
+	var out statsOut
+	tr.Process(stream.Event[float64]{Key: "a", Time: 0, Value: 1}, &out)
+	tr.Process(stream.Event[float64]{Key: "b", Time: 5000, Value: 1}, &out)
+	tr.Advance(5001, &out)
+	assert.Len(t, tr.keys, 1, "key a left the largest window and its state is dropped")
+	tr.Process(stream.Event[float64]{Key: "a", Time: 6000, Value: 3}, &out)
+	assert.Equal(t, int64(1), out.stats[2][0].Count, "a starts afresh")
+}
+
+func TestTrailingGenericAgainstBruteForce(t *testing.T) {
+	const seed = 21
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, seed))
+	lengths := []time.Duration{5 * time.Millisecond, 20 * time.Millisecond}
+	tr, err := NewTrailing(lengths, Func[float64, float64](NewMax))
+	require.NoError(t, err, "NewTrailing")
+	var evs []stream.Event[float64]
+	tm := stream.Time(0)
+	for range 2000 {
+		tm += stream.Time(1 + r.IntN(4))
+		evs = append(evs, stream.Event[float64]{Key: "k", Time: tm, Value: float64(r.IntN(10))})
+	}
+	var got [][]float64
+	out := stream.EmitFunc[[]float64](func(e stream.Event[[]float64]) { got = append(got, append([]float64(nil), e.Value...)) })
+	for _, e := range evs {
+		tr.Process(e, out)
+	}
+	require.Len(t, got, len(evs), "one result per event")
+	for i, e := range evs {
+		for w, l := range lengths {
+			want := math.Inf(-1)
+			for _, x := range bruteWindow(evs, "k", e.Time, stream.DurationOf(l)) {
+				want = max(want, x)
+			}
+			require.Equal(t, want, got[i][w], "event %d window %v", i, l)
+		}
+	}
+}
+
+func TestTrailingValidates(t *testing.T) {
+	for _, ls := range [][]time.Duration{nil, {0}, {-time.Second}, {1500 * time.Microsecond}} {
+		_, err := NewTrailingStats(ls)
+		assert.ErrorIs(t, err, ErrBadWindow, "lengths %v", ls)
+		_, err = NewTrailing(ls, Func[float64, float64](NewMean))
+		assert.ErrorIs(t, err, ErrBadWindow, "generic, lengths %v", ls)
+	}
+	_, err := NewTrailing[float64, float64]([]time.Duration{time.Second}, nil)
+	assert.ErrorIs(t, err, ErrBadWindow, "nil factory")
+}
