@@ -322,7 +322,7 @@ func (d *Decoder) Decode(b []byte) (Price, error) {
 		switch k {
 		case "symbol":
 			symKind = s.value(1)
-			if symKind == '"' {
+			if symKind == '"' && !s.err {
 				symRaw = b[start+1 : s.i-1]
 				symEsc = bytesHasBackslash(symRaw)
 			}
@@ -331,7 +331,7 @@ func (d *Decoder) Decode(b []byte) (Price, error) {
 			priceRaw = b[start:s.i]
 		case "timestamp":
 			timeKind = s.value(1)
-			if timeKind == '"' {
+			if timeKind == '"' && !s.err {
 				timeRaw = b[start+1 : s.i-1]
 				timeEsc = bytesHasBackslash(timeRaw)
 			}

@@ -11,7 +11,9 @@ var errTime = errors.New("timestamp is not RFC 3339 with an offset")
 // ParseTime parses an RFC 3339 date-time with an offset: YYYY-MM-DDTHH:MM:SS,
 // an optional fraction of any length, and Z or ±HH:MM. The separator may be T,
 // t or a space (RFC 3339 section 5.6 allows the latter two) and Z may be z. The
-// result is normalised to UTC and truncated to the millisecond.
+// result is normalised to UTC and truncated to the millisecond; a time whose UTC
+// form falls outside the years 0000..9999 is rejected, since no RFC 3339
+// timestamp could carry it onwards.
 func ParseTime(b []byte) (stream.Time, error) {
 	if len(b) < 20 {
 		return 0, errTime
@@ -76,8 +78,18 @@ func ParseTime(b []byte) (stream.Time, error) {
 		return 0, errTime
 	}
 	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec) - offset
-	return stream.Time(secs*1000 + ms), nil
+	t := stream.Time(secs*1000 + ms)
+	if t < minRFC3339 || t > maxRFC3339 {
+		return 0, errTime // its UTC form is outside years 0000..9999: it could not be written back
+	}
+	return t, nil
 }
+
+// The instants whose UTC form RFC 3339 can write: years 0000 to 9999.
+var (
+	minRFC3339 = stream.Time(daysFromCivil(0, 1, 1) * 86400 * 1000)
+	maxRFC3339 = stream.Time(daysFromCivil(10000, 1, 1)*86400*1000 - 1)
+)
 
 func digits(b []byte) (int, bool) {
 	n := 0
