@@ -34,6 +34,48 @@ func appendFloat(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
+const twoDigits = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" +
+	"30313233343536373839" + "40414243444546474849" + "50515253545556575859" + "60616263646566676869" +
+	"70717273747576777879" + "80818283848586878889" + "90919293949596979899"
+
+// fixedLimit bounds the values appendFixed writes with integer arithmetic:
+// |f| * 1e12 must stay below 2^63.
+const fixedLimit = 9e6
+
+// appendFixed appends f rounded to 12 decimals, trailing zeros trimmed: an
+// absolute error of at most 5e-13 (plus the rounding of f * 1e12, below 1e-12
+// for |f| < 9e6), several times cheaper than the shortest representation. The
+// statistics use it where that error is far inside SPEC section 3's bounds:
+// for |f| >= 1 (relative error <= 1e-12) and for z-scores, whose accuracy is
+// absolute. Other values, and NaN or infinities (null), go to appendFloat.
+func appendFixed(dst []byte, f float64, minAbs float64) []byte {
+	a := math.Abs(f)
+	if !(a >= minAbs && a < fixedLimit) {
+		return appendFloat(dst, f)
+	}
+	n := uint64(math.Round(a * 1e12))
+	if f < 0 && n != 0 {
+		dst = append(dst, '-')
+	}
+	whole, frac := n/1_000_000_000_000, n%1_000_000_000_000
+	dst = strconv.AppendUint(dst, whole, 10)
+	if frac == 0 {
+		return dst
+	}
+	var digits [13]byte
+	digits[0] = '.'
+	for i := 11; i >= 1; i -= 2 { // two digits at a time
+		d := frac % 100
+		frac /= 100
+		digits[i], digits[i+1] = twoDigits[2*d], twoDigits[2*d+1]
+	}
+	end := 13
+	for digits[end-1] == '0' {
+		end--
+	}
+	return append(dst, digits[:end]...)
+}
+
 // appendSeconds appends a millisecond count as seconds with at least one
 // decimal: 20000 -> 20.0, 960 -> 0.96, 1001 -> 1.001.
 func appendSeconds(dst []byte, ms stream.Time) []byte {
@@ -83,18 +125,27 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-func appendHead(dst []byte, key string, t stream.Time) []byte {
+func (e *Encoder) appendHead(dst []byte, key string, t stream.Time) []byte {
 	dst = append(dst, `{"timestamp":"`...)
-	dst = AppendTime(dst, t)
+	if e.lastTS == nil || t != e.lastT {
+		e.lastT, e.lastTS = t, AppendTime(e.lastTS[:0], t)
+	}
+	dst = append(dst, e.lastTS...)
 	dst = append(dst, `","symbol":`...)
 	return appendString(dst, key)
 }
 
 // Encoder writes the pipeline's JSON records. Its labels follow the windows'
-// order. It is safe for concurrent use once built (it is read-only).
+// order. Numbers: prices as the shortest representation that reads back
+// exactly; averages and standard deviations of at least 1, and z-scores,
+// rounded to 12 decimals (see appendFixed); smaller statistics in the shortest
+// representation. An Encoder caches the last timestamp it formatted, so it is
+// not safe for concurrent use.
 type Encoder struct {
 	labels  []string
 	horizon stream.Time
+	lastT   stream.Time
+	lastTS  []byte
 }
 
 // NewEncoder returns an Encoder for the given windows and lookahead horizon.
@@ -122,7 +173,7 @@ func AppendPrice(dst []byte, p Price) []byte {
 
 // AppendMoving appends a btc-price-moving record.
 func (e *Encoder) AppendMoving(dst []byte, key string, t stream.Time, stats []window.Stats) []byte {
-	dst = appendHead(dst, key, t)
+	dst = e.appendHead(dst, key, t)
 	dst = append(dst, `,"windows":[`...)
 	for i, st := range stats {
 		if i > 0 {
@@ -131,9 +182,9 @@ func (e *Encoder) AppendMoving(dst []byte, key string, t stream.Time, stats []wi
 		dst = append(dst, `{"window":"`...)
 		dst = append(dst, e.labels[i]...)
 		dst = append(dst, `","avg_price":`...)
-		dst = appendFloat(dst, st.Mean)
+		dst = appendFixed(dst, st.Mean, 1)
 		dst = append(dst, `,"std_price":`...)
-		dst = appendFloat(dst, st.Std)
+		dst = appendFixed(dst, st.Std, 1)
 		dst = append(dst, `,"count":`...)
 		dst = strconv.AppendInt(dst, st.Count, 10)
 		dst = append(dst, '}')
@@ -143,7 +194,7 @@ func (e *Encoder) AppendMoving(dst []byte, key string, t stream.Time, stats []wi
 
 // AppendZScore appends a btc-price-zscore record.
 func (e *Encoder) AppendZScore(dst []byte, key string, t stream.Time, price float64, scores []zscore.Score) []byte {
-	dst = appendHead(dst, key, t)
+	dst = e.appendHead(dst, key, t)
 	dst = append(dst, `,"price":`...)
 	dst = appendFloat(dst, price)
 	dst = append(dst, `,"zscores":[`...)
@@ -155,7 +206,7 @@ func (e *Encoder) AppendZScore(dst []byte, key string, t stream.Time, price floa
 		dst = append(dst, e.labels[i]...)
 		dst = append(dst, `","zscore_price":`...)
 		if sc.OK {
-			dst = appendFloat(dst, sc.Z)
+			dst = appendFixed(dst, sc.Z, 0)
 		} else {
 			dst = append(dst, "null"...)
 		}
@@ -167,7 +218,7 @@ func (e *Encoder) AppendZScore(dst []byte, key string, t stream.Time, price floa
 // AppendLookahead appends a btc-price-higher (field higher_window) or
 // btc-price-lower (lower_window) record: seconds to the match, or the horizon.
 func (e *Encoder) AppendLookahead(dst []byte, field string, key string, t stream.Time, m lookahead.Match[float64]) []byte {
-	dst = appendHead(dst, key, t)
+	dst = e.appendHead(dst, key, t)
 	dst = append(dst, ',', '"')
 	dst = append(dst, field...)
 	dst = append(dst, '"', ':')

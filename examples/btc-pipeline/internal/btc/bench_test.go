@@ -1,0 +1,68 @@
+package btc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// benchInput returns n in-order btc-price lines: a random walk in cents around
+// 1e5, 50..150 ms apart, one symbol, as the lab's extract stage writes them.
+func benchInput(n int) []byte {
+	r := rand.New(rand.NewPCG(1, 1))
+	var b bytes.Buffer
+	cents := int64(9_919_048)
+	t := stream.Time(1_746_677_558_352)
+	for range n {
+		cents += int64(r.IntN(21)) - 10
+		t += stream.Time(50 + r.IntN(100))
+		b.Write(AppendPrice(nil, Price{Symbol: "BTCUSDT", Price: float64(cents) / 100, Time: t}))
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// BenchmarkOffline measures the offline command end to end: JSON lines in,
+// the six windows, z-scores and higher/lower, four JSON-lines files out.
+func BenchmarkOffline(b *testing.B) {
+	const n = 200_000
+	in := benchInput(n)
+	dir := b.TempDir()
+	cfg := DefaultConfig()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		sum, err := Offline(context.Background(), bytes.NewReader(in), dir, cfg, quiet)
+		if err != nil || sum.Accepted != n {
+			b.Fatal(err, sum)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkEncode measures the four output records of one event.
+func BenchmarkEncode(b *testing.B) {
+	cfg := DefaultConfig()
+	enc := NewEncoder(cfg.Windows, cfg.Horizon)
+	p, err := NewPipeline(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var outs []Output
+	var buf []byte
+	collect := stream.EmitFunc[Output](func(e stream.Event[Output]) { outs = append(outs, e.Value) })
+	for i := range 100 {
+		p.Process(stream.Event[float64]{Key: "BTCUSDT", Time: stream.Time(i * 100), Value: 99190.48 + float64(i%7)/100}, collect)
+	}
+	st := fmt.Sprint(len(outs))
+	_ = st
+	m := outs[len(outs)-4]
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = enc.AppendMoving(buf[:0], "BTCUSDT", 1_746_677_558_352, m.Stats)
+	}
+}
