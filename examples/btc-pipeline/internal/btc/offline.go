@@ -10,9 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
+	"github.com/tidemark-go/tidemark/lookahead"
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/window"
+	"github.com/tidemark-go/tidemark/zscore"
 )
 
 // Summary counts what an offline run read and wrote.
@@ -46,29 +50,110 @@ const (
 // FileName returns the output file of kind k.
 func (k Kind) FileName() string { return k.Topic() + ".jsonl" }
 
-// fileSink encodes outputs into one buffered file per topic.
-type fileSink struct {
-	enc     *Encoder
-	w       [numKinds]*bufio.Writer
+// Offline's writer side runs in two goroutines beside the one that reads,
+// decodes and computes: one encodes btc-price-moving (the largest records), the
+// other the three other topics. The computing goroutine copies each output into
+// a batch (the operators' slices are reused) and hands full batches to both
+// encoders; each encoder writes its own files in batch order, so every file is
+// in emission order, as with a single goroutine. A small pool of batches gives
+// backpressure.
+
+const batchSize = 4096
+
+type record struct {
+	kind  Kind
+	key   string
+	t     stream.Time
+	price float64
+	match lookahead.Match[float64]
+	off   int // Moving: index in stats; ZScore: index in scores
+}
+
+type batch struct {
+	recs    []record
+	stats   []window.Stats
+	scores  []zscore.Score
+	pending atomic.Int32 // encoders still reading it
+}
+
+// batchSink is the Emitter the Driver writes to: it fills batches.
+type batchSink struct {
+	cur     *batch
+	free    chan *batch
+	workers []chan *batch
 	written [numKinds]uint64
 }
 
-func (f *fileSink) Emit(e stream.Event[Output]) {
-	w := f.w[e.Value.Kind]
-	b := w.AvailableBuffer()
+func (s *batchSink) Emit(e stream.Event[Output]) {
+	if s.cur == nil {
+		s.cur = <-s.free
+	}
+	b := s.cur
+	r := record{kind: e.Value.Kind, key: e.Key, t: e.Time}
 	switch e.Value.Kind {
 	case Moving:
-		b = f.enc.AppendMoving(b, e.Key, e.Time, e.Value.Stats)
+		r.off = len(b.stats)
+		b.stats = append(b.stats, e.Value.Stats...)
 	case ZScore:
-		b = f.enc.AppendZScore(b, e.Key, e.Time, e.Value.Price, e.Value.Scores)
-	case Higher:
-		b = f.enc.AppendLookahead(b, "higher_window", e.Key, e.Time, e.Value.Match)
-	case Lower:
-		b = f.enc.AppendLookahead(b, "lower_window", e.Key, e.Time, e.Value.Match)
+		r.price, r.off = e.Value.Price, len(b.scores)
+		b.scores = append(b.scores, e.Value.Scores...)
+	default:
+		r.match = e.Value.Match
 	}
-	b = append(b, '\n')
-	w.Write(b) // a write error is sticky in bufio.Writer and reported by Flush
-	f.written[e.Value.Kind]++
+	b.recs = append(b.recs, r)
+	s.written[e.Value.Kind]++
+	if len(b.recs) == batchSize {
+		s.ship()
+	}
+}
+
+// ship hands the current batch to the encoders.
+func (s *batchSink) ship() {
+	if s.cur == nil {
+		return
+	}
+	s.cur.pending.Store(int32(len(s.workers)))
+	for _, w := range s.workers {
+		w <- s.cur
+	}
+	s.cur = nil
+}
+
+// encoder writes the records of some kinds into their files.
+type encoder struct {
+	enc   *Encoder
+	kinds [numKinds]bool
+	w     [numKinds]*bufio.Writer
+}
+
+func (e *encoder) run(in <-chan *batch, free chan<- *batch, done chan<- struct{}) {
+	defer close(done)
+	n := len(e.enc.labels)
+	for b := range in {
+		for i := range b.recs {
+			r := &b.recs[i]
+			if !e.kinds[r.kind] {
+				continue
+			}
+			w := e.w[r.kind]
+			buf := w.AvailableBuffer()
+			switch r.kind {
+			case Moving:
+				buf = e.enc.AppendMoving(buf, r.key, r.t, b.stats[r.off:r.off+n])
+			case ZScore:
+				buf = e.enc.AppendZScore(buf, r.key, r.t, r.price, b.scores[r.off:r.off+n])
+			case Higher:
+				buf = e.enc.AppendLookahead(buf, "higher_window", r.key, r.t, r.match)
+			case Lower:
+				buf = e.enc.AppendLookahead(buf, "lower_window", r.key, r.t, r.match)
+			}
+			w.Write(append(buf, '\n')) // a write error is sticky in bufio.Writer and reported by Flush
+		}
+		if b.pending.Add(-1) == 0 {
+			b.recs, b.stats, b.scores = b.recs[:0], b.stats[:0], b.scores[:0]
+			free <- b
+		}
+	}
 }
 
 // Offline reads btc-price JSON lines from in, in arrival order, runs them
@@ -103,11 +188,27 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 		files = append(files, f)
 		return bufio.NewWriterSize(f, 1<<20), nil
 	}
-	sink := &fileSink{enc: NewEncoder(cfg.Windows, cfg.Horizon)}
+	var files4 [numKinds]*bufio.Writer
 	for k := range numKinds {
-		if sink.w[k], err = create(k.FileName()); err != nil {
+		if files4[k], err = create(k.FileName()); err != nil {
 			return sum, err
 		}
+	}
+	const pool = 4
+	sink := &batchSink{free: make(chan *batch, pool)}
+	for range pool {
+		sink.free <- &batch{}
+	}
+	movingEnc := &encoder{enc: NewEncoder(cfg.Windows, cfg.Horizon), w: files4}
+	movingEnc.kinds[Moving] = true
+	restEnc := &encoder{enc: NewEncoder(cfg.Windows, cfg.Horizon), w: files4}
+	restEnc.kinds[ZScore], restEnc.kinds[Higher], restEnc.kinds[Lower] = true, true, true
+	var dones []chan struct{}
+	for _, e := range []*encoder{movingEnc, restEnc} {
+		in, done := make(chan *batch, pool), make(chan struct{})
+		sink.workers = append(sink.workers, in)
+		dones = append(dones, done)
+		go e.run(in, sink.free, done)
 	}
 	dlq, err := create(DeadLetterFile)
 	if err != nil {
@@ -176,10 +277,15 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 			break
 		}
 	}
+	sink.ship()
+	for i, w := range sink.workers {
+		close(w)
+		<-dones[i]
+	}
 	sum.Stats = driver.Stats()
 	sum.Written = sink.written
 	var werr error
-	for _, w := range append(sink.w[:], dlq, late) {
+	for _, w := range append(files4[:], dlq, late) {
 		werr = errors.Join(werr, w.Flush())
 	}
 	for _, f := range files {
