@@ -3,6 +3,8 @@ package window
 import (
 	"math"
 	"math/bits"
+
+	"github.com/tidemark-go/tidemark/internal/ring"
 )
 
 // Moments accumulates count, sum, mean and variance of float64 values, with
@@ -19,10 +21,13 @@ import (
 //
 // Exactness holds while every value held is below 2^62 in units of the finest
 // granularity held (for prices around 1e5 with any decimals, the values may
-// range over a factor of about 500). A value outside that range switches the
-// accumulator to Welford's streaming update in float64 (stable but no longer
-// exact) until it is empty again; Exact reports which mode is in force.
-// NaN and infinite values also select the float mode, and poison its results.
+// range over a factor of about 500). A value outside that range (a 0.01 tick
+// among 1e5 prices, 1e-300 next to 1e300) switches the accumulator to Welford's
+// streaming update in float64, stable but not exact, for as long as that value
+// is held: Moments keeps the values it holds, and once the value leaves it
+// rebuilds its exact sums from them (O(n), once per such value). Exact reports
+// which mode is in force. NaN and infinite values also select the float mode,
+// and poison its results while they are held.
 //
 // The zero value is empty and ready. A Moments is not safe for concurrent use.
 type Moments struct {
@@ -37,6 +42,13 @@ type Moments struct {
 	float bool    // Welford mode
 	mean  float64 // Welford mean (float mode)
 	m2    float64 // Welford M2 (float mode)
+
+	// The values held, oldest first, for rebuilding after float mode; Add and
+	// Remove maintain them (TrailingStats' shared mode bypasses both).
+	vals    ring.Deque[float64]
+	added   int64 // values added since the accumulator was last empty
+	removed int64 // values removed since then
+	unfit   int64 // float mode lasts at least until value number unfit has left
 }
 
 // term is a value prepared for the exact sums: d = X - R and d^2.
@@ -71,11 +83,17 @@ func (m *Moments) Count() int64 { return m.n }
 // Exact reports whether the accumulator is in its exact mode.
 func (m *Moments) Exact() bool { return !m.float }
 
-// Reset empties the accumulator.
-func (m *Moments) Reset() { *m = Moments{} }
+// Reset empties the accumulator, keeping its storage.
+func (m *Moments) Reset() {
+	v := m.vals
+	v.Clear()
+	*m = Moments{vals: v}
+}
 
 // Add adds x.
 func (m *Moments) Add(x float64) {
+	m.vals.PushBack(x)
+	m.added++
 	if m.float {
 		m.addFloat(x)
 		return
@@ -84,6 +102,7 @@ func (m *Moments) Add(x float64) {
 	if !t.scaled {
 		if !m.rescale(x) {
 			m.toFloat()
+			m.unfit = m.added
 			m.addFloat(x)
 			return
 		}
@@ -92,12 +111,17 @@ func (m *Moments) Add(x float64) {
 	m.addTerm(t)
 }
 
-// Remove removes x, which must be a value added before and not yet removed.
+// Remove removes x, which must be the oldest value held (windows slide in
+// FIFO order).
 func (m *Moments) Remove(x float64) {
 	if m.n <= 1 {
 		m.Reset()
 		return
 	}
+	if m.vals.Len() > 0 {
+		m.vals.PopFront()
+	}
+	m.removed++
 	if m.float {
 		n := float64(m.n)
 		mean := (n*m.mean - x) / (n - 1)
@@ -107,9 +131,47 @@ func (m *Moments) Remove(x float64) {
 		}
 		m.mean = mean
 		m.n--
+		if m.removed >= m.unfit {
+			m.recover()
+		}
 		return
 	}
 	m.removeTerm(m.prepare(x))
+}
+
+// recover rebuilds the exact sums from the values held, if they now fit one
+// scale; otherwise float mode lasts until the newest value held has left.
+func (m *Moments) recover() {
+	g, ok := fitScale(&m.vals)
+	if !ok {
+		m.unfit = m.added
+		return
+	}
+	vals, added, removed := m.vals, m.added, m.removed
+	*m = Moments{vals: vals, added: added, removed: removed}
+	m.setScale(g)
+	m.ref = int64(*vals.At(0) * m.mul)
+	for i := 0; i < vals.Len(); i++ {
+		m.addTerm(m.termOf(*vals.At(i)))
+	}
+}
+
+// fitScale returns the scale at which every value in vals is an integer below
+// 2^62, if there is one.
+func fitScale(vals *ring.Deque[float64]) (g int, ok bool) {
+	g = math.MinInt32
+	big := 0.0
+	for i := 0; i < vals.Len(); i++ {
+		v := *vals.At(i)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, false
+		}
+		g, big = max(g, granularity(v)), max(big, math.Abs(v))
+	}
+	if g == math.MinInt32 {
+		g = 0
+	}
+	return g, g <= 1000 && big < math.Ldexp(1, 62-g)
 }
 
 // prepare converts x to a term at the current scale. A zero-count accumulator
@@ -130,6 +192,11 @@ func (m *Moments) prepare(x float64) term {
 		m.ref = int64(x * m.mul)
 		return term{scaled: true}
 	}
+	return m.termOf(x)
+}
+
+// termOf converts x at the current scale and reference.
+func (m *Moments) termOf(x float64) term {
 	if !(math.Abs(x) < m.limit) || granularity(x) > m.scale {
 		return term{}
 	}
@@ -203,13 +270,11 @@ func (m *Moments) removeTerm(t term) {
 
 // toFloat switches to Welford's update, starting from the exact state.
 func (m *Moments) toFloat() {
-	n := m.n
-	if n == 0 {
-		*m = Moments{float: true}
-		return
+	mean, m2 := 0.0, 0.0
+	if m.n > 0 {
+		mean, m2 = m.Mean(), m.PopVariance()*float64(m.n)
 	}
-	mean, pv := m.Mean(), m.PopVariance()
-	*m = Moments{n: n, float: true, mean: mean, m2: pv * float64(n)}
+	*m = Moments{n: m.n, float: true, mean: mean, m2: m2, vals: m.vals, added: m.added, removed: m.removed}
 }
 
 func (m *Moments) addFloat(x float64) {
@@ -238,7 +303,19 @@ func (m *Moments) Sum() float64 {
 	if m.float {
 		return m.mean * float64(m.n)
 	}
-	return float64(m.ref)*m.inv*float64(m.n) + m.s1.float()*m.inv
+	// n*R + S1, exactly, then one rounding.
+	var total u192
+	total.addSigned(m.ref)
+	neg := total.neg()
+	if neg {
+		total = total.negate()
+	}
+	total = total.mul64(uint64(m.n))
+	if neg {
+		total = total.negate()
+	}
+	total.add192(m.s1)
+	return total.float() * m.inv
 }
 
 // numerator returns n*S2 - S1^2 = n * Σ(X - mean)^2 (scaled), exactly rounded once.

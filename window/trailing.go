@@ -179,7 +179,10 @@ type statsKey struct {
 	inv   float64
 	limit float64
 	ref   int64
-	float bool // some value does not fit the exact scale: per-window Moments
+	float bool // some value does not fit the shared scale: independent Moments
+	// In independent mode, the buffer's sequence number of the value that
+	// forced it: once the largest window has dropped it, try the shared scale.
+	unfitSeq int64
 }
 
 // NewTrailingStats returns a TrailingStats over the given lengths.
@@ -225,8 +228,13 @@ func (s *statsKey) prepare(x float64) (term, bool) {
 // rebuild chooses a scale and reference that fit every held value and x,
 // recomputes the held terms and every window's sums. It costs O(held) and runs
 // only when a value needs a finer scale or a wider range than all before it.
-func (s *statsKey) rebuild(x float64) {
-	g, big := granularity(x), math.Abs(x)
+func (s *statsKey) rebuild(x float64, withX bool) {
+	g, big := math.MinInt32, 0.0
+	if withX {
+		g, big = granularity(x), math.Abs(x)
+	} else if s.buf.Len() > 0 {
+		x = s.buf.Back().x // the reference: the newest value
+	}
 	for i := 0; i < s.buf.Len(); i++ {
 		v := s.buf.At(i).x
 		g, big = max(g, granularity(v)), max(big, math.Abs(v))
@@ -272,8 +280,12 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 	if !s.float {
 		var ok bool
 		if t, ok = s.prepare(x); !ok {
-			s.rebuild(x)
-			t, _ = s.prepare(x)
+			s.rebuild(x, true)
+			if s.float {
+				s.unfitSeq = s.first + int64(s.buf.Len())
+			} else {
+				t, _ = s.prepare(x)
+			}
 		}
 	}
 	exact := !s.float
@@ -305,6 +317,14 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 	for s.first < s.heads[tr.largest] {
 		s.buf.PopFront()
 		s.first++
+	}
+	if s.float && s.first > s.unfitSeq {
+		// Every window has dropped the value that did not fit: back to the
+		// shared scale if the values held allow it (O(held), rare).
+		s.rebuild(0, false)
+		if s.float {
+			s.unfitSeq = s.first + int64(s.buf.Len()) - 1
+		}
 	}
 	out.Emit(stream.Event[[]Stats]{Key: e.Key, Time: e.Time, Value: tr.out})
 }

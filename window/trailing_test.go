@@ -215,3 +215,42 @@ func TestTrailingValidates(t *testing.T) {
 	_, err := NewTrailing[float64, float64]([]time.Duration{time.Second}, nil)
 	assert.ErrorIs(t, err, ErrBadWindow, "nil factory")
 }
+
+// TestTrailingStatsRecoversAfterAnOutlier puts a 0.01 tick among 1e5 prices:
+// no exact scale holds both, so the windows holding it fall back to float64;
+// every window that does not hold it must meet the exact bounds, and once the
+// largest window drops it the key returns to the shared exact scale.
+func TestTrailingStatsRecoversAfterAnOutlier(t *testing.T) {
+	const seed = 31
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, seed))
+	lengths := []time.Duration{50 * time.Millisecond, 200 * time.Millisecond}
+	tr, err := NewTrailingStats(lengths)
+	require.NoError(t, err, "NewTrailingStats")
+	var evs []stream.Event[float64]
+	cents := int64(9_919_048)
+	outlierAt := stream.Time(-1)
+	for i := range 600 {
+		cents += int64(r.IntN(5)) - 2
+		x := float64(cents) / 100
+		if i == 300 {
+			x, outlierAt = 0.01, stream.Time(i*7)
+		}
+		evs = append(evs, stream.Event[float64]{Key: "k", Time: stream.Time(i * 7), Value: x})
+	}
+	var out statsOut
+	for _, e := range evs {
+		tr.Process(e, &out)
+	}
+	for i, e := range evs {
+		for w, l := range lengths {
+			holds := outlierAt > e.Time-stream.DurationOf(l) && outlierAt <= e.Time
+			if holds {
+				continue // float64 fallback: no exactness promised
+			}
+			xs := bruteWindow(evs, "k", e.Time, stream.DurationOf(l))
+			checkAccuracy(t, xs, out.stats[i][w].Mean, out.stats[i][w].Variance, fmt.Sprintf("event %d window %v", i, l))
+		}
+	}
+	assert.False(t, tr.keys["k"].float, "back on the shared exact scale once the outlier left the largest window")
+}

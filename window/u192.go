@@ -23,6 +23,13 @@ func (a *u192) add128(hi, lo uint64) {
 	a[2] += c
 }
 
+func (a *u192) add192(b u192) {
+	var c uint64
+	a[0], c = bits.Add64(a[0], b[0], 0)
+	a[1], c = bits.Add64(a[1], b[1], c)
+	a[2], _ = bits.Add64(a[2], b[2], c)
+}
+
 func (a *u192) sub128(hi, lo uint64) {
 	var b uint64
 	a[0], b = bits.Sub64(a[0], lo, 0)
@@ -63,15 +70,18 @@ func (a u192) negate() u192 {
 	return r
 }
 
-// shl shifts a signed value left by k < 64 bits; ok is false on overflow.
+// shl shifts a signed value left by k bits (any k); ok is false on overflow.
 func (a u192) shl(k uint) (u192, bool) {
-	if k == 0 {
-		return a, true
+	for k > 0 {
+		step := min(k, 62)
+		top := int64(a[2]) >> (63 - step) // sign-extended top step+1 bits
+		if top != 0 && top != -1 {
+			return a, false // bits, or the sign, would be lost
+		}
+		a = u192{a[0] << step, a[1]<<step | a[0]>>(64-step), a[2]<<step | a[1]>>(64-step)}
+		k -= step
 	}
-	r := u192{a[0] << k, a[1]<<k | a[0]>>(64-k), a[2]<<k | a[1]>>(64-k)}
-	// The bits shifted out of the top, and the new sign, must equal the old sign.
-	top := int64(a[2]) >> (63 - k) // sign-extended top k+1 bits
-	return r, top == 0 || top == -1
+	return a, true
 }
 
 // mul64 multiplies a non-negative a (which must be below 2^192 / b) by b.

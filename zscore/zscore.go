@@ -15,12 +15,17 @@ import (
 )
 
 // Of returns (x - mean) / std and true, or 0 and false when the score is
-// undefined: std NaN, zero, negative or infinite, or any input not finite.
+// undefined: std NaN, zero, negative or infinite, any input not finite, or a
+// score that overflows float64.
 func Of(x, mean, std float64) (float64, bool) {
 	if !(std > 0) || math.IsInf(std, 0) || math.IsNaN(x) || math.IsInf(x, 0) || math.IsNaN(mean) || math.IsInf(mean, 0) {
 		return 0, false
 	}
-	return (x - mean) / std, true
+	z := (x - mean) / std
+	if math.IsInf(z, 0) {
+		return 0, false // x - mean overflowed
+	}
+	return z, true
 }
 
 // Score is one z-score; OK is false when it is undefined.

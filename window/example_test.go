@@ -1,0 +1,85 @@
+package window_test
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/window"
+)
+
+// A one-minute tumbling mean. Windows are aligned on the epoch, so every window
+// is a calendar minute; a window's result comes out once the watermark reaches
+// its end, and a minute without events has no result.
+func ExampleNewTumbling() {
+	means, err := window.NewTumbling(time.Minute, window.Func(window.NewMean))
+	if err != nil {
+		panic(err)
+	}
+	out := stream.EmitFunc[window.Result[float64]](func(e stream.Event[window.Result[float64]]) {
+		r := e.Value
+		fmt.Printf("%s [%s, %s) count=%d avg_price=%.2f\n",
+			e.Key, r.Start.UTC().Format("15:04:05"), r.End.UTC().Format("15:04:05"), r.Count, r.Value)
+	})
+	base := stream.TimeOf(time.Date(2025, 5, 8, 4, 12, 0, 0, time.UTC))
+	for _, p := range []struct {
+		at    time.Duration
+		price float64
+	}{
+		{38*time.Second + 352*time.Millisecond, 99190.48},
+		{45 * time.Second, 99191.02},
+		{59*time.Second + 999*time.Millisecond, 99189.94}, // the last instant of 04:12
+		{time.Minute + 5*time.Second, 99200.10},
+		{3*time.Minute + 1*time.Second, 99210.00}, // nothing in 04:14: no result for it
+	} {
+		e := stream.Event[float64]{Key: "BTCUSDT", Time: base + stream.DurationOf(p.at), Value: p.price}
+		means.Process(e, out)
+		means.Advance(e.Time+1, out) // the watermark, as a Sequencer without lateness moves it
+	}
+	means.Advance(stream.MaxTime, out) // end of input
+	// Output:
+	// BTCUSDT [04:12:00, 04:13:00) count=3 avg_price=99190.48
+	// BTCUSDT [04:13:00, 04:14:00) count=1 avg_price=99200.10
+	// BTCUSDT [04:15:00, 04:16:00) count=1 avg_price=99210.00
+}
+
+// Trailing statistics, as the moving-average stage computes them: at each
+// event, the count, mean and sample std of the events of its key in the last
+// 1 s and 3 s, (t - W, t]. The std of one event is undefined (null in the
+// pipeline's JSON); a window of equal prices has a std of exactly 0.
+func ExampleNewTrailingStats() {
+	stats, err := window.NewTrailingStats([]time.Duration{time.Second, 3 * time.Second})
+	if err != nil {
+		panic(err)
+	}
+	base := stream.TimeOf(time.Date(2025, 5, 8, 4, 12, 0, 0, time.UTC))
+	out := stream.EmitFunc[[]window.Stats](func(e stream.Event[[]window.Stats]) {
+		fmt.Printf("t=%.1fs", float64(e.Time-base)/1000)
+		for i, name := range []string{"1s", "3s"} {
+			s := e.Value[i]
+			std := "null"
+			if !math.IsNaN(s.Std) {
+				std = fmt.Sprintf("%.4f", s.Std)
+			}
+			fmt.Printf("  %s: count=%d avg=%.4f std=%s", name, s.Count, s.Mean, std)
+		}
+		fmt.Println()
+	})
+	for _, p := range []struct {
+		at    time.Duration
+		price float64
+	}{
+		{0, 100},
+		{500 * time.Millisecond, 101},
+		{1200 * time.Millisecond, 103},
+		{4 * time.Second, 103},
+	} {
+		stats.Process(stream.Event[float64]{Key: "BTCUSDT", Time: base + stream.DurationOf(p.at), Value: p.price}, out)
+	}
+	// Output:
+	// t=0.0s  1s: count=1 avg=100.0000 std=null  3s: count=1 avg=100.0000 std=null
+	// t=0.5s  1s: count=2 avg=100.5000 std=0.7071  3s: count=2 avg=100.5000 std=0.7071
+	// t=1.2s  1s: count=2 avg=102.0000 std=1.4142  3s: count=3 avg=101.3333 std=1.5275
+	// t=4.0s  1s: count=1 avg=103.0000 std=null  3s: count=2 avg=103.0000 std=0.0000
+}
