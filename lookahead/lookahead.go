@@ -17,7 +17,6 @@
 package lookahead
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,19 +52,14 @@ type waiting[V any] struct {
 }
 
 type keyState[V any] struct {
-	pend  ring.Deque[waiting[V]] // not yet emitted, in time order
-	first int64                  // sequence number of pend's front
-	stack ring.Deque[int64]      // sequence numbers of unanswered events
+	pend ring.Deque[waiting[V]] // not yet emitted, in time order
 }
 
-func (k *keyState[V]) at(seq int64) *waiting[V] { return k.pend.At(int(seq - k.first)) }
-
-// Lookahead is the lookahead operator: a stream.Operator from V to Match[V].
-// It is not safe for concurrent use.
+// Lookahead is the lookahead operator for any predicate: a stream.Operator
+// from V to Match[V]. It is not safe for concurrent use.
 type Lookahead[V any] struct {
 	horizon stream.Time
-	pred    func(e, f V) bool // general predicate (nil for the monotone kinds)
-	beaten  func(e, f V) bool // monotone kinds: f answers e
+	pred    func(e, f V) bool // does the later f answer e?
 	keys    map[string]*keyState[V]
 	last    *keyState[V]
 	lastKey string
@@ -80,6 +74,10 @@ func newLookahead[V any](horizon time.Duration) (*Lookahead[V], error) {
 	return &Lookahead[V]{horizon: stream.DurationOf(horizon), keys: make(map[string]*keyState[V]), floor: stream.MaxTime}, nil
 }
 
+// Lookahead is the general lookahead operator, for any predicate: a
+// stream.Operator from V to Match[V] that scans the waiting events for each
+// new event. NewHigher and NewLower return the faster Monotone.
+
 // New returns a lookahead with predicate pred(e, f): does the later event f
 // answer e? It scans the waiting events for each new event.
 func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], error) {
@@ -92,24 +90,6 @@ func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], e
 	}
 	l.pred = pred
 	return l, nil
-}
-
-// NewHigher returns the lookahead for the first strictly higher value.
-func NewHigher[V cmp.Ordered](horizon time.Duration) (*Lookahead[V], error) {
-	l, err := newLookahead[V](horizon)
-	if err == nil {
-		l.beaten = func(e, f V) bool { return e < f }
-	}
-	return l, err
-}
-
-// NewLower returns the lookahead for the first strictly lower value.
-func NewLower[V cmp.Ordered](horizon time.Duration) (*Lookahead[V], error) {
-	l, err := newLookahead[V](horizon)
-	if err == nil {
-		l.beaten = func(e, f V) bool { return e > f }
-	}
-	return l, err
 }
 
 // Horizon returns the horizon in milliseconds.
@@ -133,23 +113,9 @@ func (l *Lookahead[V]) key(k string) *keyState[V] {
 func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
 	s := l.key(e.Key)
 	l.expire(s, e.Time)
-	if l.beaten != nil {
-		// The stack holds unanswered events, oldest at the bottom, and no
-		// event in it answers any event below it: values are monotone.
-		for s.stack.Len() > 0 {
-			w := s.at(*s.stack.Back())
-			if !l.beaten(w.v, e.Value) {
-				break
-			}
+	for i := 0; i < s.pend.Len(); i++ {
+		if w := s.pend.At(i); !w.done && l.pred(w.v, e.Value) {
 			w.done, w.match = true, Match[V]{Found: true, Time: e.Time, Value: e.Value}
-			s.stack.PopBack()
-		}
-		s.stack.PushBack(s.first + int64(s.pend.Len()))
-	} else {
-		for i := 0; i < s.pend.Len(); i++ {
-			if w := s.pend.At(i); !w.done && l.pred(w.v, e.Value) {
-				w.done, w.match = true, Match[V]{Found: true, Time: e.Time, Value: e.Value}
-			}
 		}
 	}
 	if s.pend.Len() == 0 {
@@ -161,17 +127,6 @@ func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) 
 
 // expire answers "none" for the waiting events whose horizon ends before t.
 func (l *Lookahead[V]) expire(s *keyState[V], t stream.Time) {
-	if l.beaten != nil {
-		for s.stack.Len() > 0 {
-			w := s.at(*s.stack.Front())
-			if t != stream.MaxTime && w.t.Add(l.horizon) >= t {
-				break
-			}
-			w.done = true
-			s.stack.PopFront()
-		}
-		return
-	}
 	for i := 0; i < s.pend.Len(); i++ {
 		w := s.pend.At(i)
 		if t != stream.MaxTime && w.t.Add(l.horizon) >= t {
@@ -185,7 +140,6 @@ func (l *Lookahead[V]) expire(s *keyState[V], t stream.Time) {
 func (l *Lookahead[V]) flush(key string, s *keyState[V], out stream.Emitter[Match[V]]) {
 	for s.pend.Len() > 0 && s.pend.Front().done {
 		w := s.pend.PopFront()
-		s.first++
 		out.Emit(stream.Event[Match[V]]{Key: key, Time: w.t, Value: w.match})
 	}
 }

@@ -18,21 +18,30 @@ import (
 
 // kind is one lookahead flavour under test, with the predicate the brute-force
 // reference uses for it.
+// operator is what both lookahead types offer.
+type operator[V any] interface {
+	stream.Operator[V, lookahead.Match[V]]
+	Horizon() stream.Time
+}
+
+func higher[V cmp.Ordered](h time.Duration) (operator[V], error) { return lookahead.NewHigher[V](h) }
+func lower[V cmp.Ordered](h time.Duration) (operator[V], error)  { return lookahead.NewLower[V](h) }
+
 type kind[V cmp.Ordered] struct {
 	name string
-	make func(h time.Duration) (*lookahead.Lookahead[V], error)
+	make func(h time.Duration) (operator[V], error)
 	pred func(e, f V) bool
 }
 
 func kinds[V cmp.Ordered](custom func(e, f V) bool) []kind[V] {
 	ks := []kind[V]{
-		{name: "higher", make: lookahead.NewHigher[V], pred: func(e, f V) bool { return f > e }},
-		{name: "lower", make: lookahead.NewLower[V], pred: func(e, f V) bool { return f < e }},
+		{name: "higher", make: higher[V], pred: func(e, f V) bool { return f > e }},
+		{name: "lower", make: lower[V], pred: func(e, f V) bool { return f < e }},
 	}
 	if custom != nil {
 		ks = append(ks, kind[V]{
 			name: "custom",
-			make: func(h time.Duration) (*lookahead.Lookahead[V], error) { return lookahead.New(h, custom) },
+			make: func(h time.Duration) (operator[V], error) { return lookahead.New(h, custom) },
 			pred: custom,
 		})
 	}
@@ -74,7 +83,7 @@ func sortEvents[V any](evs []stream.Event[V]) {
 // watermark in force while the events of time T are processed is T + 1, the
 // smallest watermark that releases them. It returns the emissions and the
 // watermarks of the successive steps.
-func replay[V any](t *testing.T, l *lookahead.Lookahead[V], evs []stream.Event[V]) (*recorder[V], []stream.Time) {
+func replay[V any](t *testing.T, l operator[V], evs []stream.Event[V]) (*recorder[V], []stream.Time) {
 	t.Helper()
 	require.True(t, slices.IsSortedFunc(evs, func(a, b stream.Event[V]) int {
 		if a.Before(&b) {

@@ -67,8 +67,8 @@ type Pipeline struct {
 	moving *window.TrailingStats
 	join   *stream.Join[float64, []window.Stats]
 	z      *zscore.Operator
-	higher *lookahead.Lookahead[float64]
-	lower  *lookahead.Lookahead[float64]
+	higher *lookahead.Monotone[float64]
+	lower  *lookahead.Monotone[float64]
 
 	out      stream.Emitter[Output]
 	movingEm movingEmitter
