@@ -3,11 +3,12 @@ package btc
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/window"
 )
 
 // benchInput returns n in-order btc-price lines: a random walk in cents around
@@ -44,25 +45,19 @@ func BenchmarkOffline(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
-// BenchmarkEncode measures the four output records of one event.
-func BenchmarkEncode(b *testing.B) {
+// BenchmarkEncodeMoving measures one btc-price-moving record (six windows).
+func BenchmarkEncodeMoving(b *testing.B) {
 	cfg := DefaultConfig()
 	enc := NewEncoder(cfg.Windows, cfg.Horizon)
-	p, err := NewPipeline(cfg)
-	if err != nil {
-		b.Fatal(err)
+	stats := make([]window.Stats, len(cfg.Windows))
+	for i := range stats {
+		stats[i] = window.Stats{Count: int64(300 * (i + 1)), Mean: 99190.48 + float64(i)/7, Variance: 2.25 + float64(i)/3}
+		stats[i].Std = math.Sqrt(stats[i].Variance)
 	}
-	var outs []Output
 	var buf []byte
-	collect := stream.EmitFunc[Output](func(e stream.Event[Output]) { outs = append(outs, e.Value) })
-	for i := range 100 {
-		p.Process(stream.Event[float64]{Key: "BTCUSDT", Time: stream.Time(i * 100), Value: 99190.48 + float64(i%7)/100}, collect)
-	}
-	st := fmt.Sprint(len(outs))
-	_ = st
-	m := outs[len(outs)-4]
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = enc.AppendMoving(buf[:0], "BTCUSDT", 1_746_677_558_352, m.Stats)
+		buf = enc.AppendMoving(buf[:0], "BTCUSDT", 1_746_677_558_352, stats)
 	}
+	b.SetBytes(int64(len(buf)))
 }

@@ -54,26 +54,63 @@ func appendFixed(dst []byte, f float64, minAbs float64) []byte {
 		return appendFloat(dst, f)
 	}
 	n := uint64(math.Round(a * 1e12))
+	var buf [40]byte // [sign][whole digits] '.' [12 decimals], built right to left
+	const point = 24
+	frac, whole := n%1_000_000_000_000, n/1_000_000_000_000
+	end := point
+	if frac != 0 {
+		buf[point] = '.'
+		for j := point + 11; j > point; j -= 2 { // twelve decimals, two at a time
+			d := frac % 100
+			frac /= 100
+			buf[j], buf[j+1] = twoDigits[2*d], twoDigits[2*d+1]
+		}
+		end = point + 13
+		for buf[end-1] == '0' {
+			end--
+		}
+	}
+	start := putUint(&buf, point, whole)
 	if f < 0 && n != 0 {
-		dst = append(dst, '-')
+		start--
+		buf[start] = '-'
 	}
-	whole, frac := n/1_000_000_000_000, n%1_000_000_000_000
-	dst = strconv.AppendUint(dst, whole, 10)
-	if frac == 0 {
-		return dst
+	return append(dst, buf[start:end]...)
+}
+
+// putUint writes n in decimal into buf ending just before end and returns
+// where it starts.
+func putUint(buf *[40]byte, end int, n uint64) int {
+	j := end
+	for n >= 100 {
+		d := n % 100
+		n /= 100
+		j -= 2
+		buf[j], buf[j+1] = twoDigits[2*d], twoDigits[2*d+1]
 	}
-	var digits [13]byte
-	digits[0] = '.'
-	for i := 11; i >= 1; i -= 2 { // two digits at a time
-		d := frac % 100
-		frac /= 100
-		digits[i], digits[i+1] = twoDigits[2*d], twoDigits[2*d+1]
+	if n >= 10 {
+		j -= 2
+		buf[j], buf[j+1] = twoDigits[2*n], twoDigits[2*n+1]
+	} else {
+		j--
+		buf[j] = byte('0' + n)
 	}
-	end := 13
-	for digits[end-1] == '0' {
-		end--
+	return j
+}
+
+// appendInt appends n in decimal.
+func appendInt(dst []byte, n int64) []byte {
+	var buf [40]byte
+	u := uint64(n)
+	if n < 0 {
+		u = uint64(-n)
 	}
-	return append(dst, digits[:end]...)
+	start := putUint(&buf, len(buf), u)
+	if n < 0 {
+		start--
+		buf[start] = '-'
+	}
+	return append(dst, buf[start:]...)
 }
 
 // appendSeconds appends a millisecond count as seconds with at least one
@@ -143,6 +180,8 @@ func (e *Encoder) appendHead(dst []byte, key string, t stream.Time) []byte {
 // not safe for concurrent use.
 type Encoder struct {
 	labels  []string
+	movingW []string // per window: `{"window":"30s","avg_price":`
+	zW      []string // per window: `{"window":"30s","zscore_price":`
 	horizon stream.Time
 	lastT   stream.Time
 	lastTS  []byte
@@ -152,7 +191,10 @@ type Encoder struct {
 func NewEncoder(windows []time.Duration, horizon time.Duration) *Encoder {
 	e := &Encoder{horizon: stream.DurationOf(horizon)}
 	for _, w := range windows {
-		e.labels = append(e.labels, Label(w))
+		l := Label(w)
+		e.labels = append(e.labels, l)
+		e.movingW = append(e.movingW, `{"window":"`+l+`","avg_price":`)
+		e.zW = append(e.zW, `{"window":"`+l+`","zscore_price":`)
 	}
 	return e
 }
@@ -179,14 +221,12 @@ func (e *Encoder) AppendMoving(dst []byte, key string, t stream.Time, stats []wi
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"window":"`...)
-		dst = append(dst, e.labels[i]...)
-		dst = append(dst, `","avg_price":`...)
+		dst = append(dst, e.movingW[i]...)
 		dst = appendFixed(dst, st.Mean, 1)
 		dst = append(dst, `,"std_price":`...)
 		dst = appendFixed(dst, st.Std, 1)
 		dst = append(dst, `,"count":`...)
-		dst = strconv.AppendInt(dst, st.Count, 10)
+		dst = appendInt(dst, st.Count)
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)
@@ -202,9 +242,7 @@ func (e *Encoder) AppendZScore(dst []byte, key string, t stream.Time, price floa
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"window":"`...)
-		dst = append(dst, e.labels[i]...)
-		dst = append(dst, `","zscore_price":`...)
+		dst = append(dst, e.zW[i]...)
 		if sc.OK {
 			dst = appendFixed(dst, sc.Z, 0)
 		} else {
