@@ -19,7 +19,6 @@ package lookahead
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/tidemark-go/tidemark/internal/ring"
@@ -60,18 +59,14 @@ type keyState[V any] struct {
 type Lookahead[V any] struct {
 	horizon stream.Time
 	pred    func(e, f V) bool // does the later f answer e?
-	keys    map[string]*keyState[V]
-	last    *keyState[V]
-	lastKey string
-	names   []string
-	floor   stream.Time // no front event's horizon ends before it
+	keys    keyTable[keyState[V]]
 }
 
 func newLookahead[V any](horizon time.Duration) (*Lookahead[V], error) {
 	if horizon < time.Millisecond || horizon%time.Millisecond != 0 {
 		return nil, fmt.Errorf("%w: %v is not a positive whole number of milliseconds", ErrBadHorizon, horizon)
 	}
-	return &Lookahead[V]{horizon: stream.DurationOf(horizon), keys: make(map[string]*keyState[V]), floor: stream.MaxTime}, nil
+	return &Lookahead[V]{horizon: stream.DurationOf(horizon), keys: newKeyTable[keyState[V]]()}, nil
 }
 
 // Lookahead is the general lookahead operator, for any predicate: a
@@ -95,23 +90,10 @@ func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], e
 // Horizon returns the horizon in milliseconds.
 func (l *Lookahead[V]) Horizon() stream.Time { return l.horizon }
 
-func (l *Lookahead[V]) key(k string) *keyState[V] {
-	if l.last != nil && l.lastKey == k {
-		return l.last
-	}
-	s, ok := l.keys[k]
-	if !ok {
-		s = &keyState[V]{}
-		l.keys[k] = s
-	}
-	l.last, l.lastKey = s, k
-	return s
-}
-
 // Process answers the waiting events that e answers, emits every answer that is
 // now final, and makes e wait for its own answer.
 func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
-	s := l.key(e.Key)
+	s := l.keys.Get(e.Key)
 	l.expire(s, e.Time)
 	for i := 0; i < s.pend.Len(); i++ {
 		if w := s.pend.At(i); !w.done && l.pred(w.v, e.Value) {
@@ -119,7 +101,7 @@ func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) 
 		}
 	}
 	if s.pend.Len() == 0 {
-		l.floor = min(l.floor, e.Time.Add(l.horizon))
+		l.keys.waiting(e.Time.Add(l.horizon))
 	}
 	s.pend.PushBack(waiting[V]{t: e.Time, v: e.Value})
 	l.flush(e.Key, s, out)
@@ -147,30 +129,19 @@ func (l *Lookahead[V]) flush(key string, s *keyState[V], out stream.Emitter[Matc
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *Lookahead[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	if wm <= l.floor && wm != stream.MaxTime {
-		return
-	}
-	l.names = l.names[:0]
-	l.floor = stream.MaxTime
-	for k, s := range l.keys {
-		if s.pend.Len() > 0 && (s.pend.Front().t.Add(l.horizon) < wm || wm == stream.MaxTime) {
-			l.names = append(l.names, k)
-		} else if s.pend.Len() > 0 {
-			l.floor = min(l.floor, s.pend.Front().t.Add(l.horizon))
-		} else {
-			delete(l.keys, k)
-			if l.last == s {
-				l.last, l.lastKey = nil, ""
-			}
-		}
-	}
-	slices.Sort(l.names)
-	for _, k := range l.names {
-		s := l.keys[k]
+	for _, k := range l.keys.due(wm, l.oldest) {
+		s := l.keys.Lookup(k)
 		l.expire(s, wm)
 		l.flush(k, s, out)
-		if s.pend.Len() > 0 {
-			l.floor = min(l.floor, s.pend.Front().t.Add(l.horizon))
+		if end, ok := l.oldest(s); ok {
+			l.keys.waiting(end)
 		}
 	}
+}
+
+func (l *Lookahead[V]) oldest(s *keyState[V]) (stream.Time, bool) {
+	if s.pend.Len() == 0 {
+		return 0, false
+	}
+	return s.pend.Front().t.Add(l.horizon), true
 }

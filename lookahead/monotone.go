@@ -2,7 +2,6 @@ package lookahead
 
 import (
 	"cmp"
-	"slices"
 	"time"
 
 	"github.com/tidemark-go/tidemark/internal/ring"
@@ -21,11 +20,7 @@ import (
 type Monotone[V cmp.Ordered] struct {
 	horizon stream.Time
 	higher  bool
-	keys    map[string]*monoKey[V]
-	last    *monoKey[V]
-	lastKey string
-	names   []string
-	floor   stream.Time // no front event's horizon ends before it
+	keys    keyTable[monoKey[V]]
 }
 
 type monoKey[V cmp.Ordered] struct {
@@ -62,30 +57,16 @@ func newMonotone[V cmp.Ordered](horizon time.Duration, higher bool) (*Monotone[V
 	if _, err := newLookahead[V](horizon); err != nil {
 		return nil, err
 	}
-	return &Monotone[V]{horizon: stream.DurationOf(horizon), higher: higher,
-		keys: make(map[string]*monoKey[V]), floor: stream.MaxTime}, nil
+	return &Monotone[V]{horizon: stream.DurationOf(horizon), higher: higher, keys: newKeyTable[monoKey[V]]()}, nil
 }
 
 // Horizon returns the horizon in milliseconds.
 func (l *Monotone[V]) Horizon() stream.Time { return l.horizon }
 
-func (l *Monotone[V]) key(k string) *monoKey[V] {
-	if l.last != nil && l.lastKey == k {
-		return l.last
-	}
-	s, ok := l.keys[k]
-	if !ok {
-		s = &monoKey[V]{}
-		l.keys[k] = s
-	}
-	l.last, l.lastKey = s, k
-	return s
-}
-
 // Process answers the waiting events that e beats, emits every answer that is
 // now final, and makes e wait for its own answer.
 func (l *Monotone[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
-	s := l.key(e.Key)
+	s := l.keys.Get(e.Key)
 	l.expire(s, e.Time)
 	m := Match[V]{Found: true, Time: e.Time, Value: e.Value}
 	for s.stack.Len() > 0 {
@@ -98,7 +79,7 @@ func (l *Monotone[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
 		s.stack.PopBack()
 	}
 	if s.pend.Len() == 0 {
-		l.floor = min(l.floor, e.Time.Add(l.horizon))
+		l.keys.waiting(e.Time.Add(l.horizon))
 	}
 	seq := s.first + int64(s.pend.Len())
 	s.pend.PushBack(answer[V]{t: e.Time})
@@ -130,31 +111,19 @@ func (l *Monotone[V]) flush(key string, s *monoKey[V], out stream.Emitter[Match[
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *Monotone[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	if wm <= l.floor && wm != stream.MaxTime {
-		return
-	}
-	l.names = l.names[:0]
-	l.floor = stream.MaxTime
-	for k, s := range l.keys {
-		switch {
-		case s.pend.Len() > 0 && (s.pend.Front().t.Add(l.horizon) < wm || wm == stream.MaxTime):
-			l.names = append(l.names, k)
-		case s.pend.Len() > 0:
-			l.floor = min(l.floor, s.pend.Front().t.Add(l.horizon))
-		default:
-			delete(l.keys, k)
-			if l.last == s {
-				l.last, l.lastKey = nil, ""
-			}
-		}
-	}
-	slices.Sort(l.names)
-	for _, k := range l.names {
-		s := l.keys[k]
+	for _, k := range l.keys.due(wm, l.oldest) {
+		s := l.keys.Lookup(k)
 		l.expire(s, wm)
 		l.flush(k, s, out)
-		if s.pend.Len() > 0 {
-			l.floor = min(l.floor, s.pend.Front().t.Add(l.horizon))
+		if end, ok := l.oldest(s); ok {
+			l.keys.waiting(end)
 		}
 	}
+}
+
+func (l *Monotone[V]) oldest(s *monoKey[V]) (stream.Time, bool) {
+	if s.pend.Len() == 0 {
+		return 0, false
+	}
+	return s.pend.Front().t.Add(l.horizon), true
 }

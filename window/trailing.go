@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/tidemark-go/tidemark/internal/keyed"
 	"github.com/tidemark-go/tidemark/internal/ring"
 	"github.com/tidemark-go/tidemark/stream"
 )
@@ -49,9 +50,7 @@ type Trailing[V, R any] struct {
 	lengths []stream.Time
 	largest int
 	newAgg  func() Aggregator[V, R]
-	keys    map[string]*trailingKey[V, R]
-	last    *trailingKey[V, R]
-	lastKey string
+	keys    keyed.Table[trailingKey[V, R]]
 	out     []R
 	sweep   stream.Time
 }
@@ -75,22 +74,18 @@ func NewTrailing[V, R any](lengths []time.Duration, newAgg func() Aggregator[V, 
 		return nil, fmt.Errorf("%w: nil aggregator factory", ErrBadWindow)
 	}
 	return &Trailing[V, R]{lengths: ls, largest: largest, newAgg: newAgg,
-		keys: make(map[string]*trailingKey[V, R]), out: make([]R, len(ls)), sweep: stream.MinTime}, nil
+		keys: keyed.New[trailingKey[V, R]](), out: make([]R, len(ls)), sweep: stream.MinTime}, nil
 }
 
 func (tr *Trailing[V, R]) key(k string) *trailingKey[V, R] {
-	if tr.last != nil && tr.lastKey == k {
-		return tr.last
-	}
-	s, ok := tr.keys[k]
-	if !ok {
-		s = &trailingKey[V, R]{heads: make([]int64, len(tr.lengths)), aggs: make([]Aggregator[V, R], len(tr.lengths))}
+	s := tr.keys.Get(k)
+	if s.aggs == nil {
+		s.heads = make([]int64, len(tr.lengths))
+		s.aggs = make([]Aggregator[V, R], len(tr.lengths))
 		for i := range s.aggs {
 			s.aggs[i] = tr.newAgg()
 		}
-		tr.keys[k] = s
 	}
-	tr.last, tr.lastKey = s, k
 	return s
 }
 
@@ -122,19 +117,18 @@ func (tr *Trailing[V, R]) Process(e stream.Event[V], out stream.Emitter[[]R]) {
 
 // Advance drops the state of keys whose events have all left the largest window.
 func (tr *Trailing[V, R]) Advance(wm stream.Time, _ stream.Emitter[[]R]) {
-	span := tr.lengths[tr.largest]
-	if wm < tr.sweep.Add(span) && wm != stream.MaxTime {
+	sweepIdle(&tr.keys, &tr.sweep, wm, tr.lengths[tr.largest], func(s *trailingKey[V, R]) stream.Time { return s.lastT })
+}
+
+// sweepIdle drops, at most once per span of watermark progress (and at end of
+// input), the state of keys whose last event is span or more behind wm: it has
+// left every window. The sweep costs O(keys), so O(1) amortized per event.
+func sweepIdle[S any](keys *keyed.Table[S], sweep *stream.Time, wm, span stream.Time, lastT func(*S) stream.Time) {
+	if wm < sweep.Add(span) && wm != stream.MaxTime {
 		return
 	}
-	tr.sweep = wm
-	for k, s := range tr.keys {
-		if s.lastT <= wm.Add(-span) || wm == stream.MaxTime {
-			delete(tr.keys, k)
-			if tr.last == s {
-				tr.last, tr.lastKey = nil, ""
-			}
-		}
-	}
+	*sweep = wm
+	keys.Sweep(func(_ string, s *S) bool { return lastT(s) > wm.Add(-span) && wm != stream.MaxTime })
 }
 
 // Stats is the result of TrailingStats for one window.
@@ -154,9 +148,7 @@ type Stats struct {
 type TrailingStats struct {
 	lengths []stream.Time
 	largest int
-	keys    map[string]*statsKey
-	last    *statsKey
-	lastKey string
+	keys    keyed.Table[statsKey]
 	out     []Stats
 	sweep   stream.Time
 }
@@ -191,7 +183,7 @@ func NewTrailingStats(lengths []time.Duration) (*TrailingStats, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &TrailingStats{lengths: ls, largest: largest, keys: make(map[string]*statsKey),
+	return &TrailingStats{lengths: ls, largest: largest, keys: keyed.New[statsKey](),
 		out: make([]Stats, len(ls)), sweep: stream.MinTime}, nil
 }
 
@@ -199,15 +191,11 @@ func NewTrailingStats(lengths []time.Duration) (*TrailingStats, error) {
 func (tr *TrailingStats) Lengths() int { return len(tr.lengths) }
 
 func (tr *TrailingStats) key(k string) *statsKey {
-	if tr.last != nil && tr.lastKey == k {
-		return tr.last
+	s := tr.keys.Get(k)
+	if s.acc == nil {
+		s.heads = make([]int64, len(tr.lengths))
+		s.acc = make([]Moments, len(tr.lengths))
 	}
-	s, ok := tr.keys[k]
-	if !ok {
-		s = &statsKey{heads: make([]int64, len(tr.lengths)), acc: make([]Moments, len(tr.lengths))}
-		tr.keys[k] = s
-	}
-	tr.last, tr.lastKey = s, k
 	return s
 }
 
@@ -331,17 +319,5 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 
 // Advance drops the state of keys whose events have all left the largest window.
 func (tr *TrailingStats) Advance(wm stream.Time, _ stream.Emitter[[]Stats]) {
-	span := tr.lengths[tr.largest]
-	if wm < tr.sweep.Add(span) && wm != stream.MaxTime {
-		return
-	}
-	tr.sweep = wm
-	for k, s := range tr.keys {
-		if s.lastT <= wm.Add(-span) || wm == stream.MaxTime {
-			delete(tr.keys, k)
-			if tr.last == s {
-				tr.last, tr.lastKey = nil, ""
-			}
-		}
-	}
+	sweepIdle(&tr.keys, &tr.sweep, wm, tr.lengths[tr.largest], func(s *statsKey) stream.Time { return s.lastT })
 }

@@ -170,7 +170,7 @@ func TestTrailingSweepsIdleKeys(t *testing.T) {
 	tr.Process(stream.Event[float64]{Key: "a", Time: 0, Value: 1}, &out)
 	tr.Process(stream.Event[float64]{Key: "b", Time: 5000, Value: 1}, &out)
 	tr.Advance(5001, &out)
-	assert.Len(t, tr.keys, 1, "key a left the largest window and its state is dropped")
+	assert.Equal(t, 1, tr.keys.Len(), "key a left the largest window and its state is dropped")
 	tr.Process(stream.Event[float64]{Key: "a", Time: 6000, Value: 3}, &out)
 	assert.Equal(t, int64(1), out.stats[2][0].Count, "a starts afresh")
 }
@@ -252,5 +252,5 @@ func TestTrailingStatsRecoversAfterAnOutlier(t *testing.T) {
 			checkAccuracy(t, xs, out.stats[i][w].Mean, out.stats[i][w].Variance, fmt.Sprintf("event %d window %v", i, l))
 		}
 	}
-	assert.False(t, tr.keys["k"].float, "back on the shared exact scale once the outlier left the largest window")
+	assert.False(t, tr.keys.Lookup("k").float, "back on the shared exact scale once the outlier left the largest window")
 }
