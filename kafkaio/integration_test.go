@@ -1,0 +1,388 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+	"github.com/tidemark-go/tidemark/internal/embedded"
+	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+func TestMain(m *testing.M) {
+	// Rebalances are logged at INFO; keep test output to warnings.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	os.Exit(m.Run())
+}
+
+// The Kafka tests run twice: against an in-process kfake cluster, always, and
+// against the real broker named by TIDEMARK_KAFKA_BROKERS (the integration
+// tier), which they skip when the variable is unset.
+const brokersEnv = "TIDEMARK_KAFKA_BROKERS"
+
+// cluster is a Kafka for one test.
+type cluster struct {
+	addrs []string
+	fake  *embedded.Kafka // nil for the real broker
+	owner testing.TB      // the test the cluster belongs to
+
+	adminOnce sync.Once
+	adm       sarama.ClusterAdmin
+	admErr    error
+}
+
+// backends runs f as the subtests "kfake" and "kafka".
+func backends(t *testing.T, f func(t *testing.T, k *cluster)) {
+	t.Helper()
+	t.Run("kfake", func(t *testing.T) { f(t, fakeCluster(t)) })
+	t.Run("kafka", func(t *testing.T) { f(t, realCluster(t)) })
+}
+
+func fakeCluster(tb testing.TB, opts ...embedded.KafkaOption) *cluster {
+	tb.Helper()
+	k := embeddedtest.StartKafka(tb, opts...)
+	return &cluster{addrs: k.Addrs(), fake: k, owner: tb}
+}
+
+func realCluster(tb testing.TB) *cluster {
+	tb.Helper()
+	v := os.Getenv(brokersEnv)
+	if v == "" {
+		tb.Skip(brokersEnv + " not set: start one with scripts/kafka/broker.sh start")
+	}
+	return &cluster{addrs: strings.Split(v, ","), owner: tb}
+}
+
+// fastGroups shortens sarama's group timings so that tests rebalance in
+// fractions of a second.
+func fastGroups(c *sarama.Config) {
+	c.Consumer.Group.Heartbeat.Interval = 100 * time.Millisecond
+	c.Consumer.Group.Session.Timeout = 6 * time.Second
+	c.Consumer.Group.Rebalance.Timeout = 10 * time.Second
+	c.Consumer.Group.Rebalance.Retry.Backoff = 100 * time.Millisecond
+	c.Consumer.MaxWaitTime = 100 * time.Millisecond
+	c.Consumer.Retry.Backoff = 100 * time.Millisecond
+	c.Metadata.Retry.Backoff = 50 * time.Millisecond
+	c.Producer.Retry.Backoff = 50 * time.Millisecond
+}
+
+// config returns NewConfig with fast group timings and opts.
+func (k *cluster) config(tb testing.TB, opts ...ConfigOption) *sarama.Config {
+	tb.Helper()
+	cfg, err := NewConfig(append([]ConfigOption{WithConfig(fastGroups)}, opts...)...)
+	require.NoError(tb, err, "test config")
+	return cfg
+}
+
+// client returns a client closed at the end of the test.
+func (k *cluster) client(tb testing.TB, cfg *sarama.Config) sarama.Client {
+	tb.Helper()
+	if cfg == nil {
+		cfg = k.config(tb)
+	}
+	c, err := sarama.NewClient(k.addrs, cfg)
+	require.NoError(tb, err, "connect to %v", k.addrs)
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// admin returns the test's admin, made once; it is closed with its client.
+func (k *cluster) admin(tb testing.TB) sarama.ClusterAdmin {
+	tb.Helper()
+	k.adminOnce.Do(func() {
+		var c sarama.Client
+		if c, k.admErr = sarama.NewClient(k.addrs, k.config(tb)); k.admErr == nil {
+			k.owner.Cleanup(func() { _ = c.Close() })
+			k.adm, k.admErr = sarama.NewClusterAdminFromClient(c)
+		}
+	})
+	require.NoError(tb, k.admErr, "admin")
+	return k.adm
+}
+
+var nameSeq struct {
+	sync.Mutex
+	n int
+}
+
+// name returns a topic or group name unique to the test and the run.
+func name(tb testing.TB, what string) string {
+	nameSeq.Lock()
+	nameSeq.n++
+	n := nameSeq.n
+	nameSeq.Unlock()
+	base := strings.Map(func(r rune) rune {
+		switch {
+		case r == '/':
+			return '.'
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, tb.Name())
+	return fmt.Sprintf("%s.%s.%d.%x", base, what, n, rand.Uint32())
+}
+
+// topic creates a topic with a unique name through EnsureTopics.
+func (k *cluster) topic(tb testing.TB, partitions int32, config map[string]string) string {
+	tb.Helper()
+	t := name(tb, "topic")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(tb, EnsureTopics(ctx, k.admin(tb), []TopicSpec{{Name: t, Partitions: partitions, Config: config}}), "create topic %s", t)
+	return t
+}
+
+// committed returns the group's committed offset of each partition of topic
+// (-1 when none).
+func (k *cluster) committed(tb testing.TB, group, topic string, partitions int32) []int64 {
+	tb.Helper()
+	out, err := k.committedE(tb, group, topic, partitions)
+	require.NoError(tb, err, "committed offsets of %s", group)
+	return out
+}
+
+// committedE is committed for conditions polled in other goroutines.
+func (k *cluster) committedE(tb testing.TB, group, topic string, partitions int32) ([]int64, error) {
+	ps := make([]int32, partitions)
+	out := make([]int64, partitions)
+	for i := range ps {
+		ps[i], out[i] = int32(i), -1
+	}
+	resp, err := k.admin(tb).ListConsumerGroupOffsets(group, map[string][]int32{topic: ps})
+	if errors.Is(err, sarama.ErrGroupIDNotFound) { // kfake, before the group's first commit
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if b := resp.GetBlock(topic, int32(i)); b != nil {
+			out[i] = b.Offset
+		}
+	}
+	return out, nil
+}
+
+// committedIs returns a condition for require.Eventually: the group's
+// committed offsets of topic are want or, when want is nil, the end offsets
+// minus one: everything but the sentinel that ends each partition.
+func (k *cluster) committedIs(tb testing.TB, group, topic string, partitions int32, want []int64) func() bool {
+	var c sarama.Client
+	if want == nil {
+		c = k.client(tb, nil)
+	}
+	return func() bool {
+		got, err := k.committedE(tb, group, topic, partitions)
+		if err != nil {
+			return false
+		}
+		w := want
+		if w == nil {
+			if w, err = k.endsE(c, topic, partitions); err != nil {
+				return false
+			}
+			for i := range w {
+				w[i]--
+			}
+		}
+		return slices.Equal(got, w)
+	}
+}
+
+// ends returns the end offset of each partition of topic.
+func (k *cluster) ends(tb testing.TB, c sarama.Client, topic string, partitions int32) []int64 {
+	tb.Helper()
+	out, err := k.endsE(c, topic, partitions)
+	require.NoError(tb, err, "end offsets of %s", topic)
+	return out
+}
+
+func (k *cluster) endsE(c sarama.Client, topic string, partitions int32) ([]int64, error) {
+	out := make([]int64, partitions)
+	for i := range out {
+		o, err := c.GetOffset(topic, int32(i), sarama.OffsetNewest)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = o
+	}
+	return out, nil
+}
+
+// readAll consumes every record of topic up to its end offsets.
+func (k *cluster) readAll(tb testing.TB, topic string, partitions int32) []*sarama.ConsumerMessage {
+	tb.Helper()
+	c := k.client(tb, nil)
+	ends := k.ends(tb, c, topic, partitions)
+	cons, err := sarama.NewConsumerFromClient(c)
+	require.NoError(tb, err, "consumer")
+	defer cons.Close()
+	var out []*sarama.ConsumerMessage
+	for p := range partitions {
+		if ends[p] == 0 {
+			continue
+		}
+		pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
+		require.NoError(tb, err, "consume %s/%d", topic, p)
+		timeout := time.After(20 * time.Second)
+	read:
+		for {
+			select {
+			case m := <-pc.Messages():
+				out = append(out, m)
+				if m.Offset+1 >= ends[p] {
+					break read
+				}
+			case <-timeout:
+				tb.Fatalf("timed out reading %s/%d: have %d records, end offset %d", topic, p, len(out), ends[p])
+			}
+		}
+		require.NoError(tb, pc.Close(), "close partition consumer")
+	}
+	return out
+}
+
+// identity is the operator that passes events through.
+type identity[T any] struct{}
+
+func (identity[T]) Process(e stream.Event[T], out stream.Emitter[T]) { out.Emit(e) }
+func (identity[T]) Advance(stream.Time, stream.Emitter[T])           {}
+
+// collector is a stream.Sink that keeps what it is given.
+type collector[T any] struct {
+	mu       sync.Mutex
+	events   []stream.Event[T]
+	flushErr error // returned by Flush once the collector holds events
+	flushes  int
+}
+
+func (c *collector[T]) Write(_ context.Context, e stream.Event[T]) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, e)
+	return nil
+}
+
+func (c *collector[T]) Flush(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushes++
+	if len(c.events) == 0 {
+		return nil
+	}
+	return c.flushErr
+}
+
+func (c *collector[T]) snapshot() []stream.Event[T] {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]stream.Event[T](nil), c.events...)
+}
+
+func (c *collector[T]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.events)
+}
+
+// pipeline is a stream.Run in a goroutine.
+type pipeline struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	stats  stream.Stats
+	err    error
+}
+
+// startRun runs src through the identity operator into sink until stop.
+func startRun[T any](tb testing.TB, src stream.Source[T], sink stream.Sink[T], opts ...stream.Option) *pipeline {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &pipeline{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.stats, p.err = stream.Run(ctx, src, stream.Operator[T, T](identity[T]{}), sink, opts...)
+	}()
+	tb.Cleanup(func() { p.stop() })
+	return p
+}
+
+// stop cancels the run, waits for it and returns its error, without the
+// context.Canceled that stopping causes.
+func (p *pipeline) stop() error {
+	p.cancel()
+	<-p.done
+	if errors.Is(p.err, context.Canceled) {
+		return errors.Join(unwrapJoin(p.err, context.Canceled)...)
+	}
+	return p.err
+}
+
+func unwrapJoin(err, drop error) []error {
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !errors.Is(e, drop) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	if !errors.Is(err, drop) {
+		out = append(out, err)
+	}
+	return out
+}
+
+// runOpts is the Run configuration of the Kafka tests: 1 s of lateness and no
+// idle timeout. stream.Run applies the Source's partition changes, so a
+// revoked partition stops holding the watermark back at once, and data sets
+// end with sentinels(), which move the watermark past every record before
+// them: nothing depends on the clock.
+func runOpts() []stream.Option {
+	return []stream.Option{stream.WithLateness(time.Second)}
+}
+
+// sentinels returns one event per partition of topic at time t, with N = -1.
+// Released only when the watermark passes t, they release everything
+// before them and stay uncommitted.
+func sentinels(tb testing.TB, topic string, partitions int32, t stream.Time) []stream.Event[tick] {
+	out := make([]stream.Event[tick], partitions)
+	for p := range partitions {
+		out[p] = stream.Event[tick]{Key: keyFor(tb, topic, p, partitions), Time: t, Value: tick{N: -1}}
+	}
+	return out
+}
+
+// produce writes events with a Sink and flushes.
+func produce[T any](tb testing.TB, k *cluster, topic string, codec Codec[T], events []stream.Event[T]) {
+	tb.Helper()
+	sink, err := NewSink(k.client(tb, nil), codec, WithTopic(topic))
+	require.NoError(tb, err, "NewSink")
+	ctx := context.Background()
+	for _, e := range events {
+		require.NoError(tb, sink.Write(ctx, e), "Write %v", e)
+	}
+	require.NoError(tb, sink.Flush(ctx), "Flush")
+	require.NoError(tb, sink.Close(), "Close sink")
+}
+
+// produceRaw writes raw records, for values a Codec would not produce.
+func produceRaw(tb testing.TB, k *cluster, msgs ...*sarama.ProducerMessage) {
+	tb.Helper()
+	p, err := sarama.NewSyncProducerFromClient(k.client(tb, nil))
+	require.NoError(tb, err, "sync producer")
+	defer p.Close()
+	require.NoError(tb, p.SendMessages(msgs), "produce raw records")
+}

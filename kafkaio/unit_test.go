@@ -1,0 +1,414 @@
+package kafkaio
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tidemark-go/tidemark/stream"
+	"github.com/xdg-go/scram"
+)
+
+type price struct {
+	Symbol    string  `json:"symbol"`
+	Price     float64 `json:"price"`
+	Timestamp string  `json:"timestamp"`
+}
+
+func priceTime(p *price) (stream.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, p.Timestamp)
+	if err != nil {
+		return 0, err
+	}
+	return stream.TimeOf(t), nil
+}
+
+func TestJSONDecode(t *testing.T) {
+	const ts stream.Time = 1_746_677_558_352
+	byValue := JSON[price]{Time: priceTime, Key: func(p *price) (string, error) {
+		if p.Symbol == "" {
+			return "", errors.New("no symbol")
+		}
+		return p.Symbol, nil
+	}}
+	for _, tc := range []struct {
+		name  string
+		codec Codec[price]
+		key   string
+		value string
+		ts    stream.Time
+		want  stream.Event[price]
+		kind  string // "" means no error
+	}{
+		{
+			name: "record key and timestamp", codec: JSON[price]{}, key: "BTCUSDT", ts: ts,
+			value: `{"symbol":"BTCUSDT","price":99190.48,"timestamp":"x"}`,
+			want:  stream.Event[price]{Key: "BTCUSDT", Time: ts, Value: price{"BTCUSDT", 99190.48, "x"}},
+		},
+		{
+			name: "key and time from the value", codec: byValue, key: "ignored", ts: 1,
+			value: `{"symbol":"BTCUSDT","price":1,"timestamp":"2025-05-08T06:12:38.352+02:00"}`,
+			want:  stream.Event[price]{Key: "BTCUSDT", Time: ts, Value: price{"BTCUSDT", 1, "2025-05-08T06:12:38.352+02:00"}},
+		},
+		{name: "not JSON", codec: JSON[price]{}, value: `nope`, ts: ts, kind: "syntax"},
+		{name: "truncated", codec: JSON[price]{}, value: `{"symbol":`, ts: ts, kind: "syntax"},
+		{name: "empty", codec: JSON[price]{}, value: ``, ts: ts, kind: "syntax"},
+		{name: "trailing data", codec: JSON[price]{}, value: `{} {}`, ts: ts, kind: "syntax"},
+		{name: "wrong type", codec: JSON[price]{}, value: `{"price":"high"}`, ts: ts, kind: "type"},
+		{name: "not an object", codec: JSON[price]{}, value: `[1,2]`, ts: ts, kind: "type"},
+		{name: "unknown field", codec: JSON[price]{DisallowUnknownFields: true}, value: `{"volume":1}`, ts: ts, kind: "json"},
+		{name: "no timestamp", codec: JSON[price]{}, value: `{}`, ts: stream.MinTime, kind: "time"},
+		{name: "bad time", codec: byValue, value: `{"symbol":"A","timestamp":"yesterday"}`, ts: ts, kind: "time"},
+		{name: "no key", codec: byValue, value: `{"timestamp":"2025-05-08T04:12:38Z"}`, ts: ts, kind: "key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.codec.Decode([]byte(tc.key), []byte(tc.value), tc.ts)
+			if tc.kind == "" {
+				require.NoError(t, err, "Decode")
+				assert.Equal(t, tc.want, got, "event")
+				return
+			}
+			var de *DecodeError
+			require.ErrorAs(t, err, &de, "a DecodeError")
+			assert.Equal(t, tc.kind, de.Kind, "kind of %v", err)
+			assert.Equal(t, tc.kind, errorKind(err), "errorKind")
+		})
+	}
+	assert.Equal(t, "*errors.errorString", errorKind(errors.New("x")), "kind of a plain error")
+}
+
+func TestJSONAppendValue(t *testing.T) {
+	c := JSON[price]{}
+	dst := []byte("prefix:")
+	got, err := c.AppendValue(dst, stream.Event[price]{Key: "k", Value: price{"A<B", 1.5, "t"}})
+	require.NoError(t, err, "AppendValue")
+	assert.Equal(t, `prefix:{"symbol":"A<B","price":1.5,"timestamp":"t"}`, string(got), "appended JSON without newline or HTML escaping")
+
+	_, err = c.AppendValue(nil, stream.Event[price]{Value: price{Price: math.NaN()}})
+	assert.Error(t, err, "NaN is not JSON")
+
+	back, err := c.Decode([]byte("k"), got[len("prefix:"):], 5)
+	require.NoError(t, err, "decode what was encoded")
+	assert.Equal(t, price{"A<B", 1.5, "t"}, back.Value, "round trip")
+}
+
+func TestRaw(t *testing.T) {
+	v := []byte("payload")
+	e, err := Raw{}.Decode([]byte("key"), v, 42)
+	require.NoError(t, err, "Decode")
+	assert.Equal(t, stream.Event[[]byte]{Key: "key", Time: 42, Value: []byte("payload")}, e, "event")
+	v[0] = 'X'
+	assert.Equal(t, "payload", string(e.Value), "Decode copies the value")
+	got, err := Raw{}.AppendValue([]byte("a"), e)
+	require.NoError(t, err, "AppendValue")
+	assert.Equal(t, "apayload", string(got), "AppendValue")
+	_, err = Raw{}.Decode(nil, nil, stream.MinTime)
+	assert.Error(t, err, "no timestamp")
+}
+
+func TestNewConfig(t *testing.T) {
+	cfg, err := NewConfig()
+	require.NoError(t, err, "defaults")
+	assert.True(t, cfg.Producer.Idempotent, "idempotent")
+	assert.Equal(t, sarama.WaitForAll, cfg.Producer.RequiredAcks, "acks=all")
+	assert.Equal(t, 1, cfg.Net.MaxOpenRequests, "one request in flight")
+	assert.True(t, cfg.Producer.Return.Successes && cfg.Producer.Return.Errors, "returns")
+	assert.False(t, cfg.Consumer.Offsets.AutoCommit.Enable, "auto-commit off")
+	assert.Equal(t, sarama.OffsetOldest, cfg.Consumer.Offsets.Initial, "oldest")
+	assert.False(t, cfg.Metadata.AllowAutoTopicCreation, "no auto-creation")
+	assert.Equal(t, "tidemark", cfg.ClientID, "client id")
+	assert.Equal(t, sarama.CompressionNone, cfg.Producer.Compression, "no compression")
+	assert.False(t, cfg.Net.TLS.Enable || cfg.Net.SASL.Enable, "no TLS, no SASL")
+
+	tlsCfg := &tls.Config{ServerName: "kafka", MinVersion: tls.VersionTLS13}
+	for _, tc := range []struct {
+		name  string
+		opt   ConfigOption
+		check func(t *testing.T, c *sarama.Config)
+	}{
+		{"TLS", WithTLS(tlsCfg), func(t *testing.T, c *sarama.Config) {
+			assert.True(t, c.Net.TLS.Enable, "enabled")
+			assert.Same(t, tlsCfg, c.Net.TLS.Config, "config")
+		}},
+		{"TLS default", WithTLS(nil), func(t *testing.T, c *sarama.Config) {
+			assert.True(t, c.Net.TLS.Enable, "enabled")
+			assert.Equal(t, uint16(tls.VersionTLS12), c.Net.TLS.Config.MinVersion, "TLS 1.2 at least")
+		}},
+		{"SASL PLAIN", WithSASL(SASLPlain, "u", "p"), func(t *testing.T, c *sarama.Config) {
+			assert.True(t, c.Net.SASL.Enable && c.Net.SASL.Handshake, "enabled")
+			assert.Equal(t, sarama.SASLMechanism(sarama.SASLTypePlaintext), c.Net.SASL.Mechanism, "mechanism")
+			assert.Equal(t, "u", c.Net.SASL.User, "user")
+			assert.Equal(t, "p", c.Net.SASL.Password, "password")
+			assert.Nil(t, c.Net.SASL.SCRAMClientGeneratorFunc, "no SCRAM")
+		}},
+		{"SASL SCRAM-SHA-256", WithSASL(SASLScramSHA256, "u", "p"), func(t *testing.T, c *sarama.Config) {
+			assert.Equal(t, sarama.SASLMechanism(sarama.SASLTypeSCRAMSHA256), c.Net.SASL.Mechanism, "mechanism")
+			require.NotNil(t, c.Net.SASL.SCRAMClientGeneratorFunc, "SCRAM client")
+			assert.NotSame(t, c.Net.SASL.SCRAMClientGeneratorFunc(), c.Net.SASL.SCRAMClientGeneratorFunc(), "a client per conversation")
+		}},
+		{"SASL SCRAM-SHA-512", WithSASL(SASLScramSHA512, "u", "p"), func(t *testing.T, c *sarama.Config) {
+			assert.Equal(t, sarama.SASLMechanism(sarama.SASLTypeSCRAMSHA512), c.Net.SASL.Mechanism, "mechanism")
+			require.NotNil(t, c.Net.SASL.SCRAMClientGeneratorFunc, "SCRAM client")
+		}},
+		{"zstd", WithCompression(sarama.CompressionZSTD), func(t *testing.T, c *sarama.Config) {
+			assert.Equal(t, sarama.CompressionZSTD, c.Producer.Compression, "codec")
+		}},
+		{"batch", WithBatch(1<<20, 1000, 5*time.Millisecond), func(t *testing.T, c *sarama.Config) {
+			assert.Equal(t, 1<<20, c.Producer.Flush.Bytes, "bytes")
+			assert.Equal(t, 1000, c.Producer.Flush.Messages, "messages")
+			assert.Equal(t, 5*time.Millisecond, c.Producer.Flush.Frequency, "frequency")
+		}},
+		{"client id", WithClientID("moving"), func(t *testing.T, c *sarama.Config) {
+			assert.Equal(t, "moving", c.ClientID, "client id")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewConfig(tc.opt)
+			require.NoError(t, err, "NewConfig")
+			require.NoError(t, c.Validate(), "sarama accepts it")
+			tc.check(t, c)
+		})
+	}
+
+	for _, tc := range []struct {
+		name string
+		opt  ConfigOption
+		want error
+	}{
+		{"unknown SASL mechanism", WithSASL("GSSAPI", "u", "p"), ErrBadOption},
+		{"SASL without password", WithSASL(SASLScramSHA256, "u", ""), ErrBadOption},
+		{"SASL without user", WithSASL(SASLPlain, "", "p"), ErrBadOption},
+		{"unknown compression", WithCompression(sarama.CompressionCodec(42)), ErrBadOption},
+		{"negative batch", WithBatch(-1, 0, 0), ErrBadOption},
+		{"empty client id", WithClientID(""), ErrBadOption},
+		{"nil config func", WithConfig(nil), ErrBadOption},
+		{"sarama rejects", WithConfig(func(c *sarama.Config) { c.Net.MaxOpenRequests = 5 }), ErrBadConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewConfig(tc.opt)
+			assert.ErrorIs(t, err, tc.want, "NewConfig error")
+		})
+	}
+}
+
+// TestSCRAMClient runs sarama's SCRAM client side, as WithSASL configures it,
+// against xdg-go's SCRAM server: a right password authenticates, a wrong one
+// does not.
+func TestSCRAMClient(t *testing.T) {
+	for _, mech := range []sarama.SASLMechanism{SASLScramSHA256, SASLScramSHA512} {
+		for _, tc := range []struct {
+			password string
+			ok       bool
+		}{{"s3cret", true}, {"wrong", false}} {
+			t.Run(string(mech)+"/"+tc.password, func(t *testing.T) {
+				cfg, err := NewConfig(WithSASL(mech, "alice", tc.password))
+				require.NoError(t, err, "NewConfig")
+				hash := scram.SHA256
+				if mech == SASLScramSHA512 {
+					hash = scram.SHA512
+				}
+				creds, err := hash.NewClient("alice", "s3cret", "")
+				require.NoError(t, err, "server credentials")
+				stored := creds.GetStoredCredentials(scram.KeyFactors{Salt: "NaCl-salt", Iters: 4096})
+				srv, err := hash.NewServer(func(user string) (scram.StoredCredentials, error) {
+					if user != "alice" {
+						return scram.StoredCredentials{}, errors.New("unknown user")
+					}
+					return stored, nil
+				})
+				require.NoError(t, err, "server")
+
+				client := cfg.Net.SASL.SCRAMClientGeneratorFunc()
+				require.NoError(t, client.Begin("alice", tc.password, ""), "Begin")
+				server := srv.NewConversation()
+				msg, err := client.Step("")
+				require.NoError(t, err, "client-first")
+				var authErr error
+				for !client.Done() {
+					reply, err := server.Step(msg)
+					if err != nil {
+						authErr = err
+						break
+					}
+					if msg, err = client.Step(reply); err != nil {
+						authErr = err
+						break
+					}
+				}
+				if tc.ok {
+					require.NoError(t, authErr, "authentication")
+					assert.True(t, server.Valid(), "server accepts the proof")
+					assert.True(t, client.Done(), "client done")
+				} else {
+					assert.Error(t, authErr, "a wrong password is refused")
+					assert.False(t, server.Valid(), "server refuses")
+				}
+			})
+		}
+	}
+	_, err := (&scramClient{hash: scram.HashGeneratorFcn(sha256.New)}).Step("")
+	assert.Error(t, err, "Step before Begin")
+}
+
+func TestOptionValidation(t *testing.T) {
+	codec := JSON[tick]{}
+	cfg, err := NewConfig()
+	require.NoError(t, err, "config")
+	brokers := WithBrokers([]string{"127.0.0.1:1"}, cfg)
+	for _, tc := range []struct {
+		name string
+		new  func() error
+		want error
+	}{
+		{"source: nil client and no brokers", func() error {
+			_, err := NewSource[tick](nil, "g", []string{"t"}, codec)
+			return err
+		}, ErrBadOption},
+		{"source: empty group", func() error {
+			_, err := NewSource[tick](nil, "", []string{"t"}, codec, brokers)
+			return err
+		}, ErrBadOption},
+		{"source: no topics", func() error {
+			_, err := NewSource[tick](nil, "g", nil, codec, brokers)
+			return err
+		}, ErrBadOption},
+		{"source: empty topic", func() error {
+			_, err := NewSource[tick](nil, "g", []string{"t", ""}, codec, brokers)
+			return err
+		}, ErrBadOption},
+		{"source: nil codec", func() error {
+			_, err := NewSource[tick](nil, "g", []string{"t"}, nil, brokers)
+			return err
+		}, ErrBadOption},
+		{"source: negative horizon", func() error {
+			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithHorizon(-time.Second))
+			return err
+		}, ErrBadOption},
+		{"source: negative commit interval", func() error {
+			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithCommitInterval(-1))
+			return err
+		}, ErrBadOption},
+		{"source: zero batch", func() error {
+			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithMaxBatch(0))
+			return err
+		}, ErrBadOption},
+		{"source: empty dead-letter topic", func() error {
+			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithDeadLetter(""))
+			return err
+		}, ErrBadOption},
+		{"source: dead-letter topic is consumed", func() error {
+			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithDeadLetter("t"))
+			return err
+		}, ErrBadOption},
+		{"source: brokers without addresses", func() error {
+			_, err := NewSource(nil, "g", []string{"t"}, codec, WithBrokers(nil, nil))
+			return err
+		}, ErrBadOption},
+		{"sink: no topic", func() error {
+			_, err := NewSink[tick](nil, codec, brokers)
+			return err
+		}, ErrBadOption},
+		{"sink: empty topic", func() error {
+			_, err := NewSink[tick](nil, codec, brokers, WithTopic(""))
+			return err
+		}, ErrBadOption},
+		{"sink: nil codec", func() error {
+			_, err := NewSink[tick](nil, nil, brokers, WithTopic("t"))
+			return err
+		}, ErrBadOption},
+		{"sink: nil router", func() error {
+			_, err := NewSink[tick](nil, codec, brokers, WithRouter[tick](nil))
+			return err
+		}, ErrBadOption},
+		{"sink: router of another type", func() error {
+			_, err := NewSink[tick](nil, codec, brokers, WithRouter(func(stream.Event[string]) string { return "t" }))
+			return err
+		}, ErrBadOption},
+		{"sink: nil client and no brokers", func() error {
+			_, err := NewSink[tick](nil, codec, WithTopic("t"))
+			return err
+		}, ErrBadOption},
+		{"sink: config without idempotence", func() error {
+			c := sarama.NewConfig()
+			c.Producer.Return.Successes = true
+			_, err := NewSink[tick](nil, codec, WithBrokers([]string{"127.0.0.1:1"}, c), WithTopic("t"))
+			return err
+		}, ErrBadConfig},
+		{"sink: config without successes", func() error {
+			c, _ := NewConfig()
+			c.Producer.Return.Successes = false
+			_, err := NewSink[tick](nil, codec, WithBrokers([]string{"127.0.0.1:1"}, c), WithTopic("t"))
+			return err
+		}, ErrBadConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.ErrorIs(t, tc.new(), tc.want, "constructor error")
+		})
+	}
+}
+
+func TestOffsetsAdvance(t *testing.T) {
+	var o offsets
+	for i, tm := range []stream.Time{10, 30, 20, 40} {
+		o.push(entry{off: int64(100 + i), t: tm})
+	}
+	o.push(entry{off: 104, done: true}) // dead-lettered
+	o.push(entry{off: 105, t: 50})
+	assert.Equal(t, int64(-1), o.advance(10, 0), "nothing below 10")
+	assert.Equal(t, int64(101), o.advance(11, 0), "10 is done")
+	assert.Equal(t, int64(-1), o.advance(30, 0), "30 blocks")
+	assert.Equal(t, int64(-1), o.advance(35, 5), "30 + 5 is not below 35")
+	assert.Equal(t, int64(103), o.advance(36, 5), "30 and 20 are done")
+	assert.Equal(t, int64(105), o.advance(46, 5), "40 and the dead letter")
+	assert.Equal(t, 1, o.Len(), "50 is left")
+	assert.Equal(t, int64(106), o.advance(stream.MaxTime, 5), "end of input")
+	assert.Equal(t, int64(-1), o.advance(stream.MaxTime, 5), "empty")
+
+	var d offsets
+	d.push(entry{off: 7, done: true})
+	assert.Equal(t, int64(8), d.advance(stream.MinTime, 0), "a dead letter is done before any watermark")
+}
+
+// TestDriverRebalance: revoking a partition that holds the watermark back
+// releases the events the others allow; assigning one holds it again.
+func TestDriverRebalance(t *testing.T) {
+	var out []stream.Event[int]
+	d, err := stream.NewDriver(stream.Operator[int, int](identity[int]{}), stream.EmitFunc[int](func(e stream.Event[int]) { out = append(out, e) }),
+		stream.WithLateness(0))
+	require.NoError(t, err, "NewDriver")
+	d.Rebalance([]stream.PartitionChange{{Partition: 0}, {Partition: 1}}, time.Time{})
+	d.Push(0, stream.Event[int]{Key: "a", Time: 10, Value: 1}, time.Time{})
+	d.Push(0, stream.Event[int]{Key: "a", Time: 20, Value: 2}, time.Time{})
+	assert.Empty(t, out, "partition 1 holds the watermark back before its first event")
+	d.Push(1, stream.Event[int]{Key: "b", Time: 5, Value: 3}, time.Time{})
+	assert.Equal(t, []stream.Event[int]{}, append([]stream.Event[int]{}, out...), "watermark 5 releases nothing")
+	d.Rebalance([]stream.PartitionChange{{Partition: 1, Revoked: true}}, time.Time{})
+	assert.Equal(t, stream.Time(20), d.Watermark(), "partition 0 alone sets the watermark")
+	assert.Equal(t, []int{3, 1}, values(out), "revoking partition 1 releases what is below 20")
+	d.Rebalance([]stream.PartitionChange{{Partition: 2}}, time.Time{})
+	d.Push(0, stream.Event[int]{Key: "a", Time: 30, Value: 4}, time.Time{})
+	assert.Equal(t, []int{3, 1}, values(out), "the new partition 2 holds the watermark at 20")
+	d.Rebalance(nil, time.Time{})
+}
+
+func values(es []stream.Event[int]) []int {
+	out := make([]int, len(es))
+	for i, e := range es {
+		out[i] = e.Value
+	}
+	return out
+}
+
+func TestCompactChanges(t *testing.T) {
+	a := func(id int) stream.PartitionChange { return stream.PartitionChange{Partition: id} }
+	r := func(id int) stream.PartitionChange { return stream.PartitionChange{Partition: id, Revoked: true} }
+	got := compactChanges([]stream.PartitionChange{a(0), a(1), r(0), r(1), a(1), a(2), r(1), a(1), a(3), r(3)})
+	assert.Equal(t, []stream.PartitionChange{r(0), r(1), a(1), a(2), r(3)}, got, "net effect per partition")
+	assert.Equal(t, []stream.PartitionChange{a(4)}, compactChanges([]stream.PartitionChange{a(4)}), "a single assignment stays")
+}
