@@ -115,8 +115,15 @@ func newConfig[In any](opts []Option) (config, error) {
 	return cfg, nil
 }
 
-// Stats returns the counts so far.
-func (d *Driver[In, Out]) Stats() Stats { return d.stats }
+// Stats returns the counts so far. Duplicates include those the Sequencer
+// found only at release (a copy of an event held for another partition).
+func (d *Driver[In, Out]) Stats() Stats {
+	st := d.stats
+	dups := d.seq.MergedDuplicates()
+	st.Accepted -= dups
+	st.Duplicates += dups
+	return st
+}
 
 // Watermark returns the watermark of the events released so far.
 func (d *Driver[In, Out]) Watermark() Time { return d.seq.Watermark() }
@@ -128,7 +135,7 @@ func (d *Driver[In, Out]) Watermarks() *Watermarks { return d.marks }
 // time is fine when no idle timeout is set), then advances the watermark,
 // which may release events through the operator.
 func (d *Driver[In, Out]) Push(partition int, e Event[In], now time.Time) Verdict {
-	v := d.seq.Offer(e)
+	v := d.seq.OfferFrom(partition, e)
 	switch v {
 	case Accepted:
 		d.stats.Accepted++

@@ -129,6 +129,12 @@ func Run[In, Out any](ctx context.Context, src Source[In], op Operator[In, Out],
 			d.Tick(now)
 		}
 		if err := flush(ctx); err != nil {
+			if ctx.Err() != nil {
+				// Cancelled during the flush: finish it on a context that is
+				// not cancelled, as on the other shutdown path.
+				w.ctx = context.WithoutCancel(ctx)
+				return d.Stats(), errors.Join(ctx.Err(), flush(context.WithoutCancel(ctx)))
+			}
 			return d.Stats(), err
 		}
 	}

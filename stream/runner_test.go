@@ -178,3 +178,30 @@ func TestRunAppliesPartitionChanges(t *testing.T) {
 	require.GreaterOrEqual(t, len(src.checkpoints), 3, "a checkpoint per poll")
 	assert.Equal(t, []Time{MinTime, MinTime, 9000}, src.checkpoints[:3], "the assigned silent partition held the watermark until revoked")
 }
+
+// cancellingSink cancels the run's context in its first Flush and fails that
+// Flush with the context's error, as a sink waiting on a broker would.
+type cancellingSink struct {
+	sliceSink
+	cancel  context.CancelFunc
+	flushed []error
+}
+
+func (s *cancellingSink) Flush(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+		s.cancel = nil
+	}
+	s.flushed = append(s.flushed, ctx.Err())
+	return ctx.Err()
+}
+
+func TestRunCancelledDuringFlushStillFlushes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sink := &cancellingSink{cancel: cancel}
+	src := &sliceSource{recs: records(0, 1000, 5000), batch: 10, block: true}
+	_, err := Run[int, int](ctx, src, &identity[int]{}, sink, WithLateness(time.Second))
+	assert.ErrorIs(t, err, context.Canceled, "Run reports the cancellation")
+	require.Len(t, sink.flushed, 2, "the interrupted flush is retried once")
+	assert.NoError(t, sink.flushed[1], "on a context that is not cancelled")
+}

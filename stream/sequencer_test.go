@@ -265,3 +265,119 @@ func requireSameEvents[T comparable](t *testing.T, want, got []Event[T], msg str
 	}
 	require.Equal(t, len(want), len(got), "%s: length", fmt.Sprintf(msg, args...))
 }
+
+// TestSequencerPartitionsMerge offers events from several partitions in large
+// interleaved chunks (as Kafka fetches deliver them), with duplicates within
+// and across partitions, advancing the watermark as far as the events still to
+// come allow: the release is the reference (first arrival of each identity,
+// in (time, key) order), and every duplicate is counted once, either when
+// offered or when merged.
+func TestSequencerPartitionsMerge(t *testing.T) {
+	const seed = 17
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, seed))
+	type rec struct {
+		part int
+		e    Event[int]
+	}
+	const parts = 5
+	var perPart [parts][]rec
+	keys := []string{"a", "b", "c", "d"}
+	for i := range 6000 {
+		p := r.IntN(parts)
+		tm := Time(i/3 + r.IntN(4))
+		e := ev(keys[r.IntN(len(keys))], tm, i)
+		perPart[p] = append(perPart[p], rec{p, e})
+		if r.IntN(15) == 0 { // a copy of the same identity, here or in another partition
+			q := r.IntN(parts)
+			perPart[q] = append(perPart[q], rec{q, ev(e.Key, e.Time, -i)})
+		}
+	}
+	// Arrival: chunks of up to 300 records from one partition at a time.
+	var arrival []rec
+	for {
+		var open []int
+		for p := range parts {
+			if len(perPart[p]) > 0 {
+				open = append(open, p)
+			}
+		}
+		if len(open) == 0 {
+			break
+		}
+		p := open[r.IntN(len(open))]
+		n := min(len(perPart[p]), 1+r.IntN(300))
+		arrival = append(arrival, perPart[p][:n]...)
+		perPart[p] = perPart[p][n:]
+	}
+	type id struct {
+		k string
+		t Time
+	}
+	seen := map[id]bool{}
+	var want []Event[int]
+	for _, a := range arrival {
+		if !seen[id{a.e.Key, a.e.Time}] {
+			seen[id{a.e.Key, a.e.Time}] = true
+			want = append(want, a.e)
+		}
+	}
+	slices.SortStableFunc(want, func(a, b Event[int]) int {
+		if a.Before(&b) {
+			return -1
+		}
+		if b.Before(&a) {
+			return 1
+		}
+		return 0
+	})
+	// The smallest time still to arrive, after each arrival.
+	minAfter := make([]Time, len(arrival)+1)
+	minAfter[len(arrival)] = MaxTime
+	for i := len(arrival) - 1; i >= 0; i-- {
+		minAfter[i] = min(minAfter[i+1], arrival[i].e.Time)
+	}
+	s := NewSequencer[int]()
+	var sink collect[int]
+	dups := 0
+	for i, a := range arrival {
+		switch v := s.OfferFrom(a.part, a.e); v {
+		case Duplicate:
+			dups++
+		case Late:
+			t.Fatalf("record %d is late although the watermark never passed it", i)
+		}
+		if r.IntN(50) == 0 {
+			s.Advance(minAfter[i+1], &sink)
+		}
+	}
+	s.Advance(MaxTime, &sink)
+	requireSameEvents(t, want, sink.got, "released sequence")
+	assert.Equal(t, len(arrival)-len(want), dups+int(s.MergedDuplicates()), "every duplicate counted once")
+	assert.Positive(t, s.MergedDuplicates(), "some duplicates were across partitions")
+	assert.Zero(t, s.Held(), "nothing held at the end")
+}
+
+func BenchmarkSequencerInterleavedPartitions(b *testing.B) {
+	// Six partitions, each in order, delivered in chunks of 500: the shape of
+	// a Kafka consumer's fetches.
+	s := NewSequencer[float64]()
+	out := EmitFunc[float64](func(Event[float64]) {})
+	const parts, chunk = 6, 500
+	var tm [parts]Time
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		p := (i / chunk) % parts
+		tm[p] += 100
+		s.OfferFrom(p, Event[float64]{Key: "BTCUSDT", Time: tm[p], Value: 1})
+		if i%chunk == chunk-1 {
+			low := tm[0]
+			for _, t := range tm {
+				low = min(low, t)
+			}
+			s.Advance(low, out)
+		}
+		i++
+	}
+}
