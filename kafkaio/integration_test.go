@@ -234,22 +234,45 @@ func (k *cluster) readAll(tb testing.TB, topic string, partitions int32) []*sara
 		if ends[p] == 0 {
 			continue
 		}
-		pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
-		require.NoError(tb, err, "consume %s/%d", topic, p)
-		timeout := time.After(20 * time.Second)
-	read:
-		for {
-			select {
-			case m := <-pc.Messages():
-				out = append(out, m)
-				if m.Offset+1 >= ends[p] {
-					break read
+		// A partition consumer can stop on a transient error (a real broker
+		// that is still settling a new topic's leadership closes its message
+		// channel); consume again from the next offset, a bounded number of times.
+		next, deadline := sarama.OffsetOldest, time.Now().Add(20*time.Second)
+		for next == sarama.OffsetOldest || next < ends[p] {
+			pc, err := cons.ConsumePartition(topic, p, next)
+			require.NoError(tb, err, "consume %s/%d", topic, p)
+			stopped := false
+			for !stopped && (next == sarama.OffsetOldest || next < ends[p]) {
+				select {
+				case m, ok := <-pc.Messages():
+					if !ok {
+						stopped = true
+						break
+					}
+					out = append(out, m)
+					next = m.Offset + 1
+				case <-time.After(time.Until(deadline)):
+					tb.Fatalf("timed out reading %s/%d: have %d records, end offset %d", topic, p, len(out), ends[p])
 				}
-			case <-timeout:
-				tb.Fatalf("timed out reading %s/%d: have %d records, end offset %d", topic, p, len(out), ends[p])
 			}
+			if stopped {
+			drain:
+				for {
+					select {
+					case err, ok := <-pc.Errors():
+						if !ok {
+							break drain
+						}
+						tb.Logf("consume %s/%d stopped (%v); consuming again", topic, p, err)
+					case <-time.After(time.Second):
+						break drain
+					}
+				}
+				require.True(tb, time.Now().Before(deadline), "reading %s/%d within the deadline", topic, p)
+				continue
+			}
+			require.NoError(tb, pc.Close(), "close partition consumer")
 		}
-		require.NoError(tb, pc.Close(), "close partition consumer")
 	}
 	return out
 }
