@@ -48,3 +48,15 @@ func (t *keyTable[S]) due(wm stream.Time, oldest func(*S) (end stream.Time, ok b
 	slices.Sort(t.names)
 	return t.names
 }
+
+// advance settles, in key order, every key whose oldest waiting event the
+// watermark wm may have made final (see due), and notes what still waits.
+func (t *keyTable[S]) advance(wm stream.Time, oldest func(*S) (stream.Time, bool), settle func(k string, s *S)) {
+	for _, k := range t.due(wm, oldest) {
+		s := t.Lookup(k)
+		settle(k, s)
+		if end, ok := oldest(s); ok {
+			t.waiting(end)
+		}
+	}
+}

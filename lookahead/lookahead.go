@@ -129,14 +129,10 @@ func (l *Lookahead[V]) flush(key string, s *keyState[V], out stream.Emitter[Matc
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *Lookahead[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	for _, k := range l.keys.due(wm, l.oldest) {
-		s := l.keys.Lookup(k)
+	l.keys.advance(wm, l.oldest, func(k string, s *keyState[V]) {
 		l.expire(s, wm)
 		l.flush(k, s, out)
-		if end, ok := l.oldest(s); ok {
-			l.keys.waiting(end)
-		}
-	}
+	})
 }
 
 func (l *Lookahead[V]) oldest(s *keyState[V]) (stream.Time, bool) {

@@ -111,14 +111,10 @@ func (l *Monotone[V]) flush(key string, s *monoKey[V], out stream.Emitter[Match[
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *Monotone[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	for _, k := range l.keys.due(wm, l.oldest) {
-		s := l.keys.Lookup(k)
+	l.keys.advance(wm, l.oldest, func(k string, s *monoKey[V]) {
 		l.expire(s, wm)
 		l.flush(k, s, out)
-		if end, ok := l.oldest(s); ok {
-			l.keys.waiting(end)
-		}
-	}
+	})
 }
 
 func (l *Monotone[V]) oldest(s *monoKey[V]) (stream.Time, bool) {
