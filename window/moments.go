@@ -31,12 +31,8 @@ import (
 //
 // The zero value is empty and ready. A Moments is not safe for concurrent use.
 type Moments struct {
-	n     int64
-	scale int     // s: values are integers in units of 2^-s
-	mul   float64 // 2^s
-	inv   float64 // 2^-s
-	limit float64 // 2^62 / 2^s: |x| must stay below it
-	ref   int64   // R, in units of 2^-s
+	n int64
+	fixed
 	s1    u192    // Σ(X-R), two's complement
 	s2    u192    // Σ(X-R)^2
 	float bool    // Welford mode
@@ -49,6 +45,39 @@ type Moments struct {
 	added   int64 // values added since the accumulator was last empty
 	removed int64 // values removed since then
 	unfit   int64 // float mode lasts at least until value number unfit has left
+}
+
+// fixed is a fixed-point scale and reference: values are the integers
+// X = x * 2^scale, kept as X - ref. Moments and TrailingStats' shared buffer
+// both use it.
+type fixed struct {
+	scale int     // s: values are integers in units of 2^-s
+	mul   float64 // 2^s
+	inv   float64 // 2^-s
+	limit float64 // 2^62 / 2^s: |x| must stay below it
+	ref   int64   // R, in units of 2^-s
+}
+
+func (f *fixed) setScale(s int) {
+	f.scale = s
+	f.mul = math.Ldexp(1, s)
+	f.inv = math.Ldexp(1, -s)
+	f.limit = math.Ldexp(1, 62-s)
+}
+
+// termOf converts x at the current scale and reference; the term is not
+// scaled if x does not fit.
+func (f *fixed) termOf(x float64) term {
+	if !(math.Abs(x) < f.limit) || granularity(x) > f.scale {
+		return term{}
+	}
+	d := int64(x*f.mul) - f.ref
+	a := uint64(d)
+	if d < 0 {
+		a = uint64(-d)
+	}
+	hi, lo := bits.Mul64(a, a)
+	return term{d: d, sq1: hi, sq0: lo, scaled: true}
 }
 
 // term is a value prepared for the exact sums: d = X - R and d^2.
@@ -193,27 +222,6 @@ func (m *Moments) prepare(x float64) term {
 		return term{scaled: true}
 	}
 	return m.termOf(x)
-}
-
-// termOf converts x at the current scale and reference.
-func (m *Moments) termOf(x float64) term {
-	if !(math.Abs(x) < m.limit) || granularity(x) > m.scale {
-		return term{}
-	}
-	d := int64(x*m.mul) - m.ref
-	a := uint64(d)
-	if d < 0 {
-		a = uint64(-d)
-	}
-	hi, lo := bits.Mul64(a, a)
-	return term{d: d, sq1: hi, sq0: lo, scaled: true}
-}
-
-func (m *Moments) setScale(s int) {
-	m.scale = s
-	m.mul = math.Ldexp(1, s)
-	m.inv = math.Ldexp(1, -s)
-	m.limit = math.Ldexp(1, 62-s)
 }
 
 // rescale moves to a finer scale that represents x, if the held values and the
@@ -392,5 +400,3 @@ func (m *Moments) Std() float64 { return math.Sqrt(m.Variance()) }
 
 // PopStd returns the population standard deviation, or NaN when empty.
 func (m *Moments) PopStd() float64 { return math.Sqrt(m.PopVariance()) }
-
-func bitsMul64(a, b uint64) (hi, lo uint64) { return bits.Mul64(a, b) }

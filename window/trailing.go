@@ -165,12 +165,7 @@ type statsKey struct {
 	heads []int64
 	acc   []Moments
 	lastT stream.Time
-	// Shared exact scale and reference of every window's accumulator.
-	scale int
-	mul   float64
-	inv   float64
-	limit float64
-	ref   int64
+	fixed      // the exact scale and reference every window's accumulator shares
 	float bool // some value does not fit the shared scale: independent Moments
 	// In independent mode, the buffer's sequence number of the value that
 	// forced it: once the largest window has dropped it, try the shared scale.
@@ -187,9 +182,6 @@ func NewTrailingStats(lengths []time.Duration) (*TrailingStats, error) {
 		out: make([]Stats, len(ls)), sweep: stream.MinTime}, nil
 }
 
-// Lengths returns the number of windows.
-func (tr *TrailingStats) Lengths() int { return len(tr.lengths) }
-
 func (tr *TrailingStats) key(k string) *statsKey {
 	s := tr.keys.Get(k)
 	if s.acc == nil {
@@ -197,20 +189,6 @@ func (tr *TrailingStats) key(k string) *statsKey {
 		s.acc = make([]Moments, len(tr.lengths))
 	}
 	return s
-}
-
-// prepare returns x's exact term at the key's scale, or false if x does not fit.
-func (s *statsKey) prepare(x float64) (term, bool) {
-	if !(math.Abs(x) < s.limit) || granularity(x) > s.scale {
-		return term{}, false
-	}
-	d := int64(x*s.mul) - s.ref
-	a := uint64(d)
-	if d < 0 {
-		a = uint64(-d)
-	}
-	hi, lo := bitsMul64(a, a)
-	return term{d: d, sq1: hi, sq0: lo, scaled: true}, true
 }
 
 // rebuild chooses a scale and reference that fit every held value and x,
@@ -232,18 +210,18 @@ func (s *statsKey) rebuild(x float64, withX bool) {
 	}
 	s.float = math.IsNaN(big) || math.IsInf(big, 0) || g > 1000 || big >= math.Ldexp(1, 62-g)
 	if !s.float {
-		s.scale, s.mul, s.inv, s.limit = g, math.Ldexp(1, g), math.Ldexp(1, -g), math.Ldexp(1, 62-g)
+		s.setScale(g)
 		s.ref = int64(x * s.mul)
 		for i := 0; i < s.buf.Len(); i++ {
 			e := s.buf.At(i)
-			e.term, _ = s.prepare(e.x)
+			e.term = s.termOf(e.x)
 		}
 	}
 	for w := range s.acc {
 		m := &s.acc[w]
 		m.Reset()
 		if !s.float {
-			m.n, m.scale, m.mul, m.inv, m.limit, m.ref = 0, s.scale, s.mul, s.inv, s.limit, s.ref
+			m.fixed = s.fixed
 		}
 		for i := int(s.heads[w] - s.first); i < s.buf.Len(); i++ {
 			e := s.buf.At(i)
@@ -266,13 +244,12 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 	}
 	var t term
 	if !s.float {
-		var ok bool
-		if t, ok = s.prepare(x); !ok {
+		if t = s.termOf(x); !t.scaled {
 			s.rebuild(x, true)
 			if s.float {
 				s.unfitSeq = s.first + int64(s.buf.Len())
 			} else {
-				t, _ = s.prepare(x)
+				t = s.termOf(x)
 			}
 		}
 	}
