@@ -222,59 +222,79 @@ func (k *cluster) endsE(c sarama.Client, topic string, partitions int32) ([]int6
 }
 
 // readAll consumes every record of topic up to its end offsets.
+//
+// A partition consumer can stall or stop on a transient error (a real broker
+// still settling a new topic's leadership answers fetches with retriable
+// errors, and sarama backs off between them): readAll logs the errors it
+// sees and, when a partition makes no progress for a few seconds, consumes it
+// again from the next offset through a fresh client, until an overall deadline.
 func (k *cluster) readAll(tb testing.TB, topic string, partitions int32) []*sarama.ConsumerMessage {
 	tb.Helper()
-	c := k.client(tb, nil)
-	ends := k.ends(tb, c, topic, partitions)
-	cons, err := sarama.NewConsumerFromClient(c)
-	require.NoError(tb, err, "consumer")
-	defer cons.Close()
+	ends := k.ends(tb, k.client(tb, nil), topic, partitions)
 	var out []*sarama.ConsumerMessage
+	deadline := time.Now().Add(60 * time.Second)
 	for p := range partitions {
-		if ends[p] == 0 {
-			continue
-		}
-		// A partition consumer can stop on a transient error (a real broker
-		// that is still settling a new topic's leadership closes its message
-		// channel); consume again from the next offset, a bounded number of times.
-		next, deadline := sarama.OffsetOldest, time.Now().Add(20*time.Second)
-		for next == sarama.OffsetOldest || next < ends[p] {
-			pc, err := cons.ConsumePartition(topic, p, next)
-			require.NoError(tb, err, "consume %s/%d", topic, p)
-			stopped := false
-			for !stopped && (next == sarama.OffsetOldest || next < ends[p]) {
-				select {
-				case m, ok := <-pc.Messages():
-					if !ok {
-						stopped = true
-						break
-					}
-					out = append(out, m)
-					next = m.Offset + 1
-				case <-time.After(time.Until(deadline)):
-					tb.Fatalf("timed out reading %s/%d: have %d records, end offset %d", topic, p, len(out), ends[p])
-				}
+		next := sarama.OffsetOldest
+		for attempt := 1; ends[p] > 0 && (next == sarama.OffsetOldest || next < ends[p]); attempt++ {
+			require.True(tb, time.Now().Before(deadline), "timed out reading %s/%d: have %d records, end offset %d, after %d attempts",
+				topic, p, len(out), ends[p], attempt-1)
+			msgs, err := k.readPartition(tb, topic, p, next, ends[p], 5*time.Second)
+			out = append(out, msgs...)
+			if len(msgs) > 0 {
+				next = msgs[len(msgs)-1].Offset + 1
 			}
-			if stopped {
-			drain:
-				for {
-					select {
-					case err, ok := <-pc.Errors():
-						if !ok {
-							break drain
-						}
-						tb.Logf("consume %s/%d stopped (%v); consuming again", topic, p, err)
-					case <-time.After(time.Second):
-						break drain
-					}
-				}
-				require.True(tb, time.Now().Before(deadline), "reading %s/%d within the deadline", topic, p)
-				continue
+			if err != nil {
+				tb.Logf("reading %s/%d, attempt %d: %v; consuming again from offset %d", topic, p, attempt, err, next)
 			}
-			require.NoError(tb, pc.Close(), "close partition consumer")
 		}
 	}
 	return out
+}
+
+// readPartition consumes partition p of topic from offset next until end,
+// through a client of its own, and returns what it read when it reaches end,
+// when the partition consumer stops, or when stall passes without a record.
+func (k *cluster) readPartition(tb testing.TB, topic string, p int32, next, end int64, stall time.Duration) ([]*sarama.ConsumerMessage, error) {
+	c, err := sarama.NewClient(k.addrs, k.config(tb))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	cons, err := sarama.NewConsumerFromClient(c)
+	if err != nil {
+		return nil, err
+	}
+	defer cons.Close()
+	pc, err := cons.ConsumePartition(topic, p, next)
+	if err != nil {
+		return nil, err
+	}
+	defer pc.AsyncClose()
+	var out []*sarama.ConsumerMessage
+	var errs []error
+	errc := pc.Errors()
+	timer := time.NewTimer(stall)
+	defer timer.Stop()
+	for next == sarama.OffsetOldest || next < end {
+		select {
+		case m, ok := <-pc.Messages():
+			if !ok {
+				return out, fmt.Errorf("partition consumer stopped (errors: %v)", errs)
+			}
+			out = append(out, m)
+			next = m.Offset + 1
+			timer.Reset(stall)
+		case e, ok := <-errc:
+			if !ok {
+				errc = nil // closed with Messages, which ends the loop
+				continue
+			}
+			errs = append(errs, e)
+		case <-timer.C:
+			return out, fmt.Errorf("no record for %v at offset %d, high watermark %d (errors: %v)", stall, next, pc.HighWaterMarkOffset(), errs)
+		}
+	}
+	return out, nil
 }
 
 // identity is the operator that passes events through.
