@@ -28,7 +28,8 @@
 // Sum, Mean, Variance and Std rest on Moments, which keeps exact integer sums of
 // the values and of their squares (192-bit fixed point at the values' own
 // granularity), so adding and removing never drift, a window of equal values
-// has variance exactly 0, and each result is the exact value rounded once: far
+// has variance exactly 0, and each result is computed from the exact sums with
+// only a few roundings at the end: within a few ulps of the exact value, far
 // inside the specification's bounds (mean within 1e-12 relative, std within
 // 1e-9) on prices of any magnitude with cent or finer steps. Values that
 // cannot share one fixed-point scale (spanning more than about 2^62 units of

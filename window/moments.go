@@ -15,9 +15,10 @@ import (
 // value added after the accumulator was empty), and the exact sums S1 = Σ(X-R)
 // and S2 = Σ(X-R)^2 in 192-bit integers. Adding and removing are exact integer
 // operations, so nothing drifts however long a sliding window runs, a window
-// whose values are all equal has variance exactly 0, and the results are the
-// exact values rounded once: the mean and variance are within a few ulps of the
-// true ones, with no sum-of-squares cancellation.
+// whose values are all equal has variance exactly 0, and the results come from
+// the exact S1 and n*S2 - S1^2, each rounded once, through a few floating-point
+// operations: the mean and variance are within a few ulps of the true ones,
+// with no sum-of-squares cancellation.
 //
 // Exactness holds while every value held is below 2^62 in units of the finest
 // granularity held (for prices around 1e5 with any decimals, the values may
@@ -56,6 +57,7 @@ type fixed struct {
 	inv   float64 // 2^-s
 	limit float64 // 2^62 / 2^s: |x| must stay below it
 	ref   int64   // R, in units of 2^-s
+	base  float64 // R * 2^-s, the reference as a value (exact)
 }
 
 func (f *fixed) setScale(s int) {
@@ -63,21 +65,41 @@ func (f *fixed) setScale(s int) {
 	f.mul = math.Ldexp(1, s)
 	f.inv = math.Ldexp(1, -s)
 	f.limit = math.Ldexp(1, 62-s)
+	f.base = float64(f.ref) * f.inv
+}
+
+func (f *fixed) setRef(ref int64) {
+	f.ref = ref
+	f.base = float64(ref) * f.inv
+}
+
+// delta returns d = X - R for x at the current scale and reference; ok is
+// false if x does not fit.
+func (f *fixed) delta(x float64) (d int64, ok bool) {
+	if !(math.Abs(x) < f.limit) || granularity(x) > f.scale {
+		return 0, false
+	}
+	return int64(x*f.mul) - f.ref, true
 }
 
 // termOf converts x at the current scale and reference; the term is not
 // scaled if x does not fit.
 func (f *fixed) termOf(x float64) term {
-	if !(math.Abs(x) < f.limit) || granularity(x) > f.scale {
+	d, ok := f.delta(x)
+	if !ok {
 		return term{}
 	}
-	d := int64(x*f.mul) - f.ref
+	hi, lo := square(d)
+	return term{d: d, sq1: hi, sq0: lo, scaled: true}
+}
+
+// square returns d^2 as a 128-bit integer.
+func square(d int64) (hi, lo uint64) {
 	a := uint64(d)
 	if d < 0 {
 		a = uint64(-d)
 	}
-	hi, lo := bits.Mul64(a, a)
-	return term{d: d, sq1: hi, sq0: lo, scaled: true}
+	return bits.Mul64(a, a)
 }
 
 // term is a value prepared for the exact sums: d = X - R and d^2.
@@ -179,7 +201,7 @@ func (m *Moments) recover() {
 	vals, added, removed := m.vals, m.added, m.removed
 	*m = Moments{vals: vals, added: added, removed: removed}
 	m.setScale(g)
-	m.ref = int64(*vals.At(0) * m.mul)
+	m.setRef(int64(*vals.At(0) * m.mul))
 	for i := 0; i < vals.Len(); i++ {
 		m.addTerm(m.termOf(*vals.At(i)))
 	}
@@ -218,7 +240,7 @@ func (m *Moments) prepare(x float64) term {
 		if math.Abs(x) >= m.limit {
 			return term{}
 		}
-		m.ref = int64(x * m.mul)
+		m.setRef(int64(x * m.mul))
 		return term{scaled: true}
 	}
 	return m.termOf(x)
@@ -250,7 +272,7 @@ func (m *Moments) rescale(x float64) bool {
 		return false
 	}
 	m.s1, m.s2, m.ref = s1, s2, ref
-	m.setScale(g)
+	m.setScale(g) // and the base
 	return true
 }
 
@@ -300,7 +322,7 @@ func (m *Moments) Mean() float64 {
 	if m.float {
 		return m.mean
 	}
-	return float64(m.ref)*m.inv + m.s1.toFloat()/float64(m.n)*m.inv
+	return m.base + m.s1.toFloat()/float64(m.n)*m.inv
 }
 
 // Sum returns the sum, or 0 when empty.
@@ -326,35 +348,33 @@ func (m *Moments) Sum() float64 {
 	return total.float() * m.inv
 }
 
-// numerator returns n*S2 - S1^2 = n * Σ(X - mean)^2 (scaled), exactly rounded once.
-func (m *Moments) numerator() float64 {
-	if s1, ok := m.s1.int64(); ok && m.s2[2] == 0 {
-		// Fast path, the common case: S1 fits 64 bits and S2 128 bits.
-		a := uint64(s1)
-		if s1 < 0 {
-			a = uint64(-s1)
-		}
-		sqH, sqL := bits.Mul64(a, a)
-		n := uint64(m.n)
-		h0, l0 := bits.Mul64(m.s2[0], n)
-		h1, l1 := bits.Mul64(m.s2[1], n)
-		r1, c := bits.Add64(l1, h0, 0)
-		r2 := h1 + c
-		r0, b := bits.Sub64(l0, sqL, 0)
-		r1, b = bits.Sub64(r1, sqH, b)
-		r2 -= b
-		return (&u192{r0, r1, r2}).ufloat()
+// numerator returns n*S2 - S1^2 = n * Σ(X - mean)^2 (scaled), rounded once.
+// It requires n*S2 < 2^192 (n below 2^33 values suffices).
+func numerator(n int64, s1, s2 u192) float64 {
+	if v, ok := s1.int64(); ok && s2.hi == 0 {
+		// The common case: S1 fits 64 bits and S2 128.
+		sqH, sqL := square(v)
+		return numerator128(n, s2, sqH, sqL).ufloat()
 	}
-	var a u192
-	if m.s1.neg() {
-		a = m.s1.negate()
-	} else {
-		a = m.s1
+	return numeratorWide(n, s1, s2)
+}
+
+// numerator128 returns n*S2 - S1^2 for an S2 that fits 128 bits and an S1^2
+// given as sqH*2^64 + sqL. It inlines.
+func numerator128(n int64, s2 u192, sqH, sqL uint64) u192 {
+	h0, l0 := bits.Mul64(s2.lo, uint64(n))
+	h1, l1 := bits.Mul64(s2.mid, uint64(n))
+	r1, c := bits.Add64(l1, h0, 0)
+	r0, b := bits.Sub64(l0, sqL, 0)
+	r1, b = bits.Sub64(r1, sqH, b)
+	return u192{r0, r1, h1 + c - b}
+}
+
+func numeratorWide(n int64, s1, s2 u192) float64 {
+	if s1.neg() {
+		s1 = s1.negate()
 	}
-	sq := a.square()
-	num := m.s2.mul64(uint64(m.n))
-	num.sub(sq)
-	return num.ufloat()
+	return s2.mul64(uint64(n)).minus(s1.square()).ufloat()
 }
 
 // Variance returns the sample variance (divisor n-1), or NaN with fewer than
@@ -367,7 +387,7 @@ func (m *Moments) Variance() float64 {
 		return m.m2 / float64(m.n-1)
 	}
 	n := float64(m.n)
-	return m.numerator() / (n * (n - 1)) * m.inv * m.inv
+	return numerator(m.n, m.s1, m.s2) / (n * (n - 1)) * m.inv * m.inv
 }
 
 // PopVariance returns the population variance (divisor n), or NaN when empty.
@@ -379,7 +399,7 @@ func (m *Moments) PopVariance() float64 {
 		return m.m2 / float64(m.n)
 	}
 	n := float64(m.n)
-	return m.numerator() / (n * n) * m.inv * m.inv
+	return numerator(m.n, m.s1, m.s2) / (n * n) * m.inv * m.inv
 }
 
 // stats returns count, mean, sample variance and std with a single division.
@@ -388,11 +408,20 @@ func (m *Moments) stats() Stats {
 		v := m.Variance()
 		return Stats{Count: m.n, Mean: m.Mean(), Variance: v, Std: math.Sqrt(v)}
 	}
-	n := float64(m.n)
-	r := 1 / (n * (n - 1)) // 1/n = (n-1) r
-	mean := float64(m.ref)*m.inv + m.s1.toFloat()*((n-1)*r)*m.inv
-	v := m.numerator() * r * m.inv * m.inv
-	return Stats{Count: m.n, Mean: mean, Variance: v, Std: math.Sqrt(v)}
+	return m.finish(m.n, m.s1.toFloat(), numerator(m.n, m.s1, m.s2))
+}
+
+// finish returns count, mean, sample variance and std of n >= 1 values at this
+// scale from S1 and n*S2 - S1^2, each rounded once, with a single division.
+func (f *fixed) finish(n int64, s1, num float64) Stats {
+	if n < 2 {
+		return Stats{Count: n, Mean: f.base + s1*f.inv, Variance: math.NaN(), Std: math.NaN()}
+	}
+	nf := float64(n)
+	r := 1 / (nf * (nf - 1)) // 1/n = (n-1) r
+	mean := f.base + s1*((nf-1)*r)*f.inv
+	v := num * r * f.inv * f.inv
+	return Stats{Count: n, Mean: mean, Variance: v, Std: math.Sqrt(v)}
 }
 
 // Std returns the sample standard deviation (n-1), or NaN with fewer than two values.

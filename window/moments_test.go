@@ -165,14 +165,42 @@ func TestMomentsFloatModeIsClose(t *testing.T) {
 
 func TestU192Float(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 5))
-	for range 1000 {
+	toU192 := func(b *big.Int) u192 {
+		w := b.FillBytes(make([]byte, 24))
+		be := func(i int) uint64 {
+			var v uint64
+			for _, c := range w[i : i+8] {
+				v = v<<8 | uint64(c)
+			}
+			return v
+		}
+		return u192{be(16), be(8), be(0)}
+	}
+	// Ties and their neighbours: 54-bit odd mantissas at every shift.
+	for s := range 191 - 54 {
+		m := new(big.Int).SetUint64(1<<53 | r.Uint64()>>11 | 1)
+		for _, d := range []int64{-1, 0, 1} {
+			v := new(big.Int).Add(new(big.Int).Lsh(m, uint(s)), big.NewInt(d))
+			want, _ := new(big.Float).SetInt(v).Float64()
+			a := toU192(v)
+			assert.Equal(t, want, a.float(), "%v = %x: rounded once, ties to even", v, a)
+		}
+	}
+	for i := range 3000 {
 		a := u192{r.Uint64(), r.Uint64() >> r.UintN(64), r.Uint64() >> (1 + r.UintN(63))}
-		want := new(big.Float).SetInt(new(big.Int).Or(new(big.Int).Lsh(new(big.Int).SetUint64(a[2]), 128),
-			new(big.Int).Or(new(big.Int).Lsh(new(big.Int).SetUint64(a[1]), 64), new(big.Int).SetUint64(a[0]))))
-		w, _ := want.Float64()
-		assert.InEpsilon(t, w, a.float(), 2.3e-16, "u192 %x", a)
+		switch i % 3 { // also values of 128 and of 64 bits
+		case 1:
+			a.hi = 0
+		case 2:
+			a.hi, a.mid = 0, 0
+			a.lo >>= r.UintN(64)
+		}
+		want := new(big.Float).SetInt(new(big.Int).Or(new(big.Int).Lsh(new(big.Int).SetUint64(a.hi), 128),
+			new(big.Int).Or(new(big.Int).Lsh(new(big.Int).SetUint64(a.mid), 64), new(big.Int).SetUint64(a.lo))))
+		w, _ := want.Float64() // rounded to nearest, ties to even
+		assert.Equal(t, w, a.float(), "u192 %x: rounded once", a)
 		neg := a.negate()
-		assert.InEpsilon(t, -w, neg.float(), 2.3e-16, "negated u192 %x", a)
+		assert.Equal(t, -w, neg.float(), "negated u192 %x: rounded once", a)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/tidemark-go/tidemark/internal/keyed"
@@ -140,35 +141,68 @@ type Stats struct {
 }
 
 // TrailingStats is Trailing specialised for count, mean, sample variance and std
-// over float64 values, the statistics of the moving-average stage. It keeps one
-// exact Moments accumulator per window and prepares each value's exact terms
-// once per event for all windows, which makes six windows cost less than twice
-// one. Accuracy and exactness are those of Moments. Values must be finite; a
-// non-finite value makes its windows' results NaN while it is held.
+// over float64 values, the statistics of the moving-average stage. Accuracy and
+// exactness are those of Moments. Values must be finite; a non-finite value
+// makes its windows' results NaN while it is held.
+//
+// All windows of a key normally share one fixed-point scale and reference (see
+// Moments), and each held event records the key's running sums Σd and Σd² of
+// d = X - R over the events before it, modulo 2^192. A window's exact sums are
+// the running totals minus those recorded at its oldest event: modular
+// subtraction is exact and the true sums fit 192 bits (|d| < 2^63), so nothing
+// drifts. Per event, the key converts the value once and adds it to its totals;
+// per window, it advances the window's start past the events that have left it
+// (comparing times only), subtracts, computes n*S2 - S1^2 in integers and then
+// the statistics with a few floating-point operations and one square root. A
+// value that does not fit the shared scale switches the key to one independent
+// Moments per window until it has left every window.
 type TrailingStats struct {
 	lengths []stream.Time
 	largest int
 	keys    keyed.Table[statsKey]
 	out     []Stats
-	sweep   stream.Time
+	sums    []windowSums // per window, scratch for Process
+	// recip[n] = 1/(n(n-1)) for n >= 2, for as many n as a window has held
+	// (grown by doubling: amortized O(1)): a load instead of a division per
+	// window and event, with the same result.
+	recip []float64
+	sweep stream.Time
 }
 
+// windowSums is a window's count, S1 and n*S2 - S1^2, the latter two rounded
+// once.
+type windowSums struct {
+	n       int64
+	s1, num float64
+}
+
+// statsEntry is a held event (64 bytes). p1 and p2 are the key's running sums
+// Σd and Σd² over the events added before this one since the last rebuild,
+// modulo 2^192.
 type statsEntry struct {
-	t stream.Time
-	x float64
-	term
+	t  stream.Time
+	x  float64
+	p1 u192 // two's complement
+	p2 u192
 }
 
 type statsKey struct {
-	buf   ring.Deque[statsEntry]
-	first int64
-	heads []int64
-	acc   []Moments
+	// The held events, oldest first, in a ring: the event with sequence
+	// number q is buf[q&mask], len(buf) = mask+1 is a power of two.
+	buf   []statsEntry
+	mask  int64
+	first int64   // sequence number of the oldest event held
+	end   int64   // sequence number of the next event
+	heads []int64 // per window: sequence number of its oldest event
 	lastT stream.Time
-	fixed      // the exact scale and reference every window's accumulator shares
-	float bool // some value does not fit the shared scale: independent Moments
-	// In independent mode, the buffer's sequence number of the value that
-	// forced it: once the largest window has dropped it, try the shared scale.
+
+	fixed           // the scale and reference every window shares
+	tot1, tot2 u192 // Σd and Σd² through the newest event (shared mode)
+
+	float bool      // some value does not fit the shared scale: independent Moments
+	acc   []Moments // per window, in independent mode only
+	// In independent mode, the sequence number of the value that forced it:
+	// once the largest window has dropped it, try the shared scale.
 	unfitSeq int64
 }
 
@@ -179,30 +213,48 @@ func NewTrailingStats(lengths []time.Duration) (*TrailingStats, error) {
 		return nil, err
 	}
 	return &TrailingStats{lengths: ls, largest: largest, keys: keyed.New[statsKey](),
-		out: make([]Stats, len(ls)), sweep: stream.MinTime}, nil
+		out: make([]Stats, len(ls)), sums: make([]windowSums, len(ls)), sweep: stream.MinTime}, nil
 }
 
 func (tr *TrailingStats) key(k string) *statsKey {
 	s := tr.keys.Get(k)
 	if s.acc == nil {
-		s.heads = make([]int64, len(tr.lengths))
-		s.acc = make([]Moments, len(tr.lengths))
+		tr.init(s)
 	}
 	return s
 }
 
+func (tr *TrailingStats) init(s *statsKey) {
+	s.heads = make([]int64, len(tr.lengths))
+	s.acc = make([]Moments, len(tr.lengths))
+}
+
+// at returns the held event with sequence number q.
+func (s *statsKey) at(q int64) *statsEntry { return &s.buf[q&s.mask] }
+
+// grow doubles the ring.
+func (s *statsKey) grow() {
+	buf := make([]statsEntry, max(8, 2*len(s.buf)))
+	mask := int64(len(buf) - 1)
+	for q := s.first; q < s.end; q++ {
+		buf[q&mask] = *s.at(q)
+	}
+	s.buf, s.mask = buf, mask
+}
+
 // rebuild chooses a scale and reference that fit every held value and x,
-// recomputes the held terms and every window's sums. It costs O(held) and runs
-// only when a value needs a finer scale or a wider range than all before it.
+// recomputes the running sums (shared mode) or every window's Moments
+// (independent mode). It costs O(held) and runs only when a value needs a finer
+// scale or a wider range than all before it, or to leave independent mode.
 func (s *statsKey) rebuild(x float64, withX bool) {
 	g, big := math.MinInt32, 0.0
 	if withX {
 		g, big = granularity(x), math.Abs(x)
-	} else if s.buf.Len() > 0 {
-		x = s.buf.Back().x // the reference: the newest value
+	} else if s.end > s.first {
+		x = s.at(s.end - 1).x // the reference: the newest value
 	}
-	for i := 0; i < s.buf.Len(); i++ {
-		v := s.buf.At(i).x
+	for q := s.first; q < s.end; q++ {
+		v := s.at(q).x
 		g, big = max(g, granularity(v)), max(big, math.Abs(v))
 	}
 	if g == math.MinInt32 {
@@ -211,25 +263,25 @@ func (s *statsKey) rebuild(x float64, withX bool) {
 	s.float = math.IsNaN(big) || math.IsInf(big, 0) || g > 1000 || big >= math.Ldexp(1, 62-g)
 	if !s.float {
 		s.setScale(g)
-		s.ref = int64(x * s.mul)
-		for i := 0; i < s.buf.Len(); i++ {
-			e := s.buf.At(i)
-			e.term = s.termOf(e.x)
+		s.setRef(int64(x * s.mul))
+		s.tot1, s.tot2 = u192{}, u192{}
+		for q := s.first; q < s.end; q++ {
+			e := s.at(q)
+			e.p1, e.p2 = s.tot1, s.tot2
+			d, _ := s.delta(e.x)
+			s.tot1.addSigned(d)
+			s.tot2.add128(square(d))
 		}
+		for w := range s.acc {
+			s.acc[w].Reset()
+		}
+		return
 	}
 	for w := range s.acc {
 		m := &s.acc[w]
 		m.Reset()
-		if !s.float {
-			m.fixed = s.fixed
-		}
-		for i := int(s.heads[w] - s.first); i < s.buf.Len(); i++ {
-			e := s.buf.At(i)
-			if s.float {
-				m.Add(e.x)
-			} else {
-				m.addTerm(e.term)
-			}
+		for q := s.heads[w]; q < s.end; q++ {
+			m.Add(s.at(q).x)
 		}
 	}
 }
@@ -238,60 +290,154 @@ func (s *statsKey) rebuild(x float64, withX bool) {
 func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]Stats]) {
 	s := tr.key(e.Key)
 	x := e.Value
-	if s.buf.Len() == 0 {
+	if s.end == s.first {
 		s.float = false
 		s.limit = 0 // force a rebuild around x
 	}
-	var t term
+	var d int64
 	if !s.float {
-		if t = s.termOf(x); !t.scaled {
+		ok := false
+		if d, ok = s.delta(x); !ok {
 			s.rebuild(x, true)
 			if s.float {
-				s.unfitSeq = s.first + int64(s.buf.Len())
+				s.unfitSeq = s.end
 			} else {
-				t = s.termOf(x)
+				d, _ = s.delta(x)
 			}
 		}
 	}
-	exact := !s.float
-	s.buf.PushBack(statsEntry{t: e.Time, x: x, term: t})
+	// Push the event, with the running sums before it, first: no window's
+	// start can pass it, so the scans stop at it at the latest. (Field by
+	// field: a composite literal would go through the stack, and its copy
+	// stall on store forwarding.)
+	if s.end-s.first == int64(len(s.buf)) {
+		s.grow()
+	}
+	slot := s.at(s.end)
+	slot.t, slot.x, slot.p1, slot.p2 = e.Time, x, s.tot1, s.tot2
+	s.end++
 	s.lastT = e.Time
-	for w, length := range tr.lengths {
-		m := &s.acc[w]
-		h := s.heads[w]
-		for {
-			old := s.buf.At(int(h - s.first))
-			if old.t > e.Time-length {
-				break
-			}
-			if exact {
-				m.removeTerm(old.term)
-			} else {
-				m.Remove(old.x)
-			}
-			h++
-		}
-		s.heads[w] = h
-		if exact {
-			m.addTerm(t)
-		} else {
-			m.Add(x)
-		}
-		tr.out[w] = m.stats()
+	if s.float {
+		tr.independent(s, e.Time, x)
+	} else {
+		s.tot1.addSigned(d)
+		s.tot2.add128(square(d))
+		tr.shared(s, e.Time)
 	}
-	for s.first < s.heads[tr.largest] {
-		s.buf.PopFront()
-		s.first++
-	}
+	s.first = s.heads[tr.largest]
 	if s.float && s.first > s.unfitSeq {
 		// Every window has dropped the value that did not fit: back to the
 		// shared scale if the values held allow it (O(held), rare).
 		s.rebuild(0, false)
 		if s.float {
-			s.unfitSeq = s.first + int64(s.buf.Len()) - 1
+			s.unfitSeq = s.end - 1
 		}
 	}
 	out.Emit(stream.Event[[]Stats]{Key: e.Key, Time: e.Time, Value: tr.out})
+}
+
+// shared advances every window to the event at now and computes its statistics
+// from the running sums, in shared mode: the hot path. It goes over the windows
+// three times, each loop small enough for its values to stay in registers: the
+// windows' starts, then their exact sums and n*S2 - S1^2 (integer work), then
+// the statistics (floating-point work without branches to mispredict, so that
+// the windows' square roots overlap; 1/(n(n-1)) comes from a table, as
+// divisions would compete with the square roots for one unit).
+func (tr *TrailingStats) shared(s *statsKey, now stream.Time) {
+	buf, mask, end := s.buf, s.mask, s.end
+	heads := s.heads[:len(tr.lengths)]
+	for w, length := range tr.lengths {
+		cut := now - length
+		h := heads[w]
+		// Mostly 0, 1 or 2 events leave a window per event: test the first
+		// two without a branch (a mispredicted loop exit would cost more),
+		// and loop only for more. The second is valid only if the first is
+		// (h is at most the newest event, and the slot after it may be stale).
+		c0 := buf[h&mask].t <= cut
+		c1 := buf[(h+1)&mask].t <= cut
+		h += b2i(c0) + b2i(c0 && c1)
+		for buf[h&mask].t <= cut {
+			h++
+		}
+		heads[w] = h
+	}
+
+	sums := tr.sums[:len(heads)]
+	tot1, tot2 := s.tot1, s.tot2
+	for w, h := range heads {
+		oldest := &buf[h&mask]
+		n, s2 := end-h, tot2.minus(oldest.p2)
+		// |S1| < n * 2^63 < 2^127: its low 128 bits, in two's complement,
+		// are S1, enough for the fast path.
+		s1lo, borrow := bits.Sub64(tot1.lo, oldest.p1.lo, 0)
+		s1mid, _ := bits.Sub64(tot1.mid, oldest.p1.mid, borrow)
+		if v := int64(s1lo); s1mid == uint64(v>>63) && s2.hi == 0 {
+			// S1 fits 64 bits and S2 128 bits, the common case: numerator,
+			// inlined.
+			sqH, sqL := square(v)
+			var num float64
+			if hi, lo, scale := numerator128(n, s2, sqH, sqL).narrow(); hi != 0 {
+				num = float128(hi, lo) * scale
+			} else {
+				num = float64(lo) // 0 or small: n equal values, or almost
+			}
+			sums[w] = windowSums{n: n, s1: float64(v), num: num}
+		} else {
+			s1 := tot1.minus(oldest.p1)
+			sums[w] = windowSums{n: n, s1: s1.float(), num: numeratorWide(n, s1, s2)}
+		}
+	}
+
+	if most := end - heads[tr.largest]; most >= int64(len(tr.recip)) {
+		tr.growRecip(most)
+	}
+	recip := tr.recip
+	out := tr.out[:len(sums)]
+	base, inv := s.base, s.inv
+	for w, ws := range sums {
+		if ws.n < 2 {
+			out[w] = s.finish(ws.n, ws.s1, ws.num)
+			continue
+		}
+		// finish, inlined
+		n := float64(ws.n)
+		r := recip[ws.n] // 1/n = (n-1) r
+		v := ws.num * r * inv * inv
+		out[w] = Stats{Count: ws.n, Mean: base + ws.s1*((n-1)*r)*inv, Variance: v, Std: math.Sqrt(v)}
+	}
+}
+
+// growRecip extends recip to cover n, at least doubling it.
+func (tr *TrailingStats) growRecip(n int64) {
+	recip := make([]float64, max(n+1, 2*int64(len(tr.recip)), 64))
+	for i := range recip {
+		n := float64(i)
+		recip[i] = 1 / (n * (n - 1))
+	}
+	tr.recip = recip
+}
+
+// b2i returns 1 for true and 0 for false, without a branch.
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// independent updates every window's own Moments, in independent mode.
+func (tr *TrailingStats) independent(s *statsKey, now stream.Time, x float64) {
+	for w, length := range tr.lengths {
+		m := &s.acc[w]
+		h := s.heads[w]
+		for e := s.at(h); e.t <= now-length; e = s.at(h) {
+			m.Remove(e.x)
+			h++
+		}
+		s.heads[w] = h
+		m.Add(x)
+		tr.out[w] = m.stats()
+	}
 }
 
 // Advance drops the state of keys whose events have all left the largest window.

@@ -145,6 +145,40 @@ func TestTrailingStatsRandomized(t *testing.T) {
 	}
 }
 
+// TestTrailingStatsWideSums holds values near ±1e9 next to multiples of 2^-30
+// near 0: one exact scale fits them all, but the windows' sums outgrow the fast
+// path's 64-bit S1 and 128-bit S2, which must then give way to the full width.
+func TestTrailingStatsWideSums(t *testing.T) {
+	const seed = 41
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, seed))
+	var evs []stream.Event[float64]
+	for i := range 600 {
+		x := 1e9 + float64(r.IntN(1000))
+		switch r.IntN(4) {
+		case 0:
+			x = float64(r.IntN(1<<20)) / (1 << 30)
+		case 1:
+			x = -x
+		}
+		evs = append(evs, stream.Event[float64]{Key: "k", Time: stream.Time(i), Value: x})
+	}
+	checkTrailing(t, []time.Duration{30 * time.Millisecond, time.Second}, evs)
+
+	tr, err := NewTrailingStats([]time.Duration{time.Second})
+	require.NoError(t, err, "NewTrailingStats")
+	var out statsOut
+	for _, e := range evs {
+		tr.Process(e, &out)
+	}
+	s := tr.keys.Lookup("k")
+	require.False(t, s.float, "one shared exact scale holds every value")
+	oldest := s.at(s.heads[0])
+	s1, s2 := s.tot1.minus(oldest.p1), s.tot2.minus(oldest.p2)
+	_, fits := s1.int64()
+	assert.False(t, fits && s2.hi == 0, "the sums need the full width")
+}
+
 func TestTrailingStatsNoAllocationsInSteadyState(t *testing.T) {
 	tr, err := NewTrailingStats(pipelineLengths)
 	require.NoError(t, err, "NewTrailingStats")
