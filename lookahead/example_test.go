@@ -48,3 +48,46 @@ func ExampleNewHigher() {
 	// t= 4.0s  higher_window=20.0 (none)
 	// t=30.0s  higher_window=20.0 (none)
 }
+
+// For each price, how long until the price is strictly higher, and until it is
+// strictly lower, within 20 s? NewHigherLower gives both answers of an event
+// in one emission, once both are final: the pair of 99190.48 at 0 s as soon as
+// 99190.50 is processed at 2.5 s, the pair of 99189.00 at 1 s only once the
+// watermark passes 1 s + 20 s, since it has no lower answer (here at the end
+// of input).
+func ExampleNewHigherLower() {
+	both, err := lookahead.NewHigherLower[float64](20 * time.Second)
+	if err != nil {
+		panic(err)
+	}
+	window := func(t stream.Time, m lookahead.Match[float64]) string {
+		if !m.Found {
+			return fmt.Sprintf("%.1f (none)", float64(m.Delay(t, both.Horizon()))/1000)
+		}
+		return fmt.Sprintf("%.1f (%.2f)", float64(m.Delay(t, both.Horizon()))/1000, m.Value)
+	}
+	out := stream.EmitFunc[lookahead.Both[float64]](func(e stream.Event[lookahead.Both[float64]]) {
+		fmt.Printf("t=%4.1fs  higher_window=%-16s lower_window=%s\n",
+			float64(e.Time)/1000, window(e.Time, e.Value.Higher), window(e.Time, e.Value.Lower))
+	})
+	prices := []struct {
+		ms    stream.Time
+		price float64
+	}{
+		{0, 99190.48},
+		{1_000, 99189.00},
+		{2_500, 99190.50},
+		{4_000, 99190.50}, // equal, neither higher nor lower
+		{30_000, 99200.00},
+	}
+	for _, p := range prices {
+		both.Process(stream.Event[float64]{Key: "BTCUSDT", Time: p.ms, Value: p.price}, out)
+	}
+	both.Advance(stream.MaxTime, out) // end of input
+	// Output:
+	// t= 0.0s  higher_window=2.5 (99190.50)   lower_window=1.0 (99189.00)
+	// t= 1.0s  higher_window=1.5 (99190.50)   lower_window=20.0 (none)
+	// t= 2.5s  higher_window=20.0 (none)      lower_window=20.0 (none)
+	// t= 4.0s  higher_window=20.0 (none)      lower_window=20.0 (none)
+	// t=30.0s  higher_window=20.0 (none)      lower_window=20.0 (none)
+}

@@ -7,10 +7,19 @@
 // (found) or above t + H (none). Answers of one key are emitted in the order
 // of their events' times.
 //
-// Higher and Lower (f strictly above / below e) keep a monotonic stack of the
-// events still waiting for an answer: every event is pushed and popped once, so
-// they cost amortized O(1) per event whatever the horizon. New takes any
-// predicate and scans the waiting events, O(waiting) per event.
+// NewHigher and NewLower (f strictly above / below e) keep a monotonic stack
+// of the events still waiting for an answer: every event is pushed and popped
+// once, so they cost amortized O(1) per event whatever the horizon.
+// NewHigherLower fuses the two: one operator, one key lookup and one emission
+// per event, carrying both answers (Both), emitted once both are final; it is
+// the cheaper way to get both. New takes any predicate and scans the waiting
+// events, O(waiting) per event.
+//
+// The keys with events waiting are kept in a min-heap on the end of their
+// oldest waiting event's horizon: Advance costs O(1) when no answer is due,
+// otherwise O(log K) per key with a due answer (K keys waiting) plus the
+// answers it emits, in key order; Process pays O(log K) when it changes its
+// key's oldest waiting event, O(1) otherwise.
 //
 // The operators rely on the stream.Sequencer's guarantee: each key's events
 // arrive in increasing time order and are final. They read no clock.
@@ -54,37 +63,36 @@ type keyState[V any] struct {
 	pend ring.Deque[waiting[V]] // not yet emitted, in time order
 }
 
-// Lookahead is the lookahead operator for any predicate: a stream.Operator
-// from V to Match[V]. It is not safe for concurrent use.
+// Lookahead is the general lookahead operator, for any predicate: a
+// stream.Operator from V to Match[V] that scans the waiting events for each
+// new event. NewHigher, NewLower and NewHigherLower return faster operators
+// for their predicates. It is not safe for concurrent use.
 type Lookahead[V any] struct {
 	horizon stream.Time
 	pred    func(e, f V) bool // does the later f answer e?
 	keys    keyTable[keyState[V]]
 }
 
-func newLookahead[V any](horizon time.Duration) (*Lookahead[V], error) {
+// checkHorizon returns horizon in milliseconds, or an error wrapping
+// ErrBadHorizon if it is not a positive whole number of milliseconds.
+func checkHorizon(horizon time.Duration) (stream.Time, error) {
 	if horizon < time.Millisecond || horizon%time.Millisecond != 0 {
-		return nil, fmt.Errorf("%w: %v is not a positive whole number of milliseconds", ErrBadHorizon, horizon)
+		return 0, fmt.Errorf("%w: %v is not a positive whole number of milliseconds", ErrBadHorizon, horizon)
 	}
-	return &Lookahead[V]{horizon: stream.DurationOf(horizon), keys: newKeyTable[keyState[V]]()}, nil
+	return stream.DurationOf(horizon), nil
 }
-
-// Lookahead is the general lookahead operator, for any predicate: a
-// stream.Operator from V to Match[V] that scans the waiting events for each
-// new event. NewHigher and NewLower return the faster Monotone.
 
 // New returns a lookahead with predicate pred(e, f): does the later event f
 // answer e? It scans the waiting events for each new event.
 func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], error) {
-	l, err := newLookahead[V](horizon)
+	h, err := checkHorizon(horizon)
 	if err != nil {
 		return nil, err
 	}
 	if pred == nil {
 		return nil, errors.New("lookahead: nil predicate")
 	}
-	l.pred = pred
-	return l, nil
+	return &Lookahead[V]{horizon: h, pred: pred, keys: newKeyTable[keyState[V]]()}, nil
 }
 
 // Horizon returns the horizon in milliseconds.
@@ -93,18 +101,17 @@ func (l *Lookahead[V]) Horizon() stream.Time { return l.horizon }
 // Process answers the waiting events that e answers, emits every answer that is
 // now final, and makes e wait for its own answer.
 func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
-	s := l.keys.Get(e.Key)
+	k := l.keys.get(e.Key)
+	s := &k.state
 	l.expire(s, e.Time)
 	for i := 0; i < s.pend.Len(); i++ {
 		if w := s.pend.At(i); !w.done && l.pred(w.v, e.Value) {
 			w.done, w.match = true, Match[V]{Found: true, Time: e.Time, Value: e.Value}
 		}
 	}
-	if s.pend.Len() == 0 {
-		l.keys.waiting(e.Time.Add(l.horizon))
-	}
 	s.pend.PushBack(waiting[V]{t: e.Time, v: e.Value})
 	l.flush(e.Key, s, out)
+	l.keys.schedule(k, s.pend.Front().t.Add(l.horizon))
 }
 
 // expire answers "none" for the waiting events whose horizon ends before t.
@@ -129,15 +136,17 @@ func (l *Lookahead[V]) flush(key string, s *keyState[V], out stream.Emitter[Matc
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *Lookahead[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	l.keys.advance(wm, l.oldest, func(k string, s *keyState[V]) {
-		l.expire(s, wm)
-		l.flush(k, s, out)
-	})
-}
-
-func (l *Lookahead[V]) oldest(s *keyState[V]) (stream.Time, bool) {
-	if s.pend.Len() == 0 {
-		return 0, false
+	if !l.keys.anyDue(wm) {
+		return
 	}
-	return s.pend.Front().t.Add(l.horizon), true
+	for _, k := range l.keys.takeDue(wm) {
+		s := &k.state
+		l.expire(s, wm)
+		l.flush(k.key, s, out)
+		if s.pend.Len() == 0 {
+			l.keys.settled(k, 0, false)
+		} else {
+			l.keys.settled(k, s.pend.Front().t.Add(l.horizon), true)
+		}
+	}
 }

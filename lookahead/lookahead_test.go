@@ -52,20 +52,20 @@ func kinds[V cmp.Ordered](custom func(e, f V) bool) []kind[V] {
 func farApart(e, f int) bool { return f-e >= 3 || e-f >= 3 }
 
 // emission is one emitted answer with the watermark in force when it was emitted.
-type emission[V any] struct {
-	ev stream.Event[lookahead.Match[V]]
+type emission[A any] struct {
+	ev stream.Event[A]
 	wm stream.Time
 }
 
 // recorder is an Emitter that keeps every answer and the watermark in force
 // (the one the driving test sets before each call).
-type recorder[V any] struct {
+type recorder[A any] struct {
 	wm  stream.Time
-	got []emission[V]
+	got []emission[A]
 }
 
-func (r *recorder[V]) Emit(e stream.Event[lookahead.Match[V]]) {
-	r.got = append(r.got, emission[V]{ev: e, wm: r.wm})
+func (r *recorder[A]) Emit(e stream.Event[A]) {
+	r.got = append(r.got, emission[A]{ev: e, wm: r.wm})
 }
 
 // sortEvents puts events in (Time, Key) order, the order the Sequencer releases them in.
@@ -83,7 +83,7 @@ func sortEvents[V any](evs []stream.Event[V]) {
 // watermark in force while the events of time T are processed is T + 1, the
 // smallest watermark that releases them. It returns the emissions and the
 // watermarks of the successive steps.
-func replay[V any](t *testing.T, l operator[V], evs []stream.Event[V]) (*recorder[V], []stream.Time) {
+func replay[V, A any](t *testing.T, l stream.Operator[V, A], evs []stream.Event[V]) (*recorder[A], []stream.Time) {
 	t.Helper()
 	require.True(t, slices.IsSortedFunc(evs, func(a, b stream.Event[V]) int {
 		if a.Before(&b) {
@@ -94,7 +94,7 @@ func replay[V any](t *testing.T, l operator[V], evs []stream.Event[V]) (*recorde
 		}
 		return 0
 	}), "replay needs events in (Time, Key) order")
-	rec := &recorder[V]{wm: stream.MinTime}
+	rec := &recorder[A]{wm: stream.MinTime}
 	var marks []stream.Time
 	for i := 0; i < len(evs); {
 		now := evs[i].Time
@@ -166,9 +166,9 @@ func firstMarkAtLeast(marks []stream.Time, wm stream.Time) stream.Time {
 // it is final. With marks (the watermarks of the replay's steps), it also checks
 // that each answer is emitted no later than the first step at which it and
 // every earlier answer of its key are final.
-func checkAnswers[V comparable](t *testing.T, want map[string][]expected[V], rec *recorder[V], marks []stream.Time) {
+func checkAnswers[V comparable](t *testing.T, want map[string][]expected[V], rec *recorder[lookahead.Match[V]], marks []stream.Time) {
 	t.Helper()
-	got := make(map[string][]emission[V])
+	got := make(map[string][]emission[lookahead.Match[V]])
 	for _, em := range rec.got {
 		got[em.ev.Key] = append(got[em.ev.Key], em)
 	}
@@ -345,6 +345,13 @@ func TestEdgeCases(t *testing.T) {
 				checkAnswers(t, want, rec, marks)
 			})
 		}
+		t.Run(tc.name+"/both", func(t *testing.T) {
+			l, err := lookahead.NewHigherLower[int](h * time.Millisecond)
+			require.NoError(t, err, "constructor")
+			rec, marks := replay(t, l, tc.evs)
+			assert.Len(t, rec.got, len(tc.evs), "one pair of answers per event")
+			checkBoth(t, tc.evs, h, rec, marks)
+		})
 	}
 }
 
@@ -371,7 +378,7 @@ func TestNoneIsEmittedOnlyOnceFinal(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			l, err := k.make(h * time.Millisecond)
 			require.NoError(t, err, "constructor")
-			rec := &recorder[int]{}
+			rec := &recorder[lookahead.Match[int]]{}
 			l.Process(ev("A", 100, 5), rec)
 			for _, wm := range []stream.Time{101, 105, 100 + h} {
 				l.Advance(wm, rec)
@@ -397,7 +404,7 @@ func TestFoundIsEmittedWhenItsEventIsProcessed(t *testing.T) {
 			if k.name == "lower" {
 				v = 1
 			}
-			rec := &recorder[int]{}
+			rec := &recorder[lookahead.Match[int]]{}
 			l.Process(ev("A", 0, 5), rec)
 			l.Advance(1, rec)
 			require.Empty(t, rec.got, "nothing is final before the answering event")
@@ -414,7 +421,7 @@ func TestAnswersOfAKeyComeOutInTimeOrder(t *testing.T) {
 	// beats it), so 1@3 waits until 5@0 expires at watermark 11.
 	l, err := lookahead.NewHigher[int](10 * time.Millisecond)
 	require.NoError(t, err, "constructor")
-	rec := &recorder[int]{}
+	rec := &recorder[lookahead.Match[int]]{}
 	l.Process(ev("A", 0, 5), rec)
 	l.Process(ev("A", 3, 1), rec)
 	l.Process(ev("A", 4, 4), rec)
@@ -451,7 +458,7 @@ func TestWatermarkJumpResolvesManyAnswers(t *testing.T) {
 					evs = append(evs, ev(fmt.Sprintf("k%02d", keys-1-i), stream.Time(j), 7))
 				}
 			}
-			rec := &recorder[int]{}
+			rec := &recorder[lookahead.Match[int]]{}
 			for _, e := range evs {
 				l.Process(e, rec)
 			}
@@ -484,7 +491,7 @@ func TestEndOfInputFlushesEverything(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			l, err := k.make(time.Hour)
 			require.NoError(t, err, "constructor")
-			rec := &recorder[int]{}
+			rec := &recorder[lookahead.Match[int]]{}
 			evs := []stream.Event[int]{ev("B", 1, 3), ev("A", 2, 3), ev("B", 3, 3), ev("A", 4, 3)}
 			for _, e := range evs {
 				l.Process(e, rec)
@@ -507,7 +514,7 @@ func TestEndOfInputFlushesEverything(t *testing.T) {
 func TestKeyIsReusableAfterItsStateIsDropped(t *testing.T) {
 	l, err := lookahead.NewLower[int](10 * time.Millisecond)
 	require.NoError(t, err, "constructor")
-	rec := &recorder[int]{}
+	rec := &recorder[lookahead.Match[int]]{}
 	l.Process(ev("A", 0, 5), rec)
 	l.Advance(11, rec) // answers 5@0 with none
 	l.Advance(12, rec) // a key with nothing pending may be forgotten here
@@ -565,6 +572,13 @@ func TestRandomStreamsAgainstBruteForce(t *testing.T) {
 				checkAnswers(t, bruteForce(evs, h, k.pred), rec, marks)
 			})
 		}
+		t.Run(fmt.Sprintf("seed=%d/both", seed), func(t *testing.T) {
+			t.Logf("seed %d: H=%dms, %d keys, %d values, %d events", seed, h, nKeys, values, len(evs))
+			l, err := lookahead.NewHigherLower[int](time.Duration(h) * time.Millisecond)
+			require.NoError(t, err, "constructor")
+			rec, marks := replay(t, l, evs)
+			checkBoth(t, evs, h, rec, marks)
+		})
 	}
 }
 
@@ -597,17 +611,24 @@ func TestRandomPriceWalkAgainstBruteForce(t *testing.T) {
 				checkAnswers(t, bruteForce(evs, h, k.pred), rec, marks)
 			})
 		}
+		t.Run(fmt.Sprintf("seed=%d/both", seed), func(t *testing.T) {
+			t.Logf("seed %d: %d events", seed, len(evs))
+			l, err := lookahead.NewHigherLower[float64](h * time.Millisecond)
+			require.NoError(t, err, "constructor")
+			rec, marks := replay(t, l, evs)
+			checkBoth(t, evs, h, rec, marks)
+		})
 	}
 }
 
 // driverRecorder records answers with the Driver's watermark at emission time.
-type driverRecorder struct {
-	d   *stream.Driver[int, lookahead.Match[int]]
-	got []emission[int]
+type driverRecorder[A any] struct {
+	d   *stream.Driver[int, A]
+	got []emission[A]
 }
 
-func (r *driverRecorder) Emit(e stream.Event[lookahead.Match[int]]) {
-	r.got = append(r.got, emission[int]{ev: e, wm: r.d.Watermark()})
+func (r *driverRecorder[A]) Emit(e stream.Event[A]) {
+	r.got = append(r.got, emission[A]{ev: e, wm: r.d.Watermark()})
 }
 
 func TestThroughDriverArrivalOrderDoesNotMatter(t *testing.T) {
@@ -622,7 +643,7 @@ func TestThroughDriverArrivalOrderDoesNotMatter(t *testing.T) {
 			t.Run(fmt.Sprintf("seed=%d/%s", seed, k.name), func(t *testing.T) {
 				t.Logf("seed %d: %d events, lateness %dms", seed, len(evs), lateness)
 				want := bruteForce(evs, h, k.pred)
-				var first map[string][]emission[int]
+				var first map[string][]emission[lookahead.Match[int]]
 				for run := range 3 {
 					// Arrival order: sorted by time plus a random delay within the lateness,
 					// so that no event is late.
@@ -634,7 +655,7 @@ func TestThroughDriverArrivalOrderDoesNotMatter(t *testing.T) {
 					slices.SortStableFunc(arrival, func(a, b stream.Event[int]) int { return cmp.Compare(delay[a], delay[b]) })
 					l, err := k.make(h * time.Millisecond)
 					require.NoError(t, err, "constructor")
-					rec := &driverRecorder{}
+					rec := &driverRecorder[lookahead.Match[int]]{}
 					d, err := stream.NewDriver[int, lookahead.Match[int]](l, rec, stream.WithLateness(lateness*time.Millisecond))
 					require.NoError(t, err, "driver")
 					rec.d = d
@@ -643,8 +664,8 @@ func TestThroughDriverArrivalOrderDoesNotMatter(t *testing.T) {
 					}
 					d.Finish()
 					require.Equal(t, stream.Stats{Accepted: uint64(len(evs))}, d.Stats(), "run %d: nothing late or duplicate", run)
-					checkAnswers(t, want, &recorder[int]{got: rec.got}, nil)
-					got := make(map[string][]emission[int])
+					checkAnswers(t, want, &recorder[lookahead.Match[int]]{got: rec.got}, nil)
+					got := make(map[string][]emission[lookahead.Match[int]])
 					for _, em := range rec.got {
 						got[em.ev.Key] = append(got[em.ev.Key], em)
 					}
@@ -654,7 +675,7 @@ func TestThroughDriverArrivalOrderDoesNotMatter(t *testing.T) {
 					}
 					for key := range first {
 						a, b := first[key], got[key]
-						assert.Truef(t, slices.EqualFunc(a, b, func(x, y emission[int]) bool { return x.ev == y.ev }),
+						assert.Truef(t, slices.EqualFunc(a, b, func(x, y emission[lookahead.Match[int]]) bool { return x.ev == y.ev }),
 							"run %d key %q: the output does not depend on the arrival order", run, key)
 					}
 				}

@@ -61,21 +61,19 @@ type Output struct {
 // Pipeline is the composite operator: price events in, every derived record
 // out. The moving statistics and the z-scores of an event are emitted when it
 // is released (the watermark is above its time); its higher and lower answers
-// when they are final. The z-scores come from the timestamp-keyed join of the
+// once both are final. The z-scores come from the timestamp-keyed join of the
 // price with its moving record, as the streaming zscore stage computes them.
 type Pipeline struct {
 	moving *window.TrailingStats
 	join   *stream.Join[float64, []window.Stats]
 	z      *zscore.Operator
-	higher *lookahead.Monotone[float64]
-	lower  *lookahead.Monotone[float64]
+	both   *lookahead.HigherLower[float64] // the higher and lower answers together
 
 	out      stream.Emitter[Output]
 	movingEm movingEmitter
 	pairEm   pairEmitter
 	zEm      zEmitter
-	higherEm matchEmitter
-	lowerEm  matchEmitter
+	bothEm   bothEmitter
 }
 
 var _ stream.Operator[float64, Output] = (*Pipeline)(nil)
@@ -86,19 +84,13 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
-	higher, err := lookahead.NewHigher[float64](cfg.Horizon)
-	if err != nil {
-		return nil, fmt.Errorf("btc: %w", err)
-	}
-	lower, err := lookahead.NewLower[float64](cfg.Horizon)
+	both, err := lookahead.NewHigherLower[float64](cfg.Horizon)
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
 	p := &Pipeline{moving: moving, join: stream.NewJoin[float64, []window.Stats](nil, nil),
-		z: zscore.NewOperator(), higher: higher, lower: lower}
-	p.movingEm.p, p.pairEm.p, p.zEm.p = p, p, p
-	p.higherEm.p, p.higherEm.kind = p, Higher
-	p.lowerEm.p, p.lowerEm.kind = p, Lower
+		z: zscore.NewOperator(), both: both}
+	p.movingEm.p, p.pairEm.p, p.zEm.p, p.bothEm.p = p, p, p, p
 	return p, nil
 }
 
@@ -111,8 +103,7 @@ func (p *Pipeline) Process(e stream.Event[float64], out stream.Emitter[Output]) 
 	p.out = out
 	p.join.Left(e, &p.pairEm)
 	p.moving.Process(e, &p.movingEm)
-	p.higher.Process(e, &p.higherEm)
-	p.lower.Process(e, &p.lowerEm)
+	p.both.Process(e, &p.bothEm)
 }
 
 // Advance lets the operators emit what the watermark makes final.
@@ -120,8 +111,7 @@ func (p *Pipeline) Advance(wm stream.Time, out stream.Emitter[Output]) {
 	p.out = out
 	p.moving.Advance(wm, &p.movingEm)
 	p.join.Advance(wm)
-	p.higher.Advance(wm, &p.higherEm)
-	p.lower.Advance(wm, &p.lowerEm)
+	p.both.Advance(wm, &p.bothEm)
 }
 
 type movingEmitter struct{ p *Pipeline }
@@ -143,11 +133,10 @@ func (m *zEmitter) Emit(e stream.Event[zscore.Scored]) {
 	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: ZScore, Scores: e.Value.Scores, Price: e.Value.Value}})
 }
 
-type matchEmitter struct {
-	p    *Pipeline
-	kind Kind
-}
+// bothEmitter emits an event's higher record, then its lower record.
+type bothEmitter struct{ p *Pipeline }
 
-func (m *matchEmitter) Emit(e stream.Event[lookahead.Match[float64]]) {
-	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: m.kind, Match: e.Value}})
+func (m *bothEmitter) Emit(e stream.Event[lookahead.Both[float64]]) {
+	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Higher, Match: e.Value.Higher}})
+	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Lower, Match: e.Value.Lower}})
 }

@@ -1,0 +1,89 @@
+package lookahead
+
+import (
+	"cmp"
+	"time"
+
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// Both is the pair of answers HigherLower gives for one event.
+type Both[V any] struct {
+	Higher Match[V] // the first strictly higher value, as NewHigher answers
+	Lower  Match[V] // the first strictly lower value, as NewLower answers
+}
+
+// HigherLower is the higher and the lower lookahead fused into one operator: a
+// stream.Operator from V to Both[V]. For each event it emits one Both whose
+// Higher is what NewHigher would answer and whose Lower what NewLower would,
+// once both are final: when the watermark is above the later of the two
+// matches' times, with t + horizon standing for a missing match. Answers of
+// one key come out in time order, and Advance goes key by key in key order.
+//
+// It costs less than the two operators side by side: one key lookup, one
+// queue of pending events and one Emit per event, with one monotonic stack per
+// direction (see Monotone): amortized O(1) per event, whatever the horizon. It
+// is not safe for concurrent use.
+type HigherLower[V cmp.Ordered] struct {
+	horizon stream.Time
+	keys    keyTable[monoState[V]]
+}
+
+var _ stream.Operator[float64, Both[float64]] = (*HigherLower[float64])(nil)
+
+// NewHigherLower returns the fused lookahead for the first strictly higher and
+// the first strictly lower value.
+func NewHigherLower[V cmp.Ordered](horizon time.Duration) (*HigherLower[V], error) {
+	h, err := checkHorizon(horizon)
+	if err != nil {
+		return nil, err
+	}
+	return &HigherLower[V]{horizon: h, keys: newKeyTable[monoState[V]]()}, nil
+}
+
+// Horizon returns the horizon in milliseconds.
+func (l *HigherLower[V]) Horizon() stream.Time { return l.horizon }
+
+// Process answers the waiting events that e beats in either direction, emits
+// every pair of answers that is now final, and makes e wait for its own.
+func (l *HigherLower[V]) Process(e stream.Event[V], out stream.Emitter[Both[V]]) {
+	k := l.keys.get(e.Key)
+	s := &k.state
+	oldest := s.first
+	if k.due(e.Time) { // some events' horizon has passed
+		l.flush(k, e.Time, out) // they leave the stacks before e looks at them
+	}
+	s.makeRoom()
+	s.answer(higher, e.Value, s.next)
+	s.answer(lower, e.Value, s.next)
+	s.add(e.Time, e.Value, [2]int64{unanswered, unanswered})
+	if s.answered() {
+		l.flush(k, e.Time, out)
+	}
+	if s.first != oldest || s.len() == 1 { // the oldest pending event changed
+		l.keys.schedule(k, s.oldestEnd(l.horizon))
+	}
+}
+
+// flush emits, in time order, the answers at the front that are final at
+// watermark bound.
+func (l *HigherLower[V]) flush(k *keyEntry[monoState[V]], bound stream.Time, out stream.Emitter[Both[V]]) {
+	s := &k.state
+	for s.len() > 0 && s.final(bound, l.horizon) {
+		p := s.pop()
+		out.Emit(stream.Event[Both[V]]{Key: k.key, Time: p.t,
+			Value: Both[V]{Higher: s.match(p.ans[higher]), Lower: s.match(p.ans[lower])}})
+	}
+}
+
+// Advance answers "none" for events whose horizon the watermark has passed
+// (t + horizon < wm) and emits what is final, key by key in key order.
+func (l *HigherLower[V]) Advance(wm stream.Time, out stream.Emitter[Both[V]]) {
+	if !l.keys.anyDue(wm) {
+		return
+	}
+	for _, k := range l.keys.takeDue(wm) {
+		l.flush(k, wm, out)
+		l.keys.settled(k, k.state.oldestEnd(l.horizon), k.state.len() > 0)
+	}
+}
