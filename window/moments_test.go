@@ -204,6 +204,42 @@ func TestU192Float(t *testing.T) {
 	}
 }
 
+// TestFloat128 checks the conversion of 128-bit values on both sides of its
+// branch at 2^76: ties and their neighbours at every shift, with bits set
+// only below the rounding bit, and random values of every length.
+func TestFloat128(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	check := func(v *big.Int) {
+		t.Helper()
+		want, _ := new(big.Float).SetInt(v).Float64() // rounded to nearest, ties to even
+		hi := new(big.Int).Rsh(v, 64).Uint64()
+		lo := new(big.Int).And(v, new(big.Int).SetUint64(^uint64(0))).Uint64()
+		assert.Equal(t, want, float128(hi, lo), "%v = %#x*2^64 + %#x: rounded once", v, hi, lo)
+	}
+	for s := range 128 - 54 {
+		for range 4 {
+			m := new(big.Int).SetUint64(1<<53 | r.Uint64()>>11 | 1) // 54 bits: a tie at shift s
+			for _, d := range []int64{-1, 0, 1} {
+				check(new(big.Int).Add(new(big.Int).Lsh(m, uint(s)), big.NewInt(d)))
+			}
+			// 53 bits and one more far below: the sticky bit alone decides.
+			for _, b := range []uint{0, 21, 22, 23} {
+				if b < uint(s) {
+					check(new(big.Int).SetBit(new(big.Int).Lsh(m, uint(s)), int(b), 1))
+				}
+			}
+		}
+	}
+	for k := range 128 {
+		check(new(big.Int).Lsh(big.NewInt(1), uint(k)))
+		check(new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), uint(k+1)), big.NewInt(1)))
+	}
+	for range 20000 {
+		v := new(big.Int).Or(new(big.Int).Lsh(new(big.Int).SetUint64(r.Uint64()), 64), new(big.Int).SetUint64(r.Uint64()))
+		check(v.Rsh(v, r.UintN(128)))
+	}
+}
+
 func BenchmarkMomentsAddRemove(b *testing.B) {
 	var m Moments
 	xs := make([]float64, 1024)

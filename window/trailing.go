@@ -176,20 +176,33 @@ type windowSums struct {
 	s1, num float64
 }
 
-// statsEntry is a held event (64 bytes). p1 and p2 are the key's running sums
-// Σd and Σd² over the events added before this one since the last rebuild,
-// modulo 2^192.
+// A held event is split in two, in two rings: the statsEntry the hot path
+// reads (32 bytes) and the statsCold it reads only in rare cases (32 bytes).
+// Together they hold the event's time and value and the key's running sums
+// p1 = Σd and p2 = Σd² over the events added before it since the last rebuild,
+// modulo 2^192 (p1 in two's complement): the entry has the low words, which give
+// a window's S1 modulo 2^64 and S2 modulo 2^128 (all the hot path needs while
+// maxAbs bounds the sums), the cold part the high words.
 type statsEntry struct {
-	t  stream.Time
-	x  float64
-	p1 u192 // two's complement
-	p2 u192
+	t     stream.Time
+	p1    uint64 // p1.lo
+	p2lo  uint64
+	p2mid uint64
+}
+
+type statsCold struct {
+	x     float64
+	p1mid uint64
+	p1hi  uint64
+	p2hi  uint64
 }
 
 type statsKey struct {
-	// The held events, oldest first, in a ring: the event with sequence
-	// number q is buf[q&mask], len(buf) = mask+1 is a power of two.
+	// The held events, oldest first, in two rings: the event with sequence
+	// number q is buf[q&mask] and cold[q&mask], len(buf) = len(cold) =
+	// mask+1 is a power of two.
 	buf   []statsEntry
+	cold  []statsCold
 	mask  int64
 	first int64   // sequence number of the oldest event held
 	end   int64   // sequence number of the next event
@@ -198,6 +211,11 @@ type statsKey struct {
 
 	fixed           // the scale and reference every window shares
 	tot1, tot2 u192 // Σd and Σd² through the newest event (shared mode)
+	// The largest |d| added since the last rebuild (shared mode): while the
+	// largest window's count n times it is below 2^63, every window's |S1|
+	// <= n maxAbs fits 64 bits and n*S2 <= (n maxAbs)^2 fits 126, so the low
+	// words of the running sums suffice.
+	maxAbs uint64
 
 	float bool      // some value does not fit the shared scale: independent Moments
 	acc   []Moments // per window, in independent mode only
@@ -229,17 +247,55 @@ func (tr *TrailingStats) init(s *statsKey) {
 	s.acc = make([]Moments, len(tr.lengths))
 }
 
-// at returns the held event with sequence number q.
+// at returns the hot part of the held event with sequence number q.
 func (s *statsKey) at(q int64) *statsEntry { return &s.buf[q&s.mask] }
 
-// grow doubles the ring.
+// coldAt returns the cold part of the held event with sequence number q.
+func (s *statsKey) coldAt(q int64) *statsCold { return &s.cold[q&s.mask] }
+
+// x returns the value of the held event with sequence number q.
+func (s *statsKey) x(q int64) float64 { return s.coldAt(q).x }
+
+// prefix returns the running sums recorded at the held event with sequence
+// number q.
+func (s *statsKey) prefix(q int64) (p1, p2 u192) {
+	e, c := s.at(q), s.coldAt(q)
+	return u192{e.p1, c.p1mid, c.p1hi}, u192{e.p2lo, e.p2mid, c.p2hi}
+}
+
+// put records the event with sequence number q, with the running sums before
+// it. (Field by field: a composite literal would go through the stack, and
+// its copy stall on store forwarding.)
+func (s *statsKey) put(q int64, t stream.Time, x float64, p1, p2 u192) {
+	e, c := s.at(q), s.coldAt(q)
+	e.t, e.p1, e.p2lo, e.p2mid = t, p1.lo, p2.lo, p2.mid
+	c.x, c.p1mid, c.p1hi, c.p2hi = x, p1.mid, p1.hi, p2.hi
+}
+
+// grow doubles the rings.
 func (s *statsKey) grow() {
-	buf := make([]statsEntry, max(8, 2*len(s.buf)))
-	mask := int64(len(buf) - 1)
+	size := max(8, 2*len(s.buf))
+	buf, cold := make([]statsEntry, size), make([]statsCold, size)
+	mask := int64(size - 1)
 	for q := s.first; q < s.end; q++ {
-		buf[q&mask] = *s.at(q)
+		buf[q&mask], cold[q&mask] = *s.at(q), *s.coldAt(q)
 	}
-	s.buf, s.mask = buf, mask
+	s.buf, s.cold, s.mask = buf, cold, mask
+}
+
+// addShared adds d to the running sums, in shared mode.
+func (s *statsKey) addShared(d int64) {
+	s.tot1.addSigned(d)
+	s.tot2.add128(square(d))
+	s.maxAbs = max(s.maxAbs, abs(d))
+}
+
+// abs returns |d|, which fits a uint64 for any d.
+func abs(d int64) uint64 {
+	if d < 0 {
+		return -uint64(d)
+	}
+	return uint64(d)
 }
 
 // rebuild chooses a scale and reference that fit every held value and x,
@@ -251,10 +307,10 @@ func (s *statsKey) rebuild(x float64, withX bool) {
 	if withX {
 		g, big = granularity(x), math.Abs(x)
 	} else if s.end > s.first {
-		x = s.at(s.end - 1).x // the reference: the newest value
+		x = s.x(s.end - 1) // the reference: the newest value
 	}
 	for q := s.first; q < s.end; q++ {
-		v := s.at(q).x
+		v := s.x(q)
 		g, big = max(g, granularity(v)), max(big, math.Abs(v))
 	}
 	if g == math.MinInt32 {
@@ -264,13 +320,12 @@ func (s *statsKey) rebuild(x float64, withX bool) {
 	if !s.float {
 		s.setScale(g)
 		s.setRef(int64(x * s.mul))
-		s.tot1, s.tot2 = u192{}, u192{}
+		s.tot1, s.tot2, s.maxAbs = u192{}, u192{}, 0
 		for q := s.first; q < s.end; q++ {
-			e := s.at(q)
-			e.p1, e.p2 = s.tot1, s.tot2
-			d, _ := s.delta(e.x)
-			s.tot1.addSigned(d)
-			s.tot2.add128(square(d))
+			x := s.x(q)
+			s.put(q, s.at(q).t, x, s.tot1, s.tot2)
+			d, _ := s.delta(x)
+			s.addShared(d)
 		}
 		for w := range s.acc {
 			s.acc[w].Reset()
@@ -281,7 +336,7 @@ func (s *statsKey) rebuild(x float64, withX bool) {
 		m := &s.acc[w]
 		m.Reset()
 		for q := s.heads[w]; q < s.end; q++ {
-			m.Add(s.at(q).x)
+			m.Add(s.x(q))
 		}
 	}
 }
@@ -307,21 +362,17 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 		}
 	}
 	// Push the event, with the running sums before it, first: no window's
-	// start can pass it, so the scans stop at it at the latest. (Field by
-	// field: a composite literal would go through the stack, and its copy
-	// stall on store forwarding.)
+	// start can pass it, so the scans stop at it at the latest.
 	if s.end-s.first == int64(len(s.buf)) {
 		s.grow()
 	}
-	slot := s.at(s.end)
-	slot.t, slot.x, slot.p1, slot.p2 = e.Time, x, s.tot1, s.tot2
+	s.put(s.end, e.Time, x, s.tot1, s.tot2)
 	s.end++
 	s.lastT = e.Time
 	if s.float {
 		tr.independent(s, e.Time, x)
 	} else {
-		s.tot1.addSigned(d)
-		s.tot2.add128(square(d))
+		s.addShared(d)
 		tr.shared(s, e.Time)
 	}
 	s.first = s.heads[tr.largest]
@@ -338,15 +389,42 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 
 // shared advances every window to the event at now and computes its statistics
 // from the running sums, in shared mode: the hot path. It goes over the windows
-// three times, each loop small enough for its values to stay in registers: the
-// windows' starts, then their exact sums and n*S2 - S1^2 (integer work), then
-// the statistics (floating-point work without branches to mispredict, so that
-// the windows' square roots overlap; 1/(n(n-1)) comes from a table, as
-// divisions would compete with the square roots for one unit).
+// three times, each loop a function of its own with few values live, so that
+// they mostly stay in registers: the windows' starts, then their exact sums and
+// n*S2 - S1^2 (integer work, on the low words only while maxAbs bounds the
+// sums), then the statistics (floating-point work without branches to
+// mispredict, so that the windows' square roots overlap; 1/(n(n-1)) comes from
+// a table, as divisions would compete with the square roots for one unit).
 func (tr *TrailingStats) shared(s *statsKey, now stream.Time) {
-	buf, mask, end := s.buf, s.mask, s.end
 	heads := s.heads[:len(tr.lengths)]
-	for w, length := range tr.lengths {
+	advance(s.buf, s.mask, heads, tr.lengths, now)
+	sums := tr.sums[:len(heads)]
+	most := s.end - heads[tr.largest]
+	if hi, lo := bits.Mul64(uint64(most), s.maxAbs); hi == 0 && lo < 1<<63 {
+		// Every window's |S1| <= n maxAbs < 2^63, and n*S2 - S1^2 <=
+		// n*S2 <= (n maxAbs)^2 < 2^126: the low words of the running sums
+		// give them exactly, modulo 2^64 and 2^128.
+		lowSums(sums, s.buf, s.mask, s.end, heads, s.tot1.lo, s.tot2.lo, s.tot2.mid)
+	} else {
+		s.wideSums(sums) // some window's S1 might not fit 64 bits, or its S2 128 (rare)
+	}
+	if most >= int64(len(tr.recip)) {
+		tr.growRecip(most)
+	}
+	if statistics(tr.out[:len(sums)], sums, tr.recip, s.base, s.inv) {
+		for w, ws := range sums {
+			if ws.n < 2 {
+				tr.out[w] = s.finish(ws.n, ws.s1, ws.num)
+			}
+		}
+	}
+}
+
+// advance moves each window's start, heads[w], past the events at or before
+// now - lengths[w].
+func advance(buf []statsEntry, mask int64, heads []int64, lengths []stream.Time, now stream.Time) {
+	lengths = lengths[:len(heads)]
+	for w, length := range lengths {
 		cut := now - length
 		h := heads[w]
 		// Mostly 0, 1 or 2 events leave a window per event: test the first
@@ -361,49 +439,58 @@ func (tr *TrailingStats) shared(s *statsKey, now stream.Time) {
 		}
 		heads[w] = h
 	}
+}
 
-	sums := tr.sums[:len(heads)]
-	tot1, tot2 := s.tot1, s.tot2
+// lowSums computes each window's sums from the low words of the running sums:
+// tot1 = Σd modulo 2^64, tot2mid*2^64 + tot2lo = Σd² modulo 2^128 through the
+// newest event, end its successor. Every window's S1 must fit 64 bits, and its
+// n*S2 128.
+func lowSums(sums []windowSums, buf []statsEntry, mask, end int64, heads []int64, tot1, tot2lo, tot2mid uint64) {
+	heads = heads[:len(sums)]
 	for w, h := range heads {
 		oldest := &buf[h&mask]
-		n, s2 := end-h, tot2.minus(oldest.p2)
-		// |S1| < n * 2^63 < 2^127: its low 128 bits, in two's complement,
-		// are S1, enough for the fast path.
-		s1lo, borrow := bits.Sub64(tot1.lo, oldest.p1.lo, 0)
-		s1mid, _ := bits.Sub64(tot1.mid, oldest.p1.mid, borrow)
-		if v := int64(s1lo); s1mid == uint64(v>>63) && s2.hi == 0 {
-			// S1 fits 64 bits and S2 128 bits, the common case: numerator,
-			// inlined.
-			sqH, sqL := square(v)
-			var num float64
-			if hi, lo, scale := numerator128(n, s2, sqH, sqL).narrow(); hi != 0 {
-				num = float128(hi, lo) * scale
-			} else {
-				num = float64(lo) // 0 or small: n equal values, or almost
-			}
-			sums[w] = windowSums{n: n, s1: float64(v), num: num}
-		} else {
-			s1 := tot1.minus(oldest.p1)
-			sums[w] = windowSums{n: n, s1: s1.float(), num: numeratorWide(n, s1, s2)}
-		}
+		n := end - h
+		s1 := int64(tot1 - oldest.p1)
+		s2lo, borrow := bits.Sub64(tot2lo, oldest.p2lo, 0)
+		s2mid := tot2mid - oldest.p2mid - borrow
+		sqH, sqL := square(s1)
+		sums[w] = windowSums{n: n, s1: float64(s1), num: float128(numerator126(n, s2mid, s2lo, sqH, sqL))}
 	}
+}
 
-	if most := end - heads[tr.largest]; most >= int64(len(tr.recip)) {
-		tr.growRecip(most)
-	}
-	recip := tr.recip
-	out := tr.out[:len(sums)]
-	base, inv := s.base, s.inv
+// statistics computes out from sums as fixed.finish does, for a scale of inv
+// and a reference of base, with recip[n] = 1/(n(n-1)) for every n >= 2 in sums.
+// It reports whether some window holds fewer than 2 events: its results are
+// then left for finish to write.
+func statistics(out []Stats, sums []windowSums, recip []float64, base, inv float64) (few bool) {
+	out = out[:len(sums)]
+	var fewer int64
 	for w, ws := range sums {
-		if ws.n < 2 {
-			out[w] = s.finish(ws.n, ws.s1, ws.num)
-			continue
-		}
-		// finish, inlined
-		n := float64(ws.n)
-		r := recip[ws.n] // 1/n = (n-1) r
+		fewer |= b2i(ws.n < 2)
+		m := float64(ws.n - 1) // n-1, exactly
+		r := recip[ws.n]       // 1/n = (n-1) r
 		v := ws.num * r * inv * inv
-		out[w] = Stats{Count: ws.n, Mean: base + ws.s1*((n-1)*r)*inv, Variance: v, Std: math.Sqrt(v)}
+		out[w] = Stats{Count: ws.n, Mean: base + ws.s1*(m*r)*inv, Variance: v, Std: math.Sqrt(v)}
+	}
+	return fewer != 0
+}
+
+// numerator126 returns n*S2 - S1^2 for S2 = s2mid*2^64 + s2lo and S1^2 =
+// sqH*2^64 + sqL, when it and n*S2 fit 128 bits (the words of n*S2 above
+// them are not computed). It inlines.
+func numerator126(n int64, s2mid, s2lo, sqH, sqL uint64) (hi, lo uint64) {
+	h0, l0 := bits.Mul64(s2lo, uint64(n))
+	lo, borrow := bits.Sub64(l0, sqL, 0)
+	return s2mid*uint64(n) + h0 - sqH - borrow, lo
+}
+
+// wideSums computes every window's sums from the full running sums.
+func (s *statsKey) wideSums(sums []windowSums) {
+	for w, h := range s.heads {
+		p1, p2 := s.prefix(h)
+		s1, s2 := s.tot1.minus(p1), s.tot2.minus(p2)
+		n := s.end - h
+		sums[w] = windowSums{n: n, s1: s1.toFloat(), num: numerator(n, s1, s2)}
 	}
 }
 
@@ -430,8 +517,8 @@ func (tr *TrailingStats) independent(s *statsKey, now stream.Time, x float64) {
 	for w, length := range tr.lengths {
 		m := &s.acc[w]
 		h := s.heads[w]
-		for e := s.at(h); e.t <= now-length; e = s.at(h) {
-			m.Remove(e.x)
+		for s.at(h).t <= now-length {
+			m.Remove(s.x(h))
 			h++
 		}
 		s.heads[w] = h

@@ -173,8 +173,8 @@ func TestTrailingStatsWideSums(t *testing.T) {
 	}
 	s := tr.keys.Lookup("k")
 	require.False(t, s.float, "one shared exact scale holds every value")
-	oldest := s.at(s.heads[0])
-	s1, s2 := s.tot1.minus(oldest.p1), s.tot2.minus(oldest.p2)
+	p1, p2 := s.prefix(s.heads[0])
+	s1, s2 := s.tot1.minus(p1), s.tot2.minus(p2)
 	_, fits := s1.int64()
 	assert.False(t, fits && s2.hi == 0, "the sums need the full width")
 }

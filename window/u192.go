@@ -1,7 +1,6 @@
 package window
 
 import (
-	"math"
 	"math/bits"
 )
 
@@ -132,10 +131,8 @@ func (a u192) float() float64 {
 
 // ufloat converts a non-negative value to float64, rounded once.
 func (a u192) ufloat() float64 {
-	if hi, lo, scale := a.narrow(); hi != 0 {
-		return float128(hi, lo) * scale
-	}
-	return float64(a.lo) // rounded once
+	hi, lo, scale := a.narrow()
+	return float128(hi, lo) * scale
 }
 
 // narrow returns a non-negative a as hi*2^64 + lo, times scale (1 or 2^64), with
@@ -148,18 +145,22 @@ func (a u192) narrow() (hi, lo uint64, scale float64) {
 	return a.mid, a.lo, 1
 }
 
-// float128 converts hi*2^64 + lo, for a hi that is not 0, to float64, rounded
-// once, without a branch (it inlines).
+// float128 converts hi*2^64 + lo to float64, rounded once: it splits the value
+// into two float64s, each exact, so that their sum is the only rounding. It
+// inlines, and its one branch, at 2^76, is as predictable as the magnitude of
+// the values (a window's n*S2 - S1^2 mostly stays on one side).
 func float128(hi, lo uint64) float64 {
-	// top is the 64 bits from the leading one, with a sticky low bit for
-	// the nonzero bits below, 10 places below the rounding position: keeping
-	// 63 bits and the sticky bit, the int64 conversion (one instruction on
-	// common hardware, where the uint64 one is not) rounds as a full one
-	// would. With lz 0, the top bit of lo lands in the sticky bit too, which
-	// is harmless.
-	lz := uint(bits.LeadingZeros64(hi)) & 63 // & 63 (hi is not 0) spares guards on shifts by 64
-	top := hi<<lz | lo>>1>>(63-lz) | nonzero(lo<<lz)
-	return float64(int64(top>>1|top&1)) * math.Float64frombits(uint64(1023+65-lz)<<52) // * 2^(65-lz)
+	const low53 = 1<<53 - 1
+	if hi < 1<<12 {
+		// Below 2^76, so below 2^106: a*2^53 + b with a and b below 2^53.
+		return float64(int64(hi<<11|lo>>53))*0x1p53 + float64(int64(lo&low53))
+	}
+	// At 2^76 or above, the bit that decides the rounding is bit 23 or
+	// above, and the bits below it only matter by being nonzero: a*2^75 +
+	// b*2^22 with a the bits from 75 on (below 2^53), b bits 22 to 74 and
+	// bit 0 of b also set if any of bits 0 to 21 is.
+	b := (hi<<42|lo>>22)&low53 | nonzero(lo&(1<<22-1))
+	return float64(int64(hi>>11))*0x1p75 + float64(int64(b))*0x1p22
 }
 
 // nonzero returns 1 if x is not 0, else 0, without a branch (as a sticky bit
