@@ -49,41 +49,61 @@ func (l *HigherLower[V]) Horizon() stream.Time { return l.horizon }
 func (l *HigherLower[V]) Process(e stream.Event[V], out stream.Emitter[Both[V]]) {
 	k := l.keys.get(e.Key)
 	s := &k.state
-	oldest := s.first
 	if k.due(e.Time) { // some events' horizon has passed
 		l.flush(k, e.Time, out) // they leave the stacks before e looks at them
 	}
 	s.makeRoom()
-	s.answer(higher, e.Value, s.next)
-	s.answer(lower, e.Value, s.next)
-	s.add(e.Time, e.Value, [2]int64{unanswered, unanswered})
-	if s.answered() {
+	last := s.lastLink()
+	bh := s.answer(higher, e.Value, last)
+	bl := s.answer(lower, e.Value, last)
+	s.add(e.Time, e.Value, unanswered, unanswered, bh, bl)
+	if s.len() == 1 { // e is the oldest pending event
+		l.keys.schedule(k, e.Time.Add(l.horizon))
+	} else if min(bh.n, bl.n) < s.first && s.answered() {
+		// The oldest event waits at the bottom of a stack: e can have
+		// given it its last answer only by emptying that stack.
 		l.flush(k, e.Time, out)
-	}
-	if s.first != oldest || s.len() == 1 { // the oldest pending event changed
-		l.keys.schedule(k, s.oldestEnd(l.horizon))
 	}
 }
 
 // flush emits, in time order, the answers at the front that are final at
-// watermark bound.
+// watermark bound, and schedules the key for the oldest event left.
 func (l *HigherLower[V]) flush(k *keyEntry[monoState[V]], bound stream.Time, out stream.Emitter[Both[V]]) {
 	s := &k.state
-	for s.len() > 0 && s.final(bound, l.horizon) {
-		p := s.pop()
-		out.Emit(stream.Event[Both[V]]{Key: k.key, Time: p.t,
-			Value: Both[V]{Higher: s.match(p.ans[higher]), Lower: s.match(p.ans[lower])}})
+	r := s.ring() // the ring does not grow while flushing
+	// One event, its fields set over: a composite literal per answer would
+	// be zeroed on the stack first.
+	ev := stream.Event[Both[V]]{Key: k.key}
+	for s.first < s.next {
+		p := r.at(s.first)
+		if !p.final(bound, l.horizon) {
+			break
+		}
+		s.first++
+		ev.Time = p.t
+		ev.Value.Higher = r.match(p.ans[higher])
+		ev.Value.Lower = r.match(p.ans[lower])
+		out.Emit(ev)
+	}
+	if s.len() > 0 {
+		l.keys.schedule(k, s.oldestEnd(l.horizon))
 	}
 }
 
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *HigherLower[V]) Advance(wm stream.Time, out stream.Emitter[Both[V]]) {
-	if !l.keys.anyDue(wm) {
-		return
+	if l.keys.anyDue(wm) { // rarely: the check is small enough to inline
+		l.advance(wm, out)
 	}
+}
+
+// advance is Advance once an answer is due.
+func (l *HigherLower[V]) advance(wm stream.Time, out stream.Emitter[Both[V]]) {
 	for _, k := range l.keys.takeDue(wm) {
-		l.flush(k, wm, out)
-		l.keys.settled(k, k.state.oldestEnd(l.horizon), k.state.len() > 0)
+		l.flush(k, wm, out) // which schedules k again if events are left
+		if k.state.len() == 0 {
+			l.keys.settled(k, 0, false)
+		}
 	}
 }

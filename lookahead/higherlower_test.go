@@ -153,6 +153,23 @@ func TestHigherLowerWatermarkJumpGoesKeyByKey(t *testing.T) {
 	assert.Len(t, rec.got, keys, "a second end of input emits nothing more")
 }
 
+func TestHigherLowerHorizonEndingPastMaxTimeEndsWithInput(t *testing.T) {
+	// t + H saturates at MaxTime: only end of input makes the pair final.
+	const h = 10
+	l, err := lookahead.NewHigherLower[int](h * time.Millisecond)
+	require.NoError(t, err, "constructor")
+	rec := &recorder[lookahead.Both[int]]{}
+	l.Process(ev("A", stream.MaxTime-h-1, 5), rec) // its horizon ends at MaxTime - 1
+	l.Process(ev("A", stream.MaxTime-3, 6), rec)   // answers higher; its horizon would end past MaxTime
+	l.Advance(stream.MaxTime-1, rec)
+	require.Empty(t, rec.got, "no horizon has passed at watermark MaxTime - 1")
+	l.Advance(stream.MaxTime, rec)
+	require.Len(t, rec.got, 2, "end of input answers both events")
+	assert.Equal(t, lookahead.Both[int]{Higher: lookahead.Match[int]{Found: true, Time: stream.MaxTime - 3, Value: 6}},
+		normalBoth(rec.got[0].ev.Value), "the first event: higher, no lower")
+	assert.Equal(t, lookahead.Both[int]{}, normalBoth(rec.got[1].ev.Value), "nothing answers the later event")
+}
+
 func TestHigherLowerKeyIsReusableAfterItsStateIsDropped(t *testing.T) {
 	l, err := lookahead.NewHigherLower[int](10 * time.Millisecond)
 	require.NoError(t, err, "constructor")

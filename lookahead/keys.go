@@ -20,6 +20,9 @@ type keyTable[S any] struct {
 	m     map[string]*keyEntry[S]
 	heap  []*keyEntry[S] // the keys with a waiting event: a min-heap on end
 	taken []*keyEntry[S] // takeDue's result, reused
+	// The end at the root of the heap but at most MaxTime-1, or MaxTime when
+	// the heap is empty: a key is due at wm if soonest < wm, one comparison.
+	soonest stream.Time
 
 	// The last key looked up, since streams often repeat a key, and the
 	// bytes and length of the string it was looked up with, since decoders
@@ -39,7 +42,7 @@ type keyEntry[S any] struct {
 }
 
 func newKeyTable[S any]() keyTable[S] {
-	return keyTable[S]{m: make(map[string]*keyEntry[S]), lastLen: -1}
+	return keyTable[S]{m: make(map[string]*keyEntry[S]), soonest: stream.MaxTime, lastLen: -1}
 }
 
 // get returns k's entry, creating an unscheduled one with a zero state if k is
@@ -88,16 +91,23 @@ func (t *keyTable[S]) reschedule(e *keyEntry[S], end stream.Time) {
 		e.end, e.index = end, len(t.heap)
 		t.heap = append(t.heap, e)
 		t.up(e.index)
-		return
+	} else {
+		e.end = end
+		t.down(e.index)
 	}
-	e.end = end
-	t.down(e.index)
+	t.setSoonest()
 }
 
 // anyDue reports whether a key's oldest waiting event's horizon ends before wm
 // (whether any key has a waiting event, when wm is MaxTime).
-func (t *keyTable[S]) anyDue(wm stream.Time) bool {
-	return len(t.heap) > 0 && (t.heap[0].end < wm || wm == stream.MaxTime)
+func (t *keyTable[S]) anyDue(wm stream.Time) bool { return t.soonest < wm }
+
+// setSoonest sets soonest after the heap changed.
+func (t *keyTable[S]) setSoonest() {
+	t.soonest = stream.MaxTime
+	if len(t.heap) > 0 {
+		t.soonest = min(t.heap[0].end, stream.MaxTime-1)
+	}
 }
 
 // takeDue unschedules and returns, in key order, the keys whose oldest waiting
@@ -138,6 +148,7 @@ func (t *keyTable[S]) pop() *keyEntry[S] {
 		t.heap[0].index = 0
 		t.down(0)
 	}
+	t.setSoonest()
 	e.end = unscheduled
 	return e
 }

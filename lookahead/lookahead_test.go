@@ -486,6 +486,26 @@ func TestWatermarkJumpResolvesManyAnswers(t *testing.T) {
 	}
 }
 
+func TestHorizonEndingPastMaxTimeEndsWithInput(t *testing.T) {
+	// t + H saturates at MaxTime: only end of input makes the none answer final.
+	const h = 10
+	for _, k := range kinds(farApart) {
+		t.Run(k.name, func(t *testing.T) {
+			l, err := k.make(h * time.Millisecond)
+			require.NoError(t, err, "constructor")
+			rec := &recorder[lookahead.Match[int]]{}
+			l.Process(ev("A", stream.MaxTime-h-1, 5), rec) // its horizon ends at MaxTime - 1
+			l.Process(ev("A", stream.MaxTime-3, 5), rec)   // its horizon would end past MaxTime
+			l.Advance(stream.MaxTime-1, rec)
+			require.Empty(t, rec.got, "no horizon has passed at watermark MaxTime - 1")
+			l.Advance(stream.MaxTime, rec)
+			require.Len(t, rec.got, 2, "end of input answers both events")
+			assert.Equal(t, stream.Time(stream.MaxTime-3), rec.got[1].ev.Time, "the later event last")
+			assert.False(t, rec.got[1].ev.Value.Found, "equal values answer nothing")
+		})
+	}
+}
+
 func TestEndOfInputFlushesEverything(t *testing.T) {
 	for _, k := range kinds(farApart) {
 		t.Run(k.name, func(t *testing.T) {

@@ -50,42 +50,60 @@ func (l *Monotone[V]) Horizon() stream.Time { return l.horizon }
 func (l *Monotone[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
 	k := l.keys.get(e.Key)
 	s := &k.state
-	oldest := s.first
 	if k.due(e.Time) { // some events' horizon has passed
 		l.flush(k, e.Time, out) // they leave the stack before e looks at it
 	}
 	s.makeRoom()
-	var ans [2]int64
-	ans[l.dir], ans[1-l.dir] = unanswered, noMatch // the other direction is not asked
-	s.answer(l.dir, e.Value, s.next)
-	s.add(e.Time, e.Value, ans)
-	if s.answered() {
-		l.flush(k, e.Time, out)
+	last := s.lastLink()
+	top := s.answer(l.dir, e.Value, last)
+	// The other direction is not asked: no match, and the stack is not popped.
+	if l.dir == higher {
+		s.add(e.Time, e.Value, unanswered, noMatch, top, last)
+	} else {
+		s.add(e.Time, e.Value, noMatch, unanswered, last, top)
 	}
-	if s.first != oldest || s.len() == 1 { // the oldest pending event changed
-		l.keys.schedule(k, s.oldestEnd(l.horizon))
+	if s.len() == 1 { // e is the oldest pending event
+		l.keys.schedule(k, e.Time.Add(l.horizon))
+	} else if top.n < s.first && s.answered() {
+		// The oldest event waits at the bottom of the stack: e can have
+		// answered it only by emptying the stack.
+		l.flush(k, e.Time, out)
 	}
 }
 
 // flush emits, in time order, the answers at the front that are final at
-// watermark bound.
+// watermark bound, and schedules the key for the oldest event left.
 func (l *Monotone[V]) flush(k *keyEntry[monoState[V]], bound stream.Time, out stream.Emitter[Match[V]]) {
 	s := &k.state
-	for s.len() > 0 && s.final(bound, l.horizon) {
-		p := s.pop()
-		out.Emit(stream.Event[Match[V]]{Key: k.key, Time: p.t, Value: s.match(p.ans[l.dir])})
+	r := s.ring() // the ring does not grow while flushing
+	for s.first < s.next {
+		p := r.at(s.first)
+		if !p.final(bound, l.horizon) {
+			break
+		}
+		s.first++
+		out.Emit(stream.Event[Match[V]]{Key: k.key, Time: p.t, Value: r.match(p.ans[l.dir])})
+	}
+	if s.len() > 0 {
+		l.keys.schedule(k, s.oldestEnd(l.horizon))
 	}
 }
 
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *Monotone[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	if !l.keys.anyDue(wm) {
-		return
+	if l.keys.anyDue(wm) { // rarely: the check is small enough to inline
+		l.advance(wm, out)
 	}
+}
+
+// advance is Advance once an answer is due.
+func (l *Monotone[V]) advance(wm stream.Time, out stream.Emitter[Match[V]]) {
 	for _, k := range l.keys.takeDue(wm) {
-		l.flush(k, wm, out)
-		l.keys.settled(k, k.state.oldestEnd(l.horizon), k.state.len() > 0)
+		l.flush(k, wm, out) // which schedules k again if events are left
+		if k.state.len() == 0 {
+			l.keys.settled(k, 0, false)
+		}
 	}
 }
 
@@ -114,47 +132,64 @@ const (
 // answer in that direction, in time order from the bottom and so with
 // monotone values (non-increasing from the bottom when looking for a higher
 // value, non-decreasing for lower): a new event answers the top while it beats
-// it, then is pushed. The stack is a list linked through the ring, from top[d]
-// down each event's below[d]: it ends at the first number below first, so an
-// event leaves it by being emitted too, which is how the events whose horizon
-// has passed leave from the bottom. Every event is pushed on both stacks; a
-// direction that is not asked is never popped, and never read.
+// it, then is pushed. Every event is pushed on both stacks, so both have the
+// last event, number next-1, on top (below first: both are empty). The stack
+// is a list linked through the ring, from the top down each event's below[d]:
+// it ends at the first number below first, so an event leaves it by being
+// emitted too, which is how the events whose horizon has passed leave from
+// the bottom. A direction that is not asked is never popped, and never read.
+// A link carries the value of the event it leads to, so that deciding whether
+// to pop one more event waits for one load, not two.
 //
-// The zero value is an empty state ready to use (grow sets it up).
+// The zero value is an empty state ready to use.
 type monoState[V cmp.Ordered] struct {
 	evs         []pending[V] // the ring; its length is a power of two (or 0)
 	first, next int64        // numbers of the oldest pending event and of the next event
-	top         [2]int64     // by direction: the number of the top event (below first: empty)
+	last        V            // the value of the last event, number next-1, if any
 }
 
 // pending is one event not yet emitted, with its answers and stack links.
 type pending[V any] struct {
 	t     stream.Time
 	v     V
-	ans   [2]int64 // by direction: the answering event's number, unanswered or noMatch
-	below [2]int64 // by direction: the number of the next event down its stack (below first: none)
+	ans   [2]int64   // by direction: the answering event's number, unanswered or noMatch
+	below [2]link[V] // by direction: the next event down its stack
+}
+
+// link leads to an event down a stack: its number (below first: none) and its
+// value.
+type link[V any] struct {
+	n int64
+	v V
 }
 
 // len returns the number of pending events.
 func (s *monoState[V]) len() int { return int(s.next - s.first) }
 
-// answer makes the event v, number n, the answer in direction d of every
-// waiting event it beats. The waiting events must all be within their horizon
-// at v's time.
-func (s *monoState[V]) answer(d direction, v V, n int64) {
+// answer makes v, the next event, the answer in direction d of every waiting
+// event it beats on d's stack from the one top leads to down, and returns the
+// link to the top event left. The waiting events must all be within their
+// horizon at v's time.
+func (s *monoState[V]) answer(d direction, v V, top link[V]) link[V] {
 	// Locals, so that the stores into evs need not reload them.
-	evs, first, top, mask := s.evs, s.first, s.top[d], int64(len(s.evs)-1)
-	// The stack is monotone: once v does not beat the top, it beats nothing
+	evs, first, n := s.evs, s.first, s.next
+	// The stack is monotone: once v does not beat an event, it beats nothing
 	// below either.
-	for top >= first {
-		p := &evs[top&mask]
-		if d == higher && !(p.v < v) || d == lower && !(p.v > v) {
-			break
-		}
+	for top.n >= first && beats(d, v, top.v) {
+		p := &evs[top.n&int64(len(evs)-1)]
 		p.ans[d] = n
 		top = p.below[d]
 	}
-	s.top[d] = top
+	return top
+}
+
+// beats reports whether v beats w in direction d: is strictly higher, or
+// strictly lower.
+func beats[V cmp.Ordered](d direction, v, w V) bool {
+	if d == higher {
+		return v > w
+	}
+	return v < w
 }
 
 // makeRoom grows the ring if it is full, before add.
@@ -164,19 +199,22 @@ func (s *monoState[V]) makeRoom() {
 	}
 }
 
-// add adds the event (t, v), number next, with its answers, and pushes it on
-// both stacks. There must be room for it (see makeRoom).
-func (s *monoState[V]) add(t stream.Time, v V, ans [2]int64) {
+// add adds the event (t, v), number next, with its answers in each direction,
+// ah (higher) and al (lower), and pushes it on both stacks, above the events
+// that bh and bl lead to. There must be room for it (see makeRoom).
+func (s *monoState[V]) add(t stream.Time, v V, ah, al int64, bh, bl link[V]) {
 	n := s.next
-	// Field by field: a composite literal goes through the stack, where
-	// loading the array fields back 16 bytes at a time stalls.
 	p := &s.evs[n&int64(len(s.evs)-1)]
 	p.t, p.v = t, v
-	p.ans[0], p.ans[1] = ans[0], ans[1]
-	p.below[0], p.below[1] = s.top[0], s.top[1]
-	s.top[0], s.top[1] = n, n
+	p.ans[higher], p.ans[lower] = ah, al
+	p.below[higher], p.below[lower] = bh, bl
 	s.next++
+	s.last = v
 }
+
+// lastLink returns the link to the last event, the top of both stacks (below
+// first: there is none).
+func (s *monoState[V]) lastLink() link[V] { return link[V]{s.next - 1, s.last} }
 
 // answered reports whether the oldest pending event is answered in both
 // directions.
@@ -188,49 +226,48 @@ func (s *monoState[V]) answered() bool {
 	return min(p.ans[0], p.ans[1]) != unanswered
 }
 
-// final reports whether the oldest pending event's answers are final at
-// watermark bound: answered in both directions, or past its horizon
-// (t + horizon < bound, or bound is MaxTime). There must be a pending event.
-func (s *monoState[V]) final(bound, horizon stream.Time) bool {
-	p := &s.evs[s.first&int64(len(s.evs)-1)]
-	return min(p.ans[0], p.ans[1]) != unanswered || p.t.Add(horizon) < bound || bound == stream.MaxTime
+// ring returns the ring by value, for flush to keep in registers across Emit
+// calls. It stays valid until the ring grows (makeRoom).
+func (s *monoState[V]) ring() evRing[V] {
+	return evRing[V]{s.evs, int64(len(s.evs) - 1)}
 }
 
-// pop removes and returns the oldest pending event, which also leaves the
-// stacks it is on. It and the events its answers name stay readable until
-// the next add.
-func (s *monoState[V]) pop() *pending[V] {
-	p := &s.evs[s.first&int64(len(s.evs)-1)]
-	s.first++
-	return p
+// evRing is monoState's ring: its slice, and the mask for event numbers.
+type evRing[V any] struct {
+	evs  []pending[V]
+	mask int64 // len(evs) - 1
 }
+
+// at returns the event number n, which must be pending (or just emitted).
+func (r evRing[V]) at(n int64) *pending[V] { return &r.evs[n&r.mask] }
 
 // match returns the answer that ans names.
-func (s *monoState[V]) match(ans int64) Match[V] {
+func (r evRing[V]) match(ans int64) Match[V] {
 	if ans < 0 {
 		return Match[V]{}
 	}
-	f := &s.evs[ans&int64(len(s.evs)-1)]
+	f := &r.evs[ans&r.mask]
 	return Match[V]{Found: true, Time: f.t, Value: f.v}
 }
 
-// oldestEnd returns the end of the horizon of the oldest pending event, or 0
-// when there is none.
+// final reports whether p's answers are final at watermark bound: answered in
+// both directions, or past its horizon (t + horizon < bound, or bound is
+// MaxTime).
+func (p *pending[V]) final(bound, horizon stream.Time) bool {
+	return min(p.ans[0], p.ans[1]) != unanswered || p.t.Add(horizon) < bound || bound == stream.MaxTime
+}
+
+// oldestEnd returns the end of the horizon of the oldest pending event. There
+// must be one.
 func (s *monoState[V]) oldestEnd(horizon stream.Time) stream.Time {
-	if s.first == s.next {
-		return 0
-	}
 	return s.evs[s.first&int64(len(s.evs)-1)].t.Add(horizon)
 }
 
 // grow doubles the capacity of the ring, keeping every event at the position
-// its number gives; the first call also empties the stacks.
+// its number gives.
 //
 //go:noinline
 func (s *monoState[V]) grow() {
-	if len(s.evs) == 0 {
-		s.top = [2]int64{s.first - 1, s.first - 1}
-	}
 	size := max(2*len(s.evs), 8)
 	evs := make([]pending[V], size)
 	for n := s.first; n < s.next; n++ {
