@@ -101,6 +101,7 @@ type pass struct{}
 
 func (pass) Process(e stream.Event[Price], out stream.Emitter[Price]) { out.Emit(e) }
 func (pass) Advance(stream.Time, stream.Emitter[Price])               {}
+func (pass) Bounds() stream.Bounds                                    { return stream.Bounds{} }
 
 func ExampleNewSource() {
 	k, client := startKafka()

@@ -302,6 +302,7 @@ type identity[T any] struct{}
 
 func (identity[T]) Process(e stream.Event[T], out stream.Emitter[T]) { out.Emit(e) }
 func (identity[T]) Advance(stream.Time, stream.Emitter[T])           {}
+func (identity[T]) Bounds() stream.Bounds                            { return stream.Bounds{} }
 
 // collector is a stream.Sink that keeps what it is given.
 type collector[T any] struct {

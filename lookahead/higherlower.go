@@ -44,6 +44,11 @@ func NewHigherLower[V cmp.Ordered](horizon time.Duration) (*HigherLower[V], erro
 // Horizon returns the horizon in milliseconds.
 func (l *HigherLower[V]) Horizon() stream.Time { return l.horizon }
 
+// Bounds implements stream.Operator: an answer looks ahead by the horizon.
+func (l *HigherLower[V]) Bounds() stream.Bounds {
+	return stream.Bounds{Ahead: time.Duration(l.horizon) * time.Millisecond}
+}
+
 // Process answers the waiting events that e beats in either direction, emits
 // every pair of answers that is now final, and makes e wait for its own.
 func (l *HigherLower[V]) Process(e stream.Event[V], out stream.Emitter[Both[V]]) {

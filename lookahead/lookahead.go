@@ -98,6 +98,11 @@ func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], e
 // Horizon returns the horizon in milliseconds.
 func (l *Lookahead[V]) Horizon() stream.Time { return l.horizon }
 
+// Bounds implements stream.Operator: an answer looks ahead by the horizon.
+func (l *Lookahead[V]) Bounds() stream.Bounds {
+	return stream.Bounds{Ahead: time.Duration(l.horizon) * time.Millisecond}
+}
+
 // Process answers the waiting events that e answers, emits every answer that is
 // now final, and makes e wait for its own answer.
 func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {

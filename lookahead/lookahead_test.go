@@ -703,3 +703,18 @@ func TestThroughDriverArrivalOrderDoesNotMatter(t *testing.T) {
 		}
 	}
 }
+
+// TestLookaheadBounds: every lookahead reports its horizon as its reach ahead.
+func TestLookaheadBounds(t *testing.T) {
+	const h = 20 * time.Second
+	want := stream.Bounds{Ahead: h}
+	hi, err := lookahead.NewHigher[float64](h)
+	require.NoError(t, err, "NewHigher")
+	assert.Equal(t, want, hi.Bounds(), "Monotone")
+	both, err := lookahead.NewHigherLower[float64](h)
+	require.NoError(t, err, "NewHigherLower")
+	assert.Equal(t, want, both.Bounds(), "HigherLower")
+	any, err := lookahead.New(h, func(e, f float64) bool { return f != e })
+	require.NoError(t, err, "New")
+	assert.Equal(t, want, any.Bounds(), "Lookahead")
+}

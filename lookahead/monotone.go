@@ -45,6 +45,11 @@ func newMonotone[V cmp.Ordered](horizon time.Duration, d direction) (*Monotone[V
 // Horizon returns the horizon in milliseconds.
 func (l *Monotone[V]) Horizon() stream.Time { return l.horizon }
 
+// Bounds implements stream.Operator: an answer looks ahead by the horizon.
+func (l *Monotone[V]) Bounds() stream.Bounds {
+	return stream.Bounds{Ahead: time.Duration(l.horizon) * time.Millisecond}
+}
+
 // Process answers the waiting events that e beats, emits every answer that is
 // now final, and makes e wait for its own answer.
 func (l *Monotone[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {

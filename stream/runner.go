@@ -40,10 +40,11 @@ type Flusher interface {
 
 // Checkpointer is implemented by sources that want to know how far results are
 // durable, to commit their read positions. Run calls Checkpoint after each
-// successful Flush with the watermark of the events released so far: every
-// result of an event with Time < wm - (the operator's horizon) has been written.
+// successful Flush with done, the watermark of the events released so far
+// less how far the operator looks ahead (Bounds.Ahead): every result that
+// depends on an event with Time < done has been written.
 type Checkpointer interface {
-	Checkpoint(ctx context.Context, wm Time) error
+	Checkpoint(ctx context.Context, done Time) error
 }
 
 // Run drives src through op into sink until ctx is done (it returns ctx's
@@ -55,14 +56,18 @@ func Run[In, Out any](ctx context.Context, src Source[In], op Operator[In, Out],
 	if err != nil {
 		return Stats{}, err
 	}
-	if src == nil || sink == nil {
-		return Stats{}, fmt.Errorf("%w: nil source or sink", ErrBadOption)
+	if src == nil || sink == nil || op == nil {
+		return Stats{}, fmt.Errorf("%w: nil source, operator or sink", ErrBadOption)
 	}
 	w := &sinkEmitter[Out]{ctx: ctx, sink: sink}
 	d, err := NewDriver(op, w, opts...)
 	if err != nil {
 		return Stats{}, err
 	}
+	if err := op.Bounds().check(); err != nil {
+		return Stats{}, err
+	}
+	ahead := op.Bounds().ahead()
 	cp, _ := src.(Checkpointer)
 	rb, _ := src.(Rebalancer)
 	fl, _ := sink.(Flusher)
@@ -77,7 +82,7 @@ func Run[In, Out any](ctx context.Context, src Source[In], op Operator[In, Out],
 			}
 		}
 		if cp != nil {
-			if err := cp.Checkpoint(ctx, d.Watermark()); err != nil {
+			if err := cp.Checkpoint(ctx, delay(d.Watermark(), ahead)); err != nil {
 				return fmt.Errorf("stream: checkpoint: %w", err)
 			}
 		}

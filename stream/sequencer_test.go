@@ -21,6 +21,7 @@ type identity[T any] struct{ advances []Time }
 
 func (o *identity[T]) Process(e Event[T], out Emitter[T]) { out.Emit(e) }
 func (o *identity[T]) Advance(wm Time, _ Emitter[T])      { o.advances = append(o.advances, wm) }
+func (o *identity[T]) Bounds() Bounds                     { return Bounds{} }
 
 func ev(key string, t Time, v int) Event[int] { return Event[int]{Key: key, Time: t, Value: v} }
 
@@ -224,6 +225,7 @@ func (m *mapOp) Process(e Event[int], out Emitter[int]) {
 	out.Emit(Event[int]{Key: e.Key, Time: e.Time, Value: m.f(e.Value)})
 }
 func (m *mapOp) Advance(wm Time, _ Emitter[int]) { m.advances = append(m.advances, wm) }
+func (m *mapOp) Bounds() Bounds                  { return Bounds{} }
 
 func BenchmarkSequencerInOrder(b *testing.B) {
 	s := NewSequencer[float64]()

@@ -129,6 +129,12 @@ func (h *Hopping[V, R]) emit(key string, w openWindow[V, R], out stream.Emitter[
 	h.free = append(h.free, w.agg)
 }
 
+// Bounds implements stream.Operator: the result at End - 1 covers the events
+// of [Start, End), which reach back size - 1 ms.
+func (h *Hopping[V, R]) Bounds() stream.Bounds {
+	return stream.Bounds{Back: time.Duration(h.size-1) * time.Millisecond}
+}
+
 // Advance emits every window that ends at or before wm, in (End, Key) order.
 func (h *Hopping[V, R]) Advance(wm stream.Time, out stream.Emitter[Result[R]]) {
 	if wm < h.nextEnd {

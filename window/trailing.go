@@ -116,6 +116,11 @@ func (tr *Trailing[V, R]) Process(e stream.Event[V], out stream.Emitter[[]R]) {
 	out.Emit(stream.Event[[]R]{Key: e.Key, Time: e.Time, Value: tr.out})
 }
 
+// Bounds implements stream.Operator: a result looks back by the largest length.
+func (tr *Trailing[V, R]) Bounds() stream.Bounds {
+	return stream.Bounds{Back: time.Duration(tr.lengths[tr.largest]) * time.Millisecond}
+}
+
 // Advance drops the state of keys whose events have all left the largest window.
 func (tr *Trailing[V, R]) Advance(wm stream.Time, _ stream.Emitter[[]R]) {
 	sweepIdle(&tr.keys, &tr.sweep, wm, tr.lengths[tr.largest], func(s *trailingKey[V, R]) stream.Time { return s.lastT })
@@ -525,6 +530,11 @@ func (tr *TrailingStats) independent(s *statsKey, now stream.Time, x float64) {
 		m.Add(x)
 		tr.out[w] = m.stats()
 	}
+}
+
+// Bounds implements stream.Operator: a result looks back by the largest length.
+func (tr *TrailingStats) Bounds() stream.Bounds {
+	return stream.Bounds{Back: time.Duration(tr.lengths[tr.largest]) * time.Millisecond}
 }
 
 // Advance drops the state of keys whose events have all left the largest window.

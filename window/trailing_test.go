@@ -288,3 +288,19 @@ func TestTrailingStatsRecoversAfterAnOutlier(t *testing.T) {
 	}
 	assert.False(t, tr.keys.Lookup("k").float, "back on the shared exact scale once the outlier left the largest window")
 }
+
+// TestWindowBounds: each window operator reports how far back its results
+// reach, which the runtime's commits and recovery rely on.
+func TestWindowBounds(t *testing.T) {
+	lengths := []time.Duration{30 * time.Second, time.Hour, time.Minute}
+	tr, err := NewTrailing(lengths, Func[float64, float64](NewMean))
+	require.NoError(t, err, "NewTrailing")
+	assert.Equal(t, stream.Bounds{Back: time.Hour}, tr.Bounds(), "Trailing: the largest length")
+	ts, err := NewTrailingStats(lengths)
+	require.NoError(t, err, "NewTrailingStats")
+	assert.Equal(t, stream.Bounds{Back: time.Hour}, ts.Bounds(), "TrailingStats: the largest length")
+	h, err := NewHopping(5*time.Minute, time.Minute, Func[float64, float64](NewMax))
+	require.NoError(t, err, "NewHopping")
+	assert.Equal(t, stream.Bounds{Back: 5*time.Minute - time.Millisecond}, h.Bounds(),
+		"Hopping: the result at End-1 covers [End-size, End)")
+}

@@ -60,5 +60,8 @@ func (o *Operator) Process(e stream.Event[stream.Pair[float64, []window.Stats]],
 	out.Emit(stream.Event[Scored]{Key: e.Key, Time: e.Time, Value: Scored{Value: e.Value.Left, Scores: o.out}})
 }
 
+// Bounds implements stream.Operator: a score depends on its pair alone.
+func (o *Operator) Bounds() stream.Bounds { return stream.Bounds{} }
+
 // Advance does nothing: every score is final when its pair arrives.
 func (o *Operator) Advance(stream.Time, stream.Emitter[Scored]) {}

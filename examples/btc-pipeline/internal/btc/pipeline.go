@@ -98,6 +98,11 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 // moving record, so the unmatched counts stay zero.
 func (p *Pipeline) JoinStats() stream.JoinStats { return p.join.Stats() }
 
+// Bounds implements stream.Operator: the moving statistics look back by the
+// largest window, the higher and lower answers ahead by the horizon, and the
+// z-scores pair records of one time.
+func (p *Pipeline) Bounds() stream.Bounds { return p.moving.Bounds().Max(p.both.Bounds()) }
+
 // Process computes everything e contributes to.
 func (p *Pipeline) Process(e stream.Event[float64], out stream.Emitter[Output]) {
 	p.out = out
