@@ -43,17 +43,20 @@ func TestJoin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var leftOnly, rightOnly []Time
-			j := NewJoin[int, int](func(e Event[int]) { leftOnly = append(leftOnly, e.Time) },
-				func(e Event[int]) { rightOnly = append(rightOnly, e.Time) })
+			j, err := NewJoin(JoinConfig[int, int]{
+				OnLeftOnly:  func(e Event[int]) { leftOnly = append(leftOnly, e.Time) },
+				OnRightOnly: func(e Event[int]) { rightOnly = append(rightOnly, e.Time) },
+			})
+			require.NoError(t, err, "NewJoin")
 			var out collect[Pair[int, int]]
 			for _, s := range tt.steps {
 				switch s.side {
 				case "L":
-					j.Left(Event[int]{Key: s.key, Time: s.t, Value: s.v}, &out)
+					j.ProcessLeft(Event[int]{Key: s.key, Time: s.t, Value: s.v}, &out)
 				case "R":
-					j.Right(Event[int]{Key: s.key, Time: s.t, Value: s.v}, &out)
+					j.ProcessRight(Event[int]{Key: s.key, Time: s.t, Value: s.v}, &out)
 				case "W":
-					j.Advance(s.t)
+					j.Advance(s.t, &out)
 				}
 			}
 			var pairs []string
@@ -73,18 +76,59 @@ func TestJoin(t *testing.T) {
 	}
 }
 
-func TestJoinSidesWatermarks(t *testing.T) {
-	j := NewJoin[int, int](nil, nil)
+func TestJoinLateEventIsUnmatchedAtOnce(t *testing.T) {
+	j, err := NewJoin(JoinConfig[int, int]{})
+	require.NoError(t, err, "NewJoin")
 	var out collect[Pair[int, int]]
-	j.Left(Event[int]{Key: "a", Time: 10}, &out)
-	j.AdvanceLeft(100)
-	assert.Equal(t, MinTime, j.Watermark(), "the join waits for the slower side")
-	j.AdvanceRight(50)
-	assert.Equal(t, Time(50), j.Watermark(), "the smaller of the two")
+	j.ProcessLeft(Event[int]{Key: "a", Time: 10}, &out)
+	j.Advance(50, &out)
+	assert.Equal(t, Time(50), j.Watermark(), "watermark")
 	assert.Equal(t, uint64(1), j.Stats().UnmatchedLeft, "evicted at the join watermark")
-	j.Right(Event[int]{Key: "a", Time: 10}, &out)
+	j.ProcessRight(Event[int]{Key: "a", Time: 10}, &out)
 	assert.Empty(t, out.got, "too late to pair")
 	assert.Equal(t, uint64(1), j.Stats().UnmatchedRight, "a right event below the watermark is unmatched at once")
+}
+
+// TestJoinOwnsWhatItKeeps: the operators upstream of a join reuse the slices
+// they emit (a trailing window's statistics), so a value kept while it waits
+// for its partner must be a copy. Without the copy, the pair of t=1 came out
+// with the statistics of a later event.
+func TestJoinOwnsWhatItKeeps(t *testing.T) {
+	_, err := NewJoin(JoinConfig[float64, []int]{})
+	require.ErrorIs(t, err, ErrBadOption, "a slice value needs a copy")
+	assert.Contains(t, err.Error(), "CopyRight", "the error names the missing setting")
+	_, err = NewJoin(JoinConfig[struct{ P *int }, int]{})
+	require.ErrorIs(t, err, ErrBadOption, "a pointer inside a struct needs a copy too")
+	_, err = NewJoin(JoinConfig[struct {
+		S string
+		A [2]float64
+	}, string]{})
+	require.NoError(t, err, "strings and arrays of numbers are kept as they are")
+
+	j, err := NewJoin(JoinConfig[float64, []int]{CopyRight: CopySlice[int]})
+	require.NoError(t, err, "NewJoin")
+	var got []string
+	out := EmitFunc[Pair[float64, []int]](func(e Event[Pair[float64, []int]]) {
+		got = append(got, fmt.Sprintf("%d:%v/%v", e.Time, e.Value.Left, e.Value.Right))
+	})
+	reused := make([]int, 1) // what an upstream operator emits, rewritten per event
+	for tm := Time(1); tm <= 3; tm++ {
+		reused[0] = int(tm) // the statistics of the event at tm: count tm
+		j.ProcessRight(Event[[]int]{Key: "k", Time: tm, Value: reused}, out)
+	}
+	for tm := Time(1); tm <= 3; tm++ {
+		j.ProcessLeft(Event[float64]{Key: "k", Time: tm, Value: float64(tm) / 10}, out)
+	}
+	assert.Equal(t, []string{"1:0.1/[1]", "2:0.2/[2]", "3:0.3/[3]"}, got, "each pair has the value of its own time")
+
+	// Evicted copies are recycled: a steady stream keeps a bounded free list.
+	for tm := Time(4); tm < 1000; tm++ {
+		reused[0] = int(tm)
+		j.ProcessRight(Event[[]int]{Key: "k", Time: tm, Value: reused}, out)
+		j.ProcessLeft(Event[float64]{Key: "k", Time: tm}, out)
+		j.Advance(tm-2, out)
+	}
+	assert.LessOrEqual(t, len(j.right.free), 4, "free list stays small")
 }
 
 // TestJoinRandomized checks the join against a brute-force reference: two
@@ -137,20 +181,20 @@ func TestJoinRandomized(t *testing.T) {
 	}
 	slices.SortStableFunc(arr, func(a, b arrival) int { return int(a.at - b.at) })
 	var gotPairs collect[Pair[int, int]]
-	j := NewJoin[int, int](nil, nil)
+	j, err := NewJoin(JoinConfig[int, int]{})
+	require.NoError(t, err, "NewJoin")
 	maxL, maxR := MinTime, MinTime
 	for _, a := range arr {
 		if a.left {
-			j.Left(a.e, &gotPairs)
+			j.ProcessLeft(a.e, &gotPairs)
 			maxL = max(maxL, a.e.Time)
-			j.AdvanceLeft(maxL.Add(-bound))
 		} else {
-			j.Right(a.e, &gotPairs)
+			j.ProcessRight(a.e, &gotPairs)
 			maxR = max(maxR, a.e.Time)
-			j.AdvanceRight(maxR.Add(-bound))
 		}
+		j.Advance(min(maxL, maxR).Add(-bound), &gotPairs) // the smaller side's watermark
 	}
-	j.Advance(MaxTime)
+	j.Advance(MaxTime, &gotPairs)
 	var got []string
 	for _, p := range gotPairs.got {
 		got = append(got, fmt.Sprintf("%s@%d=%d/%d", p.Key, p.Time, p.Value.Left, p.Value.Right))
@@ -172,28 +216,29 @@ func (p *pairCount) Emit(Event[Pair[float64, float64]]) { p.n++ }
 // BenchmarkJoin measures one pair: a left event, its right partner, and the
 // watermark advance that evicts it, in steady state.
 func BenchmarkJoin(b *testing.B) {
-	j := NewJoin[float64, float64](nil, nil)
+	j, err := NewJoin(JoinConfig[float64, float64]{})
+	require.NoError(b, err, "NewJoin")
 	var out pairCount
 	tm := Time(0)
 	b.ReportAllocs()
 	for b.Loop() {
 		tm += 100
-		j.Left(Event[float64]{Key: "BTCUSDT", Time: tm, Value: 1}, &out)
-		j.Right(Event[float64]{Key: "BTCUSDT", Time: tm, Value: 2}, &out)
-		j.Advance(tm - 10_000)
+		j.ProcessLeft(Event[float64]{Key: "BTCUSDT", Time: tm, Value: 1}, &out)
+		j.ProcessRight(Event[float64]{Key: "BTCUSDT", Time: tm, Value: 2}, &out)
+		j.Advance(tm-10_000, &out)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/pair")
 }
 
 func ExampleJoin() {
-	j := NewJoin[string, float64](nil, nil)
+	j, _ := NewJoin(JoinConfig[string, float64]{})
 	out := EmitFunc[Pair[string, float64]](func(e Event[Pair[string, float64]]) {
 		fmt.Println(e.Key, e.Time, e.Value.Left, e.Value.Right)
 	})
-	j.Left(Event[string]{Key: "BTCUSDT", Time: 1000, Value: "trade"}, out)
-	j.Right(Event[float64]{Key: "BTCUSDT", Time: 1000, Value: 99190.48}, out)
-	j.Right(Event[float64]{Key: "BTCUSDT", Time: 2000, Value: 99191.00}, out)
-	j.Advance(MaxTime)
+	j.ProcessLeft(Event[string]{Key: "BTCUSDT", Time: 1000, Value: "trade"}, out)
+	j.ProcessRight(Event[float64]{Key: "BTCUSDT", Time: 1000, Value: 99190.48}, out)
+	j.ProcessRight(Event[float64]{Key: "BTCUSDT", Time: 2000, Value: 99191.00}, out)
+	j.Advance(MaxTime, out)
 	fmt.Println("unmatched right:", j.Stats().UnmatchedRight)
 	// Output:
 	// BTCUSDT 1970-01-01T00:00:01.000Z trade 99190.48

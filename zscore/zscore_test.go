@@ -221,7 +221,7 @@ type pipeline struct {
 }
 
 // Emit receives the trailing statistics of a price and joins them with it.
-func (p *pipeline) Emit(e stream.Event[[]window.Stats]) { p.join.Right(e, pairs{p}) }
+func (p *pipeline) Emit(e stream.Event[[]window.Stats]) { p.join.ProcessRight(e, pairs{p}) }
 
 // pairs receives the joined pairs and scores them.
 type pairs struct{ p *pipeline }
@@ -229,12 +229,12 @@ type pairs struct{ p *pipeline }
 func (p pairs) Emit(e stream.Event[stream.Pair[float64, []window.Stats]]) { p.p.z.Process(e, p.p.out) }
 
 func (p *pipeline) process(e stream.Event[float64]) {
-	p.join.Left(e, pairs{p})
+	p.join.ProcessLeft(e, pairs{p})
 	p.tr.Process(e, p)
 }
 
 func (p *pipeline) advance(wm stream.Time) {
-	p.join.Advance(wm)
+	p.join.Advance(wm, pairs{p})
 	p.tr.Advance(wm, p)
 }
 
@@ -242,7 +242,9 @@ func newPipeline(t *testing.T, lengths []time.Duration, out *scoredSink) *pipeli
 	t.Helper()
 	tr, err := window.NewTrailingStats(lengths)
 	require.NoError(t, err, "trailing stats")
-	return &pipeline{tr: tr, join: stream.NewJoin[float64, []window.Stats](nil, nil), z: zscore.NewOperator(), out: out}
+	join, err := stream.NewJoin(stream.JoinConfig[float64, []window.Stats]{CopyRight: stream.CopySlice[window.Stats]})
+	require.NoError(t, err, "join")
+	return &pipeline{tr: tr, join: join, z: zscore.NewOperator(), out: out}
 }
 
 func TestOperatorBehindTrailingStatsAgainstExact(t *testing.T) {

@@ -88,7 +88,11 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
-	p := &Pipeline{moving: moving, join: stream.NewJoin[float64, []window.Stats](nil, nil),
+	join, err := stream.NewJoin(stream.JoinConfig[float64, []window.Stats]{CopyRight: stream.CopySlice[window.Stats]})
+	if err != nil {
+		return nil, fmt.Errorf("btc: %w", err)
+	}
+	p := &Pipeline{moving: moving, join: join,
 		z: zscore.NewOperator(), both: both}
 	p.movingEm.p, p.pairEm.p, p.zEm.p, p.bothEm.p = p, p, p, p
 	return p, nil
@@ -106,7 +110,7 @@ func (p *Pipeline) Bounds() stream.Bounds { return p.moving.Bounds().Max(p.both.
 // Process computes everything e contributes to.
 func (p *Pipeline) Process(e stream.Event[float64], out stream.Emitter[Output]) {
 	p.out = out
-	p.join.Left(e, &p.pairEm)
+	p.join.ProcessLeft(e, &p.pairEm)
 	p.moving.Process(e, &p.movingEm)
 	p.both.Process(e, &p.bothEm)
 }
@@ -115,7 +119,7 @@ func (p *Pipeline) Process(e stream.Event[float64], out stream.Emitter[Output]) 
 func (p *Pipeline) Advance(wm stream.Time, out stream.Emitter[Output]) {
 	p.out = out
 	p.moving.Advance(wm, &p.movingEm)
-	p.join.Advance(wm)
+	p.join.Advance(wm, &p.pairEm)
 	p.both.Advance(wm, &p.bothEm)
 }
 
@@ -123,7 +127,7 @@ type movingEmitter struct{ p *Pipeline }
 
 func (m *movingEmitter) Emit(e stream.Event[[]window.Stats]) {
 	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Moving, Stats: e.Value}})
-	m.p.join.Right(e, &m.p.pairEm)
+	m.p.join.ProcessRight(e, &m.p.pairEm)
 }
 
 type pairEmitter struct{ p *Pipeline }
