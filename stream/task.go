@@ -170,7 +170,7 @@ func (t *TwoInputTask[L, R, Out]) Left() *TaskInput[L] { return &t.left }
 // Right returns the task's right input.
 func (t *TwoInputTask[L, R, Out]) Right() *TaskInput[R] { return &t.right }
 
-func (t *Task[In, Out]) advance(wm Time)          { t.op.Advance(wm, &t.out) }
+func (t *Task[In, Out]) advance(wm Time)           { t.op.Advance(wm, &t.out) }
 func (t *TwoInputTask[L, R, Out]) advance(wm Time) { t.op.Advance(wm, &t.out) }
 
 // Watermark returns the task's watermark: the smallest of its inputs'.

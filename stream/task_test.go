@@ -521,5 +521,5 @@ func TestTaskValidates(t *testing.T) {
 type matchDelayOp struct{}
 
 func (matchDelayOp) Process(e stream.Event[float64], out stream.Emitter[float64]) { out.Emit(e) }
-func (matchDelayOp) Advance(stream.Time, stream.Emitter[float64])                {}
-func (matchDelayOp) Bounds() stream.Bounds                                       { return stream.Bounds{} }
+func (matchDelayOp) Advance(stream.Time, stream.Emitter[float64])                 {}
+func (matchDelayOp) Bounds() stream.Bounds                                        { return stream.Bounds{} }
