@@ -49,10 +49,17 @@ type SourceOption interface{ applySource(*sourceConfig) }
 // SinkOption configures NewSink.
 type SinkOption interface{ applySink(*sinkConfig) }
 
-// Option configures a Source as well as a Sink.
+// Option configures a Source, a Sink and a Stage.
 type Option interface {
 	SourceOption
 	SinkOption
+	StageOption
+}
+
+// ConsumerOption configures a Source as well as a Stage.
+type ConsumerOption interface {
+	SourceOption
+	StageOption
 }
 
 // common holds what Sources and Sinks share.
@@ -82,10 +89,12 @@ type commonOption func(*common)
 
 func (f commonOption) applySource(c *sourceConfig) { f(&c.common) }
 func (f commonOption) applySink(c *sinkConfig)     { f(&c.common) }
+func (f commonOption) applyStage(c *stageConfig)   { f(&c.common) }
 
 type sourceOption func(*sourceConfig)
 
 func (f sourceOption) applySource(c *sourceConfig) { f(c) }
+func (f sourceOption) applyStage(c *stageConfig)   { f(&c.sourceConfig) }
 
 type sinkOption func(*sinkConfig)
 
@@ -136,7 +145,7 @@ func WithHorizon(d time.Duration) SourceOption {
 // while the dead-letter topic is unavailable its partition waits, retrying
 // with backoff. Without this option undecodable records are counted, logged
 // once per kind and skipped.
-func WithDeadLetter(topic string) SourceOption {
+func WithDeadLetter(topic string) ConsumerOption {
 	if topic == "" {
 		return optionError("empty dead-letter topic")
 	}
@@ -147,7 +156,7 @@ func WithDeadLetter(topic string) SourceOption {
 // Checkpoint (default 1 s); 0 commits at every checkpoint that has progress.
 // Marks that wait for the interval are committed when it has passed, even if
 // no Checkpoint follows; revoked partitions and Close commit at once.
-func WithCommitInterval(d time.Duration) SourceOption {
+func WithCommitInterval(d time.Duration) ConsumerOption {
 	if d < 0 {
 		return optionError("negative commit interval %v", d)
 	}
@@ -156,7 +165,7 @@ func WithCommitInterval(d time.Duration) SourceOption {
 
 // WithMaxBatch sets how many records a partition decodes at a time before
 // handing them to Poll (default 512).
-func WithMaxBatch(n int) SourceOption {
+func WithMaxBatch(n int) ConsumerOption {
 	if n < 1 {
 		return optionError("batch size %d, want at least 1", n)
 	}

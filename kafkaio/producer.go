@@ -1,0 +1,220 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/IBM/sarama"
+)
+
+// producer is the output of a Stage: a sarama async producer that is either
+// transactional (exactly-once: records and consumed offsets commit together)
+// or only idempotent (at-least-once: a dead-letter producer beside a sink
+// outside Kafka, flushed before offsets are committed). Its methods are for
+// the stage's loop goroutine, except that records are acknowledged on a
+// goroutine of its own.
+type producer struct {
+	txn  bool
+	prod sarama.AsyncProducer
+	pool sync.Pool
+
+	inflight atomic.Int64
+	mu       sync.Mutex
+	waiters  []chan struct{}
+	failure  error         // the first record that failed since begin
+	failed   chan struct{} // receives once when a record fails (capacity 1)
+	acked    chan struct{} // closed when the acknowledgement goroutine ends
+}
+
+// newProducer starts a producer on client; a transactional one (the
+// client's config has a Transaction.ID) has its producer id initialised,
+// which fences any earlier producer with the same transactional id and ends
+// its open transaction, and begins a transaction.
+func newProducer(client sarama.Client) (*producer, error) {
+	ap, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		return nil, err
+	}
+	p := &producer{txn: ap.IsTransactional(), prod: ap, failed: make(chan struct{}, 1), acked: make(chan struct{})}
+	go p.acks()
+	if p.txn {
+		if err := ap.BeginTxn(); err != nil {
+			_ = p.close()
+			return nil, fmt.Errorf("kafkaio: begin transaction: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// message returns a pooled message with empty key and value buffers.
+func (p *producer) message() *outMsg {
+	m, _ := p.pool.Get().(*outMsg)
+	if m == nil {
+		m = new(outMsg)
+	}
+	m.key.b, m.val.b = m.key.b[:0], m.val.b[:0]
+	return m
+}
+
+// send hands m to the producer; it blocks while the producer's buffers are
+// full, until ctx is done.
+func (p *producer) send(ctx context.Context, m *outMsg) error {
+	m.msg.Metadata = m
+	p.inflight.Add(1)
+	select {
+	case p.prod.Input() <- &m.msg:
+		return nil
+	case <-ctx.Done():
+		p.settle()
+		p.pool.Put(m)
+		return ctx.Err()
+	}
+}
+
+func (p *producer) acks() {
+	defer close(p.acked)
+	succ, errs := p.prod.Successes(), p.prod.Errors()
+	for succ != nil || errs != nil {
+		select {
+		case m, ok := <-succ:
+			if !ok {
+				succ = nil
+				continue
+			}
+			p.release(m)
+		case pe, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			p.mu.Lock()
+			if p.failure == nil {
+				p.failure = &ProduceError{Topic: pe.Msg.Topic, Partition: pe.Msg.Partition, Err: pe.Err}
+				select {
+				case p.failed <- struct{}{}:
+				default:
+				}
+			}
+			p.mu.Unlock()
+			p.release(pe.Msg)
+		}
+	}
+}
+
+func (p *producer) release(m *sarama.ProducerMessage) {
+	if om, ok := m.Metadata.(*outMsg); ok && &om.msg == m {
+		m.Headers = nil
+		p.pool.Put(om)
+	}
+	p.settle()
+}
+
+func (p *producer) settle() {
+	if p.inflight.Add(-1) != 0 {
+		return
+	}
+	p.mu.Lock()
+	for _, w := range p.waiters {
+		close(w)
+	}
+	p.waiters = p.waiters[:0]
+	p.mu.Unlock()
+}
+
+// err returns the first record failure since the last begin.
+func (p *producer) err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failure
+}
+
+// flush waits until every record sent is acknowledged or failed and returns
+// the first failure.
+func (p *producer) flush(ctx context.Context) error {
+	if p.inflight.Load() != 0 {
+		p.mu.Lock()
+		if p.inflight.Load() == 0 {
+			p.mu.Unlock()
+		} else {
+			w := make(chan struct{})
+			p.waiters = append(p.waiters, w)
+			p.mu.Unlock()
+			select {
+			case <-w:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return p.err()
+}
+
+// errTxnUnknown wraps a commit whose outcome is unknown: the transaction may
+// have committed or not; only the committed offsets tell.
+var errTxnUnknown = errors.New("kafkaio: transaction outcome unknown")
+
+// commit commits the current transaction with the consumed offsets of group
+// member m, and begins the next one. An error means the transaction did not
+// commit, or may not have (errTxnUnknown): the caller must abort and recover
+// from the committed offsets.
+func (p *producer) commit(offsets map[string][]*sarama.PartitionOffsetMetadata, m *sarama.ConsumerGroupMetadata) error {
+	if err := p.err(); err != nil {
+		return fmt.Errorf("kafkaio: a record of the transaction failed: %w", err)
+	}
+	if len(offsets) > 0 {
+		if err := p.prod.AddOffsetsToTxnWithGroupMetadata(offsets, m); err != nil {
+			return fmt.Errorf("kafkaio: add offsets to the transaction: %w", err)
+		}
+	}
+	if err := p.prod.CommitTxn(); err != nil {
+		st := p.prod.TxnStatus()
+		if st&(sarama.ProducerTxnFlagAbortableError|sarama.ProducerTxnFlagFatalError) == 0 {
+			return fmt.Errorf("%w: %w (status %s)", errTxnUnknown, err, st)
+		}
+		return fmt.Errorf("kafkaio: commit transaction: %w (status %s)", err, st)
+	}
+	return p.begin()
+}
+
+// abort aborts the current transaction and begins the next one.
+func (p *producer) abort() error {
+	if err := p.prod.AbortTxn(); err != nil {
+		return fmt.Errorf("kafkaio: abort transaction: %w (status %s)", err, p.prod.TxnStatus())
+	}
+	return p.begin()
+}
+
+func (p *producer) begin() error {
+	p.mu.Lock()
+	p.failure = nil
+	p.mu.Unlock()
+	select {
+	case <-p.failed:
+	default:
+	}
+	if !p.txn {
+		return nil
+	}
+	if err := p.prod.BeginTxn(); err != nil {
+		return fmt.Errorf("kafkaio: begin transaction: %w", err)
+	}
+	return nil
+}
+
+// fenced reports whether err says that another producer with the same
+// transactional id took over: this one is a zombie and must stop.
+func fenced(err error) bool {
+	return errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch)
+}
+
+// close stops the producer. An open transaction is left to the broker,
+// which aborts it when the transaction times out or when a producer with the
+// same transactional id starts.
+func (p *producer) close() error {
+	p.prod.AsyncClose()
+	<-p.acked
+	return nil
+}

@@ -1,0 +1,452 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// Input is a topic a Stage reads, with its codec and allowed lateness.
+type Input[T any] struct {
+	Topic string
+	Codec Codec[T]
+	// Lateness is the input's allowed lateness (stream.Input). A topic written
+	// by a Tidemark stage is in event-time order in every partition and can
+	// use 0; a topic of raw events uses stream.DefaultLateness or what its
+	// producers need.
+	Lateness time.Duration
+}
+
+// Output says where a Stage writes its results: to Kafka topics, exactly
+// once (ToTopic, ToTopics), or to a sink outside Kafka, at least once
+// (ToSink).
+type Output[T any] struct {
+	topic string
+	route func(stream.Event[T]) string
+	codec Codec[T]
+	sink  stream.Sink[T]
+}
+
+// ToTopic writes every result to topic, encoded by codec, in the stage's
+// transactions: exactly once.
+func ToTopic[T any](topic string, codec Codec[T]) Output[T] { return Output[T]{topic: topic, codec: codec} }
+
+// ToTopics writes each result to the topic route returns, encoded by codec,
+// in the stage's transactions: exactly once.
+func ToTopics[T any](codec Codec[T], route func(stream.Event[T]) string) Output[T] {
+	return Output[T]{route: route, codec: codec}
+}
+
+// ToSink writes the results to sink, outside Kafka: at least once. Before
+// it commits offsets, the stage calls Flush when the sink implements
+// stream.Flusher, and commits only when it succeeded; after a crash the
+// results since the last commit are written again, so the sink should be
+// idempotent (mongoio's upserts are). The sink is used by the stage's one
+// processing goroutine.
+func ToSink[T any](sink stream.Sink[T]) Output[T] { return Output[T]{sink: sink} }
+
+func (o Output[T]) check() error {
+	switch {
+	case o.sink != nil:
+		return nil
+	case o.codec == nil:
+		return fmt.Errorf("%w: output without a codec or a sink", ErrBadOption)
+	case o.topic == "" && o.route == nil:
+		return fmt.Errorf("%w: output without a topic or a router", ErrBadOption)
+	}
+	return nil
+}
+
+// StageOption configures NewStage and NewTwoInputStage.
+type StageOption interface{ applyStage(*stageConfig) }
+
+type stageConfig struct {
+	sourceConfig
+	commitRecords int
+	instanceID    string
+	txnTimeout    time.Duration
+}
+
+type stageOption func(*stageConfig)
+
+func (f stageOption) applyStage(c *stageConfig) { f(c) }
+
+// WithCommitRecords makes the stage commit also as soon as n records were
+// read since the last commit (default 0: by interval only).
+func WithCommitRecords(n int) StageOption {
+	if n < 0 {
+		return stageOption(func(c *stageConfig) {
+			c.errs = append(c.errs, fmt.Errorf("%w: negative commit record count %d", ErrBadOption, n))
+		})
+	}
+	return stageOption(func(c *stageConfig) { c.commitRecords = n })
+}
+
+// WithInstanceID gives the stage member a stable identity: it joins its
+// group as the static member id (KIP-345), and its transactional id is
+// "<group>-<id>". A member restarted with the same id takes its partitions
+// back at once instead of after the session timeout, and its first
+// transaction fences the previous incarnation's, aborting what that one left
+// open. Two running members must never share an id. Without this option the
+// member is dynamic and its transactional id is "<group>-" and a random
+// suffix.
+func WithInstanceID(id string) StageOption {
+	if id == "" {
+		return stageOption(func(c *stageConfig) { c.errs = append(c.errs, fmt.Errorf("%w: empty instance id", ErrBadOption)) })
+	}
+	return stageOption(func(c *stageConfig) { c.instanceID = id })
+}
+
+// WithTransactionTimeout sets how long the broker lets a transaction stay
+// open before it aborts it (default 10 s): the longest that an output
+// partition can be held up by a member that died mid-transaction. It must
+// be below the group's session timeout (the client config's
+// Consumer.Group.Session.Timeout), so that a member expelled from the group
+// has lost its open transaction by the time its partitions move.
+func WithTransactionTimeout(d time.Duration) StageOption {
+	if d < time.Second {
+		return stageOption(func(c *stageConfig) {
+			c.errs = append(c.errs, fmt.Errorf("%w: transaction timeout %v, want at least 1s", ErrBadOption, d))
+		})
+	}
+	return stageOption(func(c *stageConfig) { c.txnTimeout = d })
+}
+
+// Default stage settings.
+const (
+	DefaultCommitInterval     = 100 * time.Millisecond
+	DefaultTransactionTimeout = 10 * time.Second
+)
+
+// StageStats counts what a Stage did since it started.
+type StageStats struct {
+	Records      uint64 // records processed (not counting replays)
+	Replayed     uint64 // records read again to rebuild task state
+	Accepted     uint64 // events accepted by the tasks' sequencers
+	Late         uint64 // events dropped as late
+	Duplicates   uint64 // events dropped as duplicates
+	Rejected     uint64 // records the codec rejected
+	DeadLettered uint64 // rejected records written to the dead-letter topic
+	Emitted      uint64 // results written
+	Commits      uint64 // commits (transactions, or offset commits)
+	Aborts       uint64 // transactions aborted, or failed commits
+	Rebuilds     uint64 // tasks rebuilt after an abort
+	Tasks        int64  // tasks running now
+}
+
+// Stage is a streaming stage: a member of a Kafka consumer group that runs
+// one task (stream.Task or stream.TwoInputTask) per partition it is
+// assigned, and writes the results exactly once to Kafka or at least once
+// to a sink. See the package documentation for what is guaranteed and how.
+// Run runs it; Stats may be called from any goroutine.
+type Stage struct {
+	group     string
+	inputs    []stageInput
+	newTask   func(out *outputs) (taskCtl, []inputRunner, error)
+	newOutput func(rt *runtime) *outputs
+	exactly   bool // results go to Kafka in transactions
+	cfg       stageConfig
+	log       *slog.Logger
+	bounds    stream.Bounds
+	started   atomic.Bool
+
+	stats struct {
+		records, replayed, accepted, late, dups, rejected, deadLettered, emitted,
+		commits, aborts, rebuilds atomic.Uint64
+		tasks atomic.Int64
+	}
+
+	// test hooks, set before Run
+	hooks stageHooks
+	rt    atomic.Pointer[runtime]
+}
+
+// crash stops a running stage as a crash would, for tests: nothing is
+// committed or aborted, the group is not told.
+func (s *Stage) crash() {
+	if rt := s.rt.Load(); rt != nil {
+		select {
+		case <-rt.crashed:
+		default:
+			close(rt.crashed)
+		}
+	}
+}
+
+type stageHooks struct {
+	beforeCommit func() bool // called by the loop before each commit; true: crash there
+	afterBatch   func()      // called by the loop after each batch of records
+}
+
+type stageInput struct {
+	topic    string
+	lateness time.Duration
+}
+
+// NewStage returns a stage that reads in.Topic as a member of group, runs
+// one task per partition with an operator from newOp, and writes the results
+// to out. newOp is called once here, to check it and learn the operator's
+// bounds, and once per task. WithBrokers is required: the stage makes its
+// own clients (a consumer group member, a producer, a reader for replays)
+// from its config, which should come from NewConfig.
+func NewStage[In, Out any](group string, in Input[In], newOp func() (stream.Operator[In, Out], error), out Output[Out], opts ...StageOption) (*Stage, error) {
+	if newOp == nil {
+		return nil, fmt.Errorf("%w: nil operator factory", ErrBadOption)
+	}
+	op, err := newOp()
+	if err != nil {
+		return nil, fmt.Errorf("kafkaio: operator: %w", err)
+	}
+	if op == nil {
+		return nil, fmt.Errorf("%w: the operator factory returned nil", ErrBadOption)
+	}
+	if in.Codec == nil {
+		return nil, fmt.Errorf("%w: input %q without a codec", ErrBadOption, in.Topic)
+	}
+	s, err := newStage(group, []stageInput{{in.Topic, in.Lateness}}, op.Bounds(), out.sink == nil, out.check(), opts)
+	if err != nil {
+		return nil, err
+	}
+	s.newOutput = func(rt *runtime) *outputs { return newOutputs(rt, out) }
+	s.newTask = func(o *outputs) (taskCtl, []inputRunner, error) {
+		op, err := newOp()
+		if err != nil {
+			return nil, nil, err
+		}
+		t, err := stream.NewTask(op, stream.Input[In]{Lateness: in.Lateness}, o.emitter.(stream.Emitter[Out]))
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, []inputRunner{&typedInput[In]{in: t.Input(), codec: in.Codec}}, nil
+	}
+	return s, nil
+}
+
+// NewTwoInputStage returns a stage that reads left.Topic and right.Topic,
+// which must be co-partitioned (the same number of partitions, keys
+// partitioned alike), as a member of group. It runs one task per partition
+// number p, fed by partition p of both topics, with an operator from newOp,
+// and writes the results to out. See NewStage.
+func NewTwoInputStage[L, R, Out any](group string, left Input[L], right Input[R], newOp func() (stream.TwoInput[L, R, Out], error),
+	out Output[Out], opts ...StageOption) (*Stage, error) {
+	if newOp == nil {
+		return nil, fmt.Errorf("%w: nil operator factory", ErrBadOption)
+	}
+	op, err := newOp()
+	if err != nil {
+		return nil, fmt.Errorf("kafkaio: operator: %w", err)
+	}
+	if op == nil {
+		return nil, fmt.Errorf("%w: the operator factory returned nil", ErrBadOption)
+	}
+	if left.Codec == nil || right.Codec == nil {
+		return nil, fmt.Errorf("%w: input without a codec", ErrBadOption)
+	}
+	if left.Topic == right.Topic {
+		return nil, fmt.Errorf("%w: both inputs read topic %q", ErrBadOption, left.Topic)
+	}
+	s, err := newStage(group, []stageInput{{left.Topic, left.Lateness}, {right.Topic, right.Lateness}},
+		op.Bounds(), out.sink == nil, out.check(), opts)
+	if err != nil {
+		return nil, err
+	}
+	s.newOutput = func(rt *runtime) *outputs { return newOutputs(rt, out) }
+	s.newTask = func(o *outputs) (taskCtl, []inputRunner, error) {
+		op, err := newOp()
+		if err != nil {
+			return nil, nil, err
+		}
+		t, err := stream.NewTwoInputTask(op, stream.Input[L]{Lateness: left.Lateness}, stream.Input[R]{Lateness: right.Lateness},
+			o.emitter.(stream.Emitter[Out]))
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, []inputRunner{&typedInput[L]{in: t.Left(), codec: left.Codec}, &typedInput[R]{in: t.Right(), codec: right.Codec}}, nil
+	}
+	return s, nil
+}
+
+func newStage(group string, inputs []stageInput, bounds stream.Bounds, exactly bool, outErr error, opts []StageOption) (*Stage, error) {
+	cfg := stageConfig{sourceConfig: sourceConfig{commitInterval: DefaultCommitInterval, batch: 512}, txnTimeout: DefaultTransactionTimeout}
+	for _, o := range opts {
+		if o != nil {
+			o.applyStage(&cfg)
+		}
+	}
+	switch {
+	case len(cfg.errs) > 0:
+		return nil, cfg.errs[0]
+	case outErr != nil:
+		return nil, outErr
+	case group == "":
+		return nil, fmt.Errorf("%w: empty consumer group", ErrBadOption)
+	case !cfg.dial:
+		return nil, fmt.Errorf("%w: a stage needs WithBrokers", ErrBadOption)
+	case bounds.Back < 0 || bounds.Ahead < 0:
+		return nil, fmt.Errorf("%w: negative operator bounds %+v", ErrBadOption, bounds)
+	}
+	for _, in := range inputs {
+		switch {
+		case in.topic == "":
+			return nil, fmt.Errorf("%w: empty input topic", ErrBadOption)
+		case in.topic == cfg.deadLetter:
+			return nil, fmt.Errorf("%w: dead-letter topic %q is also an input", ErrBadOption, in.topic)
+		case in.lateness < 0:
+			return nil, fmt.Errorf("%w: negative lateness %v for %q", ErrBadOption, in.lateness, in.topic)
+		}
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	if cfg.config == nil {
+		c, err := NewConfig()
+		if err != nil {
+			return nil, err
+		}
+		cfg.config = c
+	}
+	if exactly && cfg.txnTimeout >= cfg.config.Consumer.Group.Session.Timeout {
+		return nil, fmt.Errorf("%w: transaction timeout %v must be below the session timeout %v",
+			ErrBadOption, cfg.txnTimeout, cfg.config.Consumer.Group.Session.Timeout)
+	}
+	return &Stage{group: group, inputs: inputs, exactly: exactly, cfg: cfg, log: cfg.logger, bounds: bounds}, nil
+}
+
+// Stats returns the counts so far.
+func (s *Stage) Stats() StageStats {
+	return StageStats{
+		Records: s.stats.records.Load(), Replayed: s.stats.replayed.Load(), Accepted: s.stats.accepted.Load(),
+		Late: s.stats.late.Load(), Duplicates: s.stats.dups.Load(), Rejected: s.stats.rejected.Load(),
+		DeadLettered: s.stats.deadLettered.Load(), Emitted: s.stats.emitted.Load(), Commits: s.stats.commits.Load(),
+		Aborts: s.stats.aborts.Load(), Rebuilds: s.stats.rebuilds.Load(), Tasks: s.stats.tasks.Load(),
+	}
+}
+
+// Bounds returns the bounds of the stage's operator.
+func (s *Stage) Bounds() stream.Bounds { return s.bounds }
+
+// taskCtl is what the stage needs of a task beyond its inputs; stream.Task
+// and stream.TwoInputTask implement it.
+type taskCtl interface {
+	EndReplay() error
+	Replaying() bool
+	Checkpoints([]stream.InputCheckpoint) []stream.InputCheckpoint
+	Watermark() stream.Time
+}
+
+// inputRunner is one input of a task, behind its codec.
+type inputRunner interface {
+	restore(stream.Checkpoint) (int64, error)
+	push(m *sarama.ConsumerMessage) (v stream.Verdict, rejected, err error)
+	next() (int64, bool)
+}
+
+type typedInput[V any] struct {
+	in    *stream.TaskInput[V]
+	codec Codec[V]
+}
+
+func (t *typedInput[V]) restore(cp stream.Checkpoint) (int64, error) { return t.in.Restore(cp) }
+func (t *typedInput[V]) next() (int64, bool)                        { return t.in.Next() }
+
+func (t *typedInput[V]) push(m *sarama.ConsumerMessage) (stream.Verdict, error, error) {
+	ts := stream.MinTime
+	if !m.Timestamp.IsZero() {
+		ts = stream.TimeOf(m.Timestamp)
+	}
+	e, derr := t.codec.Decode(m.Key, m.Value, ts)
+	if derr != nil {
+		return 0, derr, t.in.Skip(m.Offset)
+	}
+	v, err := t.in.Push(m.Offset, e)
+	return v, nil, err
+}
+
+// outputs is where the tasks of a running stage emit: an emitter of the
+// stage's output type, with the first error it met, and the sink's Flush
+// for a sink that buffers.
+type outputs struct {
+	emitter any // stream.Emitter[Out]
+	err     func() error
+	reset   func()
+	flush   func(context.Context) error
+}
+
+// topicWriter encodes results into the stage's producer.
+type topicWriter[T any] struct {
+	rt    *runtime
+	o     Output[T]
+	first error
+}
+
+func (w *topicWriter[T]) Emit(e stream.Event[T]) {
+	if w.first != nil {
+		return
+	}
+	p := w.rt.prod
+	m := p.message()
+	var err error
+	if m.val.b, err = w.o.codec.AppendValue(m.val.b, e); err != nil {
+		p.pool.Put(m)
+		w.first = fmt.Errorf("kafkaio: encode %q at %v: %w", e.Key, e.Time, err)
+		return
+	}
+	topic := w.o.topic
+	if w.o.route != nil {
+		if topic = w.o.route(e); topic == "" {
+			p.pool.Put(m)
+			w.first = fmt.Errorf("kafkaio: the router gave no topic for %q at %v", e.Key, e.Time)
+			return
+		}
+	}
+	m.msg = sarama.ProducerMessage{Topic: topic, Value: &m.val, Timestamp: e.Time.UTC(), Partition: -1}
+	if e.Key != "" {
+		m.key.b = append(m.key.b, e.Key...)
+		m.msg.Key = &m.key
+	}
+	if err := p.send(w.rt.ctx, m); err != nil {
+		w.first = err
+		return
+	}
+	w.rt.st.stats.emitted.Add(1)
+}
+
+// sinkWriter writes results to a sink outside Kafka.
+type sinkWriter[T any] struct {
+	rt    *runtime
+	sink  stream.Sink[T]
+	first error
+}
+
+func (w *sinkWriter[T]) Emit(e stream.Event[T]) {
+	if w.first != nil {
+		return
+	}
+	if err := w.sink.Write(w.rt.ctx, e); err != nil {
+		w.first = fmt.Errorf("kafkaio: sink: %w", err)
+		return
+	}
+	w.rt.st.stats.emitted.Add(1)
+}
+
+func newOutputs[T any](rt *runtime, o Output[T]) *outputs {
+	if o.sink != nil {
+		w := &sinkWriter[T]{rt: rt, sink: o.sink}
+		out := &outputs{emitter: stream.Emitter[T](w), err: func() error { return w.first }, reset: func() { w.first = nil }}
+		if f, ok := o.sink.(stream.Flusher); ok {
+			out.flush = f.Flush
+		}
+		return out
+	}
+	w := &topicWriter[T]{rt: rt, o: o}
+	return &outputs{emitter: stream.Emitter[T](w), err: func() error { return w.first }, reset: func() { w.first = nil }}
+}
+
+// ErrStageRunning is returned by Run when the stage runs already.
+var ErrStageRunning = errors.New("kafkaio: the stage runs already")
