@@ -35,7 +35,9 @@ type Output[T any] struct {
 
 // ToTopic writes every result to topic, encoded by codec, in the stage's
 // transactions: exactly once.
-func ToTopic[T any](topic string, codec Codec[T]) Output[T] { return Output[T]{topic: topic, codec: codec} }
+func ToTopic[T any](topic string, codec Codec[T]) Output[T] {
+	return Output[T]{topic: topic, codec: codec}
+}
 
 // ToTopics writes each result to the topic route returns, encoded by codec,
 // in the stage's transactions: exactly once.
@@ -353,7 +355,7 @@ type typedInput[V any] struct {
 }
 
 func (t *typedInput[V]) restore(cp stream.Checkpoint) (int64, error) { return t.in.Restore(cp) }
-func (t *typedInput[V]) next() (int64, bool)                        { return t.in.Next() }
+func (t *typedInput[V]) next() (int64, bool)                         { return t.in.Next() }
 
 func (t *typedInput[V]) push(m *sarama.ConsumerMessage) (stream.Verdict, error, error) {
 	ts := stream.MinTime
