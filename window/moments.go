@@ -302,7 +302,11 @@ func (m *Moments) removeTerm(t term) {
 func (m *Moments) toFloat() {
 	mean, m2 := 0.0, 0.0
 	if m.n > 0 {
-		mean, m2 = m.Mean(), m.PopVariance()*float64(m.n)
+		// Called from Add, which holds the new value without summing it:
+		// take the mean relative to the oldest value, which is summed.
+		front := *m.vals.Front()
+		mean = m.finish(m.n, m.meanTerms(front), numerator(m.n, m.s1, m.s2), front).Mean
+		m2 = m.PopVariance() * float64(m.n)
 	}
 	*m = Moments{n: m.n, float: true, mean: mean, m2: m2, vals: m.vals, added: m.added, removed: m.removed}
 }
@@ -322,7 +326,7 @@ func (m *Moments) Mean() float64 {
 	if m.float {
 		return m.mean
 	}
-	return m.base + m.s1.toFloat()/float64(m.n)*m.inv
+	return m.stats().Mean // exact mode: the canonical mean, see finish
 }
 
 // Sum returns the sum, or 0 when empty.
@@ -404,24 +408,85 @@ func (m *Moments) PopVariance() float64 {
 
 // stats returns count, mean, sample variance and std with a single division.
 func (m *Moments) stats() Stats {
-	if m.float || m.n < 2 {
+	if m.float || m.n == 0 {
 		v := m.Variance()
 		return Stats{Count: m.n, Mean: m.Mean(), Variance: v, Std: math.Sqrt(v)}
 	}
-	return m.finish(m.n, m.s1.toFloat(), numerator(m.n, m.s1, m.s2))
+	x := *m.vals.Back()
+	return m.finish(m.n, m.meanTerms(x), numerator(m.n, m.s1, m.s2), x)
+}
+
+// meanTerms returns the terms of the mean of the values held, x the newest.
+func (m *Moments) meanTerms(x float64) meanTerms {
+	dx := int64(x*m.mul) - m.ref
+	return termsOf(m.s1, m.n, m.ref, dx)
+}
+
+// meanTerms are what every path computes a mean from, functions of the
+// values held only: rel = Σ(X - x), x the newest value, exactly, rounded
+// once; or, when the values are far from x (|Σ(X - x)| > n |x| / 2, an
+// exact test), the exact total ΣX rounded once instead.
+type meanTerms struct {
+	v   float64 // Σ(X - x), or ΣX when far
+	far bool
+}
+
+// termsOf computes the mean terms from S1 = Σ(X - R), n, R and dx = x - R,
+// all at one scale: Σ(X - x) = S1 - n dx and ΣX = S1 + n R, exactly.
+func termsOf(s1 u192, n, ref, dx int64) meanTerms {
+	rel := offsetSum(s1, n, dx)
+	ar := rel
+	if ar.neg() {
+		ar = ar.negate()
+	}
+	ar, _ = ar.shl(1)
+	var bound u192
+	bound.add128(bits.Mul64(uint64(n), abs(ref+dx)))
+	if ar.greater(bound) {
+		return meanTerms{far: true, v: offsetSum(s1, n, -ref).toFloat()}
+	}
+	return meanTerms{v: rel.toFloat()}
+}
+
+// offsetSum returns S1 - n*d: Σ(X - (R + d)) for S1 = Σ(X - R), exactly.
+func offsetSum(s1 u192, n, d int64) u192 {
+	var nd u192
+	nd.add128(bits.Mul64(uint64(n), abs(d)))
+	if d < 0 {
+		nd = nd.negate()
+	}
+	return s1.minus(nd)
 }
 
 // finish returns count, mean, sample variance and std of n >= 1 values at this
-// scale from S1 and n*S2 - S1^2, each rounded once, with a single division.
-func (f *fixed) finish(n int64, s1, num float64) Stats {
+// scale from their mean terms and n*S2 - S1^2 (rounded once), with a single
+// division; x is the newest value.
+//
+// Every path of Moments and TrailingStats computes the mean as meanOf does:
+// so the mean, like the variance (n*S2 - S1^2 does not depend on the
+// reference), is a function of the values held, bit for bit, whatever came
+// before them, the key's reference and the scale (rounding commutes with
+// scaling by powers of two). A task rebuilt from a checkpoint relies on it.
+func (f *fixed) finish(n int64, mt meanTerms, num, x float64) Stats {
 	if n < 2 {
-		return Stats{Count: n, Mean: f.base + s1*f.inv, Variance: math.NaN(), Std: math.NaN()}
+		return Stats{Count: n, Mean: x, Variance: math.NaN(), Std: math.NaN()}
 	}
 	nf := float64(n)
 	r := 1 / (nf * (nf - 1)) // 1/n = (n-1) r
-	mean := f.base + s1*((nf-1)*r)*f.inv
 	v := num * r * f.inv * f.inv
-	return Stats{Count: n, Mean: mean, Variance: v, Std: math.Sqrt(v)}
+	return Stats{Count: n, Mean: meanOf(mt, (nf-1)*r, f.inv, x), Variance: v, Std: math.Sqrt(v)}
+}
+
+// meanOf returns the mean from its terms, for recipN = 1/n and a scale of
+// inv: x + Σ(X - x)/n, within a few ulps of the exact mean since |Σ(X - x)/n|
+// <= |x|/2 (and exactly x when every value is x), or, for values far from
+// x, ΣX/n from the exact total. The conversions keep the compiler from
+// fusing operations, so that every architecture rounds alike.
+func meanOf(mt meanTerms, recipN, inv, x float64) float64 {
+	if mt.far {
+		return float64(mt.v*recipN) * inv
+	}
+	return x + float64(mt.v*recipN*inv)
 }
 
 // Std returns the sample standard deviation (n-1), or NaN with fewer than two values.

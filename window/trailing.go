@@ -174,11 +174,13 @@ type TrailingStats struct {
 	sweep stream.Time
 }
 
-// windowSums is a window's count, S1 and n*S2 - S1^2, the latter two rounded
-// once.
+// windowSums is what a window's statistics are computed from: its count, the
+// terms of its mean and n*S2 - S1^2 (rounded once). All are functions of the
+// values the window holds, whatever the key's reference.
 type windowSums struct {
-	n       int64
-	s1, num float64
+	n   int64
+	mt  meanTerms
+	num float64
 }
 
 // A held event is split in two, in two rings: the statsEntry the hot path
@@ -378,7 +380,7 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 		tr.independent(s, e.Time, x)
 	} else {
 		s.addShared(d)
-		tr.shared(s, e.Time)
+		tr.shared(s, e.Time, x, d)
 	}
 	s.first = s.heads[tr.largest]
 	if s.float && s.first > s.unfitSeq {
@@ -400,26 +402,26 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 // sums), then the statistics (floating-point work without branches to
 // mispredict, so that the windows' square roots overlap; 1/(n(n-1)) comes from
 // a table, as divisions would compete with the square roots for one unit).
-func (tr *TrailingStats) shared(s *statsKey, now stream.Time) {
+func (tr *TrailingStats) shared(s *statsKey, now stream.Time, x float64, dx int64) {
 	heads := s.heads[:len(tr.lengths)]
 	advance(s.buf, s.mask, heads, tr.lengths, now)
 	sums := tr.sums[:len(heads)]
 	most := s.end - heads[tr.largest]
-	if hi, lo := bits.Mul64(uint64(most), s.maxAbs); hi == 0 && lo < 1<<63 {
-		// Every window's |S1| <= n maxAbs < 2^63, and n*S2 - S1^2 <=
-		// n*S2 <= (n maxAbs)^2 < 2^126: the low words of the running sums
-		// give them exactly, modulo 2^64 and 2^128.
-		lowSums(sums, s.buf, s.mask, s.end, heads, s.tot1.lo, s.tot2.lo, s.tot2.mid)
+	if hi, lo := bits.Mul64(uint64(most), s.maxAbs); hi == 0 && lo < 1<<62 {
+		// Every window's |S1| <= n maxAbs < 2^62, |Σ(X - X0)| <= 2 n maxAbs
+		// < 2^63, and n*S2 - S1^2 <= n*S2 <= (n maxAbs)^2 < 2^124: the low
+		// words of the running sums give them exactly, modulo 2^64 and 2^128.
+		lowSums(sums, s.buf, s.mask, s.end, heads, s.ref, dx, s.maxAbs, s.tot1.lo, s.tot2.lo, s.tot2.mid)
 	} else {
-		s.wideSums(sums) // some window's S1 might not fit 64 bits, or its S2 128 (rare)
+		s.wideSums(sums, dx) // some window's S1 might not fit 64 bits, or its S2 128 (rare)
 	}
 	if most >= int64(len(tr.recip)) {
 		tr.growRecip(most)
 	}
-	if statistics(tr.out[:len(sums)], sums, tr.recip, s.base, s.inv) {
+	if statistics(tr.out[:len(sums)], sums, tr.recip, s.inv, x) {
 		for w, ws := range sums {
 			if ws.n < 2 {
-				tr.out[w] = s.finish(ws.n, ws.s1, ws.num)
+				tr.out[w] = s.finish(ws.n, ws.mt, ws.num, x)
 			}
 		}
 	}
@@ -448,10 +450,14 @@ func advance(buf []statsEntry, mask int64, heads []int64, lengths []stream.Time,
 
 // lowSums computes each window's sums from the low words of the running sums:
 // tot1 = Σd modulo 2^64, tot2mid*2^64 + tot2lo = Σd² modulo 2^128 through the
-// newest event, end its successor. Every window's S1 must fit 64 bits, and its
-// n*S2 128.
-func lowSums(sums []windowSums, buf []statsEntry, mask, end int64, heads []int64, tot1, tot2lo, tot2mid uint64) {
+// newest event, end its successor, ref the key's reference. Every window's
+// |S1| must fit 62 bits, and its n*S2 128.
+func lowSums(sums []windowSums, buf []statsEntry, mask, end int64, heads []int64, ref, dx int64, maxAbs, tot1, tot2lo, tot2mid uint64) {
 	heads = heads[:len(sums)]
+	ax := abs(ref + dx) // |x|, the newest value, every window's reference
+	// Every held |X - x| <= 2 maxAbs: when that is at most |x|/2, every
+	// window's |Σ(X - x)| <= n |x| / 2 and the test below would pass.
+	near := maxAbs <= ax/4
 	for w, h := range heads {
 		oldest := &buf[h&mask]
 		n := end - h
@@ -459,15 +465,25 @@ func lowSums(sums []windowSums, buf []statsEntry, mask, end int64, heads []int64
 		s2lo, borrow := bits.Sub64(tot2lo, oldest.p2lo, 0)
 		s2mid := tot2mid - oldest.p2mid - borrow
 		sqH, sqL := square(s1)
-		sums[w] = windowSums{n: n, s1: float64(s1), num: float128(numerator126(n, s2mid, s2lo, sqH, sqL))}
+		sums[w].n = n
+		sums[w].num = float128(numerator126(n, s2mid, s2lo, sqH, sqL))
+		// Σ(X - x) = S1 - n dx: |Σ(X - x)| <= 2 n maxAbs < 2^63.
+		rel := s1 - n*dx
+		sums[w].mt = meanTerms{v: float64(rel)}
+		if !near {
+			if hi, lo := bits.Mul64(uint64(n), ax); hi == 0 && 2*abs(rel) > lo {
+				// Far from x: rare.
+				sums[w].mt = termsOf(u192{lo: uint64(s1), mid: uint64(s1 >> 63), hi: uint64(s1 >> 63)}, n, ref, dx)
+			}
+		}
 	}
 }
 
-// statistics computes out from sums as fixed.finish does, for a scale of inv
-// and a reference of base, with recip[n] = 1/(n(n-1)) for every n >= 2 in sums.
-// It reports whether some window holds fewer than 2 events: its results are
-// then left for finish to write.
-func statistics(out []Stats, sums []windowSums, recip []float64, base, inv float64) (few bool) {
+// statistics computes out from sums as fixed.finish does, for a scale of inv,
+// with recip[n] = 1/(n(n-1)) for every n >= 2 in sums and x the newest value
+// (every window holds it). It reports whether some window holds fewer than 2
+// events: its results are then left for finish to write.
+func statistics(out []Stats, sums []windowSums, recip []float64, inv, x float64) (few bool) {
 	out = out[:len(sums)]
 	var fewer int64
 	for w, ws := range sums {
@@ -475,7 +491,7 @@ func statistics(out []Stats, sums []windowSums, recip []float64, base, inv float
 		m := float64(ws.n - 1) // n-1, exactly
 		r := recip[ws.n]       // 1/n = (n-1) r
 		v := ws.num * r * inv * inv
-		out[w] = Stats{Count: ws.n, Mean: base + ws.s1*(m*r)*inv, Variance: v, Std: math.Sqrt(v)}
+		out[w] = Stats{Count: ws.n, Mean: meanOf(ws.mt, m*r, inv, x), Variance: v, Std: math.Sqrt(v)}
 	}
 	return fewer != 0
 }
@@ -489,13 +505,14 @@ func numerator126(n int64, s2mid, s2lo, sqH, sqL uint64) (hi, lo uint64) {
 	return s2mid*uint64(n) + h0 - sqH - borrow, lo
 }
 
-// wideSums computes every window's sums from the full running sums.
-func (s *statsKey) wideSums(sums []windowSums) {
+// wideSums computes every window's sums from the full running sums; dx is
+// the newest value's d.
+func (s *statsKey) wideSums(sums []windowSums, dx int64) {
 	for w, h := range s.heads {
 		p1, p2 := s.prefix(h)
 		s1, s2 := s.tot1.minus(p1), s.tot2.minus(p2)
 		n := s.end - h
-		sums[w] = windowSums{n: n, s1: s1.toFloat(), num: numerator(n, s1, s2)}
+		sums[w] = windowSums{n: n, mt: termsOf(s1, n, s.ref, dx), num: numerator(n, s1, s2)}
 	}
 }
 

@@ -65,6 +65,17 @@ func (a u192) toFloat() float64 {
 
 func (a u192) neg() bool { return int64(a.hi) < 0 }
 
+// greater reports a > b for non-negative values.
+func (a u192) greater(b u192) bool {
+	if a.hi != b.hi {
+		return a.hi > b.hi
+	}
+	if a.mid != b.mid {
+		return a.mid > b.mid
+	}
+	return a.lo > b.lo
+}
+
 func (a u192) negate() u192 {
 	var c uint64
 	var r u192
