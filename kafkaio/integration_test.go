@@ -22,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) {
 	// Rebalances are logged at INFO; keep test output to warnings.
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()})))
 	os.Exit(m.Run())
 }
 
@@ -429,4 +429,13 @@ func produceRaw(tb testing.TB, k *cluster, msgs ...*sarama.ProducerMessage) {
 	require.NoError(tb, err, "sync producer")
 	defer p.Close()
 	require.NoError(tb, p.SendMessages(msgs), "produce raw records")
+}
+
+// testLogLevel is warnings, or TIDEMARK_TEST_LOG (debug, info) when set.
+func testLogLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("TIDEMARK_TEST_LOG"))); err != nil || os.Getenv("TIDEMARK_TEST_LOG") == "" {
+		return slog.LevelWarn
+	}
+	return l
 }

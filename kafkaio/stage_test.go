@@ -5,7 +5,10 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,20 +177,48 @@ func pxTrace(tb testing.TB, r *rand.Rand, topic string, partitions int32, n int,
 // with their event times.
 func produceWallClock[T any](tb testing.TB, k *cluster, topic string, codec Codec[T], events []stream.Event[T]) {
 	tb.Helper()
-	p, err := sarama.NewSyncProducerFromClient(k.client(tb, nil))
-	require.NoError(tb, err, "sync producer")
+	require.NoError(tb, produceWallClockE(tb, k, topic, codec, events), "produce to %s", topic)
+}
+
+// produceWallClockE is produceWallClock for goroutines other than the test's.
+func produceWallClockE[T any](tb testing.TB, k *cluster, topic string, codec Codec[T], events []stream.Event[T]) error {
+	c, err := sarama.NewClient(k.addrs, k.config(tb))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p, err := sarama.NewSyncProducerFromClient(c)
+	if err != nil {
+		return err
+	}
 	defer p.Close()
 	for len(events) > 0 {
 		n := min(len(events), 1000)
 		msgs := make([]*sarama.ProducerMessage, n)
 		for i, e := range events[:n] {
 			v, err := codec.AppendValue(nil, e)
-			require.NoError(tb, err, "encode")
+			if err != nil {
+				return err
+			}
 			msgs[i] = &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(e.Key), Value: sarama.ByteEncoder(v), Timestamp: time.Now()}
 		}
-		require.NoError(tb, p.SendMessages(msgs), "produce")
+		if err := p.SendMessages(msgs); err != nil {
+			return err
+		}
 		events = events[n:]
 	}
+	return nil
+}
+
+// seedFromEnv returns TIDEMARK_SEED when it is set, to rerun a failing seed.
+func seedFromEnv(tb testing.TB, seed uint64) uint64 {
+	if v := os.Getenv("TIDEMARK_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		require.NoError(tb, err, "TIDEMARK_SEED")
+		tb.Logf("seed %d from TIDEMARK_SEED", n)
+		return n
+	}
+	return seed
 }
 
 // outRec is an output record as compared: key and value.
@@ -418,12 +449,25 @@ func (k *cluster) stageOpts(tb testing.TB, extra ...StageOption) []StageOption {
 }
 
 // waitCommitted waits until the group has committed, for every partition of
-// topic, the offset just before the partition's last record (the
-// sentinel, which stays pending).
+// topic, the position after its last record: a stage commits its position,
+// and rebuilds the state of records whose results are pending (the
+// sentinels') by replay. In a topic written by transactions the last offset
+// is a commit marker, which consumers never see, so the position is taken
+// from the records a read_committed consumer reads, not from the end offset.
 func (k *cluster) waitCommitted(tb testing.TB, group, topic string, partitions int32, within time.Duration) {
 	tb.Helper()
-	require.Eventually(tb, k.committedIs(tb, group, topic, partitions, nil), within, 50*time.Millisecond,
-		"group %s commits every record of %s but the sentinels", group, topic)
+	want := make([]int64, partitions)
+	recs := k.readCommitted(tb, topic, partitions)
+	for p := range partitions {
+		want[p] = -1
+		if ms := recs[p]; len(ms) > 0 {
+			want[p] = ms[len(ms)-1].Offset + 1
+		}
+	}
+	if !assert.Eventually(tb, k.committedIs(tb, group, topic, partitions, want), within, 50*time.Millisecond,
+		"group %s commits the positions %v of %s", group, want, topic) {
+		require.FailNow(tb, "not committed", "committed %v, positions %v", k.committed(tb, group, topic, partitions), want)
+	}
 }
 
 // TestStageOneSymbolSixPartitions: one symbol on a topic of six partitions
@@ -453,4 +497,232 @@ func TestStageOneSymbolSixPartitions(t *testing.T) {
 		assert.Equal(t, 999, n, "every result but the last")
 		assert.Equal(t, uint64(1000), s.Stats().Accepted, "accepted")
 	})
+}
+
+// referenceScore computes, per partition, the z-scores a score stage must
+// write: a fresh operator over partition p of both inputs as read back.
+func referenceScore(tb testing.TB, k *cluster, left Input[px], right Input[[]mstat], partitions int32, codec Codec[zrec]) map[int32][]outRec {
+	tb.Helper()
+	lm, rm := k.readCommitted(tb, left.Topic, partitions), k.readCommitted(tb, right.Topic, partitions)
+	want := make(map[int32][]outRec)
+	for p := range partitions {
+		op, err := newScore()
+		require.NoError(tb, err, "operator")
+		enc := &encodeTo[zrec]{tb: tb, codec: codec}
+		task, err := stream.NewTwoInputTask(op, stream.Input[px]{Lateness: left.Lateness}, stream.Input[[]mstat]{Lateness: right.Lateness}, enc)
+		require.NoError(tb, err, "task")
+		for _, m := range lm[p] {
+			e, err := left.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			require.NoError(tb, err, "decode")
+			_, err = task.Left().Push(m.Offset, e)
+			require.NoError(tb, err, "push")
+		}
+		for _, m := range rm[p] {
+			e, err := right.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			require.NoError(tb, err, "decode")
+			_, err = task.Right().Push(m.Offset, e)
+			require.NoError(tb, err, "push")
+		}
+		if len(enc.out) > 0 {
+			want[p] = enc.out
+		}
+	}
+	return want
+}
+
+var zCodec = JSON[zrec]{}
+
+// scoreTopics writes a price trace and runs a moving stage over it to the
+// end, so that the moving topic holds a record for every accepted price:
+// the two inputs of a score stage.
+func scoreTopics(t *testing.T, k *cluster, r *rand.Rand, parts int32, n int) (Input[px], Input[[]mstat]) {
+	t.Helper()
+	prices, moving := k.topic(t, parts, nil), k.topic(t, parts, nil)
+	produceWallClock(t, k, prices, pxCodec, pxTrace(t, r, prices, parts, n, time.Second))
+	left := Input[px]{Topic: prices, Codec: pxCodec, Lateness: time.Second}
+	group := name(t, "moving")
+	s, err := NewStage(group, left, newMoving, ToTopic(moving, mstatCodec), k.stageOpts(t)...)
+	require.NoError(t, err, "NewStage")
+	run := startStage(t, s)
+	k.waitCommitted(t, group, prices, parts, 60*time.Second)
+	require.NoError(t, run.stop(), "moving stage")
+	return left, Input[[]mstat]{Topic: moving, Codec: mstatCodec, Lateness: 0}
+}
+
+// TestStageJoin: a two-input stage joins prices with their moving records,
+// co-partitioned, and writes exactly the z-scores an uninterrupted
+// operator computes from the two topics.
+func TestStageJoin(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 3
+		r := rand.New(rand.NewPCG(21, 1))
+		left, right := scoreTopics(t, k, r, parts, 3000)
+		out := k.topic(t, parts, nil)
+		group := name(t, "score")
+		s, err := NewTwoInputStage(group, left, right, newScore, ToTopic(out, zCodec), k.stageOpts(t)...)
+		require.NoError(t, err, "NewTwoInputStage")
+		run := startStage(t, s)
+		k.waitCommitted(t, group, left.Topic, parts, 60*time.Second)
+		require.NoError(t, run.stop(), "Run")
+		want := referenceScore(t, k, left, right, parts, zCodec)
+		n := sameOutputs(t, want, k.outputs(t, out, parts), "z-scores")
+		assert.Greater(t, n, 2900, "z-scores")
+		t.Logf("%d z-scores, stats %+v", n, s.Stats())
+	})
+}
+
+// TestStageNotCoPartitioned: a two-input stage refuses topics whose
+// partition counts differ.
+func TestStageNotCoPartitioned(t *testing.T) {
+	k := fakeCluster(t)
+	a, b := k.topic(t, 3, nil), k.topic(t, 4, nil)
+	s, err := NewTwoInputStage(name(t, "group"), Input[px]{Topic: a, Codec: pxCodec}, Input[[]mstat]{Topic: b, Codec: mstatCodec},
+		newScore, ToTopic(k.topic(t, 3, nil), zCodec), k.stageOpts(t)...)
+	require.NoError(t, err, "NewTwoInputStage")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = s.Run(ctx)
+	require.ErrorIs(t, err, ErrNotCoPartitioned, "Run")
+	assert.Contains(t, err.Error(), "3 partitions", "the error gives the counts")
+}
+
+// crashPlan counts what runWithCrashes did.
+type crashPlan struct {
+	kills    int // incarnations killed
+	atCommit int // of them, killed in the loop just before a commit, with results in the open transaction
+}
+
+// runWithCrashes runs incarnations of the stage newStage makes, kills
+// each (after its tasks are rebuilt, at a random moment or just before a
+// random commit), and finally lets one run until group has committed the
+// end offsets of topic. The input should still be arriving meanwhile.
+func runWithCrashes(t *testing.T, k *cluster, r *rand.Rand, kills int, newStage func() *Stage, group string, topics []string, parts int32,
+	writing <-chan struct{}) crashPlan {
+	t.Helper()
+	var plan crashPlan
+	for range kills {
+		s := newStage()
+		atCommit := r.IntN(2) == 0
+		crashAt := int32(1 + r.IntN(4))
+		var commits atomic.Int32
+		if atCommit {
+			s.hooks.beforeCommit = func() bool { return commits.Add(1) == crashAt }
+		}
+		run := startStage(t, s)
+		require.Eventually(t, func() bool { return s.Stats().Tasks == int64(parts) }, 30*time.Second, 5*time.Millisecond,
+			"the stage rebuilds its %d tasks", parts)
+		if atCommit {
+			select {
+			case <-run.done:
+				plan.atCommit++
+			case <-time.After(5 * time.Second):
+				run.kill() // nothing was left to commit
+			}
+		} else {
+			time.Sleep(time.Duration(r.IntN(300)) * time.Millisecond)
+			run.kill()
+		}
+		plan.kills++
+	}
+	run := startStage(t, newStage())
+	if writing != nil {
+		<-writing
+	}
+	for _, topic := range topics {
+		k.waitCommitted(t, group, topic, parts, 90*time.Second)
+	}
+	require.NoError(t, run.stop(), "last incarnation")
+	return plan
+}
+
+// TestStageCrashRecovery kills stages at random points (between polls, and
+// just before a commit, with results produced in the open transaction),
+// restarting each time, while the input is still being written: the
+// results read read_committed equal an uninterrupted run's, record by
+// record, for a windowed stage, a lookahead stage and the join stage.
+func TestStageCrashRecovery(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 3
+		seed := uint64(time.Now().UnixNano() % 1000)
+		t.Logf("seed %d (rerun with TIDEMARK_SEED)", seed)
+		seed = seedFromEnv(t, seed)
+		r := rand.New(rand.NewPCG(seed, 2))
+
+		t.Run("moving", func(t *testing.T) {
+			in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+			trace := pxTrace(t, r, in, parts, 6000, time.Second)
+			input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+			group := name(t, "group")
+			writing := writeSlowly(t, k, in, pxCodec, trace, 40)
+			plan := runWithCrashes(t, k, r, 8, func() *Stage {
+				s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t, WithInstanceID("m1"))...)
+				require.NoError(t, err, "NewStage")
+				return s
+			}, group, []string{in}, parts, writing)
+			n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
+			t.Logf("%d records identical to an uninterrupted run after %d kills (%d just before a commit)", n, plan.kills, plan.atCommit)
+		})
+		t.Run("lookahead", func(t *testing.T) {
+			in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+			trace := pxTrace(t, r, in, parts, 6000, time.Second)
+			input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+			group := name(t, "group")
+			bothCodec := JSON[lookahead.Both[float64]]{}
+			writing := writeSlowly(t, k, in, pxCodec, trace, 40)
+			plan := runWithCrashes(t, k, r, 8, func() *Stage {
+				s, err := NewStage(group, input, newBonus, ToTopic(out, bothCodec), k.stageOpts(t, WithInstanceID("b1"))...)
+				require.NoError(t, err, "NewStage")
+				return s
+			}, group, []string{in}, parts, writing)
+			n := sameOutputs(t, referenceOne(t, k, input, parts, newBonus, bothCodec), k.outputs(t, out, parts), "lookahead records")
+			t.Logf("%d records identical to an uninterrupted run after %d kills (%d just before a commit)", n, plan.kills, plan.atCommit)
+		})
+		t.Run("join", func(t *testing.T) {
+			// Prices arrive slowly; a moving stage runs beside the score
+			// stage, which crashes meanwhile: both inputs are live.
+			prices, moving, out := k.topic(t, parts, nil), k.topic(t, parts, nil), k.topic(t, parts, nil)
+			left := Input[px]{Topic: prices, Codec: pxCodec, Lateness: time.Second}
+			right := Input[[]mstat]{Topic: moving, Codec: mstatCodec, Lateness: 0}
+			movingGroup := name(t, "moving")
+			ms, err := NewStage(movingGroup, left, newMoving, ToTopic(moving, mstatCodec), k.stageOpts(t)...)
+			require.NoError(t, err, "NewStage")
+			movingRun := startStage(t, ms)
+			wrote := writeSlowly(t, k, prices, pxCodec, pxTrace(t, r, prices, parts, 6000, time.Second), 40)
+			inputsDone := make(chan struct{})
+			go func() {
+				defer close(inputsDone)
+				<-wrote
+				k.waitCommitted(t, movingGroup, prices, parts, 90*time.Second)
+			}()
+			group := name(t, "group")
+			plan := runWithCrashes(t, k, r, 8, func() *Stage {
+				s, err := NewTwoInputStage(group, left, right, newScore, ToTopic(out, zCodec), k.stageOpts(t, WithInstanceID("z1"))...)
+				require.NoError(t, err, "NewTwoInputStage")
+				return s
+			}, group, []string{prices, moving}, parts, inputsDone)
+			require.NoError(t, movingRun.stop(), "moving stage")
+			n := sameOutputs(t, referenceScore(t, k, left, right, parts, zCodec), k.outputs(t, out, parts), "z-scores")
+			t.Logf("%d records identical to an uninterrupted run after %d kills (%d just before a commit)", n, plan.kills, plan.atCommit)
+		})
+	})
+}
+
+// writeSlowly writes the trace in chunks, in a goroutine, so that the
+// stages under test see it arrive; the channel closes when all is written.
+func writeSlowly[T any](t *testing.T, k *cluster, topic string, codec Codec[T], events []stream.Event[T], chunks int) <-chan struct{} {
+	done := make(chan struct{})
+	size := (len(events) + chunks - 1) / chunks
+	go func() {
+		defer close(done)
+		for len(events) > 0 {
+			n := min(size, len(events))
+			if err := produceWallClockE(t, k, topic, codec, events[:n]); err != nil {
+				t.Errorf("writing %s: %v", topic, err)
+				return
+			}
+			events = events[n:]
+			time.Sleep(150 * time.Millisecond)
+		}
+	}()
+	return done
 }
