@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -440,9 +441,17 @@ func (r *runningStage) kill() {
 // stageOpts are the options of the test stages: fast group timings and
 // commits.
 func (k *cluster) stageOpts(tb testing.TB, extra ...StageOption) []StageOption {
+	return k.stageOptsWith(tb, nil, extra...)
+}
+
+// stageOptsWith is stageOpts with adjust applied to the client config.
+func (k *cluster) stageOptsWith(tb testing.TB, adjust func(*sarama.Config), extra ...StageOption) []StageOption {
 	cfg := k.config(tb, WithConfig(func(c *sarama.Config) {
 		c.Consumer.Group.Session.Timeout = 10 * time.Second
 		c.Producer.Transaction.Retry.Backoff = 20 * time.Millisecond
+		if adjust != nil {
+			adjust(c)
+		}
 	}))
 	return append([]StageOption{WithBrokers(k.addrs, cfg), WithCommitInterval(50 * time.Millisecond),
 		WithTransactionTimeout(5 * time.Second)}, extra...)
@@ -725,4 +734,141 @@ func writeSlowly[T any](t *testing.T, k *cluster, topic string, codec Codec[T], 
 		}
 	}()
 	return done
+}
+
+// TestStageRebalance: a second member joins in the middle of the stream and
+// leaves again; partitions move to it and back, each time committed by the
+// old owner and rebuilt by the new one: the results are exact, none twice.
+func TestStageRebalance(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 6
+		r := rand.New(rand.NewPCG(31, 3))
+		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		group := name(t, "group")
+		newMember := func() *Stage {
+			s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t)...)
+			require.NoError(t, err, "NewStage")
+			return s
+		}
+		writing := writeSlowly(t, k, in, pxCodec, pxTrace(t, r, in, parts, 8000, time.Second), 50)
+		a := newMember()
+		runA := startStage(t, a)
+		require.Eventually(t, func() bool { return a.Stats().Records > 500 }, 30*time.Second, 10*time.Millisecond, "A works")
+		b := newMember()
+		runB := startStage(t, b)
+		require.Eventually(t, func() bool { return b.Stats().Tasks > 0 && b.Stats().Records > 200 }, 60*time.Second, 10*time.Millisecond,
+			"B takes partitions over and works")
+		assert.Less(t, a.Stats().Tasks, int64(parts), "A gave partitions up")
+		require.NoError(t, runB.stop(), "B leaves")
+		require.Eventually(t, func() bool { return a.Stats().Tasks == parts }, 60*time.Second, 10*time.Millisecond, "A takes them back")
+		<-writing
+		k.waitCommitted(t, group, in, parts, 90*time.Second)
+		require.NoError(t, runA.stop(), "A")
+		n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
+		t.Logf("%d records exact; A %+v; B %+v", n, a.Stats(), b.Stats())
+	})
+}
+
+// failOnce is a router that sends the first record of key at time to a
+// topic that does not exist, and everything else to topic: a produce that
+// fails once, with a real broker error.
+type failOnce struct {
+	mu     sync.Mutex
+	topic  string
+	key    string
+	at     stream.Time
+	failed bool
+}
+
+func (f *failOnce) route(e stream.Event[[]mstat]) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.failed && e.Key == f.key && e.Time == f.at {
+		f.failed = true
+		return f.topic + ".missing"
+	}
+	return f.topic
+}
+
+// TestStageAbort: a record the broker refuses (its topic does not exist)
+// fails the transaction; the stage aborts it, rebuilds its tasks from the
+// committed offsets and goes on: nothing lost, nothing twice.
+func TestStageAbort(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 3
+		r := rand.New(rand.NewPCG(41, 4))
+		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+		trace := pxTrace(t, r, in, parts, 4000, time.Second)
+		produceWallClock(t, k, in, pxCodec, trace)
+		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		victim := trace[2500]
+		router := &failOnce{topic: out, key: victim.Key, at: victim.Time}
+		group := name(t, "group")
+		s, err := NewStage(group, input, newMoving, ToTopics(mstatCodec, router.route),
+			k.stageOptsWith(t, func(c *sarama.Config) { c.Producer.Retry.Max = 1; c.Metadata.Retry.Max = 1 })...)
+		require.NoError(t, err, "NewStage")
+		run := startStage(t, s)
+		k.waitCommitted(t, group, in, parts, 90*time.Second)
+		require.NoError(t, run.stop(), "Run")
+		assert.True(t, router.failed, "the record was refused once")
+		st := s.Stats()
+		assert.GreaterOrEqual(t, st.Aborts, uint64(1), "the transaction was aborted")
+		assert.GreaterOrEqual(t, st.Rebuilds, uint64(1), "tasks were rebuilt")
+		n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
+		t.Logf("%d records exact after %d aborts; stats %+v", n, st.Aborts, st)
+	})
+}
+
+// TestStageZombie: a member gets stuck with results in its open transaction
+// and is removed from the group, as the coordinator removes a member that
+// misses its session timeout (the admin API does the same, on demand); its
+// partitions move to another member, which rebuilds them and goes on. When
+// the zombie wakes up it tries to commit with a generation and member id the
+// group has left behind: the commit is refused (KIP-447), its transaction
+// aborted, and nothing it produced is visible read_committed.
+func TestStageZombie(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 4
+		r := rand.New(rand.NewPCG(51, 5))
+		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		group := name(t, "group")
+		writing := writeSlowly(t, k, in, pxCodec, pxTrace(t, r, in, parts, 6000, time.Second), 40)
+		// The zombie commits only when a claim ends: its transaction stays open.
+		zombie, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec),
+			k.stageOpts(t, WithInstanceID("zombie"), WithCommitInterval(time.Hour))...)
+		require.NoError(t, err, "NewStage")
+		stuck, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		wake := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(wake)
+		var batches atomic.Int32
+		zombie.hooks.afterBatch = func() {
+			if batches.Add(1) == 20 {
+				close(stuck)
+				<-release
+			}
+		}
+		runZ := startStage(t, zombie)
+		<-stuck
+		emitted := zombie.Stats().Emitted
+		require.Positive(t, emitted, "the zombie produced results before it got stuck")
+		_, err = k.admin(t).RemoveMemberFromConsumerGroup(group, []string{"zombie"})
+		require.NoError(t, err, "remove the stuck member from the group")
+		other, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t)...)
+		require.NoError(t, err, "NewStage")
+		runO := startStage(t, other)
+		require.Eventually(t, func() bool { return other.Stats().Tasks == parts }, 60*time.Second, 20*time.Millisecond,
+			"the other member takes every partition over")
+		wake()
+		require.Eventually(t, func() bool { return zombie.Stats().Aborts > 0 }, 60*time.Second, 20*time.Millisecond,
+			"the zombie's commit is refused and its transaction aborted")
+		<-writing
+		require.NoError(t, runZ.stop(), "zombie")
+		k.waitCommitted(t, group, in, parts, 90*time.Second)
+		require.NoError(t, runO.stop(), "other")
+		n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
+		t.Logf("%d records exact; the zombie had %d results in its transaction; zombie %+v; other %+v", n, emitted, zombie.Stats(), other.Stats())
+	})
 }
