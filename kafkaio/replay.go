@@ -34,7 +34,7 @@ func readRange(ctx context.Context, cons sarama.Consumer, topic string, partitio
 	if err != nil {
 		return fmt.Errorf("kafkaio: replay %s/%d from %d: %w", topic, partition, from, err)
 	}
-	defer pc.AsyncClose()
+	defer func() { _ = pc.Close() }() // synchronous: the next replay of the partition may follow at once
 	stall := time.NewTimer(replayStall)
 	defer stall.Stop()
 	var errs []error

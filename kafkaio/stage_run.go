@@ -43,6 +43,10 @@ type runtime struct {
 
 	sessMu sync.Mutex
 	sess   sarama.ConsumerGroupSession
+
+	fencings     []time.Time // when the producer was fenced, for fencedAgain
+	lastAbort    time.Time
+	abortBackoff time.Duration
 }
 
 // slot is the task of one partition number, with the claims that feed it.
@@ -83,8 +87,8 @@ type event struct {
 // commits), leaves the group (a static member stays, for its successor) and
 // returns nil. It returns an error when the stage cannot go on: a consumer
 // group that fails for good (an unknown topic, denied authorization), topics
-// that are not co-partitioned, or a producer fenced by another member with
-// the same instance id. A broker that goes away is waited for: Run logs and
+// that are not co-partitioned, or a producer fenced again and again (another
+// member runs with the same instance id). A broker that goes away is waited for: Run logs and
 // retries. Run may be called once.
 func (s *Stage) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
@@ -247,8 +251,9 @@ func (rt *runtime) newProducer() error {
 			rt.prod = p
 			return nil
 		}
-		if fenced(err) {
-			return fmt.Errorf("kafkaio: stage %q: producer %q fenced by a newer one with the same transactional id: %w", rt.st.group, rt.txID, err)
+		if fenced(err) && rt.fencedAgain() {
+			return fmt.Errorf("kafkaio: stage %q: producer %q fenced again and again: another member runs with the same transactional id (instance id %q): %w",
+				rt.st.group, rt.txID, rt.st.cfg.instanceID, err)
 		}
 		var ce sarama.ConfigurationError
 		if errors.As(err, &ce) {
@@ -807,6 +812,20 @@ func (rt *runtime) recoverAll(cause error) error {
 	rt.st.stats.aborts.Add(1)
 	rt.log.Warn("kafkaio: commit failed; aborting and rebuilding the tasks from the committed offsets",
 		"group", rt.st.group, "tasks", len(rt.slots), "error", cause)
+	// Aborts in a row (a broker or a coordinator that is not back yet, a
+	// membership sarama has not noticed it lost) back off before the tasks
+	// are rebuilt, up to 5 s.
+	if time.Since(rt.lastAbort) < 10*time.Second {
+		rt.abortBackoff = min(max(2*rt.abortBackoff, 100*time.Millisecond), 5*time.Second)
+		select {
+		case <-rt.ctx.Done():
+			return nil
+		case <-time.After(rt.abortBackoff):
+		}
+	} else {
+		rt.abortBackoff = 0
+	}
+	defer func() { rt.lastAbort = time.Now() }()
 	rt.out.reset()
 	if rt.prod != nil {
 		if err := rt.resetProducer(); err != nil {
@@ -841,6 +860,22 @@ func (rt *runtime) recoverAll(cause error) error {
 	return nil
 }
 
+// fencedAgain records that the producer was fenced and reports whether it
+// has been more than 5 times in the last minute: a producer whose
+// transaction timed out is fenced once, one that shares its transactional
+// id with a live member is fenced each time the other starts a transaction.
+func (rt *runtime) fencedAgain() bool {
+	now := time.Now()
+	keep := rt.fencings[:0]
+	for _, t := range rt.fencings {
+		if now.Sub(t) < time.Minute {
+			keep = append(keep, t)
+		}
+	}
+	rt.fencings = append(keep, now)
+	return len(rt.fencings) > 5
+}
+
 // errCrashed stops the loop as a crash would (tests).
 var errCrashed = errors.New("kafkaio: stage crashed (test)")
 
@@ -848,10 +883,21 @@ var errCrashed = errors.New("kafkaio: stage crashed (test)")
 // the producer (a new one fences the old and ends its transaction).
 func (rt *runtime) resetProducer() error {
 	if rt.st.exactly {
-		if err := rt.prod.abort(); err == nil {
+		err := rt.prod.abort()
+		if err == nil {
 			return nil
-		} else if fenced(err) {
-			return fmt.Errorf("kafkaio: stage %q: fenced: %w", rt.st.group, err)
+		}
+		if fenced(err) {
+			// The coordinator bumped the producer's epoch: it aborted the
+			// transaction after its timeout (an outage outlasted it), or a
+			// producer with the same transactional id started. A new
+			// producer takes over the id; fencedAgain tells the cases apart.
+			if rt.fencedAgain() {
+				return fmt.Errorf("kafkaio: stage %q: producer %q fenced again and again: another member runs with the same transactional id (instance id %q): %w",
+					rt.st.group, rt.txID, rt.st.cfg.instanceID, err)
+			}
+			rt.log.Warn("kafkaio: producer fenced (its transaction timed out, or another producer took its id); replacing it",
+				"group", rt.st.group, "transactional_id", rt.txID, "error", err)
 		} else {
 			rt.log.Warn("kafkaio: abort failed; replacing the producer", "group", rt.st.group, "error", err)
 		}
@@ -888,7 +934,11 @@ func (rt *runtime) stop(cause error) error {
 	}
 	rt.closeClients()
 	rt.st.stats.tasks.Store(0)
-	rt.log.Info("kafkaio: stage stopped", "group", rt.st.group, "stats", fmt.Sprintf("%+v", rt.st.Stats()))
+	if cause != nil {
+		rt.log.Error("kafkaio: stage failed", "group", rt.st.group, "error", cause, "stats", fmt.Sprintf("%+v", rt.st.Stats()))
+	} else {
+		rt.log.Info("kafkaio: stage stopped", "group", rt.st.group, "stats", fmt.Sprintf("%+v", rt.st.Stats()))
+	}
 	return cause
 }
 
