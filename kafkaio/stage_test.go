@@ -620,12 +620,21 @@ func runWithCrashes(t *testing.T, k *cluster, r *rand.Rand, kills int, newStage 
 		atCommit := r.IntN(2) == 0
 		crashAt := int32(1 + r.IntN(4))
 		var commits atomic.Int32
+		var armed atomic.Bool // once the test has seen the tasks run
 		if atCommit {
-			s.hooks.beforeCommit = func() bool { return commits.Add(1) == crashAt }
+			s.hooks.beforeCommit = func() bool { return armed.Load() && commits.Add(1) == crashAt }
 		}
 		run := startStage(t, s)
-		require.Eventually(t, func() bool { return s.Stats().Tasks == int64(parts) }, 30*time.Second, 5*time.Millisecond,
-			"the stage rebuilds its %d tasks", parts)
+		if !assert.Eventually(t, func() bool { return s.Stats().Tasks == int64(parts) }, 30*time.Second, 5*time.Millisecond,
+			"the stage rebuilds its %d tasks", parts) {
+			select {
+			case <-run.done:
+				require.FailNow(t, "the stage stopped", "Run: %v; stats %+v", run.err, s.Stats())
+			default:
+				require.FailNow(t, "the stage runs without its tasks", "stats %+v", s.Stats())
+			}
+		}
+		armed.Store(true)
 		if atCommit {
 			select {
 			case <-run.done:
@@ -962,4 +971,97 @@ func TestStageBrokerRestart(t *testing.T) {
 			})
 		}
 	})
+}
+
+// upsertStore is a sink outside Kafka that upserts by identity, as mongoio
+// does: it keeps the last value written for each (key, time), counts the
+// writes, and fails its Flush once on request.
+type upsertStore struct {
+	mu        sync.Mutex
+	docs      map[string]string // key@time -> value
+	writes    int
+	conflicts []string // identities written twice with different values
+	failFlush atomic.Bool
+	failed    atomic.Bool
+}
+
+func (u *upsertStore) Write(_ context.Context, e stream.Event[[]mstat]) error {
+	v, err := mstatCodec.AppendValue(nil, e)
+	if err != nil {
+		return err
+	}
+	id := fmt.Sprintf("%s@%d", e.Key, e.Time)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if old, ok := u.docs[id]; ok && old != string(v) {
+		u.conflicts = append(u.conflicts, id)
+	}
+	u.docs[id] = string(v)
+	u.writes++
+	return nil
+}
+
+func (u *upsertStore) Flush(context.Context) error {
+	if u.failFlush.Load() && u.failed.CompareAndSwap(false, true) {
+		return errors.New("store unavailable")
+	}
+	return nil
+}
+
+// TestStageAtLeastOnceToSink: a stage that writes to a sink outside Kafka
+// commits its offsets only after the sink's Flush; killed and restarted,
+// and with a Flush that fails once, it writes some results again, always
+// with the same value, and the store ends up with exactly the results of an
+// uninterrupted run.
+func TestStageAtLeastOnceToSink(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 3
+		r := rand.New(rand.NewPCG(71, 7))
+		in := k.topic(t, parts, nil)
+		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		group := name(t, "group")
+		store := &upsertStore{docs: map[string]string{}}
+		writing := writeSlowly(t, k, in, pxCodec, pxTrace(t, r, in, parts, 5000, time.Second), 30)
+		incarnation := 0
+		plan := runWithCrashes(t, k, r, 5, func() *Stage {
+			incarnation++
+			store.failFlush.Store(incarnation == 3)
+			s, err := NewStage(group, input, newMoving, ToSink[[]mstat](store), k.stageOpts(t, WithInstanceID("alo"))...)
+			require.NoError(t, err, "NewStage")
+			return s
+		}, group, []string{in}, parts, writing)
+		want := referenceDocs(t, k, input, parts)
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		assert.Empty(t, store.conflicts, "every write of an identity carries the same value")
+		assert.Equal(t, want, store.docs, "the store holds exactly the results of an uninterrupted run")
+		assert.True(t, store.failed.Load(), "a flush failed once")
+		t.Logf("%d documents exact after %d kills and a failed flush; %d writes (%d again)",
+			len(store.docs), plan.kills, store.writes, store.writes-len(store.docs))
+	})
+}
+
+// referenceDocs is referenceOne for the moving operator, as documents keyed
+// by identity (key@time).
+func referenceDocs(tb testing.TB, k *cluster, in Input[px], partitions int32) map[string]string {
+	tb.Helper()
+	docs := map[string]string{}
+	for _, ms := range k.readCommitted(tb, in.Topic, partitions) {
+		op, err := newMoving()
+		require.NoError(tb, err, "operator")
+		out := stream.EmitFunc[[]mstat](func(e stream.Event[[]mstat]) {
+			v, err := mstatCodec.AppendValue(nil, e)
+			require.NoError(tb, err, "encode")
+			docs[fmt.Sprintf("%s@%d", e.Key, e.Time)] = string(v)
+		})
+		task, err := stream.NewTask(op, stream.Input[px]{Lateness: in.Lateness}, out)
+		require.NoError(tb, err, "task")
+		for _, m := range ms {
+			e, err := in.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			require.NoError(tb, err, "decode")
+			_, err = task.Input().Push(m.Offset, e)
+			require.NoError(tb, err, "push")
+		}
+	}
+	return docs
 }
