@@ -1065,3 +1065,79 @@ func referenceDocs(tb testing.TB, k *cluster, in Input[px], partitions int32) ma
 	}
 	return docs
 }
+
+// TestStageDeadLetterExactlyOnce: records the codec rejects go to the
+// dead-letter topic, untouched with the reason in headers, in the stage's
+// transactions: killed and restarted, the stage writes each exactly once,
+// and the valid records' results are exact.
+func TestStageDeadLetterExactlyOnce(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 3
+		r := rand.New(rand.NewPCG(81, 8))
+		in, out, dlq := k.topic(t, parts, nil), k.topic(t, parts, nil), k.topic(t, 1, nil)
+		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		group := name(t, "group")
+		trace := pxTrace(t, r, in, parts, 4000, time.Second)
+		var bad []string
+		var msgs []*sarama.ProducerMessage
+		for i, e := range trace {
+			v, err := pxCodec.AppendValue(nil, e)
+			require.NoError(t, err, "encode")
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: in, Key: sarama.StringEncoder(e.Key), Value: sarama.ByteEncoder(v)})
+			if i%50 == 7 && i < len(trace)-parts {
+				b := fmt.Sprintf(`{"t":"not a time %d"`, i)
+				bad = append(bad, b)
+				msgs = append(msgs, &sarama.ProducerMessage{Topic: in, Key: sarama.StringEncoder(e.Key), Value: sarama.StringEncoder(b),
+					Headers: []sarama.RecordHeader{{Key: []byte("origin"), Value: []byte("test")}}})
+			}
+		}
+		writing := make(chan struct{})
+		go func() {
+			defer close(writing)
+			for len(msgs) > 0 {
+				n := min(len(msgs), 150)
+				produceRawE(t, k, msgs[:n])
+				msgs = msgs[n:]
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		plan := runWithCrashes(t, k, r, 5, func() *Stage {
+			s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t, WithInstanceID("d1"), WithDeadLetter(dlq))...)
+			require.NoError(t, err, "NewStage")
+			return s
+		}, group, []string{in}, parts, writing)
+		var got []string
+		for _, m := range k.readCommitted(t, dlq, 1)[0] {
+			got = append(got, string(m.Value))
+			h := headers(m)
+			assert.Equal(t, in, h[HeaderTopic], "original topic header")
+			assert.Equal(t, "syntax", h[HeaderErrorKind], "error kind header")
+			assert.NotEmpty(t, h[HeaderError], "reason header")
+			assert.Equal(t, "test", h["origin"], "the record's own headers are kept")
+		}
+		slices.Sort(got)
+		slices.Sort(bad)
+		assert.Equal(t, bad, got, "every rejected record in the dead-letter topic exactly once")
+		n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
+		t.Logf("%d dead letters and %d results exact after %d kills", len(got), n, plan.kills)
+	})
+}
+
+// produceRawE writes raw records from a goroutine other than the test's.
+func produceRawE(t *testing.T, k *cluster, msgs []*sarama.ProducerMessage) {
+	c, err := sarama.NewClient(k.addrs, k.config(t))
+	if err != nil {
+		t.Errorf("client: %v", err)
+		return
+	}
+	defer c.Close()
+	p, err := sarama.NewSyncProducerFromClient(c)
+	if err != nil {
+		t.Errorf("producer: %v", err)
+		return
+	}
+	defer p.Close()
+	if err := p.SendMessages(msgs); err != nil {
+		t.Errorf("produce: %v", err)
+	}
+}
