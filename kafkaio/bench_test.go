@@ -3,6 +3,7 @@ package kafkaio
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func BenchmarkProduce(b *testing.B) {
 					label := comp.name + "/" + batch.name
 					if every > 0 {
 						if batch.name != "linger=0" {
-							continue // a linger only delays Run's flushes
+							continue // a linger only delays the flushes
 						}
 						label += fmt.Sprintf("/flush=%d", every)
 					}
@@ -98,111 +99,156 @@ func BenchmarkProduce(b *testing.B) {
 	})
 }
 
-// BenchmarkConsume reads records of about 100 bytes through a Source's Poll
-// (decoding with Raw). One iteration is a new consumer group that reads a
-// backlog of 200,000 records from the oldest offset; the measured time
-// includes joining the group, not creating and closing the Source.
-func BenchmarkConsume(b *testing.B) {
-	const backlog = 200_000
-	vals := payloads(4096)
-	benchBackends(b, func(b *testing.B, k *cluster) {
-		for _, comp := range benchCompressions {
-			b.Run(comp.name, func(b *testing.B) {
-				topic := k.topic(b, 6, nil)
-				pcfg := k.config(b, WithCompression(comp.codec), WithBatch(1<<20, 0, 5*time.Millisecond))
-				sink, err := NewSink(k.client(b, pcfg), Raw{}, WithTopic(topic))
-				require.NoError(b, err, "NewSink")
-				ctx := context.Background()
-				for i := range backlog {
-					if err := sink.Write(ctx, stream.Event[[]byte]{Key: fmt.Sprint(i % 64), Time: stream.Time(i), Value: vals[i%len(vals)]}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				require.NoError(b, sink.Close(), "produce the backlog")
+// discard is a sink that drops what it gets.
+type discard[T any] struct{}
 
-				buf := make([]stream.Record[[]byte], 512)
-				var records, bytes int
-				b.ReportAllocs()
-				for b.Loop() {
-					b.StopTimer()
-					src, err := NewSource(k.client(b, nil), name(b, "group"), []string{topic}, Raw{})
-					require.NoError(b, err, "NewSource")
-					b.StartTimer()
-					for got := 0; got < backlog; {
-						n, err := src.Poll(ctx, buf)
-						if err != nil {
-							b.Fatal(err)
+func (discard[T]) Write(context.Context, stream.Event[T]) error { return nil }
+
+// backlogTopic writes n records of about 100 bytes to a new topic, keyed over
+// 64 keys, with record timestamps (the Raw codec's event times) increasing.
+func backlogTopic(b *testing.B, k *cluster, parts int32, n int) string {
+	b.Helper()
+	vals := payloads(4096)
+	topic := k.topic(b, parts, nil)
+	sink, err := NewSink(k.client(b, k.config(b, WithBatch(1<<20, 0, 5*time.Millisecond))), Raw{}, WithTopic(topic))
+	require.NoError(b, err, "NewSink")
+	ctx := context.Background()
+	for i := range n {
+		if err := sink.Write(ctx, stream.Event[[]byte]{Key: fmt.Sprint(i % 64), Time: stream.Time(1_700_000_000_000 + i), Value: vals[i%len(vals)]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	require.NoError(b, sink.Close(), "produce the backlog")
+	return topic
+}
+
+func passRaw() (stream.Operator[[]byte, []byte], error) { return identity[[]byte]{}, nil }
+
+// BenchmarkStage runs a backlog of 200,000 records of about 100 bytes through
+// a stage with an operator that passes them on (lateness 0), as a stage
+// catching up does: exactly once (results and offsets in transactions, at
+// the default commit interval), at least once (results through an
+// idempotent Sink flushed before each offset commit), and reading only
+// (results dropped). One iteration is a new consumer group, from joining to
+// the commit of the last offset; records/s counts input records.
+func BenchmarkStage(b *testing.B) {
+	const backlog = 200_000
+	benchBackends(b, func(b *testing.B, k *cluster) {
+		for _, parts := range []int32{1, 6} {
+			in := backlogTopic(b, k, parts, backlog)
+			ends := k.ends(b, k.client(b, nil), in, parts)
+			for _, mode := range []string{"exactly-once", "at-least-once", "read-only"} {
+				b.Run(fmt.Sprintf("partitions=%d/%s", parts, mode), func(b *testing.B) {
+					out := k.topic(b, parts, nil)
+					var records int
+					for b.Loop() {
+						b.StopTimer()
+						group := name(b, "group")
+						var output Output[[]byte]
+						var sink *Sink[[]byte]
+						switch mode {
+						case "exactly-once":
+							output = ToTopic(out, Raw{})
+						case "at-least-once":
+							var err error
+							sink, err = NewSink(k.client(b, nil), Raw{}, WithTopic(out))
+							require.NoError(b, err, "NewSink")
+							output = ToSink[[]byte](sink)
+						default:
+							output = ToSink[[]byte](discard[[]byte]{})
 						}
-						for _, r := range buf[:n] {
-							bytes += len(r.Event.Value)
+						s, err := NewStage(group, Input[[]byte]{Topic: in, Codec: Raw{}}, passRaw, output,
+							WithBrokers(k.addrs, k.config(b)), WithTransactionTimeout(5*time.Second))
+						require.NoError(b, err, "NewStage")
+						b.StartTimer()
+						run := startStage(b, s)
+						done := k.committedIs(b, group, in, parts, ends)
+						for !done() {
+							time.Sleep(5 * time.Millisecond)
 						}
-						got += n
-						clear(buf[:n])
+						records += backlog
+						b.StopTimer()
+						require.NoError(b, run.stop(), "Run")
+						if sink != nil {
+							require.NoError(b, sink.Close(), "close sink")
+						}
+						b.StartTimer()
 					}
-					records += backlog
-					b.StopTimer()
-					require.NoError(b, src.Close(), "Close")
-					b.StartTimer()
-				}
-				el := b.Elapsed().Seconds()
-				b.ReportMetric(float64(records)/el, "records/s")
-				b.ReportMetric(float64(bytes)/el/1e6, "MB/s")
-			})
+					b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+				})
+			}
 		}
 	})
 }
 
-// BenchmarkPipeline runs a backlog of 200,000 records of about 100 bytes
-// through Source -> stream.Run (identity operator, lateness 0) -> Sink, as a
-// pipeline stage catching up does. One iteration is a new consumer group; it
-// ends when the Sink has every result acknowledged (each partition ends with a
-// record far in the future, which moves the watermark past the backlog). Run
-// flushes the Sink and checkpoints the Source after every polled batch (512
-// records). With several partitions, their records reach the Sequencer
-// interleaved by fetch, far out of time order.
-func BenchmarkPipeline(b *testing.B) {
-	const backlog = 200_000
-	vals := payloads(4096)
+// BenchmarkStageLatency measures the time from writing a record to reading
+// its result committed, read_committed, through an exactly-once stage at the
+// default commit interval (100 ms), with records written at a steady 20,000
+// per second for 3 s over 3 partitions. The event time is the write time, so
+// that each result is final as soon as the next record of its partition
+// arrives (lateness 0). It reports the median and the 99th percentile.
+func BenchmarkStageLatency(b *testing.B) {
 	benchBackends(b, func(b *testing.B, k *cluster) {
-		for _, parts := range []int32{1, 6} {
-			b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
-				in, out := k.topic(b, parts, nil), k.topic(b, parts, nil)
-				sink, err := NewSink(k.client(b, k.config(b, WithBatch(1<<20, 0, 5*time.Millisecond))), Raw{}, WithTopic(in))
-				require.NoError(b, err, "NewSink")
-				ctx := context.Background()
-				for i := range backlog {
-					if err := sink.Write(ctx, stream.Event[[]byte]{Key: fmt.Sprint(i % 64), Time: stream.Time(i), Value: vals[i%len(vals)]}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				for p := range parts {
-					e := stream.Event[[]byte]{Key: keyFor(b, in, p, parts), Time: backlog + 1_000_000, Value: vals[0]}
-					require.NoError(b, sink.Write(ctx, e), "sentinel")
-				}
-				require.NoError(b, sink.Close(), "produce the backlog")
+		const parts, rate, seconds = 3, 20_000, 3
+		for b.Loop() {
+			in, out := k.topic(b, parts, nil), k.topic(b, parts, nil)
+			s, err := NewStage(name(b, "group"), Input[px]{Topic: in, Codec: pxCodec}, func() (stream.Operator[px, px], error) { return identity[px]{}, nil },
+				ToTopic(out, pxCodec), WithBrokers(k.addrs, k.config(b)), WithTransactionTimeout(5*time.Second))
+			require.NoError(b, err, "NewStage")
+			run := startStage(b, s)
 
-				var records int
-				b.ReportAllocs()
-				for b.Loop() {
-					b.StopTimer()
-					src, err := NewSource(k.client(b, nil), name(b, "group"), []string{in}, Raw{})
-					require.NoError(b, err, "NewSource")
-					dst, err := NewSink(k.client(b, nil), Raw{}, WithTopic(out))
-					require.NoError(b, err, "NewSink")
-					b.StartTimer()
-					p := startRun(b, src, dst, stream.WithLateness(0))
-					for dst.Stats().Acked < backlog {
-						time.Sleep(time.Millisecond)
+			cfg := k.config(b)
+			cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+			cons, err := sarama.NewConsumerFromClient(k.client(b, cfg))
+			require.NoError(b, err, "consumer")
+			lat := make(chan time.Duration, rate*seconds)
+			for p := range int32(parts) {
+				pc, err := cons.ConsumePartition(out, p, sarama.OffsetOldest)
+				require.NoError(b, err, "consume")
+				go func() {
+					for m := range pc.Messages() {
+						e, err := pxCodec.Decode(m.Key, m.Value, 0)
+						if err == nil {
+							lat <- time.Since(time.UnixMilli(e.Value.T))
+						}
 					}
-					records += backlog
-					b.StopTimer()
-					require.NoError(b, p.stop(), "Run")
-					require.NoError(b, src.Close(), "close source")
-					require.NoError(b, dst.Close(), "close sink")
-					b.StartTimer()
+				}()
+				b.Cleanup(func() { pc.AsyncClose() })
+			}
+
+			sink, err := NewSink(k.client(b, k.config(b, WithBatch(0, 0, 0))), pxCodec, WithTopic(in))
+			require.NoError(b, err, "NewSink")
+			tick := time.NewTicker(time.Millisecond)
+			sent := 0
+			for start := time.Now(); time.Since(start) < seconds*time.Second; {
+				<-tick.C
+				for range rate / 1000 {
+					now := time.Now().UnixMilli()
+					e := stream.Event[px]{Key: fmt.Sprint(sent % 64), Time: stream.Time(now), Value: px{T: now, P: 1}}
+					require.NoError(b, sink.Write(context.Background(), e), "Write")
+					sent++
 				}
-				b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
-			})
+			}
+			tick.Stop()
+			require.NoError(b, sink.Close(), "close sink")
+			// Read until no result came for a second: the records of the
+			// last millisecond of each partition wait for a later one.
+			var got []time.Duration
+		read:
+			for {
+				select {
+				case d := <-lat:
+					got = append(got, d)
+				case <-time.After(time.Second):
+					break read
+				}
+			}
+			require.NoError(b, run.stop(), "Run")
+			require.Greater(b, len(got), sent/2, "results read")
+			slices.Sort(got)
+			b.ReportMetric(float64(got[len(got)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(got[len(got)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(len(got)), "results")
 		}
 	})
 }

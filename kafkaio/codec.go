@@ -16,16 +16,21 @@ import (
 // Decode turns a record's key, value and timestamp (stream.MinTime when the
 // record has none) into an event. The slices are only valid during the call:
 // an event that keeps bytes must copy them. A record Decode rejects is counted,
-// logged once per kind of error and, if the Source has a dead-letter topic,
+// logged once per kind of error and, if the stage has a dead-letter topic,
 // forwarded there untouched; it is never fatal. Return a *DecodeError to name
 // the kind of error.
 //
 // AppendValue appends the encoding of e's value to dst and returns the extended
 // slice; the record key is always e.Key and the record timestamp e.Time. An
-// error from AppendValue is returned by Sink.Write.
+// error from AppendValue is returned by Sink.Write, and stops a stage's
+// transaction (the stage recovers and meets it again: encoding errors are
+// bugs to fix, not bad input).
 //
-// A Codec is called from several goroutines at once (one per partition on the
-// consuming side) and must be safe for concurrent use.
+// A Stage calls its codecs from its one processing goroutine, for every
+// partition it runs, and a Sink calls AppendValue from the goroutines that
+// call Write: a codec given to one stage, or to a sink written from one
+// goroutine, need not be safe for concurrent use (it may keep scratch
+// buffers or caches); JSON and Raw are safe for concurrent use.
 type Codec[T any] interface {
 	Decode(key, value []byte, timestamp stream.Time) (stream.Event[T], error)
 	AppendValue(dst []byte, e stream.Event[T]) ([]byte, error)

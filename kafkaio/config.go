@@ -32,7 +32,7 @@ func badConfig(format string, args ...any) ConfigOption {
 	return configOption(func(b *configBuilder) { b.errs = append(b.errs, err) })
 }
 
-// NewConfig returns a sarama configuration with the settings the Source and
+// NewConfig returns a sarama configuration with the settings the Stage and
 // the Sink rely on, then applies opts and validates the result:
 //
 //   - producer: idempotent (Producer.Idempotent), acks from all in-sync
@@ -41,10 +41,13 @@ func badConfig(format string, args ...any) ConfigOption {
 //     the same partition as with Kafka's own clients), no compression, and no
 //     linger: a batch leaves as soon as the previous request to its broker is
 //     answered, so records that arrive meanwhile share the next batch;
-//   - consumer: the cooperative-sticky assignor (a rebalance moves only the
-//     partitions that change owner; the others keep flowing), auto-commit off
-//     (the Source commits what is done), a new group starts from the oldest
-//     offset, errors returned to the Source, which logs them;
+//   - consumer: a group session timeout of 30 s with a heartbeat every 3 s
+//     (above a stage's transaction timeout, 10 s by default, as exactly-once
+//     requires: a member expelled from its group has lost its open
+//     transaction by then), auto-commit off (a stage commits what is done),
+//     a new group starts from the oldest offset, errors returned to the
+//     stage, which logs them (a stage sets its own assignor, the
+//     co-partitioned one, and reads read_committed);
 //   - metadata requests never create topics (use EnsureTopics);
 //   - ClientID "tidemark", sarama's default protocol Version (Kafka 2.8,
 //     which Kafka 4.x brokers accept).
@@ -65,7 +68,9 @@ func NewConfig(opts ...ConfigOption) (*sarama.Config, error) {
 	cfg.Producer.Retry.Max = 10
 	cfg.Producer.Retry.Backoff = 250 * time.Millisecond
 
-	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
+	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{NewCoPartitionedStrategy()}
+	cfg.Consumer.Group.Session.Timeout = 30 * time.Second
+	cfg.Consumer.Group.Heartbeat.Interval = 3 * time.Second
 	cfg.Consumer.Offsets.AutoCommit.Enable = false
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Return.Errors = true

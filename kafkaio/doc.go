@@ -1,128 +1,168 @@
-// Package kafkaio connects Tidemark pipelines to Apache Kafka through
-// IBM/sarama: a Source that reads topics as a member of a consumer group and
-// commits offsets only once the results of the records are durable, a Sink
-// that produces with an idempotent producer, codecs, EnsureTopics, and the
-// client settings (NewConfig, TLS, SASL) that make them safe.
+// Package kafkaio runs Tidemark pipelines on Apache Kafka through
+// IBM/sarama: a Stage is a member of a consumer group that runs one task per
+// partition it is assigned and writes its results exactly once to Kafka, or
+// at least once to a sink outside Kafka; a Sink produces events with an
+// idempotent producer; codecs, EnsureTopics and the client settings
+// (NewConfig, TLS, SASL) complete it.
 //
 //	cfg, _ := kafkaio.NewConfig(kafkaio.WithCompression(sarama.CompressionLZ4))
-//	in, _ := sarama.NewClient(brokers, cfg)  // one client per Source
-//	out, _ := sarama.NewClient(brokers, cfg)
-//	src, _ := kafkaio.NewSource(in, "moving", []string{"btc-price"}, codec,
-//		kafkaio.WithDeadLetter("btc-price-dlq"), kafkaio.WithHorizon(20*time.Second))
-//	sink, _ := kafkaio.NewSink(out, movingCodec, kafkaio.WithTopic("btc-price-moving"))
-//	stats, err := stream.Run(ctx, src, op, sink)
-//	// then: src.Close(), sink.Close(), close the clients
+//	stage, _ := kafkaio.NewStage("moving",
+//		kafkaio.Input[Price]{Topic: "btc-price", Codec: priceCodec, Lateness: 10 * time.Second},
+//		func() (stream.Operator[Price, []window.Stats], error) { return newMovingOperator() },
+//		kafkaio.ToTopic("btc-price-moving", movingCodec),
+//		kafkaio.WithBrokers(brokers, cfg), kafkaio.WithDeadLetter("btc-price-dlq"))
+//	err := stage.Run(ctx) // until ctx is done: then commits what is done and leaves
+//
+// # Stages and tasks
+//
+// A stage reads one topic (NewStage) or two co-partitioned topics
+// (NewTwoInputStage: the same number of partitions, keys partitioned alike,
+// as the Java client's murmur2 partitioner, NewConfig's, does). It runs a
+// stream.Task for each partition number it is assigned, fed by that
+// partition of each input, with an operator from the factory it was given:
+// each task has its own watermarks, sequencers and operator state, so a key
+// never meets another partition's data, an empty or slow partition holds
+// back only its own task, and a two-input task's sides keep their identities
+// and duplicates apart. The group's assignor is NewCoPartitionedStrategy: it
+// gives partition p of every input to the same member, keeps assignments
+// sticky, and rebalances cooperatively (a partition that moves is withheld
+// until its old owner has released it; the others keep flowing). The
+// topics' partition counts are checked when the stage starts
+// (ErrNotCoPartitioned).
+//
+// One goroutine, the stage's loop, decodes records, runs the tasks, encodes
+// and produces results and commits; sarama's goroutines fetch, heartbeat and
+// send. More throughput on more cores comes from more stage members (in one
+// process or several), as with Kafka Streams threads.
+//
+// # Exactly once, to Kafka
+//
+// A stage whose output is ToTopic or ToTopics writes its results, its dead
+// letters and the offsets it consumed in Kafka transactions, with sarama's
+// transactional producer, one per stage member (Kafka's "exactly_once_v2"):
+//
+//   - every WithCommitInterval (100 ms by default) or WithCommitRecords, and
+//     when a partition is revoked or the stage stops, the loop adds each
+//     task's checkpoints (offset and metadata, see below) to the transaction
+//     with the member's group metadata, its generation and member id
+//     (KIP-447, sarama's AddOffsetsToTxnWithGroupMetadata), and commits it;
+//   - a member the group has left behind (its partitions moved while it was
+//     stuck) is refused when it commits (ILLEGAL_GENERATION,
+//     UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID): its transaction is aborted and
+//     nothing it produced becomes visible;
+//   - consumers read read_committed, and fetch committed offsets with
+//     RequireStable: a partition's new owner waits while a transaction that
+//     commits its offsets is still open, so it never starts behind results
+//     that are about to appear;
+//   - a revoked partition's claim returns only after the transaction holding
+//     its results has committed (or aborted, then the next owner redoes
+//     them);
+//   - the transaction timeout (WithTransactionTimeout, 10 s) stays below the
+//     group's session timeout (NewConfig: 30 s), so that an expelled member's
+//     transaction is over by the time its partitions move;
+//   - an abort, a record the broker refused, a fenced producer or a commit
+//     whose outcome is unknown (a timeout) are handled as a crash of every
+//     task of the member: the transaction is aborted (the producer replaced
+//     when it cannot be, which fences the old one and ends its transaction),
+//     and each task is rebuilt from the committed offsets and fed again the
+//     records it had read since, into the next transaction. Aborts in a row
+//     back off up to 5 s. A producer fenced again and again means another
+//     member shares its transactional id: Run returns an error.
+//
+// WithInstanceID makes a member static (KIP-345) with the transactional id
+// "<group>-<id>": restarted, it takes its partitions back at once and its
+// first transaction aborts what the previous incarnation left open. Without
+// it the member is dynamic, its transactional id random, and an open
+// transaction of a dead member blocks read_committed readers of its output
+// partitions until the transaction timeout.
+//
+// sarama v1.61.1 provides the protocol pieces (TxnOffsetCommit v3 with
+// group metadata, RequireStable offset fetches for read_committed groups,
+// CONCURRENT_TRANSACTIONS retries, abortable and fatal transaction states).
+// What it lacks, this package adds: offset fetches that return the commit
+// metadata (fetchCommitted), offset commits that report their errors
+// (commitOffsets, at least once), reading a partition range to rebuild a
+// task, treating a fenced producer as recoverable, and tying the
+// transaction to the life of each claim.
+//
+// # State rebuilt by replay, with no store besides Kafka
+//
+// The metadata committed with each partition's offset (stream.Checkpoint,
+// "tm2 r=<replay offset> m=<largest time> w=<watermark>", under 100 bytes,
+// far below Kafka's offset.metadata.max.bytes of 4096) says where the records
+// that the task's pending results depend on begin: the first record at or
+// after W - Ahead - Back, W the task's watermark and Bounds its operator's
+// (stream.Bounds), tracked exactly as records arrive, without timestamp
+// lookups, so record timestamps may be anything. When a task starts (a
+// partition assigned, a member restarted, a transaction aborted) it fetches
+// the committed offsets and metadata, reads the records from the replay
+// offset to the committed offset through a consumer of its own, pushes them
+// with its output suppressed, and then goes on from the committed offset:
+// it emits exactly what the task that committed would have emitted next.
+// Offsets committed without metadata (another tool) start afresh, without
+// replay. A replay needs the input's retention to cover the largest window
+// plus the lateness; when records are gone, the task says so (its replay
+// does not reproduce the checkpoint) and goes on.
+//
+// The price of this design is the replay: a task that moves re-reads up to
+// Back + Ahead + the lateness of its input (an hour and a minute for the
+// example's moving averages), in the stage's loop, before it processes new
+// records.
+//
+// # At least once, to a sink
+//
+// A stage whose output is ToSink writes its results to a stream.Sink
+// (mongoio's, say) and commits offsets itself: at each commit it flushes the
+// sink (stream.Flusher) and the dead-letter producer, and then commits the
+// offsets with their metadata in an OffsetCommit request as the member and
+// generation of its session, whose errors it reports. A failed flush or
+// commit is handled as an abort: the tasks are rebuilt from the committed
+// offsets and their results written again. After a crash, the results since
+// the last commit are written again, with the same values (tasks are
+// deterministic): a sink that upserts by identity holds each exactly once.
 //
 // # Records and events
 //
-// A Codec turns a record's key, value and timestamp into a stream.Event and an
-// event's value into bytes; the record key is the event key and the record
-// timestamp the event time. JSON (encoding/json) and Raw are built in; a
+// A Codec turns a record's key, value and timestamp into a stream.Event and
+// an event's value into bytes. JSON (encoding/json) and Raw are built in; a
 // pipeline brings its own codec for speed or validation. A record the codec
-// rejects is never fatal: it is counted (SourceStats.Rejected), logged once per
-// kind of error, and, with WithDeadLetter, produced untouched to a dead-letter
-// topic with the headers tidemark-error (the reason), tidemark-error-kind,
-// tidemark-topic, tidemark-partition and tidemark-offset.
+// rejects is never fatal: it is counted (StageStats.Rejected), logged once
+// per kind of error, and, with WithDeadLetter, written untouched to a
+// dead-letter topic with the headers tidemark-error (the reason),
+// tidemark-error-kind, tidemark-topic, tidemark-partition and
+// tidemark-offset, in the same transaction as the results.
 //
-// Each partition of the consumed topics gets a number of its own for the
-// watermarks (stream.Record.Partition), stable for the life of the Source and
-// unique across topics; TopicPartition maps it back.
+// # Outages
 //
-// # Commits: at least once
+// A broker that is not up when the stage starts, or that goes away, is
+// waited for with capped backoff and clear log lines; the consumer group
+// rejoins, the producer is replaced, and the tasks are rebuilt from the
+// committed offsets. Run returns an error only for what retrying cannot fix:
+// an input topic that does not exist, denied authorization, topics that are
+// not co-partitioned, a member whose transactional id another member uses.
 //
-// The Source marks and commits an offset only after every result derived from
-// the records before it has been acknowledged by the sink. stream.Run calls
-// Checkpoint(wm) after the sink's Flush succeeded; at that point every result
-// of an event with time t < wm - horizon is out, where the horizon
-// (WithHorizon) is the operator's dependency delay: how long after t a result
-// of the event at t may still wait for later events (the lookahead's 20 s, a
-// tumbling window's length; 0 for per-event results such as trailing windows).
-// So, per partition, the Source commits the offset just past the longest
-// prefix of consumed records that are done: records with t + horizon < wm,
-// and dead-lettered records, which are done once the dead-letter topic
-// acknowledged them (before they reach Poll). A record is marked done only
-// through the checkpoints that follow the Poll that returned it. Commits are
-// synchronous and at most one per WithCommitInterval (1 s); marks that wait
-// for the interval are committed when it has passed, even if the stream went
-// quiet. A failed commit is logged and retried at the next one. The commit
-// metadata carries the checkpoint watermark ("tidemark:v1:wm=<ms>"), for the
-// state rebuild of exactly-once stages.
-//
-// Late and duplicate records are committed by the same rule, not as soon as the
-// watermark passes them: the Source cannot tell a late or duplicate record
-// from a record read again after a rebalance whose first copy is still
-// waiting for its results (see below). This costs at most one horizon of
-// commit delay and never a result.
-//
-// After a crash, consumption resumes at the committed offsets: no record whose
-// results were not durable is skipped, and records after the committed offset
-// are processed again (their results may be emitted twice; sinks keyed by
-// event identity, such as mongoio's upserts, absorb that). Windowed operators
-// need the events before the committed offset to compute the same results
-// again; rebuilding that state on restart is the job of exactly-once stages
-// (rewinding by the largest window plus the lateness), not of this package.
-//
-// # Rebalances
-//
-// The lifecycle of a partition is tied to sarama's ConsumeClaim, so eager and
-// cooperative assignors behave alike. NewConfig picks cooperative-sticky, which
-// moves only the partitions that change owner (all members of a group must
-// use compatible assignors). When a claim starts, the partition is reported
-// as assigned (stream.Rebalancer); when it ends (revoked, or the session or
-// the Source closes), before sarama lets the group move on:
-//
-//   - the offsets found done by the last checkpoint are marked and committed
-//     synchronously;
-//   - the partition's records that were decoded but not yet polled are dropped,
-//     and Poll never returns a record of it again;
-//   - the claim is forgotten: later checkpoints never mark or commit the
-//     partition again, so an old owner cannot overwrite the new owner's
-//     commits (the partition's next claim, here or elsewhere, starts from the
-//     committed offset with a fresh record of what it hands out);
-//   - the partition is reported as revoked (stream.Rebalancer), so that it stops
-//     holding the watermark back (stream.Run applies the changes; a runner
-//     that does not keeps counting a revoked partition, and needs an idle
-//     timeout, stream.WithIdleTimeout, to let it go).
-//
-// The guarantee: an offset is committed only by the member that consumed the
-// records before it, only after their results were flushed, and never after
-// the member gave the partition up (a member expelled without noticing, after
-// a long pause, is stopped by the broker's generation check); so a committed
-// record is never delivered again, to any member, and no record is skipped. Records handed out but not
-// done when the partition moves are read again by the next owner from the
-// committed offset, while the old owner may still emit their results from what
-// it holds, when its watermark passes them: around a rebalance, results may be
-// emitted twice. When the same member gets the partition back (an eager
-// rebalance), the records it reads again are dropped by its Sequencer as
-// duplicates or late (counted in stream.Stats), so one process never emits a
-// result twice.
-//
-// Known limit, until exactly-once stages rewind and replay partitions that
-// move: the new owner's watermark may already be above some records it reads
-// again; its Sequencer drops them as late, and their results then come only
-// from the old owner, which emits them only if its watermark still advances
-// (it keeps other partitions) and it does not stop first.
-//
-// # Producing
+// # Producing with a Sink
 //
 // The Sink produces with sarama's asynchronous producer, idempotent and with
 // acks from all in-sync replicas (NewConfig), batching per partition and
 // compressing as the client's config says (WithBatch, WithCompression). An
-// event with an empty key becomes a record with a null key, which the
-// partitioner places at random. Write returns as soon as the record is handed over; Flush waits until every record
-// written is acknowledged and returns the first delivery error
-// (*ProduceError, "kafkaio: produce topic/partition: ..."), as does every
-// Write after a failure.
+// event with an empty key becomes a record with a null key. Write returns as
+// soon as the record is handed over; Flush waits until every record written
+// is acknowledged and returns the first delivery error (*ProduceError), as
+// does every Write after a failure.
 //
 // # Security
 //
 // WithTLS and WithSASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, the SCRAM client
-// being github.com/xdg-go/scram) configure the client; PLAIN should only be
-// used over TLS.
+// being github.com/xdg-go/scram) configure every client of a stage or sink;
+// PLAIN should only be used over TLS.
 //
 // # Tests
 //
 // The package's tests run against an in-process kfake cluster and, when the
 // environment variable TIDEMARK_KAFKA_BROKERS names one (start it with
-// scripts/kafka/broker.sh start), against a real Kafka broker as well.
+// scripts/kafka/broker.sh start), against a real Kafka broker as well:
+// crashes at random points and inside transactions, a member joining and
+// leaving, a zombie member, a broker restart, a produce the broker refuses,
+// each compared record by record with an uninterrupted run.
 package kafkaio

@@ -11,6 +11,7 @@ import (
 	"github.com/tidemark-go/tidemark/internal/embedded"
 	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/window"
 )
 
 // Price is a btc-price value.
@@ -46,6 +47,7 @@ func startKafka() (*embedded.Kafka, sarama.Client) {
 	}
 	err = kafkaio.EnsureTopics(context.Background(), admin, []kafkaio.TopicSpec{
 		{Name: "btc-price", Partitions: 3},
+		{Name: "btc-price-mean", Partitions: 3},
 		{Name: "btc-price-dlq", Partitions: 1},
 	})
 	if err != nil {
@@ -82,33 +84,38 @@ func ExampleNewSink() {
 	// Output: {Written:3 Acked:3 Failed:0}
 }
 
-// printer is a stream.Sink that prints events and stops the run after n.
-type printer struct {
-	n    int
-	stop context.CancelFunc
-}
-
-func (p *printer) Write(_ context.Context, e stream.Event[Price]) error {
-	fmt.Println(e.Key, e.Time, e.Value.Price)
-	if p.n--; p.n == 0 {
-		p.stop()
+// meanOver1m is the stage's operator: each price with the mean of the last
+// minute, as text.
+func meanOver1m() (stream.Operator[Price, string], error) {
+	tr, err := window.NewTrailingStats([]time.Duration{time.Minute})
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return stream.Chain(stream.Chain[Price, float64, []window.Stats](priceOf{}, tr), stream.Operator[[]window.Stats, string](describe{})), nil
 }
 
-// pass is the operator that forwards events unchanged.
-type pass struct{}
+type priceOf struct{}
 
-func (pass) Process(e stream.Event[Price], out stream.Emitter[Price]) { out.Emit(e) }
-func (pass) Advance(stream.Time, stream.Emitter[Price])               {}
-func (pass) Bounds() stream.Bounds                                    { return stream.Bounds{} }
+func (priceOf) Process(e stream.Event[Price], out stream.Emitter[float64]) {
+	out.Emit(stream.Event[float64]{Key: e.Key, Time: e.Time, Value: e.Value.Price})
+}
+func (priceOf) Advance(stream.Time, stream.Emitter[float64]) {}
+func (priceOf) Bounds() stream.Bounds                        { return stream.Bounds{} }
 
-func ExampleNewSource() {
+type describe struct{}
+
+func (describe) Process(e stream.Event[[]window.Stats], out stream.Emitter[string]) {
+	out.Emit(stream.Event[string]{Key: e.Key, Time: e.Time, Value: fmt.Sprintf("mean %.2f of %d", e.Value[0].Mean, e.Value[0].Count)})
+}
+func (describe) Advance(stream.Time, stream.Emitter[string]) {}
+func (describe) Bounds() stream.Bounds                       { return stream.Bounds{} }
+
+func ExampleNewStage() {
 	k, client := startKafka()
 	defer k.Close()
 	defer client.Close()
 
-	// Four prices and a record that is not JSON.
+	// Four prices, one record that is not JSON.
 	producer, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		log.Fatal(err)
@@ -126,33 +133,58 @@ func ExampleNewSource() {
 	}
 	_ = producer.Close()
 
-	// The Source builds its own client (a consumer group needs one of its own).
+	// A stage makes its own clients from the brokers and the config. With
+	// no allowed lateness, a price's result is final once a later price is
+	// seen: the last one waits.
 	cfg, err := kafkaio.NewConfig(kafkaio.WithClientID("example"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	src, err := kafkaio.NewSource(nil, "example", []string{"btc-price"}, priceCodec,
+	stage, err := kafkaio.NewStage("example", kafkaio.Input[Price]{Topic: "btc-price", Codec: priceCodec, Lateness: 0},
+		meanOver1m, kafkaio.ToTopic("btc-price-mean", kafkaio.JSON[string]{}),
 		kafkaio.WithBrokers(k.Addrs(), cfg), kafkaio.WithDeadLetter("btc-price-dlq"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	// With no allowed lateness, an event is final once a later one is seen;
-	// once the partitions are idle, the watermark rises to the latest time
-	// seen, which releases all but the last price.
-	stats, err := stream.Run(ctx, src, stream.Operator[Price, Price](pass{}), &printer{n: 3, stop: cancel},
-		stream.WithLateness(0), stream.WithIdleTimeout(100*time.Millisecond, false))
-	fmt.Println(err, stats.Accepted)
-	if err := src.Close(); err != nil { // commits what is done
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- stage.Run(ctx) }()
+	for stage.Stats().Emitted < 3 || stage.Stats().Commits == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop() // a graceful stop commits what is done
+	if err := <-done; err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("rejected %d, dead-lettered %d\n", src.Stats().Rejected, src.Stats().DeadLettered)
+	st := stage.Stats()
+	fmt.Printf("rejected %d, dead-lettered %d\n", st.Rejected, st.DeadLettered)
+
+	// Read the results as a downstream stage would: read_committed.
+	rc, _ := kafkaio.NewConfig()
+	rc.Consumer.IsolationLevel = sarama.ReadCommitted
+	consumer, err := sarama.NewConsumer(k.Addrs(), rc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer consumer.Close()
+	part, err := sarama.NewMurmur2Partitioner("btc-price-mean").Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder("BTCUSDT")}, 3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pc, err := consumer.ConsumePartition("btc-price-mean", part, sarama.OffsetOldest)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pc.Close()
+	for range 3 {
+		m := <-pc.Messages()
+		fmt.Println(stream.TimeOf(m.Timestamp), string(m.Value))
+	}
 	// Output:
-	// BTCUSDT 2025-05-08T04:12:38.352Z 99190.48
-	// BTCUSDT 2025-05-08T04:12:39.352Z 99191.02
-	// BTCUSDT 2025-05-08T04:12:40.352Z 99189.75
-	// context canceled 4
 	// rejected 1, dead-lettered 1
+	// 2025-05-08T04:12:38.352Z "mean 99190.48 of 1"
+	// 2025-05-08T04:12:39.352Z "mean 99190.75 of 2"
+	// 2025-05-08T04:12:40.352Z "mean 99190.42 of 3"
 }
 
 func ExampleNewConfig() {

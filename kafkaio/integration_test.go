@@ -306,10 +306,8 @@ func (identity[T]) Bounds() stream.Bounds                            { return st
 
 // collector is a stream.Sink that keeps what it is given.
 type collector[T any] struct {
-	mu       sync.Mutex
-	events   []stream.Event[T]
-	flushErr error // returned by Flush once the collector holds events
-	flushes  int
+	mu     sync.Mutex
+	events []stream.Event[T]
 }
 
 func (c *collector[T]) Write(_ context.Context, e stream.Event[T]) error {
@@ -317,96 +315,6 @@ func (c *collector[T]) Write(_ context.Context, e stream.Event[T]) error {
 	defer c.mu.Unlock()
 	c.events = append(c.events, e)
 	return nil
-}
-
-func (c *collector[T]) Flush(context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.flushes++
-	if len(c.events) == 0 {
-		return nil
-	}
-	return c.flushErr
-}
-
-func (c *collector[T]) snapshot() []stream.Event[T] {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]stream.Event[T](nil), c.events...)
-}
-
-func (c *collector[T]) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.events)
-}
-
-// pipeline is a stream.Run in a goroutine.
-type pipeline struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	stats  stream.Stats
-	err    error
-}
-
-// startRun runs src through the identity operator into sink until stop.
-func startRun[T any](tb testing.TB, src stream.Source[T], sink stream.Sink[T], opts ...stream.Option) *pipeline {
-	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &pipeline{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		p.stats, p.err = stream.Run(ctx, src, stream.Operator[T, T](identity[T]{}), sink, opts...)
-	}()
-	tb.Cleanup(func() { p.stop() })
-	return p
-}
-
-// stop cancels the run, waits for it and returns its error, without the
-// context.Canceled that stopping causes.
-func (p *pipeline) stop() error {
-	p.cancel()
-	<-p.done
-	if errors.Is(p.err, context.Canceled) {
-		return errors.Join(unwrapJoin(p.err, context.Canceled)...)
-	}
-	return p.err
-}
-
-func unwrapJoin(err, drop error) []error {
-	var out []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if !errors.Is(e, drop) {
-				out = append(out, e)
-			}
-		}
-		return out
-	}
-	if !errors.Is(err, drop) {
-		out = append(out, err)
-	}
-	return out
-}
-
-// runOpts is the Run configuration of the Kafka tests: 1 s of lateness and no
-// idle timeout. stream.Run applies the Source's partition changes, so a
-// revoked partition stops holding the watermark back at once, and data sets
-// end with sentinels(), which move the watermark past every record before
-// them: nothing depends on the clock.
-func runOpts() []stream.Option {
-	return []stream.Option{stream.WithLateness(time.Second)}
-}
-
-// sentinels returns one event per partition of topic at time t, with N = -1.
-// Released only when the watermark passes t, they release everything
-// before them and stay uncommitted.
-func sentinels(tb testing.TB, topic string, partitions int32, t stream.Time) []stream.Event[tick] {
-	out := make([]stream.Event[tick], partitions)
-	for p := range partitions {
-		out[p] = stream.Event[tick]{Key: keyFor(tb, topic, p, partitions), Time: t, Value: tick{N: -1}}
-	}
-	return out
 }
 
 // produce writes events with a Sink and flushes.
@@ -420,15 +328,6 @@ func produce[T any](tb testing.TB, k *cluster, topic string, codec Codec[T], eve
 	}
 	require.NoError(tb, sink.Flush(ctx), "Flush")
 	require.NoError(tb, sink.Close(), "Close sink")
-}
-
-// produceRaw writes raw records, for values a Codec would not produce.
-func produceRaw(tb testing.TB, k *cluster, msgs ...*sarama.ProducerMessage) {
-	tb.Helper()
-	p, err := sarama.NewSyncProducerFromClient(k.client(tb, nil))
-	require.NoError(tb, err, "sync producer")
-	defer p.Close()
-	require.NoError(tb, p.SendMessages(msgs), "produce raw records")
 }
 
 // testLogLevel is warnings, or TIDEMARK_TEST_LOG (debug, info) when set.

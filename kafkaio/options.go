@@ -17,10 +17,10 @@ var (
 	// arguments or options.
 	ErrBadOption = errors.New("kafkaio: invalid option")
 	// ErrBadConfig is wrapped when a client's *sarama.Config lacks a setting
-	// the Source or Sink needs (NewConfig has them all), or fails sarama's
+	// the Stage or Sink needs (NewConfig has them all), or fails sarama's
 	// validation.
 	ErrBadConfig = errors.New("kafkaio: unsuitable sarama config")
-	// ErrClosed is returned by the methods of a closed Source or Sink.
+	// ErrClosed is returned by the methods of a closed Sink.
 	ErrClosed = errors.New("kafkaio: closed")
 	// ErrTopicMismatch is wrapped by EnsureTopics when an existing topic does
 	// not have the partitions its TopicSpec asks for.
@@ -43,26 +43,19 @@ func (e *ProduceError) Error() string {
 // Unwrap returns sarama's error.
 func (e *ProduceError) Unwrap() error { return e.Err }
 
-// SourceOption configures NewSource.
-type SourceOption interface{ applySource(*sourceConfig) }
-
 // SinkOption configures NewSink.
 type SinkOption interface{ applySink(*sinkConfig) }
 
-// Option configures a Source, a Sink and a Stage.
+// StageOption configures NewStage and NewTwoInputStage.
+type StageOption interface{ applyStage(*stageConfig) }
+
+// Option configures a Sink as well as a Stage.
 type Option interface {
-	SourceOption
 	SinkOption
 	StageOption
 }
 
-// ConsumerOption configures a Source as well as a Stage.
-type ConsumerOption interface {
-	SourceOption
-	StageOption
-}
-
-// common holds what Sources and Sinks share.
+// common holds what Sinks and Stages share.
 type common struct {
 	logger  *slog.Logger
 	brokers []string
@@ -71,50 +64,52 @@ type common struct {
 	errs    []error
 }
 
-type sourceConfig struct {
-	common
-	horizon        time.Duration
-	deadLetter     string
-	commitInterval time.Duration
-	batch          int
-}
-
 type sinkConfig struct {
 	common
 	topic  string
 	router any // func(stream.Event[T]) string, checked against T by NewSink
 }
 
+type stageConfig struct {
+	common
+	deadLetter     string
+	commitInterval time.Duration
+	commitRecords  int
+	batch          int
+	instanceID     string
+	txnTimeout     time.Duration
+}
+
 type commonOption func(*common)
 
-func (f commonOption) applySource(c *sourceConfig) { f(&c.common) }
-func (f commonOption) applySink(c *sinkConfig)     { f(&c.common) }
-func (f commonOption) applyStage(c *stageConfig)   { f(&c.common) }
-
-type sourceOption func(*sourceConfig)
-
-func (f sourceOption) applySource(c *sourceConfig) { f(c) }
-func (f sourceOption) applyStage(c *stageConfig)   { f(&c.sourceConfig) }
+func (f commonOption) applySink(c *sinkConfig)   { f(&c.common) }
+func (f commonOption) applyStage(c *stageConfig) { f(&c.common) }
 
 type sinkOption func(*sinkConfig)
 
 func (f sinkOption) applySink(c *sinkConfig) { f(c) }
+
+type stageOption func(*stageConfig)
+
+func (f stageOption) applyStage(c *stageConfig) { f(c) }
 
 func optionError(format string, args ...any) commonOption {
 	err := fmt.Errorf("%w: "+format, append([]any{ErrBadOption}, args...)...)
 	return func(c *common) { c.errs = append(c.errs, err) }
 }
 
-// WithLogger sets the logger for rebalances, undecodable records and broker
-// trouble. Nil, the default, means slog.Default().
+// WithLogger sets the logger for rebalances, task rebuilds, undecodable
+// records and broker trouble. Nil, the default, means slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return commonOption(func(c *common) { c.logger = l })
 }
 
-// WithBrokers makes the Source or Sink build its own client from the broker
-// addresses and cfg (nil means NewConfig()), instead of the client passed to
-// its constructor, which must then be nil. Close closes that client. A consumer
-// group needs a client of its own: one client serves at most one Source.
+// WithBrokers gives the broker addresses and the client config (nil means
+// NewConfig()). A Stage needs it: it makes its own clients from them (a
+// consumer group member, a producer and a reader for replays), adjusting
+// what each needs (read_committed, the co-partitioned assignor, the
+// transactional id). A Sink given it builds its own client instead of the
+// one passed to its constructor, which must then be nil, and closes it.
 func WithBrokers(addrs []string, cfg *sarama.Config) Option {
 	if len(addrs) == 0 {
 		return optionError("WithBrokers without addresses")
@@ -123,53 +118,78 @@ func WithBrokers(addrs []string, cfg *sarama.Config) Option {
 	return commonOption(func(c *common) { c.brokers, c.config, c.dial = addrs, cfg, true })
 }
 
-// WithHorizon sets the operator's dependency delay (default 0): how far beyond
-// an event's time the results of that event may wait for later events, such
-// as the lookahead's horizon (20 s in the example pipeline) or the length of
-// a tumbling window. A record with event time t is committed once the
-// checkpoint watermark is above t + horizon: then every result it contributes
-// to has been emitted and flushed.
-func WithHorizon(d time.Duration) SourceOption {
-	if d < 0 {
-		return optionError("negative horizon %v", d)
-	}
-	return sourceOption(func(c *sourceConfig) { c.horizon = d })
-}
-
-// WithDeadLetter forwards undecodable records to topic, untouched (same key,
-// value, timestamp and headers) plus the headers tidemark-error (the reason),
-// tidemark-error-kind, tidemark-topic, tidemark-partition and tidemark-offset.
-// The records are produced with a sarama.SyncProducer built on the Source's
-// client, so its config must have Producer.Return.Successes (NewConfig does).
-// A record is committed only once the dead-letter topic has acknowledged it;
-// while the dead-letter topic is unavailable its partition waits, retrying
-// with backoff. Without this option undecodable records are counted, logged
-// once per kind and skipped.
-func WithDeadLetter(topic string) ConsumerOption {
+// WithDeadLetter forwards the records a stage's codecs reject to topic,
+// untouched (same key, value, timestamp and headers) plus the headers
+// tidemark-error (the reason), tidemark-error-kind, tidemark-topic,
+// tidemark-partition and tidemark-offset. They are written like the stage's
+// results: in its transactions (exactly once), or, for a stage writing to a
+// sink, flushed before its offsets are committed. Without this option
+// rejected records are counted, logged and skipped.
+func WithDeadLetter(topic string) StageOption {
 	if topic == "" {
 		return optionError("empty dead-letter topic")
 	}
-	return sourceOption(func(c *sourceConfig) { c.deadLetter = topic })
+	return stageOption(func(c *stageConfig) { c.deadLetter = topic })
 }
 
-// WithCommitInterval sets the least time between two offset commits made by
-// Checkpoint (default 1 s); 0 commits at every checkpoint that has progress.
-// Marks that wait for the interval are committed when it has passed, even if
-// no Checkpoint follows; revoked partitions and Close commit at once.
-func WithCommitInterval(d time.Duration) ConsumerOption {
-	if d < 0 {
-		return optionError("negative commit interval %v", d)
+// WithCommitInterval sets how often a stage commits (default
+// DefaultCommitInterval, 100 ms, as Kafka Streams under exactly-once): the
+// transaction that holds the results and the consumed offsets, or, for a
+// stage writing to a sink, the sink's flush and the offsets. A longer
+// interval costs latency and recovery work, a shorter one throughput.
+// Revoked partitions and a graceful stop commit at once.
+func WithCommitInterval(d time.Duration) StageOption {
+	if d <= 0 {
+		return optionError("commit interval %v, want more than 0", d)
 	}
-	return sourceOption(func(c *sourceConfig) { c.commitInterval = d })
+	return stageOption(func(c *stageConfig) { c.commitInterval = d })
 }
 
-// WithMaxBatch sets how many records a partition decodes at a time before
-// handing them to Poll (default 512).
-func WithMaxBatch(n int) ConsumerOption {
+// WithCommitRecords makes a stage commit also as soon as n records were read
+// since the last commit (default 0: by interval only).
+func WithCommitRecords(n int) StageOption {
+	if n < 0 {
+		return optionError("negative commit record count %d", n)
+	}
+	return stageOption(func(c *stageConfig) { c.commitRecords = n })
+}
+
+// WithMaxBatch sets how many records a partition hands the stage's loop at a
+// time (default 512).
+func WithMaxBatch(n int) StageOption {
 	if n < 1 {
 		return optionError("batch size %d, want at least 1", n)
 	}
-	return sourceOption(func(c *sourceConfig) { c.batch = n })
+	return stageOption(func(c *stageConfig) { c.batch = n })
+}
+
+// WithInstanceID gives a stage member a stable identity: it joins its group
+// as the static member id (KIP-345), and its transactional id is
+// "<group>-<id>". A member restarted with the same id takes its partitions
+// back at once instead of after the session timeout, and its first
+// transaction fences the previous incarnation's, aborting what that one left
+// open. Two running members must never share an id. Without this option the
+// member is dynamic and its transactional id is "<group>-" and a random
+// suffix.
+func WithInstanceID(id string) StageOption {
+	if id == "" {
+		return optionError("empty instance id")
+	}
+	return stageOption(func(c *stageConfig) { c.instanceID = id })
+}
+
+// WithTransactionTimeout sets how long the broker lets a stage's transaction
+// stay open before it aborts it (default DefaultTransactionTimeout, 10 s):
+// the longest that an output partition can be held up by a member that died
+// mid-transaction. It must be below the group's session timeout (the
+// client config's Consumer.Group.Session.Timeout), so that a member expelled
+// from the group has lost its open transaction by the time its partitions
+// move.
+func WithTransactionTimeout(d time.Duration) StageOption {
+	if d < time.Second {
+		return optionError("transaction timeout %v, want at least 1s", d)
+	}
+	return stageOption(func(c *stageConfig) { c.txnTimeout = d })
 }
 
 // WithTopic makes the Sink produce every event to topic.

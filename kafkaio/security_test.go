@@ -31,37 +31,54 @@ func startKfake(t *testing.T, opts ...kfake.Opt) *cluster {
 	return &cluster{addrs: c.ListenAddrs(), owner: t}
 }
 
-// roundTrip produces one event with a Sink and reads it back with a Source,
-// each building its client from cfg.
+// roundTrip produces one event with a Sink, passes it through an
+// exactly-once stage (a group member, a transactional producer and a replay
+// reader) and reads the result back, every client built from cfg.
 func roundTrip(t *testing.T, k *cluster, cfg *sarama.Config) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin, err := sarama.NewClusterAdmin(k.addrs, cfg)
 	require.NoError(t, err, "admin")
 	defer admin.Close()
-	topic := name(t, "topic")
-	require.NoError(t, EnsureTopics(ctx, admin, []TopicSpec{{Name: topic, Partitions: 1}}), "EnsureTopics")
+	in, out := name(t, "in"), name(t, "out")
+	require.NoError(t, EnsureTopics(ctx, admin, []TopicSpec{{Name: in, Partitions: 1}, {Name: out, Partitions: 1}}), "EnsureTopics")
 
-	sink, err := NewSink(nil, JSON[tick]{}, WithBrokers(k.addrs, cfg), WithTopic(topic))
+	sink, err := NewSink(nil, JSON[tick]{}, WithBrokers(k.addrs, cfg), WithTopic(in))
 	require.NoError(t, err, "NewSink")
 	want := stream.Event[tick]{Key: "k", Time: 1234, Value: tick{N: 7}}
 	require.NoError(t, sink.Write(ctx, want), "Write")
+	// A later event makes the first one final (lateness 0).
+	require.NoError(t, sink.Write(ctx, stream.Event[tick]{Key: "k", Time: 2000, Value: tick{N: 8}}), "Write")
 	require.NoError(t, sink.Flush(ctx), "Flush")
 	require.NoError(t, sink.Close(), "close sink")
 
-	src, err := NewSource(nil, name(t, "group"), []string{topic}, JSON[tick]{}, WithBrokers(k.addrs, cfg))
-	require.NoError(t, err, "NewSource")
-	defer src.Close()
-	buf := make([]stream.Record[tick], 1)
-	for {
-		n, err := src.Poll(ctx, buf)
-		require.NoError(t, err, "Poll")
-		if n == 1 {
-			break
-		}
+	group := name(t, "group")
+	stage, err := NewStage(group, Input[tick]{Topic: in, Codec: JSON[tick]{}}, identityOp, ToTopic(out, JSON[tick]{}),
+		WithBrokers(k.addrs, cfg), WithCommitInterval(50*time.Millisecond), WithTransactionTimeout(5*time.Second))
+	require.NoError(t, err, "NewStage")
+	done := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	go func() { done <- stage.Run(runCtx) }()
+	require.Eventually(t, func() bool { return stage.Stats().Emitted == 1 && stage.Stats().Commits > 0 }, 20*time.Second, 10*time.Millisecond,
+		"the stage passes the first event on")
+	stop()
+	require.NoError(t, <-done, "Run")
+
+	c, err := sarama.NewConsumer(k.addrs, cfg)
+	require.NoError(t, err, "consumer")
+	defer c.Close()
+	pc, err := c.ConsumePartition(out, 0, sarama.OffsetOldest)
+	require.NoError(t, err, "consume")
+	defer pc.Close()
+	select {
+	case m := <-pc.Messages():
+		got, err := JSON[tick]{}.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+		require.NoError(t, err, "decode")
+		assert.Equal(t, want, got, "the event came back")
+	case <-ctx.Done():
+		t.Fatal("no record in the output topic")
 	}
-	assert.Equal(t, want, buf[0].Event, "the event came back")
 }
 
 func TestSASL(t *testing.T) {

@@ -65,61 +65,6 @@ func (o Output[T]) check() error {
 	return nil
 }
 
-// StageOption configures NewStage and NewTwoInputStage.
-type StageOption interface{ applyStage(*stageConfig) }
-
-type stageConfig struct {
-	sourceConfig
-	commitRecords int
-	instanceID    string
-	txnTimeout    time.Duration
-}
-
-type stageOption func(*stageConfig)
-
-func (f stageOption) applyStage(c *stageConfig) { f(c) }
-
-// WithCommitRecords makes the stage commit also as soon as n records were
-// read since the last commit (default 0: by interval only).
-func WithCommitRecords(n int) StageOption {
-	if n < 0 {
-		return stageOption(func(c *stageConfig) {
-			c.errs = append(c.errs, fmt.Errorf("%w: negative commit record count %d", ErrBadOption, n))
-		})
-	}
-	return stageOption(func(c *stageConfig) { c.commitRecords = n })
-}
-
-// WithInstanceID gives the stage member a stable identity: it joins its
-// group as the static member id (KIP-345), and its transactional id is
-// "<group>-<id>". A member restarted with the same id takes its partitions
-// back at once instead of after the session timeout, and its first
-// transaction fences the previous incarnation's, aborting what that one left
-// open. Two running members must never share an id. Without this option the
-// member is dynamic and its transactional id is "<group>-" and a random
-// suffix.
-func WithInstanceID(id string) StageOption {
-	if id == "" {
-		return stageOption(func(c *stageConfig) { c.errs = append(c.errs, fmt.Errorf("%w: empty instance id", ErrBadOption)) })
-	}
-	return stageOption(func(c *stageConfig) { c.instanceID = id })
-}
-
-// WithTransactionTimeout sets how long the broker lets a transaction stay
-// open before it aborts it (default 10 s): the longest that an output
-// partition can be held up by a member that died mid-transaction. It must
-// be below the group's session timeout (the client config's
-// Consumer.Group.Session.Timeout), so that a member expelled from the group
-// has lost its open transaction by the time its partitions move.
-func WithTransactionTimeout(d time.Duration) StageOption {
-	if d < time.Second {
-		return stageOption(func(c *stageConfig) {
-			c.errs = append(c.errs, fmt.Errorf("%w: transaction timeout %v, want at least 1s", ErrBadOption, d))
-		})
-	}
-	return stageOption(func(c *stageConfig) { c.txnTimeout = d })
-}
-
 // Default stage settings.
 const (
 	DefaultCommitInterval     = 100 * time.Millisecond
@@ -275,7 +220,7 @@ func NewTwoInputStage[L, R, Out any](group string, left Input[L], right Input[R]
 }
 
 func newStage(group string, inputs []stageInput, bounds stream.Bounds, exactly bool, outErr error, opts []StageOption) (*Stage, error) {
-	cfg := stageConfig{sourceConfig: sourceConfig{commitInterval: DefaultCommitInterval, batch: 512}, txnTimeout: DefaultTransactionTimeout}
+	cfg := stageConfig{commitInterval: DefaultCommitInterval, batch: 512, txnTimeout: DefaultTransactionTimeout}
 	for _, o := range opts {
 		if o != nil {
 			o.applyStage(&cfg)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -44,7 +43,8 @@ type runtime struct {
 	sessMu sync.Mutex
 	sess   sarama.ConsumerGroupSession
 
-	fencings     []time.Time // when the producer was fenced, for fencedAgain
+	fencings     []time.Time     // when the producer was fenced, for fencedAgain
+	kinds        map[string]bool // kinds of decode errors already logged
 	lastAbort    time.Time
 	abortBackoff time.Duration
 }
@@ -117,7 +117,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 	rt := &runtime{
 		st: s, ctx: ctx, log: s.log,
 		events: make(chan event, 64), dead: make(chan struct{}), consumed: make(chan error, 1),
-		crashed: make(chan struct{}), slots: make(map[int32]*slot), lastCommit: time.Now(),
+		crashed: make(chan struct{}), slots: make(map[int32]*slot), lastCommit: time.Now(), kinds: make(map[string]bool),
 	}
 	rt.out = s.newOutput(rt)
 	fail := func(err error) (*runtime, error) {
@@ -270,6 +270,23 @@ func (rt *runtime) newProducer() error {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// topicPartition names a partition.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// fatalGroupError reports consumer group errors that retrying cannot fix.
+func fatalGroupError(err error) bool {
+	var ce sarama.ConfigurationError
+	return errors.As(err, &ce) ||
+		errors.Is(err, sarama.ErrUnknownTopicOrPartition) ||
+		errors.Is(err, sarama.ErrTopicAuthorizationFailed) ||
+		errors.Is(err, sarama.ErrGroupAuthorizationFailed) ||
+		errors.Is(err, sarama.ErrSASLAuthenticationFailed) ||
+		errors.Is(err, sarama.ErrInvalidGroupId)
 }
 
 // consume runs the consumer group until it is closed or fails for good.
@@ -534,8 +551,13 @@ func (rt *runtime) push(s *slot, input int, m *sarama.ConsumerMessage) error {
 
 func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error) {
 	kind := errorKind(err)
+	if !rt.kinds[kind] {
+		rt.kinds[kind] = true
+		rt.log.Warn("kafkaio: undecodable record (logged once per kind; see StageStats.Rejected)",
+			"kind", kind, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
+			"dead_letter", rt.st.cfg.deadLetter, "error", err)
+	}
 	if rt.st.cfg.deadLetter == "" || rt.prod == nil {
-		rt.log.Warn("kafkaio: undecodable record skipped", "kind", kind, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "error", err)
 		return
 	}
 	om := rt.prod.message()
@@ -989,23 +1011,4 @@ func (rt *runtime) closeClients() {
 			_ = c.Close()
 		}
 	}
-}
-
-// deadLetterMessage is the record that forwards m, rejected for err, to the
-// dead-letter topic: m untouched, with the reason in headers.
-func deadLetterMessage(m *sarama.ConsumerMessage, err error, kind, topic string) *sarama.ProducerMessage {
-	hs := make([]sarama.RecordHeader, 0, len(m.Headers)+5)
-	for _, h := range m.Headers {
-		if h != nil {
-			hs = append(hs, *h)
-		}
-	}
-	hs = append(hs,
-		sarama.RecordHeader{Key: []byte(HeaderError), Value: []byte(err.Error())},
-		sarama.RecordHeader{Key: []byte(HeaderErrorKind), Value: []byte(kind)},
-		sarama.RecordHeader{Key: []byte(HeaderTopic), Value: []byte(m.Topic)},
-		sarama.RecordHeader{Key: []byte(HeaderPartition), Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
-		sarama.RecordHeader{Key: []byte(HeaderOffset), Value: strconv.AppendInt(nil, m.Offset, 10)},
-	)
-	return &sarama.ProducerMessage{Topic: topic, Headers: hs, Timestamp: m.Timestamp, Partition: -1}
 }

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -256,6 +258,11 @@ func TestSCRAMClient(t *testing.T) {
 	assert.Error(t, err, "Step before Begin")
 }
 
+// identityOp is an operator factory for validation tests.
+func identityOp() (stream.Operator[tick, tick], error) { return identity[tick]{}, nil }
+
+func copyTick(dst *tick, src tick) { *dst = src }
+
 func TestOptionValidation(t *testing.T) {
 	codec := JSON[tick]{}
 	cfg, err := NewConfig()
@@ -266,48 +273,88 @@ func TestOptionValidation(t *testing.T) {
 		new  func() error
 		want error
 	}{
-		{"source: nil client and no brokers", func() error {
-			_, err := NewSource[tick](nil, "g", []string{"t"}, codec)
+		{"stage: no brokers", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec))
 			return err
 		}, ErrBadOption},
-		{"source: empty group", func() error {
-			_, err := NewSource[tick](nil, "", []string{"t"}, codec, brokers)
+		{"stage: empty group", func() error {
+			_, err := NewStage("", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers)
 			return err
 		}, ErrBadOption},
-		{"source: no topics", func() error {
-			_, err := NewSource[tick](nil, "g", nil, codec, brokers)
+		{"stage: empty topic", func() error {
+			_, err := NewStage("g", Input[tick]{Codec: codec}, identityOp, ToTopic("o", codec), brokers)
 			return err
 		}, ErrBadOption},
-		{"source: empty topic", func() error {
-			_, err := NewSource[tick](nil, "g", []string{"t", ""}, codec, brokers)
+		{"stage: nil codec", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t"}, identityOp, ToTopic("o", codec), brokers)
 			return err
 		}, ErrBadOption},
-		{"source: nil codec", func() error {
-			_, err := NewSource[tick](nil, "g", []string{"t"}, nil, brokers)
+		{"stage: negative lateness", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec, Lateness: -1}, identityOp, ToTopic("o", codec), brokers)
 			return err
 		}, ErrBadOption},
-		{"source: negative horizon", func() error {
-			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithHorizon(-time.Second))
+		{"stage: nil operator factory", func() error {
+			_, err := NewStage[tick, tick]("g", Input[tick]{Topic: "t", Codec: codec}, nil, ToTopic("o", codec), brokers)
 			return err
 		}, ErrBadOption},
-		{"source: negative commit interval", func() error {
-			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithCommitInterval(-1))
+		{"stage: the factory fails", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec},
+				func() (stream.Operator[tick, tick], error) { return nil, errors.New("bad windows") }, ToTopic("o", codec), brokers)
+			if err == nil || !strings.Contains(err.Error(), "bad windows") {
+				return fmt.Errorf("want the factory's error, got %v", err)
+			}
+			return ErrBadOption
+		}, ErrBadOption},
+		{"stage: output without topic", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("", codec), brokers)
 			return err
 		}, ErrBadOption},
-		{"source: zero batch", func() error {
-			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithMaxBatch(0))
+		{"stage: output without codec", func() error {
+			_, err := NewStage[tick, tick]("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic[tick]("o", nil), brokers)
 			return err
 		}, ErrBadOption},
-		{"source: empty dead-letter topic", func() error {
-			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithDeadLetter(""))
+		{"stage: zero commit interval", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitInterval(0))
 			return err
 		}, ErrBadOption},
-		{"source: dead-letter topic is consumed", func() error {
-			_, err := NewSource(nil, "g", []string{"t"}, codec, brokers, WithDeadLetter("t"))
+		{"stage: negative commit records", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitRecords(-1))
 			return err
 		}, ErrBadOption},
-		{"source: brokers without addresses", func() error {
-			_, err := NewSource(nil, "g", []string{"t"}, codec, WithBrokers(nil, nil))
+		{"stage: zero batch", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithMaxBatch(0))
+			return err
+		}, ErrBadOption},
+		{"stage: empty instance id", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithInstanceID(""))
+			return err
+		}, ErrBadOption},
+		{"stage: empty dead-letter topic", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithDeadLetter(""))
+			return err
+		}, ErrBadOption},
+		{"stage: dead-letter topic is an input", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithDeadLetter("t"))
+			return err
+		}, ErrBadOption},
+		{"stage: transaction timeout too short", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithTransactionTimeout(time.Millisecond))
+			return err
+		}, ErrBadOption},
+		{"stage: transaction timeout not below the session timeout", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers,
+				WithTransactionTimeout(time.Hour))
+			return err
+		}, ErrBadOption},
+		{"stage: both inputs read one topic", func() error {
+			_, err := NewTwoInputStage("g", Input[tick]{Topic: "t", Codec: codec}, Input[tick]{Topic: "t", Codec: codec},
+				func() (stream.TwoInput[tick, tick, stream.Pair[tick, tick]], error) {
+					return stream.NewJoin(stream.JoinConfig[tick, tick]{CopyLeft: copyTick, CopyRight: copyTick})
+				}, ToSink[stream.Pair[tick, tick]](&collector[stream.Pair[tick, tick]]{}), brokers)
+			return err
+		}, ErrBadOption},
+		{"brokers without addresses", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), WithBrokers(nil, nil))
 			return err
 		}, ErrBadOption},
 		{"sink: no topic", func() error {
@@ -351,64 +398,4 @@ func TestOptionValidation(t *testing.T) {
 			assert.ErrorIs(t, tc.new(), tc.want, "constructor error")
 		})
 	}
-}
-
-func TestOffsetsAdvance(t *testing.T) {
-	var o offsets
-	for i, tm := range []stream.Time{10, 30, 20, 40} {
-		o.push(entry{off: int64(100 + i), t: tm})
-	}
-	o.push(entry{off: 104, done: true}) // dead-lettered
-	o.push(entry{off: 105, t: 50})
-	assert.Equal(t, int64(-1), o.advance(10, 0), "nothing below 10")
-	assert.Equal(t, int64(101), o.advance(11, 0), "10 is done")
-	assert.Equal(t, int64(-1), o.advance(30, 0), "30 blocks")
-	assert.Equal(t, int64(-1), o.advance(35, 5), "30 + 5 is not below 35")
-	assert.Equal(t, int64(103), o.advance(36, 5), "30 and 20 are done")
-	assert.Equal(t, int64(105), o.advance(46, 5), "40 and the dead letter")
-	assert.Equal(t, 1, o.Len(), "50 is left")
-	assert.Equal(t, int64(106), o.advance(stream.MaxTime, 5), "end of input")
-	assert.Equal(t, int64(-1), o.advance(stream.MaxTime, 5), "empty")
-
-	var d offsets
-	d.push(entry{off: 7, done: true})
-	assert.Equal(t, int64(8), d.advance(stream.MinTime, 0), "a dead letter is done before any watermark")
-}
-
-// TestDriverRebalance: revoking a partition that holds the watermark back
-// releases the events the others allow; assigning one holds it again.
-func TestDriverRebalance(t *testing.T) {
-	var out []stream.Event[int]
-	d, err := stream.NewDriver(stream.Operator[int, int](identity[int]{}), stream.EmitFunc[int](func(e stream.Event[int]) { out = append(out, e) }),
-		stream.WithLateness(0))
-	require.NoError(t, err, "NewDriver")
-	d.Rebalance([]stream.PartitionChange{{Partition: 0}, {Partition: 1}}, time.Time{})
-	d.Push(0, stream.Event[int]{Key: "a", Time: 10, Value: 1}, time.Time{})
-	d.Push(0, stream.Event[int]{Key: "a", Time: 20, Value: 2}, time.Time{})
-	assert.Empty(t, out, "partition 1 holds the watermark back before its first event")
-	d.Push(1, stream.Event[int]{Key: "b", Time: 5, Value: 3}, time.Time{})
-	assert.Equal(t, []stream.Event[int]{}, append([]stream.Event[int]{}, out...), "watermark 5 releases nothing")
-	d.Rebalance([]stream.PartitionChange{{Partition: 1, Revoked: true}}, time.Time{})
-	assert.Equal(t, stream.Time(20), d.Watermark(), "partition 0 alone sets the watermark")
-	assert.Equal(t, []int{3, 1}, values(out), "revoking partition 1 releases what is below 20")
-	d.Rebalance([]stream.PartitionChange{{Partition: 2}}, time.Time{})
-	d.Push(0, stream.Event[int]{Key: "a", Time: 30, Value: 4}, time.Time{})
-	assert.Equal(t, []int{3, 1}, values(out), "the new partition 2 holds the watermark at 20")
-	d.Rebalance(nil, time.Time{})
-}
-
-func values(es []stream.Event[int]) []int {
-	out := make([]int, len(es))
-	for i, e := range es {
-		out[i] = e.Value
-	}
-	return out
-}
-
-func TestCompactChanges(t *testing.T) {
-	a := func(id int) stream.PartitionChange { return stream.PartitionChange{Partition: id} }
-	r := func(id int) stream.PartitionChange { return stream.PartitionChange{Partition: id, Revoked: true} }
-	got := compactChanges([]stream.PartitionChange{a(0), a(1), r(0), r(1), a(1), a(2), r(1), a(1), a(3), r(3)})
-	assert.Equal(t, []stream.PartitionChange{r(0), r(1), a(1), a(2), r(3)}, got, "net effect per partition")
-	assert.Equal(t, []stream.PartitionChange{a(4)}, compactChanges([]stream.PartitionChange{a(4)}), "a single assignment stays")
 }

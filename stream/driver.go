@@ -56,7 +56,7 @@ var ErrBadOption = errors.New("stream: invalid option")
 // Run wraps a Driver around a Source and a Sink; tests and batch jobs (such as
 // the example's offline mode) drive it directly. It is not safe for concurrent use.
 type Driver[In, Out any] struct {
-	marks   *Watermarks
+	marks   *watermarks
 	seq     *Sequencer[In]
 	op      Operator[In, Out]
 	out     Emitter[Out]
@@ -79,7 +79,7 @@ func NewDriver[In, Out any](op Operator[In, Out], out Emitter[Out], opts ...Opti
 		return nil, fmt.Errorf("%w: nil operator or emitter", ErrBadOption)
 	}
 	d := &Driver[In, Out]{
-		marks: NewWatermarks(cfg.lateness, cfg.idle, cfg.byClock),
+		marks: newWatermarks(cfg.lateness, cfg.idle, cfg.byClock),
 		seq:   NewSequencer[In](),
 		op:    op,
 		out:   out,
@@ -127,9 +127,6 @@ func (d *Driver[In, Out]) Stats() Stats {
 
 // Watermark returns the watermark of the events released so far.
 func (d *Driver[In, Out]) Watermark() Time { return d.seq.Watermark() }
-
-// Watermarks gives access to the partition tracker, to Assign and Revoke partitions.
-func (d *Driver[In, Out]) Watermarks() *Watermarks { return d.marks }
 
 // Push offers one event read from partition at wall-clock time now (the zero
 // time is fine when no idle timeout is set), then advances the watermark,

@@ -69,9 +69,7 @@ func Run[In, Out any](ctx context.Context, src Source[In], op Operator[In, Out],
 	}
 	ahead := op.Bounds().ahead()
 	cp, _ := src.(Checkpointer)
-	rb, _ := src.(Rebalancer)
 	fl, _ := sink.(Flusher)
-	var changes []PartitionChange
 	flush := func(ctx context.Context) error {
 		if w.err != nil {
 			return fmt.Errorf("stream: sink: %w", w.err)
@@ -101,11 +99,6 @@ func Run[In, Out any](ctx context.Context, src Source[In], op Operator[In, Out],
 		var now time.Time
 		if cfg.idle > 0 {
 			now = time.Now()
-		}
-		if rb != nil {
-			// Partition changes apply before the records polled with them.
-			changes = rb.PartitionChanges(changes[:0])
-			d.Rebalance(changes, now)
 		}
 		for i := range buf[:n] {
 			d.Push(buf[i].Partition, buf[i].Event, now)

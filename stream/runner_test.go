@@ -137,48 +137,6 @@ func TestRunValidates(t *testing.T) {
 	assert.ErrorIs(t, err, ErrBadOption, "bad option")
 }
 
-// rebalancingSource reports partition 1 as assigned, then revoked.
-type rebalancingSource struct {
-	sliceSource
-	changes [][]PartitionChange
-}
-
-func (r *rebalancingSource) PartitionChanges(dst []PartitionChange) []PartitionChange {
-	if len(r.changes) == 0 {
-		return dst
-	}
-	dst = append(dst, r.changes[0]...)
-	r.changes = r.changes[1:]
-	return dst
-}
-
-func TestRunAppliesPartitionChanges(t *testing.T) {
-	// Partition 1 is assigned but silent: it holds the watermark back until it
-	// is revoked, and then partition 0's events are released.
-	src := &rebalancingSource{
-		sliceSource: sliceSource{recs: records(0, 1000, 2000, 9000), batch: 1, block: true},
-		changes:     [][]PartitionChange{{{Partition: 1}}, nil, {{Partition: 1, Revoked: true}}},
-	}
-	sink := &sliceSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Run[int, int](ctx, src, &identity[int]{}, sink, WithLateness(0))
-	}()
-	require.Eventually(t, func() bool {
-		sink.mu.Lock()
-		defer sink.mu.Unlock()
-		return len(sink.got) == 2
-	}, 5*time.Second, 10*time.Millisecond, "released once the silent partition is revoked")
-	cancel()
-	<-done
-	assert.Equal(t, []Event[int]{ev("k", 1000, 0), ev("k", 2000, 1)}, sink.got, "released events")
-	require.GreaterOrEqual(t, len(src.checkpoints), 3, "a checkpoint per poll")
-	assert.Equal(t, []Time{MinTime, MinTime, 9000}, src.checkpoints[:3], "the assigned silent partition held the watermark until revoked")
-}
-
 // cancellingSink cancels the run's context in its first Flush and fails that
 // Flush with the context's error, as a sink waiting on a broker would.
 type cancellingSink struct {

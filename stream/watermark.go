@@ -5,19 +5,20 @@ import "time"
 // DefaultLateness is the allowed lateness the example pipeline uses: 10 s.
 const DefaultLateness = 10 * time.Second
 
-// Watermarks tracks the event-time watermark of a source made of partitions.
+// watermarks tracks the event-time watermark of a source made of partitions,
+// for a Driver (a Task has a watermark per input).
 //
 // Each partition remembers the largest event time it has seen. The watermark is
-// the minimum, over active partitions, of (largest event time - lateness). A
+// the minimum, over the partitions seen, of (largest event time - lateness). A
 // partition that has received nothing for the idle timeout stops holding the
 // watermark back until it receives an event again. When every partition is idle
 // and AdvanceWhenIdle is set, the watermark follows the wall clock:
 // now - lateness. The watermark never decreases.
 //
-// Watermarks reads no clock itself: callers pass "now" (processing time) to
+// It reads no clock itself: callers pass "now" (processing time) to
 // Observe and Idle, and may pass the zero time when the idle timeout is 0.
 // It is not safe for concurrent use.
-type Watermarks struct {
+type watermarks struct {
 	lateness Time
 	idle     time.Duration
 	byClock  bool
@@ -26,18 +27,17 @@ type Watermarks struct {
 }
 
 type partition struct {
-	id     int
-	max    Time
-	last   time.Time
-	idle   bool
-	active bool // assigned and not revoked
+	id   int
+	max  Time
+	last time.Time
+	idle bool
 }
 
-// NewWatermarks returns a tracker with the given allowed lateness and idle
+// newWatermarks returns a tracker with the given allowed lateness and idle
 // timeout (0 disables idleness). With advanceWhenIdle, the watermark follows the
 // wall clock while every partition is idle.
-func NewWatermarks(lateness, idleTimeout time.Duration, advanceWhenIdle bool) *Watermarks {
-	return &Watermarks{
+func newWatermarks(lateness, idleTimeout time.Duration, advanceWhenIdle bool) *watermarks {
+	return &watermarks{
 		lateness: DurationOf(lateness),
 		idle:     idleTimeout,
 		byClock:  advanceWhenIdle,
@@ -46,12 +46,12 @@ func NewWatermarks(lateness, idleTimeout time.Duration, advanceWhenIdle bool) *W
 }
 
 // Current returns the watermark.
-func (w *Watermarks) Current() Time { return w.current }
+func (w *watermarks) Current() Time { return w.current }
 
 // Lateness returns the allowed lateness in milliseconds.
-func (w *Watermarks) Lateness() Time { return w.lateness }
+func (w *watermarks) Lateness() Time { return w.lateness }
 
-func (w *Watermarks) find(id int) *partition {
+func (w *watermarks) find(id int) *partition {
 	for i := range w.parts {
 		if w.parts[i].id == id {
 			return &w.parts[i]
@@ -61,33 +61,15 @@ func (w *Watermarks) find(id int) *partition {
 	return &w.parts[len(w.parts)-1]
 }
 
-// Assign registers partition id, which holds the watermark back from now on,
-// even before its first event (until it goes idle).
-func (w *Watermarks) Assign(id int, now time.Time) {
-	p := w.find(id)
-	p.active, p.idle, p.last = true, false, now
-}
-
-// Revoke forgets partition id: it no longer holds the watermark back.
-func (w *Watermarks) Revoke(id int) Time {
-	for i := range w.parts {
-		if w.parts[i].id == id {
-			w.parts = append(w.parts[:i], w.parts[i+1:]...)
-			break
-		}
-	}
-	return w.recompute(time.Time{}, false)
-}
-
 // Observe records an event time seen on partition id and returns the watermark.
-func (w *Watermarks) Observe(id int, t Time, now time.Time) Time {
+func (w *watermarks) Observe(id int, t Time, now time.Time) Time {
 	var p *partition
 	if n := len(w.parts); n > 0 && w.parts[0].id == id {
 		p = &w.parts[0]
 	} else {
 		p = w.find(id)
 	}
-	p.active, p.idle, p.last = true, false, now
+	p.idle, p.last = false, now
 	if t > p.max {
 		p.max = t
 	}
@@ -99,28 +81,25 @@ func (w *Watermarks) Observe(id int, t Time, now time.Time) Time {
 
 // Idle re-evaluates which partitions are idle at wall-clock time now and returns
 // the watermark.
-func (w *Watermarks) Idle(now time.Time) Time { return w.recompute(now, true) }
+func (w *watermarks) Idle(now time.Time) Time { return w.recompute(now, true) }
 
 // Finish moves the watermark to MaxTime: end of input.
-func (w *Watermarks) Finish() Time {
+func (w *watermarks) Finish() Time {
 	w.current = MaxTime
 	return w.current
 }
 
-func (w *Watermarks) raise(wm Time) Time {
+func (w *watermarks) raise(wm Time) Time {
 	if wm > w.current {
 		w.current = wm
 	}
 	return w.current
 }
 
-func (w *Watermarks) recompute(now time.Time, checkIdle bool) Time {
+func (w *watermarks) recompute(now time.Time, checkIdle bool) Time {
 	lowest, any := MaxTime, false
 	for i := range w.parts {
 		p := &w.parts[i]
-		if !p.active {
-			continue
-		}
 		if checkIdle && w.idle > 0 && now.Sub(p.last) >= w.idle {
 			p.idle = true
 		}
@@ -141,9 +120,7 @@ func (w *Watermarks) recompute(now time.Time, checkIdle bool) Time {
 	if len(w.parts) > 0 {
 		// Every partition is idle: the largest time seen still bounds what is final.
 		for i := range w.parts {
-			if w.parts[i].active {
-				w.raise(w.parts[i].max.Add(-w.lateness))
-			}
+			w.raise(w.parts[i].max.Add(-w.lateness))
 		}
 	}
 	return w.current

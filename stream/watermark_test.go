@@ -39,7 +39,7 @@ func TestWatermarks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := NewWatermarks(tt.lateness, tt.idle, tt.byClock)
+			w := newWatermarks(tt.lateness, tt.idle, tt.byClock)
 			assert.Equal(t, MinTime, w.Current(), "before any event")
 			for i, s := range tt.steps {
 				now := t0.Add(s.now)
@@ -51,12 +51,10 @@ func TestWatermarks(t *testing.T) {
 	}
 }
 
-func TestWatermarksAssignRevokeAndClock(t *testing.T) {
+func TestWatermarksClock(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	w := NewWatermarks(time.Second, 5*time.Second, true)
-	w.Assign(1, t0)
-	assert.Equal(t, MinTime, w.Observe(0, 10_000, t0), "an assigned silent partition holds the watermark back")
-	assert.Equal(t, Time(9_000), w.Revoke(1), "revoking it releases the watermark")
+	w := newWatermarks(time.Second, 5*time.Second, true)
+	assert.Equal(t, Time(9_000), w.Observe(0, 10_000, t0), "one partition")
 
 	assert.Equal(t, Time(9_000), w.Idle(t0.Add(4*time.Second)), "not idle yet")
 	now := t0.Add(time.Hour)
@@ -66,7 +64,7 @@ func TestWatermarksAssignRevokeAndClock(t *testing.T) {
 
 func TestWatermarksAllIdleWithoutClock(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	w := NewWatermarks(time.Second, time.Second, false)
+	w := newWatermarks(time.Second, time.Second, false)
 	w.Observe(0, 10_000, t0)
 	w.Observe(1, 50_000, t0.Add(500*time.Millisecond))
 	assert.Equal(t, Time(9_000), w.Current(), "partition 0 holds back")
