@@ -203,8 +203,7 @@ func BenchmarkStageLatency(b *testing.B) {
 			require.NoError(b, err, "consumer")
 			lat := make(chan time.Duration, rate*seconds)
 			for p := range int32(parts) {
-				pc, err := cons.ConsumePartition(out, p, sarama.OffsetOldest)
-				require.NoError(b, err, "consume")
+				pc := consumePartition(b, cons, out, p)
 				go func() {
 					for m := range pc.Messages() {
 						e, err := pxCodec.Decode(m.Key, m.Value, 0)
@@ -249,6 +248,7 @@ func BenchmarkStageLatency(b *testing.B) {
 			b.ReportMetric(float64(got[len(got)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(got[len(got)*99/100].Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(len(got)), "results")
+			b.ReportMetric(float64(sent), "sent")
 		}
 	})
 }

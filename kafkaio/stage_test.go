@@ -265,8 +265,7 @@ func (k *cluster) readCommitted(tb testing.TB, topic string, partitions int32) m
 		if ends[p] == 0 {
 			continue
 		}
-		pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
-		require.NoError(tb, err, "consume %s/%d", topic, p)
+		pc := consumePartition(tb, cons, topic, p)
 		quiet := time.NewTimer(3 * time.Second)
 	read:
 		for {
@@ -285,6 +284,22 @@ func (k *cluster) readCommitted(tb testing.TB, topic string, partitions int32) m
 		pc.Close()
 	}
 	return out
+}
+
+// consumePartition consumes partition p of topic from the oldest offset,
+// retrying for a while: a real broker answers "not the leader" for a topic
+// it has just created until the partition's leader is elected.
+func consumePartition(tb testing.TB, cons sarama.Consumer, topic string, p int32) sarama.PartitionConsumer {
+	tb.Helper()
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var pc sarama.PartitionConsumer
+		if pc, err = cons.ConsumePartition(topic, p, sarama.OffsetOldest); err == nil {
+			return pc
+		}
+	}
+	require.NoError(tb, err, "consume %s/%d", topic, p)
+	return nil
 }
 
 // outputs reads topic back, read_committed, as records per partition.
