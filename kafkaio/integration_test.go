@@ -304,19 +304,6 @@ func (identity[T]) Process(e stream.Event[T], out stream.Emitter[T]) { out.Emit(
 func (identity[T]) Advance(stream.Time, stream.Emitter[T])           {}
 func (identity[T]) Bounds() stream.Bounds                            { return stream.Bounds{} }
 
-// collector is a stream.Sink that keeps what it is given.
-type collector[T any] struct {
-	mu     sync.Mutex
-	events []stream.Event[T]
-}
-
-func (c *collector[T]) Write(_ context.Context, e stream.Event[T]) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.events = append(c.events, e)
-	return nil
-}
-
 // produce writes events with a Sink and flushes.
 func produce[T any](tb testing.TB, k *cluster, topic string, codec Codec[T], events []stream.Event[T]) {
 	tb.Helper()

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/streamtest"
 	"github.com/xdg-go/scram"
 )
 
@@ -350,7 +351,7 @@ func TestOptionValidation(t *testing.T) {
 			_, err := NewTwoInputStage("g", Input[tick]{Topic: "t", Codec: codec}, Input[tick]{Topic: "t", Codec: codec},
 				func() (stream.TwoInput[tick, tick, stream.Pair[tick, tick]], error) {
 					return stream.NewJoin(stream.JoinConfig[tick, tick]{CopyLeft: copyTick, CopyRight: copyTick})
-				}, ToSink[stream.Pair[tick, tick]](&collector[stream.Pair[tick, tick]]{}), brokers)
+				}, ToSink[stream.Pair[tick, tick]](&streamtest.Recorder[stream.Pair[tick, tick]]{}), brokers)
 			return err
 		}, ErrBadOption},
 		{"brokers without addresses", func() error {

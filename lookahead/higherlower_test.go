@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/tidemark-go/tidemark/lookahead"
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/streamtest"
 )
 
 // checkBoth checks HigherLower's emissions against the brute-force reference:
@@ -239,14 +239,7 @@ func TestHigherLowerThroughDriverArrivalOrderDoesNotMatter(t *testing.T) {
 			t.Logf("seed %d: %d events, lateness %dms", seed, len(evs), lateness)
 			var first map[string][]stream.Event[lookahead.Both[int]]
 			for run := range 3 {
-				// Arrival order: sorted by time plus a random delay within the
-				// lateness, so that no event is late.
-				delay := make(map[stream.Event[int]]stream.Time, len(evs))
-				for _, e := range evs {
-					delay[e] = e.Time + stream.Time(r.IntN(lateness+1))
-				}
-				arrival := slices.Clone(evs)
-				slices.SortStableFunc(arrival, func(a, b stream.Event[int]) int { return cmp.Compare(delay[a], delay[b]) })
+				arrival := streamtest.Shuffle(r, evs, lateness*time.Millisecond) // no event late
 				l, err := lookahead.NewHigherLower[int](h * time.Millisecond)
 				require.NoError(t, err, "constructor")
 				rec := &driverRecorder[lookahead.Both[int]]{}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tidemark-go/tidemark/lookahead"
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/streamtest"
 )
 
 // kind is one lookahead flavour under test, with the predicate the brute-force
@@ -665,14 +666,7 @@ func TestThroughDriverArrivalOrderDoesNotMatter(t *testing.T) {
 				want := bruteForce(evs, h, k.pred)
 				var first map[string][]emission[lookahead.Match[int]]
 				for run := range 3 {
-					// Arrival order: sorted by time plus a random delay within the lateness,
-					// so that no event is late.
-					arrival := slices.Clone(evs)
-					delay := make(map[stream.Event[int]]stream.Time, len(evs))
-					for _, e := range arrival {
-						delay[e] = e.Time + stream.Time(r.IntN(lateness+1))
-					}
-					slices.SortStableFunc(arrival, func(a, b stream.Event[int]) int { return cmp.Compare(delay[a], delay[b]) })
+					arrival := streamtest.Shuffle(r, evs, lateness*time.Millisecond) // no event late
 					l, err := k.make(h * time.Millisecond)
 					require.NoError(t, err, "constructor")
 					rec := &driverRecorder[lookahead.Match[int]]{}

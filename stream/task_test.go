@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidemark-go/tidemark/lookahead"
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/streamtest"
 	"github.com/tidemark-go/tidemark/window"
 	"github.com/tidemark-go/tidemark/zscore"
 )
@@ -129,131 +130,51 @@ func (matchDelay) Process(e stream.Event[lookahead.Match[float64]], out stream.E
 func (matchDelay) Advance(stream.Time, stream.Emitter[float64]) {}
 func (matchDelay) Bounds() stream.Bounds                        { return stream.Bounds{} }
 
-// runOneInput pushes log through a fresh task and returns what it emitted.
-func runOneInput[Out any](t *testing.T, c oneInputCase[Out], log []logRec[float64]) []string {
-	t.Helper()
-	var rec textRecorder[Out]
-	task, err := stream.NewTask(c.newOp(t), stream.Input[float64]{Lateness: c.lateness}, &rec)
-	require.NoError(t, err, "NewTask")
-	for _, l := range log {
-		push(t, task.Input(), l)
-	}
-	task.Finish()
-	return rec.got
-}
-
-func push[V any](t *testing.T, in *stream.TaskInput[V], l logRec[V]) {
-	t.Helper()
-	if l.skip {
-		require.NoError(t, in.Skip(l.off), "Skip %d", l.off)
-		return
-	}
-	_, err := in.Push(l.off, l.ev)
-	require.NoError(t, err, "Push %d", l.off)
-}
-
-// crashRun pushes log through a task that crashes at random points: every
-// so often it commits (its checkpoint, and the outputs emitted so far), and
-// at random it loses everything since the last commit and is rebuilt from
-// that commit by a replay of the log. It returns the committed outputs and
-// the number of crashes. With replay false the rebuilt task skips the
-// replay, which must make a difference the test notices.
-func crashRun[Out any](t *testing.T, r *rand.Rand, c oneInputCase[Out], log []logRec[float64], replay bool) ([]string, int) {
-	t.Helper()
-	var committed []string
-	var pending textRecorder[Out]
-	var cp *stream.Checkpoint
-	crashes := 0
-	newTask := func() *stream.Task[float64, Out] {
-		task, err := stream.NewTask(c.newOp(t), stream.Input[float64]{Lateness: c.lateness}, &pending)
-		require.NoError(t, err, "NewTask")
-		return task
-	}
-	task := newTask()
-	i := 0 // index in log of the next record to push
-	for i < len(log) {
-		push(t, task.Input(), log[i])
-		i++
-		switch x := r.IntN(1000); {
-		case x < 40: // commit
-			cps := task.Checkpoints(nil)
-			require.Len(t, cps, 1, "one input, one checkpoint")
-			cp = &cps[0].Checkpoint
-			assert.Less(t, len(cp.Metadata), 100, "metadata stays small")
-			committed = append(committed, pending.got...)
-			pending.got = nil
-		case x < 55: // crash: lose what was not committed, rebuild from the commit
-			crashes++
-			pending.got = nil
-			task = newTask()
-			if cp == nil {
-				i = 0 // nothing committed: start from the beginning
-				continue
-			}
-			from, err := task.Input().Restore(*cp)
-			require.NoError(t, err, "Restore %q", cp.Metadata)
-			if !replay {
-				from = cp.Offset
-			}
-			i = slices.IndexFunc(log, func(l logRec[float64]) bool { return l.off >= from })
-			for ; i >= 0 && i < len(log) && log[i].off < cp.Offset; i++ {
-				push(t, task.Input(), log[i])
-			}
-			require.Empty(t, pending.got, "a replay emits nothing")
-			err = task.EndReplay()
-			if replay {
-				require.NoError(t, err, "EndReplay")
-			}
-			i = slices.IndexFunc(log, func(l logRec[float64]) bool { return l.off >= cp.Offset })
-			if i < 0 {
-				i = len(log)
-			}
+// asLog turns a messy log into a streamtest.Log with the same offsets.
+func asLog(recs []logRec[float64]) *streamtest.Log[float64] {
+	log := streamtest.NewLog[float64]()
+	for _, r := range recs {
+		log.Gap(r.off - log.End())
+		if r.skip {
+			log.AppendSkip()
+		} else {
+			log.Append(r.ev)
 		}
 	}
-	task.Finish()
-	return append(committed, pending.got...), crashes
-}
-
-func testCrashRecovery[Out any](t *testing.T, c oneInputCase[Out]) {
-	for _, seed := range []uint64{1, 2, 3, 4, 5} {
-		t.Run(fmt.Sprintf("%s/seed=%d", c.name, seed), func(t *testing.T) {
-			t.Logf("seed %d", seed)
-			r := rand.New(rand.NewPCG(seed, 0x7a5c))
-			log := messyLog(r, 3000, stream.DurationOf(c.lateness))
-			want := runOneInput(t, c, log)
-			require.NotEmpty(t, want, "the reference emits")
-			got, crashes := crashRun(t, r, c, log, true)
-			require.Positive(t, crashes, "crashed at least once")
-			require.Equal(t, len(want), len(got), "as many results as the uninterrupted run (%d crashes)", crashes)
-			for i := range want {
-				require.Equal(t, want[i], got[i], "result %d of %d (%d crashes)", i, len(want), crashes)
-			}
-			t.Logf("%d results identical to the uninterrupted run after %d crashes", len(got), crashes)
-		})
-	}
+	return log
 }
 
 // TestTaskCrashRecovery: a task that loses its state at random points and is
 // rebuilt from its last checkpoint by a replay emits exactly what an
-// uninterrupted task emits: no result missing, none twice, every value equal.
+// uninterrupted task emits: no result missing, none twice, every value equal
+// (streamtest.CheckRecovery), for a windowed operator, a lookahead and a
+// chain of a lookahead and a hopping window.
 func TestTaskCrashRecovery(t *testing.T) {
-	testCrashRecovery(t, trailingCase())
-	testCrashRecovery(t, lookaheadCase())
-	testCrashRecovery(t, chainCase())
-}
-
-// TestTaskRecoveryNeedsTheReplay: the same crashes without the replay give
-// wrong results, so TestTaskCrashRecovery would notice a replay that starts
-// too late or a seed that is wrong.
-func TestTaskRecoveryNeedsTheReplay(t *testing.T) {
-	for _, c := range []oneInputCase[[]window.Stats]{trailingCase()} {
-		r := rand.New(rand.NewPCG(7, 0x7a5c))
-		log := messyLog(r, 3000, stream.DurationOf(c.lateness))
-		want := runOneInput(t, c, log)
-		got, crashes := crashRun(t, r, c, log, false)
-		require.Positive(t, crashes, "crashed")
-		assert.NotEqual(t, want, got, "without the replay the windows lose their past")
+	check := func(name string, lateness time.Duration, run func(t *testing.T, seed uint64, in stream.Input[float64], log *streamtest.Log[float64]) (int, int)) {
+		for _, seed := range []uint64{1, 2, 3, 4, 5} {
+			t.Run(fmt.Sprintf("%s/seed=%d", name, seed), func(t *testing.T) {
+				t.Logf("seed %d", seed)
+				r := rand.New(rand.NewPCG(seed, 0x7a5c))
+				log := asLog(messyLog(r, 3000, stream.DurationOf(lateness)))
+				n, crashes := run(t, seed, stream.Input[float64]{Lateness: lateness}, log)
+				require.Positive(t, crashes, "crashed at least once")
+				require.Positive(t, n, "results")
+				t.Logf("%d results identical to the uninterrupted run after %d crashes", n, crashes)
+			})
+		}
 	}
+	c1 := trailingCase()
+	check(c1.name, c1.lateness, func(t *testing.T, seed uint64, in stream.Input[float64], log *streamtest.Log[float64]) (int, int) {
+		return streamtest.CheckRecovery(t, seed, in, log, func() stream.Operator[float64, []window.Stats] { return c1.newOp(t) })
+	})
+	c2 := lookaheadCase()
+	check(c2.name, c2.lateness, func(t *testing.T, seed uint64, in stream.Input[float64], log *streamtest.Log[float64]) (int, int) {
+		return streamtest.CheckRecovery(t, seed, in, log, func() stream.Operator[float64, lookahead.Both[float64]] { return c2.newOp(t) })
+	})
+	c3 := chainCase()
+	check(c3.name, c3.lateness, func(t *testing.T, seed uint64, in stream.Input[float64], log *streamtest.Log[float64]) (int, int) {
+		return streamtest.CheckRecovery(t, seed, in, log, func() stream.Operator[float64, window.Result[float64]] { return c3.newOp(t) })
+	})
 }
 
 // TestTaskCheckpointMetadata: the replay offset is the first record at or
@@ -523,3 +444,13 @@ type matchDelayOp struct{}
 func (matchDelayOp) Process(e stream.Event[float64], out stream.Emitter[float64]) { out.Emit(e) }
 func (matchDelayOp) Advance(stream.Time, stream.Emitter[float64])                 {}
 func (matchDelayOp) Bounds() stream.Bounds                                        { return stream.Bounds{} }
+
+func push[V any](t *testing.T, in *stream.TaskInput[V], l logRec[V]) {
+	t.Helper()
+	if l.skip {
+		require.NoError(t, in.Skip(l.off), "Skip %d", l.off)
+		return
+	}
+	_, err := in.Push(l.off, l.ev)
+	require.NoError(t, err, "Push %d", l.off)
+}
