@@ -20,6 +20,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tidemark-go/tidemark/internal/embedded"
 	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
@@ -1155,4 +1157,81 @@ func produceRawE(t *testing.T, k *cluster, msgs []*sarama.ProducerMessage) {
 	if err := p.SendMessages(msgs); err != nil {
 		t.Errorf("produce: %v", err)
 	}
+}
+
+// TestStageOffsetCommitRefused: an offset commit the coordinator refuses is
+// not ignored (sarama's session.Commit reports failures only on an error
+// channel): the stage treats it as an abort, rebuilds its tasks and writes
+// their results again, and the store still ends with exactly the
+// uninterrupted run's results.
+func TestStageOffsetCommitRefused(t *testing.T) {
+	k := fakeCluster(t)
+	const parts = 3
+	r := rand.New(rand.NewPCG(91, 9))
+	in := k.topic(t, parts, nil)
+	produceWallClock(t, k, in, pxCodec, pxTrace(t, r, in, parts, 3000, time.Second))
+	input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+	group := name(t, "group")
+	fault := k.fake.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Group: group, Count: 2})
+	defer fault.Remove()
+	store := &upsertStore{docs: map[string]string{}}
+	s, err := NewStage(group, input, newMoving, ToSink[[]mstat](store), k.stageOpts(t)...)
+	require.NoError(t, err, "NewStage")
+	run := startStage(t, s)
+	k.waitCommitted(t, group, in, parts, 60*time.Second)
+	require.NoError(t, run.stop(), "Run")
+	assert.GreaterOrEqual(t, s.Stats().Aborts, uint64(1), "the refused commit was noticed")
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	assert.Empty(t, store.conflicts, "rewrites carry the same values")
+	assert.Equal(t, referenceDocs(t, k, input, parts), store.docs, "the store holds exactly the results")
+}
+
+// oneAtATime is a codec that is not safe for concurrent use (it keeps a
+// cache in a plain map) and records how many goroutines use it at once.
+type oneAtATime struct {
+	inside, most atomic.Int32
+	cache        map[string]int
+}
+
+func (c *oneAtATime) enter() func() {
+	n := c.inside.Add(1)
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	return func() { c.inside.Add(-1) }
+}
+
+func (c *oneAtATime) Decode(key, value []byte, ts stream.Time) (stream.Event[px], error) {
+	defer c.enter()()
+	c.cache[string(key)]++
+	return pxCodec.Decode(key, value, ts)
+}
+
+func (c *oneAtATime) AppendValue(dst []byte, e stream.Event[px]) ([]byte, error) {
+	defer c.enter()()
+	c.cache[e.Key]++
+	return pxCodec.AppendValue(dst, e)
+}
+
+// TestStageCodecOneGoroutine: a stage calls its codecs from its one
+// processing goroutine, whatever the number of partitions, so a codec with
+// scratch state need not be safe for concurrent use (the example's fast
+// codecs are not).
+func TestStageCodecOneGoroutine(t *testing.T) {
+	k := fakeCluster(t)
+	const parts = 6
+	r := rand.New(rand.NewPCG(93, 9))
+	in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+	produceWallClock(t, k, in, pxCodec, pxTrace(t, r, in, parts, 6000, time.Second))
+	inCodec, outCodec := &oneAtATime{cache: map[string]int{}}, &oneAtATime{cache: map[string]int{}}
+	group := name(t, "group")
+	s, err := NewStage(group, Input[px]{Topic: in, Codec: inCodec, Lateness: time.Second},
+		func() (stream.Operator[px, px], error) { return identity[px]{}, nil }, ToTopic(out, outCodec), k.stageOpts(t)...)
+	require.NoError(t, err, "NewStage")
+	run := startStage(t, s)
+	k.waitCommitted(t, group, in, parts, 60*time.Second)
+	require.NoError(t, run.stop(), "Run")
+	assert.Positive(t, s.Stats().Emitted, "results")
+	assert.Equal(t, int32(1), inCodec.most.Load(), "the input codec is used by one goroutine at a time")
+	assert.Equal(t, int32(1), outCodec.most.Load(), "the output codec too")
 }

@@ -1,43 +1,80 @@
 // Package stream holds Tidemark's core: events, event time and watermarks, the
-// operator model, the Driver and Run that push a source through an operator into
-// a sink, and the timestamp-keyed Join.
+// operator model (one-input Operator, TwoInput, their Bounds and Chain), the
+// Task that runs an operator over the partitions of a stage and rebuilds its
+// state by replay, the Driver and Run for finite inputs, and the
+// timestamp-keyed Join.
 //
 // # Event time
 //
 // An Event has a key, an event Time (milliseconds since the Unix epoch) and a
 // value; its identity is (Key, Time). Time enters the library only through
-// events and watermarks: no operator reads the wall clock, so every operator is a
-// deterministic state machine.
+// events and watermarks: no operator reads the wall clock, so every operator is
+// a deterministic state machine.
 //
-// Each input partition remembers the largest event time it has seen; the
-// watermark is the minimum over active partitions of that time minus the allowed
-// lateness (DefaultLateness, 10 s). An event with Time < watermark is late: it is
-// dropped, counted and handed to the optional late sink. A result that depends on
-// events up to time t is final, and emitted, once the watermark is above t. End
-// of input moves the watermark to MaxTime and flushes everything.
+// An input remembers the largest event time it has seen; its watermark is
+// that time less the allowed lateness (DefaultLateness, 10 s). An event with
+// Time < watermark is late: it is dropped, counted and handed to the optional
+// late sink. A result that depends on events up to time t is final, and
+// emitted, once the watermark is above t. End of input moves the watermark to
+// MaxTime and flushes everything.
 //
 // # Ordering and determinism
 //
-// The Sequencer stands between the partitions and the operators: it holds
-// accepted events until the watermark passes them and releases them in
-// (Time, Key) order, dropping late events and duplicates (the first to arrive
-// wins). Operators therefore see, for each key, a strictly increasing sequence of
+// A Sequencer stands between an input and its operator: it holds accepted
+// events until the watermark passes them and releases them in (Time, Key)
+// order, dropping late events and duplicates (the first to arrive wins).
+// Operators therefore see, for each key, a strictly increasing sequence of
 // final events, and that sequence is the same for every arrival order that
 // respects the lateness bound. Results are emitted exactly once and never
 // depend on arrival order.
+//
+// # Operators and their bounds
+//
+// An Operator declares its Bounds: how far back and ahead in event time its
+// results reach (a trailing window looks back by its length, a lookahead
+// ahead by its horizon). The runtime derives its commit and replay points
+// from them instead of asking for a setting that can be forgotten; Chain
+// adds them up and delays the second operator's watermark by the first's
+// reach ahead. A TwoInput operator has two inputs, left and right, each with
+// its own sequencer, watermark, identities and duplicates; its watermark is
+// the smaller of the two, and its results must not depend on how the two
+// inputs interleave (confluence). Join is one: it pairs events of equal
+// (Key, Time) and copies the values it keeps (JoinConfig).
+//
+// # Tasks
+//
+// A Task (one input) or TwoInputTask runs an operator over one partition of
+// each input, with offsets: it is the unit of work, state and recovery of a
+// stage (package kafkaio runs one per partition number). Its Checkpoints
+// give, per input, the offset to commit and metadata that says where the
+// records the pending results depend on begin; Restore, a replay of those
+// records and EndReplay rebuild the task exactly, with the replayed output
+// suppressed, from the partition alone. See Task for the argument, and
+// package streamtest (CheckRecovery) to check an operator against it.
+//
+// # Driver and Run
+//
+// A Driver feeds one operator from a source made of several partitions with
+// one watermark (the smallest over the partitions seen, with an optional
+// idle timeout and wall-clock advance): the shape of a batch job over files
+// (the example's offline mode). Run drives a Source through a Driver into a
+// Sink, flushing and checkpointing after each batch.
 //
 // Decisions where the specification is silent, written down here:
 //   - Late is decided before duplicate: an event below the watermark is counted
 //     late even if its identity was seen, because identities are remembered only
 //     while their events are held (bounded state).
-//   - A partition that is assigned but has produced nothing holds the watermark
-//     back until the idle timeout; when every partition is idle the watermark
-//     rises to the largest (time - lateness) seen, or follows the wall clock if
-//     WithIdleTimeout asks for it.
+//   - An input's watermark rises only with its own events: a task's silent
+//     input holds that task back (a partition of a live topic is rarely
+//     silent for long, and a silent symbol's last results wait for its next
+//     price). A Driver's partition that has produced nothing holds the
+//     watermark back until the idle timeout; when every partition is idle the
+//     watermark rises to the largest (time - lateness) seen, or follows the
+//     wall clock if WithIdleTimeout asks for it.
 //
 // # Example
 //
-//	d, _ := stream.NewDriver[float64, float64](op, out, stream.WithLateness(10*time.Second))
-//	d.Push(0, stream.Event[float64]{Key: "BTCUSDT", Time: t, Value: 99190.48}, time.Time{})
-//	d.Finish() // end of input: flush
+//	task, _ := stream.NewTask(op, stream.Input[float64]{Lateness: 10 * time.Second}, out)
+//	task.Input().Push(offset, stream.Event[float64]{Key: "BTCUSDT", Time: t, Value: 99190.48})
+//	cps := task.Checkpoints(nil) // commit these with the output
 package stream
