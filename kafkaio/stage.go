@@ -357,7 +357,7 @@ func (w *topicWriter[T]) Emit(e stream.Event[T]) {
 		m.key.b = append(m.key.b, e.Key...)
 		m.msg.Key = &m.key
 	}
-	if err := p.send(w.rt.ctx, m); err != nil {
+	if err := p.send(w.rt.writes, m); err != nil {
 		w.first = err
 		return
 	}
@@ -375,7 +375,7 @@ func (w *sinkWriter[T]) Emit(e stream.Event[T]) {
 	if w.first != nil {
 		return
 	}
-	if err := w.sink.Write(w.rt.ctx, e); err != nil {
+	if err := w.sink.Write(w.rt.writes, e); err != nil {
 		w.first = fmt.Errorf("kafkaio: sink: %w", err)
 		return
 	}

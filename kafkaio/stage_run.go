@@ -17,11 +17,16 @@ import (
 // runtime is a running Stage: its clients, its tasks and its loop. Every
 // field without a lock is the loop goroutine's.
 type runtime struct {
-	st   *Stage
-	ctx  context.Context // Run's context, for writes and fetches
-	log  *slog.Logger
-	out  *outputs
-	txID string
+	st  *Stage
+	ctx context.Context // Run's context: waits (fetches, replays, backoffs) end with it
+	// writes is the context of the results' writes: it ends only when the
+	// stage stops (after the final commit) or crashes, so that a graceful
+	// stop never drops a result whose offset it then commits.
+	writes    context.Context
+	endWrites context.CancelFunc
+	log       *slog.Logger
+	out       *outputs
+	txID      string
 
 	groupCl, prodCl, replayCl sarama.Client
 	group                     sarama.ConsumerGroup
@@ -85,7 +90,9 @@ type event struct {
 // Run runs the stage until ctx is done, then stops gracefully: it commits
 // what is done (in-flight results are delivered, the open transaction
 // commits), leaves the group (a static member stays, for its successor) and
-// returns nil. It returns an error when the stage cannot go on: a consumer
+// returns nil. The results in flight are waited for up to 30 s (a broker
+// that is away); past that, the stage stops without committing them, and
+// the partitions' next owner processes them again. It returns an error when the stage cannot go on: a consumer
 // group that fails for good (an unknown topic, denied authorization), topics
 // that are not co-partitioned, or a producer fenced again and again (another
 // member runs with the same instance id). A broker that goes away is waited for: Run logs and
@@ -119,8 +126,14 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		events: make(chan event, 64), dead: make(chan struct{}), consumed: make(chan error, 1),
 		crashed: make(chan struct{}), slots: make(map[int32]*slot), lastCommit: time.Now(), kinds: make(map[string]bool),
 	}
+	rt.writes, rt.endWrites = context.WithCancel(context.WithoutCancel(ctx))
+	// A graceful stop delivers the results in flight, but not forever: a
+	// broker that does not take them within the grace period is given up
+	// on, and nothing more is committed.
+	context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, rt.endWrites) })
 	rt.out = s.newOutput(rt)
 	fail := func(err error) (*runtime, error) {
+		rt.endWrites()
 		rt.closeClients()
 		return nil, err
 	}
@@ -570,7 +583,7 @@ func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error) {
 	if m.Value != nil {
 		om.msg.Value = &om.val
 	}
-	if rt.prod.send(rt.ctx, om) == nil {
+	if rt.prod.send(rt.writes, om) == nil {
 		rt.st.stats.deadLettered.Add(1)
 	}
 }
@@ -750,6 +763,10 @@ func (rt *runtime) commit() error {
 	if rt.st.hooks.beforeCommit != nil && rt.st.hooks.beforeCommit() {
 		return errCrashed
 	}
+	if err := rt.out.err(); err != nil {
+		// A result was not written: committing would skip it.
+		return rt.recoverAll(err)
+	}
 	offsets := rt.offsets()
 	sess := rt.session()
 	if sess == nil {
@@ -775,12 +792,12 @@ func (rt *runtime) commitAtLeastOnce(offsets map[string][]*sarama.PartitionOffse
 		return err
 	}
 	if rt.out.flush != nil {
-		if err := rt.out.flush(rt.ctx); err != nil {
+		if err := rt.out.flush(rt.writes); err != nil {
 			return fmt.Errorf("kafkaio: flush sink: %w", err)
 		}
 	}
 	if rt.prod != nil {
-		if err := rt.prod.flush(rt.ctx); err != nil {
+		if err := rt.prod.flush(rt.writes); err != nil {
 			return fmt.Errorf("kafkaio: dead-letter topic: %w", err)
 		}
 	}
@@ -898,6 +915,10 @@ func (rt *runtime) fencedAgain() bool {
 	return len(rt.fencings) > 5
 }
 
+// stopGrace is how long a graceful stop waits for the results in flight
+// and the final commit.
+const stopGrace = 30 * time.Second
+
 // errCrashed stops the loop as a crash would (tests).
 var errCrashed = errors.New("kafkaio: stage crashed (test)")
 
@@ -924,7 +945,7 @@ func (rt *runtime) resetProducer() error {
 			rt.log.Warn("kafkaio: abort failed; replacing the producer", "group", rt.st.group, "error", err)
 		}
 	} else if err := rt.prod.begin(); err == nil {
-		_ = rt.prod.flush(rt.ctx)
+		_ = rt.prod.flush(rt.writes)
 		return rt.prod.begin()
 	}
 	_ = rt.prod.close()
@@ -945,6 +966,7 @@ func (rt *runtime) stop(cause error) error {
 			cause = err
 		}
 	}
+	rt.endWrites()
 	close(rt.dead)
 	if rt.group != nil {
 		if err := rt.group.Close(); err != nil && cause == nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
@@ -967,6 +989,9 @@ func (rt *runtime) stop(cause error) error {
 // finalCommit commits on a context that is not cancelled, once: a failure
 // is reported, not recovered from.
 func (rt *runtime) finalCommit() error {
+	if err := rt.out.err(); err != nil {
+		return fmt.Errorf("kafkaio: stage %q: no final commit, a result was not written: %w (the next owner processes it again)", rt.st.group, err)
+	}
 	ctx := rt.ctx
 	rt.ctx = context.WithoutCancel(ctx)
 	defer func() { rt.ctx = ctx }()
@@ -994,6 +1019,7 @@ func (rt *runtime) finalCommit() error {
 // goodbye to the group; the clients are closed under the producer and the
 // group.
 func (rt *runtime) crash() {
+	rt.endWrites()
 	close(rt.dead)
 	rt.closeClients()
 	if rt.prod != nil {
