@@ -85,6 +85,14 @@
 // task, treating a fenced producer as recoverable, and tying the
 // transaction to the life of each claim.
 //
+// A known sarama issue, left as is: its transaction manager reads the last
+// transaction error outside the lock that guards it (transaction_manager.go,
+// publishTxnPartitions and others, still so in v1.62.0), which the race
+// detector reports when many records of a transaction fail at once. The
+// stage stops sending once a record has failed, which narrows the window;
+// the consequence of the race is a wrong error value in a transaction that
+// aborts anyway.
+//
 // # State rebuilt by replay, with no store besides Kafka
 //
 // The metadata committed with each partition's offset (stream.Checkpoint,

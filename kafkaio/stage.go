@@ -337,6 +337,12 @@ func (w *topicWriter[T]) Emit(e stream.Event[T]) {
 		return
 	}
 	p := w.rt.prod
+	if err := p.err(); err != nil {
+		// A record of the transaction failed: it will abort, and recovery
+		// writes this result again. Sending more would only fail more.
+		w.first = err
+		return
+	}
 	m := p.message()
 	var err error
 	if m.val.b, err = w.o.codec.AppendValue(m.val.b, e); err != nil {

@@ -563,6 +563,9 @@ func (rt *runtime) push(s *slot, input int, m *sarama.ConsumerMessage) error {
 }
 
 func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error) {
+	if rt.prod != nil && rt.prod.err() != nil {
+		return // the transaction failed: recovery writes it again
+	}
 	kind := errorKind(err)
 	if !rt.kinds[kind] {
 		rt.kinds[kind] = true
@@ -1016,15 +1019,18 @@ func (rt *runtime) finalCommit() error {
 }
 
 // crash stops the stage as a crash would, for tests: no commit, no abort, no
-// goodbye to the group; the clients are closed under the producer and the
-// group.
+// goodbye to the group. The producer is stopped first, so that its records
+// in flight end as a crash leaves them, sent or not, in a transaction that
+// never commits (the next incarnation's producer aborts it); closing the
+// clients under a live transactional producer would fail every record at
+// once, which trips a data race inside sarama (see the package doc).
 func (rt *runtime) crash() {
 	rt.endWrites()
 	close(rt.dead)
-	rt.closeClients()
 	if rt.prod != nil {
 		_ = rt.prod.close()
 	}
+	rt.closeClients()
 	if rt.group != nil {
 		_ = rt.group.Close()
 	}

@@ -595,6 +595,7 @@ func TestStageJoin(t *testing.T) {
 		require.NoError(t, err, "NewTwoInputStage")
 		run := startStage(t, s)
 		k.waitCommitted(t, group, left.Topic, parts, 60*time.Second)
+		k.waitCommitted(t, group, right.Topic, parts, 60*time.Second)
 		require.NoError(t, run.stop(), "Run")
 		want := referenceScore(t, k, left, right, parts, zCodec)
 		n := sameOutputs(t, want, k.outputs(t, out, parts), "z-scores")
@@ -629,7 +630,7 @@ type crashPlan struct {
 // random commit), and finally lets one run until group has committed the
 // end offsets of topic. The input should still be arriving meanwhile.
 func runWithCrashes(t *testing.T, k *cluster, r *rand.Rand, kills int, newStage func() *Stage, group string, topics []string, parts int32,
-	writing <-chan struct{}) crashPlan {
+	inputsDone func()) crashPlan {
 	t.Helper()
 	var plan crashPlan
 	for range kills {
@@ -666,8 +667,8 @@ func runWithCrashes(t *testing.T, k *cluster, r *rand.Rand, kills int, newStage 
 		plan.kills++
 	}
 	run := startStage(t, newStage())
-	if writing != nil {
-		<-writing
+	if inputsDone != nil {
+		inputsDone()
 	}
 	for _, topic := range topics {
 		k.waitCommitted(t, group, topic, parts, 90*time.Second)
@@ -699,7 +700,7 @@ func TestStageCrashRecovery(t *testing.T) {
 				s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t, WithInstanceID("m1"))...)
 				require.NoError(t, err, "NewStage")
 				return s
-			}, group, []string{in}, parts, writing)
+			}, group, []string{in}, parts, func() { <-writing })
 			n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
 			t.Logf("%d records identical to an uninterrupted run after %d kills (%d just before a commit)", n, plan.kills, plan.atCommit)
 		})
@@ -714,7 +715,7 @@ func TestStageCrashRecovery(t *testing.T) {
 				s, err := NewStage(group, input, newBonus, ToTopic(out, bothCodec), k.stageOpts(t, WithInstanceID("b1"))...)
 				require.NoError(t, err, "NewStage")
 				return s
-			}, group, []string{in}, parts, writing)
+			}, group, []string{in}, parts, func() { <-writing })
 			n := sameOutputs(t, referenceOne(t, k, input, parts, newBonus, bothCodec), k.outputs(t, out, parts), "lookahead records")
 			t.Logf("%d records identical to an uninterrupted run after %d kills (%d just before a commit)", n, plan.kills, plan.atCommit)
 		})
@@ -729,12 +730,10 @@ func TestStageCrashRecovery(t *testing.T) {
 			require.NoError(t, err, "NewStage")
 			movingRun := startStage(t, ms)
 			wrote := writeSlowly(t, k, prices, pxCodec, pxTrace(t, r, prices, parts, 6000, time.Second), 40)
-			inputsDone := make(chan struct{})
-			go func() {
-				defer close(inputsDone)
+			inputsDone := func() { // the moving topic is complete
 				<-wrote
 				k.waitCommitted(t, movingGroup, prices, parts, 90*time.Second)
-			}()
+			}
 			group := name(t, "group")
 			plan := runWithCrashes(t, k, r, 8, func() *Stage {
 				s, err := NewTwoInputStage(group, left, right, newScore, ToTopic(out, zCodec), k.stageOpts(t, WithInstanceID("z1"))...)
@@ -1046,7 +1045,7 @@ func TestStageAtLeastOnceToSink(t *testing.T) {
 			s, err := NewStage(group, input, newMoving, ToSink[[]mstat](store), k.stageOpts(t, WithInstanceID("alo"))...)
 			require.NoError(t, err, "NewStage")
 			return s
-		}, group, []string{in}, parts, writing)
+		}, group, []string{in}, parts, func() { <-writing })
 		want := referenceDocs(t, k, input, parts)
 		store.mu.Lock()
 		defer store.mu.Unlock()
@@ -1122,7 +1121,7 @@ func TestStageDeadLetterExactlyOnce(t *testing.T) {
 			s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t, WithInstanceID("d1"), WithDeadLetter(dlq))...)
 			require.NoError(t, err, "NewStage")
 			return s
-		}, group, []string{in}, parts, writing)
+		}, group, []string{in}, parts, func() { <-writing })
 		var got []string
 		for _, m := range k.readCommitted(t, dlq, 1)[0] {
 			got = append(got, string(m.Value))
