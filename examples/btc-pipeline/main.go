@@ -37,6 +37,7 @@ flags shared by every command:
   --lateness 10s                allowed lateness
   --windows 30s,1m,5m,15m,30m,1h trailing window lengths
   --horizon 20s                 higher/lower lookahead horizon
+  --partitions 1                partitions of every topic (the same for all, so they stay co-partitioned)
 
 not built yet: extract, moving, zscore, load, bonus, all, services
 `
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) 
 	fs.DurationVar(&cfg.Horizon, "horizon", cfg.Horizon, "lookahead horizon")
 	windows := windowsFlag(cfg.Windows)
 	fs.Var(&windows, "windows", "trailing window lengths, comma-separated")
+	fs.IntVar(&cfg.Partitions, "partitions", 1, "partitions of the pipeline's topics (offline: computes per partition, as the stages do)")
 	in := fs.String("in", "", "input file of btc-price JSON lines, - for stdin (offline)")
 	out := fs.String("out", "", "output directory (offline)")
 	switch cmd {

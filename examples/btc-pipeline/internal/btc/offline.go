@@ -167,9 +167,13 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 	}
 	start := time.Now()
 	sum := Summary{Invalids: make(map[string]uint64)}
-	pipe, err := NewPipeline(cfg)
-	if err != nil {
-		return sum, err
+	parts := max(cfg.Partitions, 1)
+	pipes := make([]*Pipeline, parts)
+	var err error
+	for i := range pipes {
+		if pipes[i], err = NewPipeline(cfg); err != nil {
+			return sum, err
+		}
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return sum, fmt.Errorf("btc: %w", err)
@@ -222,10 +226,15 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 		b := AppendPrice(late.AvailableBuffer(), Price{Symbol: e.Key, Price: e.Value, Time: e.Time})
 		late.Write(append(b, '\n'))
 	}
-	driver, err := stream.NewDriver[float64, Output](pipe, sink, stream.WithLateness(cfg.Lateness), stream.WithLateSink(onLate))
-	if err != nil {
-		return sum, fmt.Errorf("btc: %w", err)
+	// One driver (one watermark) per partition, as one task per partition
+	// in the streaming stages.
+	drivers := make([]*stream.Driver[float64, Output], parts)
+	for i := range drivers {
+		if drivers[i], err = stream.NewDriver[float64, Output](pipes[i], sink, stream.WithLateness(cfg.Lateness), stream.WithLateSink(onLate)); err != nil {
+			return sum, fmt.Errorf("btc: %w", err)
+		}
 	}
+	partition := NewPartitioner(parts)
 	dec := NewDecoder()
 	r := bufio.NewReaderSize(in, 1<<20)
 	var long []byte
@@ -264,12 +273,14 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 					b = appendJSONString(b, string(body))
 					dlq.Write(append(b, "}\n"...))
 				} else {
-					driver.Push(0, stream.Event[float64]{Key: p.Symbol, Time: p.Time, Value: p.Price}, time.Time{})
+					drivers[partition.Of(p.Symbol)].Push(0, stream.Event[float64]{Key: p.Symbol, Time: p.Time, Value: p.Price}, time.Time{})
 				}
 			}
 		}
 		if err == io.EOF {
-			driver.Finish()
+			for _, d := range drivers {
+				d.Finish()
+			}
 			break
 		}
 		if err != nil {
@@ -282,7 +293,12 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 		close(w)
 		<-dones[i]
 	}
-	sum.Stats = driver.Stats()
+	for _, d := range drivers {
+		st := d.Stats()
+		sum.Accepted += st.Accepted
+		sum.Late += st.Late
+		sum.Duplicates += st.Duplicates
+	}
 	sum.Written = sink.written
 	var werr error
 	for _, w := range append(files4[:], dlq, late) {

@@ -6,6 +6,7 @@ package btc
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/tidemark-go/tidemark/lookahead"
@@ -19,6 +20,12 @@ type Config struct {
 	Windows  []time.Duration // trailing window lengths, in output order
 	Horizon  time.Duration   // lookahead horizon
 	Lateness time.Duration   // allowed lateness
+	// Partitions is the number of partitions of the pipeline's topics. Each
+	// partition has its own watermark (one task per partition), so the
+	// offline mode, to write exactly what the streaming stages write,
+	// partitions its input by symbol the way the Kafka producers do
+	// (murmur2) and runs one pipeline per partition. 0 means 1.
+	Partitions int
 }
 
 // DefaultConfig returns the lab's parameters: windows 30s, 1m, 5m, 15m, 30m,
@@ -62,7 +69,10 @@ type Output struct {
 // out. The moving statistics and the z-scores of an event are emitted when it
 // is released (the watermark is above its time); its higher and lower answers
 // once both are final. The z-scores come from the timestamp-keyed join of the
-// price with its moving record, as the streaming zscore stage computes them.
+// price with its moving record, as the streaming zscore stage computes them:
+// against the mean and standard deviation as btc-price-moving prints them
+// (printed), which is what that stage reads, so that both write the same
+// z-scores.
 type Pipeline struct {
 	moving *window.TrailingStats
 	join   *stream.Join[float64, []window.Stats]
@@ -70,6 +80,7 @@ type Pipeline struct {
 	both   *lookahead.HigherLower[float64] // the higher and lower answers together
 
 	out      stream.Emitter[Output]
+	asRead   []window.Stats // the statistics as the moving record prints them
 	movingEm movingEmitter
 	pairEm   pairEmitter
 	zEm      zEmitter
@@ -98,10 +109,6 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
-// JoinStats reports the join's counts; in this pipeline every price finds its
-// moving record, so the unmatched counts stay zero.
-func (p *Pipeline) JoinStats() stream.JoinStats { return p.join.Stats() }
-
 // Bounds implements stream.Operator: the moving statistics look back by the
 // largest window, the higher and lower answers ahead by the horizon, and the
 // z-scores pair records of one time.
@@ -127,7 +134,20 @@ type movingEmitter struct{ p *Pipeline }
 
 func (m *movingEmitter) Emit(e stream.Event[[]window.Stats]) {
 	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Moving, Stats: e.Value}})
+	m.p.asRead = AsPrinted(m.p.asRead[:0], e.Value)
+	e.Value = m.p.asRead
 	m.p.join.ProcessRight(e, &m.p.pairEm)
+}
+
+// AsPrinted appends to dst the statistics as a btc-price-moving record
+// prints them, and as a reader of the topic parses them back: mean and std
+// rounded as the text is (printed), the count exact; the variance is not
+// printed and is left NaN.
+func AsPrinted(dst, stats []window.Stats) []window.Stats {
+	for _, st := range stats {
+		dst = append(dst, window.Stats{Count: st.Count, Mean: printed(st.Mean, 1), Variance: math.NaN(), Std: printed(st.Std, 1)})
+	}
+	return dst
 }
 
 type pairEmitter struct{ p *Pipeline }
