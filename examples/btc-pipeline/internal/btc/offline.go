@@ -21,7 +21,7 @@ import (
 
 // Summary counts what an offline run read and wrote.
 type Summary struct {
-	Lines   uint64 // non-blank input lines
+	Lines   uint64 // input lines (a blank line is an invalid record)
 	Invalid uint64 // lines that are not valid btc-price records
 	stream.Stats
 	Written  [numKinds]uint64 // records written per Kind
@@ -257,24 +257,23 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 		if len(line) > 0 {
 			lineNo++
 			body := bytes.TrimRight(line, "\r\n")
-			if len(bytes.TrimSpace(body)) > 0 {
-				sum.Lines++
-				p, derr := dec.Decode(body)
-				if derr != nil {
-					sum.Invalid++
-					if sum.Invalids[derr.Error()]++; sum.Invalids[derr.Error()] == 1 {
-						log.Warn("invalid btc-price record (logged once per kind)", "reason", derr.Error(), "line", lineNo)
-					}
-					b := append(dlq.AvailableBuffer(), `{"line":`...)
-					b = fmt.Appendf(b, "%d", lineNo)
-					b = append(b, `,"reason":`...)
-					b = appendJSONString(b, derr.Error())
-					b = append(b, `,"value":`...)
-					b = appendJSONString(b, string(body))
-					dlq.Write(append(b, "}\n"...))
-				} else {
-					drivers[partition.Of(p.Symbol)].Push(0, stream.Event[float64]{Key: p.Symbol, Time: p.Time, Value: p.Price}, time.Time{})
+			// Every line is a record: a blank one is invalid, as in btc-price.
+			sum.Lines++
+			p, derr := dec.Decode(body)
+			if derr != nil {
+				sum.Invalid++
+				if sum.Invalids[derr.Error()]++; sum.Invalids[derr.Error()] == 1 {
+					log.Warn("invalid btc-price record (logged once per kind)", "reason", derr.Error(), "line", lineNo)
 				}
+				b := append(dlq.AvailableBuffer(), `{"line":`...)
+				b = fmt.Appendf(b, "%d", lineNo)
+				b = append(b, `,"reason":`...)
+				b = appendJSONString(b, derr.Error())
+				b = append(b, `,"value":`...)
+				b = appendJSONString(b, string(body))
+				dlq.Write(append(b, "}\n"...))
+			} else {
+				drivers[partition.Of(p.Symbol)].Push(0, stream.Event[float64]{Key: p.Symbol, Time: p.Time, Value: p.Price}, time.Time{})
 			}
 		}
 		if err == io.EOF {

@@ -1,0 +1,92 @@
+package btc
+
+import (
+	"fmt"
+
+	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/window"
+)
+
+// The consumer groups of the streaming stages. Every instance of a stage
+// joins its group, so that instances share the partitions; the
+// transactional ids of the exactly-once stages derive from them.
+const (
+	MovingGroup = "btc-moving"
+	ZScoreGroup = "btc-zscore"
+	BonusGroup  = "btc-bonus"
+	LoadGroup   = "btc-load"
+)
+
+// TopicSpecs returns the pipeline's topics, every one with the same number
+// of partitions, so that they are co-partitioned: a symbol's records are in
+// the same partition number of every topic, which the two-input zscore
+// stage needs.
+func TopicSpecs(partitions int) []kafkaio.TopicSpec {
+	var specs []kafkaio.TopicSpec
+	for _, t := range Topics() {
+		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: int32(max(partitions, 1))})
+	}
+	return specs
+}
+
+// NewMovingStage returns the transform stage: it reads btc-price and writes
+// one btc-price-moving record per accepted price, exactly once. Invalid
+// btc-price records go to btc-price-dlq, in the same transactions, untouched
+// and with the reason in headers; late and duplicate events are counted
+// (kafkaio.StageStats) and dropped.
+func NewMovingStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
+	if _, err := NewMovingOperator(cfg); err != nil {
+		return nil, err
+	}
+	return kafkaio.NewStage(MovingGroup,
+		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness},
+		func() (stream.Operator[float64, Output], error) { return NewMovingOperator(cfg) },
+		kafkaio.ToTopic(Moving.Topic(), NewOutputCodec(cfg)),
+		append([]kafkaio.StageOption{kafkaio.WithDeadLetter(DeadLetterTopic)}, opts...)...)
+}
+
+// NewZScoreStage returns the z-score stage, the lab's join: each price of
+// btc-price (left, with the allowed lateness) is paired with its record of
+// btc-price-moving (right: written by the moving stage in event-time order
+// within each partition, so with no lateness) on (symbol, timestamp), and
+// scored against the mean and standard deviation that record prints. It
+// writes btc-price-zscore, exactly once. A price whose moving record never
+// comes (the join's watermark passed it) is dropped and counted; invalid
+// btc-price records are counted and skipped (the moving stage dead-letters
+// them).
+func NewZScoreStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
+	return kafkaio.NewTwoInputStage(ZScoreGroup,
+		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness},
+		kafkaio.Input[[]window.Stats]{Topic: Moving.Topic(), Codec: NewMovingCodec(cfg)},
+		func() (stream.TwoInput[float64, []window.Stats, Output], error) { return NewZScoreOperator() },
+		kafkaio.ToTopic(ZScore.Topic(), NewOutputCodec(cfg)), opts...)
+}
+
+// NewBonusStage returns the bonus stage: for each price of btc-price, the
+// time to the first strictly higher and the first strictly lower price of
+// the symbol within the horizon, written to btc-price-higher and
+// btc-price-lower, exactly once.
+func NewBonusStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
+	if _, err := NewBonusOperator(cfg); err != nil {
+		return nil, err
+	}
+	return kafkaio.NewStage(BonusGroup,
+		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness},
+		func() (stream.Operator[float64, Output], error) { return NewBonusOperator(cfg) },
+		kafkaio.ToTopics(NewOutputCodec(cfg), Route), opts...)
+}
+
+// checkConfig validates cfg the way the operators do.
+func checkConfig(cfg Config) error {
+	if _, err := NewMovingOperator(cfg); err != nil {
+		return err
+	}
+	if _, err := NewBonusOperator(cfg); err != nil {
+		return err
+	}
+	if cfg.Lateness < 0 {
+		return fmt.Errorf("btc: negative lateness %v", cfg.Lateness)
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+package btc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// sentinelPrefix marks the keys of the records a test adds after a trace to
+// push every partition's watermark past it; they are left out of the
+// comparison.
+const sentinelPrefix = "~END"
+
+// sentinels returns, for each of n partitions, two btc-price records of a key
+// that lands in that partition: one far enough after last to make every
+// result of the trace final in the stages that read btc-price, and one after
+// that, which makes the first one's moving record final, so that the zscore
+// stage's second input passes the trace too.
+func sentinels(cfg Config, n int, last stream.Time) []stream.Event[[]byte] {
+	part := NewPartitioner(n)
+	gap := stream.DurationOf(cfg.Lateness) + stream.DurationOf(cfg.Horizon) + 1000
+	var out []stream.Event[[]byte]
+	for p, i := 0, 0; p < n; i++ {
+		key := fmt.Sprintf("%s%d", sentinelPrefix, i)
+		if part.Of(key) != p {
+			continue
+		}
+		for j, t := range []stream.Time{last + gap, last + 2*gap} {
+			v := AppendPrice(nil, Price{Symbol: key, Price: float64(1 + j), Time: t})
+			out = append(out, stream.Event[[]byte]{Key: key, Time: t, Value: v})
+		}
+		p++
+	}
+	return out
+}
+
+// produceTrace writes lines to btc-price keyed by symbol (an invalid line
+// without a key), in order, then the sentinels. It returns the number of
+// records written.
+func produceTrace(t *testing.T, addrs []string, cfg Config, partitions int, lines []string) int {
+	t.Helper()
+	sink, err := kafkaio.NewSink[[]byte](nil, kafkaio.Raw{}, kafkaio.WithTopic(PriceTopic), kafkaio.WithBrokers(addrs, nil))
+	require.NoError(t, err, "sink")
+	defer sink.Close()
+	ctx := context.Background()
+	dec := NewDecoder()
+	last := stream.MinTime
+	now := stream.TimeOf(time.Now())
+	for _, l := range lines {
+		e := stream.Event[[]byte]{Time: now, Value: []byte(l)}
+		if p, err := dec.Decode([]byte(l)); err == nil {
+			e.Key, e.Time = p.Symbol, p.Time
+			last = max(last, p.Time)
+		}
+		require.NoError(t, sink.Write(ctx, e), "produce")
+	}
+	ends := sentinels(cfg, partitions, last)
+	for _, e := range ends {
+		require.NoError(t, sink.Write(ctx, e), "produce sentinel")
+	}
+	require.NoError(t, sink.Flush(ctx), "flush")
+	return len(lines) + len(ends)
+}
+
+// readCommitted returns the records of each topic that a read_committed
+// consumer sees, once no transaction is open on them. It reads every
+// partition at once: the end of a partition is a transaction marker, which a
+// consumer never sees, so a partition is done at its last stable offset or
+// after a second without records.
+func readCommitted(t *testing.T, addrs []string, topics ...string) map[string][]*sarama.ConsumerMessage {
+	t.Helper()
+	cfg, err := kafkaio.NewConfig()
+	require.NoError(t, err, "config")
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	client, err := sarama.NewClient(addrs, cfg)
+	require.NoError(t, err, "client")
+	defer client.Close()
+	adm, err := sarama.NewClusterAdminFromClient(client)
+	require.NoError(t, err, "admin")
+	ask := map[string]map[int32]int64{}
+	for _, topic := range topics {
+		parts, err := client.Partitions(topic)
+		require.NoError(t, err, "partitions of %s", topic)
+		ask[topic] = map[int32]int64{}
+		for _, p := range parts {
+			ask[topic][p] = sarama.OffsetNewest
+		}
+	}
+	res, err := adm.ListOffsets(ask, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
+	require.NoError(t, err, "last stable offsets")
+	cons, err := sarama.NewConsumerFromClient(client)
+	require.NoError(t, err, "consumer")
+	defer cons.Close()
+	var (
+		mu  sync.Mutex
+		out = make(map[string][]*sarama.ConsumerMessage)
+		wg  sync.WaitGroup
+	)
+	for topic, parts := range ask {
+		for p := range parts {
+			r := res[topic][p]
+			require.True(t, r != nil && errors.Is(r.Err, sarama.ErrNoError), "last stable offset of %s/%d: %v", topic, p, r)
+			if r.Offset == 0 {
+				continue
+			}
+			pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
+			require.NoError(t, err, "consume %s/%d", topic, p)
+			wg.Go(func() {
+				defer pc.Close()
+				var got []*sarama.ConsumerMessage
+				quiet := time.NewTimer(5 * time.Second)
+				defer quiet.Stop()
+			read:
+				for {
+					select {
+					case m := <-pc.Messages():
+						got = append(got, m)
+						if m.Offset >= r.Offset-1 {
+							break read
+						}
+						quiet.Reset(time.Second)
+					case <-quiet.C:
+						break read
+					}
+				}
+				mu.Lock()
+				out[topic] = append(out[topic], got...)
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// runStages runs the stages until stop is closed; it returns their Run
+// errors once all have returned.
+func runStages(ctx context.Context, stages ...*kafkaio.Stage) func() []error {
+	ctx, cancel := context.WithCancel(ctx)
+	errs := make([]error, len(stages))
+	var wg sync.WaitGroup
+	for i, s := range stages {
+		wg.Go(func() { errs[i] = s.Run(ctx) })
+	}
+	return func() []error {
+		cancel()
+		wg.Wait()
+		return errs
+	}
+}
+
+// TestStagesEqualOffline runs the moving, zscore and bonus stages over a
+// messy trace (out of order within the lateness, duplicates, late events,
+// invalid lines; three symbols on three partitions) and compares every
+// record of every output topic, read back read_committed, with what offline
+// writes for the same trace: the same records, each exactly once.
+func TestStagesEqualOffline(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
+		_, err := fmt.Sscan(s, &seed)
+		require.NoError(t, err, "TIDEMARK_SEED")
+	}
+	t.Logf("seed %d (TIDEMARK_SEED=%d to repeat)", seed, seed)
+	r := rand.New(rand.NewPCG(seed, seed))
+	cfg := testConfig()
+	const partitions = 3
+	cfg.Partitions = partitions
+	tr, _ := genTrace(r, r, 3000, stream.DurationOf(cfg.Lateness), true)
+
+	dir := t.TempDir()
+	sum, err := Offline(context.Background(), strings.NewReader(strings.Join(tr.lines, "\n")), dir, cfg, quiet)
+	require.NoError(t, err, "offline")
+	require.NotZero(t, sum.Late, "the trace has late events")
+	require.NotZero(t, sum.Duplicates, "the trace has duplicates")
+
+	k := embeddedtest.StartKafka(t)
+	addrs := k.Addrs()
+	client, err := sarama.NewClient(addrs, nil)
+	require.NoError(t, err, "client")
+	defer client.Close()
+	adm, err := sarama.NewClusterAdminFromClient(client)
+	require.NoError(t, err, "admin")
+	require.NoError(t, kafkaio.EnsureTopics(context.Background(), adm, TopicSpecs(partitions)), "topics")
+	produced := produceTrace(t, addrs, cfg, partitions, tr.lines)
+	t.Logf("produced %d records to %s", produced, PriceTopic)
+
+	opts := []kafkaio.StageOption{kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(quiet)}
+	moving, err := NewMovingStage(cfg, opts...)
+	require.NoError(t, err, "moving stage")
+	zs, err := NewZScoreStage(cfg, opts...)
+	require.NoError(t, err, "zscore stage")
+	bonus, err := NewBonusStage(cfg, opts...)
+	require.NoError(t, err, "bonus stage")
+	stop := runStages(context.Background(), moving, zs, bonus)
+
+	want := make(map[string][]string)
+	for kd := range numKinds {
+		want[kd.Topic()] = readLines(t, filepath.Join(dir, kd.FileName()))
+	}
+	// Every record of the trace is on its way once the stages have read
+	// every record of btc-price and the zscore stage has read btc-price-moving
+	// up to the sentinels' first moving records.
+	done := func() bool {
+		ms, zst, bs := moving.Stats(), zs.Stats(), bonus.Stats()
+		return ms.Records >= uint64(produced) && bs.Records >= uint64(produced) &&
+			zst.Records >= uint64(produced)+uint64(len(want[Moving.Topic()])+partitions) &&
+			zst.Emitted >= uint64(len(want[ZScore.Topic()]))
+	}
+	require.Eventually(t, done, 90*time.Second, 50*time.Millisecond, "stages read everything: moving %+v zscore %+v bonus %+v",
+		moving.Stats(), zs.Stats(), bonus.Stats())
+	for i, err := range stop() {
+		require.NoError(t, err, "stage %d Run", i)
+	}
+
+	ms := moving.Stats()
+	assert.Equal(t, sum.Late, ms.Late, "moving: late events")
+	assert.Equal(t, sum.Duplicates, ms.Duplicates, "moving: duplicates")
+	assert.Equal(t, sum.Invalid, ms.Rejected, "moving: invalid records")
+	assert.Equal(t, sum.Invalid, ms.DeadLettered, "moving: dead-lettered records")
+	// The zscore stage drops the same late prices; none of btc-price-moving's
+	// records is late: the moving stage writes them in event-time order.
+	assert.Equal(t, sum.Late, zs.Stats().Late, "zscore: late events")
+	assert.Equal(t, sum.Duplicates, zs.Stats().Duplicates, "zscore: duplicates")
+
+	read := readCommitted(t, addrs, Moving.Topic(), ZScore.Topic(), Higher.Topic(), Lower.Topic(), DeadLetterTopic)
+	for kd := range numKinds {
+		topic := kd.Topic()
+		var got []string
+		for _, m := range read[topic] {
+			if strings.HasPrefix(string(m.Key), sentinelPrefix) {
+				continue
+			}
+			got = append(got, string(m.Value))
+		}
+		w := slices.Clone(want[topic])
+		slices.Sort(w)
+		slices.Sort(got)
+		require.Equal(t, len(w), len(got), "%s: records", topic)
+		for i := range w {
+			require.Equal(t, w[i], got[i], "%s: record %d (sorted)", topic, i)
+		}
+		t.Logf("%s: %d records, equal to offline's", topic, len(got))
+	}
+	dlq := read[DeadLetterTopic]
+	require.Len(t, dlq, int(sum.Invalid), "dead letters")
+	for _, m := range dlq {
+		assert.Contains(t, tr.lines, string(m.Value), "a dead letter is an input line, untouched")
+	}
+}
