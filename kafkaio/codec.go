@@ -38,7 +38,7 @@ type Codec[T any] interface {
 
 // DecodeError is what a Codec returns for a record it cannot decode. Kind is a
 // short, stable name for the class of error ("syntax", "type", "time", ...):
-// the Source logs the first record of each kind and puts Kind in the
+// a Stage logs the first record of each kind and puts Kind in the
 // dead-letter header tidemark-error-kind, and Err.Error() in tidemark-error.
 type DecodeError struct {
 	Kind string

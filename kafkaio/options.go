@@ -78,6 +78,7 @@ type stageConfig struct {
 	batch          int
 	instanceID     string
 	txnTimeout     time.Duration
+	latency        func(d time.Duration, records int)
 }
 
 type commonOption func(*common)
@@ -137,7 +138,8 @@ func WithDeadLetter(topic string) StageOption {
 // transaction that holds the results and the consumed offsets, or, for a
 // stage writing to a sink, the sink's flush and the offsets. A longer
 // interval costs latency and recovery work, a shorter one throughput.
-// Revoked partitions and a graceful stop commit at once.
+// Revoked partitions and a graceful stop commit at once. An exactly-once
+// stage's interval must be below its transaction timeout.
 func WithCommitInterval(d time.Duration) StageOption {
 	if d <= 0 {
 		return optionError("commit interval %v, want more than 0", d)
@@ -190,6 +192,23 @@ func WithTransactionTimeout(d time.Duration) StageOption {
 		return optionError("transaction timeout %v, want at least 1s", d)
 	}
 	return stageOption(func(c *stageConfig) { c.txnTimeout = d })
+}
+
+// WithLatency makes a stage report its processing latency: after each
+// successful commit, observe is called once per batch of records fetched
+// since the previous successful commit, with the time from the batch's
+// arrival at the stage to the end of that commit (the moment its results
+// and offsets became durable) and the number of records in it. A record's
+// results may be emitted later than the commit of its offset (an operator
+// holds an event until the watermark passes it); that wait is event time,
+// not processing, and shows in StageStats.Watermark instead. observe runs on
+// the stage's processing goroutine and must be quick (a histogram's
+// Observe).
+func WithLatency(observe func(d time.Duration, records int)) StageOption {
+	if observe == nil {
+		return optionError("nil latency observer")
+	}
+	return stageOption(func(c *stageConfig) { c.latency = observe })
 }
 
 // WithTopic makes the Sink produce every event to topic.

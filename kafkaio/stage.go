@@ -85,6 +85,17 @@ type StageStats struct {
 	Aborts       uint64 // transactions aborted, or failed commits
 	Rebuilds     uint64 // tasks rebuilt after an abort
 	Tasks        int64  // tasks running now
+	// Lag is the sum, over the partitions the stage consumes, of the offsets
+	// between the last record it received and the partition's end, as of the
+	// latest fetch. The end counts transaction markers, which a
+	// read_committed consumer never receives: a caught-up stage reading a
+	// transactional topic shows up to one per partition.
+	Lag int64
+	// Watermark is the smallest watermark of the running tasks that are not
+	// replaying (stream.MinTime when there is none): every result at or
+	// before it is emitted. The wall clock less Watermark is the stage's
+	// watermark delay.
+	Watermark stream.Time
 }
 
 // Stage is a streaming stage: a member of a Kafka consumer group that runs
@@ -106,7 +117,7 @@ type Stage struct {
 	stats struct {
 		records, replayed, accepted, late, dups, rejected, deadLettered, emitted,
 		commits, aborts, rebuilds atomic.Uint64
-		tasks atomic.Int64
+		tasks, watermark atomic.Int64
 	}
 
 	// test hooks, set before Run
@@ -262,17 +273,30 @@ func newStage(group string, inputs []stageInput, bounds stream.Bounds, exactly b
 		return nil, fmt.Errorf("%w: transaction timeout %v must be below the session timeout %v",
 			ErrBadOption, cfg.txnTimeout, cfg.config.Consumer.Group.Session.Timeout)
 	}
+	if exactly && cfg.commitInterval >= cfg.txnTimeout {
+		// A transaction opens with the first result after a commit and
+		// closes at the next: with a longer interval, the broker would abort
+		// every transaction of a busy stage before the stage commits it.
+		return nil, fmt.Errorf("%w: commit interval %v must be below the transaction timeout %v",
+			ErrBadOption, cfg.commitInterval, cfg.txnTimeout)
+	}
 	return &Stage{group: group, inputs: inputs, exactly: exactly, cfg: cfg, log: cfg.logger, bounds: bounds}, nil
 }
 
-// Stats returns the counts so far.
+// Stats returns the counts so far, and the stage's lag and watermark now.
 func (s *Stage) Stats() StageStats {
-	return StageStats{
+	st := StageStats{
 		Records: s.stats.records.Load(), Replayed: s.stats.replayed.Load(), Accepted: s.stats.accepted.Load(),
 		Late: s.stats.late.Load(), Duplicates: s.stats.dups.Load(), Rejected: s.stats.rejected.Load(),
 		DeadLettered: s.stats.deadLettered.Load(), Emitted: s.stats.emitted.Load(), Commits: s.stats.commits.Load(),
 		Aborts: s.stats.aborts.Load(), Rebuilds: s.stats.rebuilds.Load(), Tasks: s.stats.tasks.Load(),
+		Watermark: stream.MinTime,
 	}
+	if rt := s.rt.Load(); rt != nil {
+		st.Lag = rt.lag()
+		st.Watermark = stream.Time(s.stats.watermark.Load())
+	}
+	return st
 }
 
 // Bounds returns the bounds of the stage's operator.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -48,6 +49,13 @@ type runtime struct {
 	sessMu sync.Mutex
 	sess   sarama.ConsumerGroupSession
 
+	// claims are the live claims, for Stats' lag; guarded by claimsMu.
+	claimsMu sync.Mutex
+	claims   map[*claimRef]struct{}
+	// fetched are the batches processed since the last successful commit,
+	// for WithLatency.
+	fetched []fetchedBatch
+
 	fencings     []time.Time     // when the producer was fenced, for fencedAgain
 	kinds        map[string]bool // kinds of decode errors already logged
 	lastAbort    time.Time
@@ -70,6 +78,13 @@ type claimRef struct {
 	topic     string
 	partition int32
 	ready     chan struct{} // closed when the task runs: the claim may deliver
+	lag       atomic.Int64  // offsets between its last record and the partition's end
+}
+
+// fetchedBatch is a batch of records waiting for the commit that covers it.
+type fetchedBatch struct {
+	at time.Time
+	n  int
 }
 
 type eventKind uint8
@@ -84,6 +99,7 @@ type event struct {
 	kind eventKind
 	c    *claimRef
 	msgs *[]*sarama.ConsumerMessage
+	at   time.Time // records: when the batch was received
 	ack  chan struct{}
 }
 
@@ -125,6 +141,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		st: s, ctx: ctx, log: s.log,
 		events: make(chan event, 64), dead: make(chan struct{}), consumed: make(chan error, 1),
 		crashed: make(chan struct{}), slots: make(map[int32]*slot), lastCommit: time.Now(), kinds: make(map[string]bool),
+		claims: make(map[*claimRef]struct{}),
 	}
 	rt.writes, rt.endWrites = context.WithCancel(context.WithoutCancel(ctx))
 	// A graceful stop delivers the results in flight, but not forever: a
@@ -379,7 +396,13 @@ func (h stageHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, cl sarama.C
 	if c.input < 0 || !rt.post(event{kind: claimStarted, c: c}) {
 		return nil
 	}
+	rt.claimsMu.Lock()
+	rt.claims[c] = struct{}{}
+	rt.claimsMu.Unlock()
 	defer func() {
+		rt.claimsMu.Lock()
+		delete(rt.claims, c)
+		rt.claimsMu.Unlock()
 		ack := make(chan struct{})
 		if rt.post(event{kind: claimEnded, c: c, ack: ack}) {
 			select {
@@ -397,7 +420,7 @@ func (h stageHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, cl sarama.C
 		return nil
 	}
 	msgs := cl.Messages()
-	max := rt.st.cfg.batch
+	limit := rt.st.cfg.batch
 	for {
 		var m *sarama.ConsumerMessage
 		var ok bool
@@ -414,7 +437,7 @@ func (h stageHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, cl sarama.C
 		b := rt.batch()
 		*b = append(*b, m)
 	drain:
-		for len(*b) < max {
+		for len(*b) < limit {
 			select {
 			case m, ok = <-msgs:
 				if !ok {
@@ -425,7 +448,12 @@ func (h stageHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, cl sarama.C
 				break drain
 			}
 		}
-		if !rt.post(event{kind: records, c: c, msgs: b}) {
+		c.lag.Store(max(cl.HighWaterMarkOffset()-(*b)[len(*b)-1].Offset-1, 0))
+		var at time.Time
+		if rt.st.cfg.latency != nil {
+			at = time.Now()
+		}
+		if !rt.post(event{kind: records, c: c, msgs: b, at: at}) {
 			return nil
 		}
 		if !ok {
@@ -503,9 +531,11 @@ func (rt *runtime) loop() error {
 func (rt *runtime) handle(ev event) error {
 	switch ev.kind {
 	case claimStarted:
+		defer rt.publishWatermark()
 		return rt.claimStarted(ev.c)
 	case claimEnded:
 		defer close(ev.ack)
+		defer rt.publishWatermark()
 		return rt.claimEnded(ev.c)
 	}
 	defer rt.recycle(ev.msgs)
@@ -523,7 +553,11 @@ func (rt *runtime) handle(ev event) error {
 		}
 	}
 	n := len(*ev.msgs)
+	rt.publishWatermark() // before the count: Stats never shows the records without their watermark
 	rt.st.stats.records.Add(uint64(n))
+	if rt.st.cfg.latency != nil {
+		rt.fetched = append(rt.fetched, fetchedBatch{at: ev.at, n: n})
+	}
 	rt.dirty = true
 	rt.sinceCommit += n
 	if rt.st.hooks.afterBatch != nil {
@@ -785,9 +819,46 @@ func (rt *runtime) commit() error {
 	if err != nil {
 		return rt.recoverAll(err)
 	}
+	rt.committed()
+	return nil
+}
+
+// committed records a successful commit.
+func (rt *runtime) committed() {
 	rt.dirty, rt.sinceCommit, rt.lastCommit = false, 0, time.Now()
 	rt.st.stats.commits.Add(1)
-	return nil
+	if obs := rt.st.cfg.latency; obs != nil {
+		for _, b := range rt.fetched {
+			obs(rt.lastCommit.Sub(b.at), b.n)
+		}
+		rt.fetched = rt.fetched[:0]
+	}
+}
+
+// publishWatermark stores the smallest watermark of the running tasks that
+// are not replaying, for Stats.
+func (rt *runtime) publishWatermark() {
+	wm, any := stream.MaxTime, false
+	for _, s := range rt.slots {
+		if s.task != nil && !s.task.Replaying() {
+			wm, any = min(wm, s.task.Watermark()), true
+		}
+	}
+	if !any {
+		wm = stream.MinTime
+	}
+	rt.st.stats.watermark.Store(int64(wm))
+}
+
+// lag sums the lag of the live claims.
+func (rt *runtime) lag() int64 {
+	rt.claimsMu.Lock()
+	defer rt.claimsMu.Unlock()
+	var n int64
+	for c := range rt.claims {
+		n += c.lag.Load()
+	}
+	return n
 }
 
 func (rt *runtime) commitAtLeastOnce(offsets map[string][]*sarama.PartitionOffsetMetadata, meta *sarama.ConsumerGroupMetadata) error {
@@ -1013,8 +1084,7 @@ func (rt *runtime) finalCommit() error {
 	if err != nil {
 		return fmt.Errorf("kafkaio: stage %q: final commit: %w (what it covered is processed again by the next owner)", rt.st.group, err)
 	}
-	rt.st.stats.commits.Add(1)
-	rt.dirty = false
+	rt.committed()
 	return nil
 }
 

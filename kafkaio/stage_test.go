@@ -876,9 +876,10 @@ func TestStageZombie(t *testing.T) {
 		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
 		group := name(t, "group")
 		writing := writeSlowly(t, k, in, pxCodec, pxTrace(t, r, in, parts, 6000, time.Second), 40)
-		// The zombie commits only when a claim ends: its transaction stays open.
+		// The zombie commits rarely (the transaction timeout is 5 s): its
+		// transaction is open when it gets stuck.
 		zombie, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec),
-			k.stageOpts(t, WithInstanceID("zombie"), WithCommitInterval(time.Hour))...)
+			k.stageOpts(t, WithInstanceID("zombie"), WithCommitInterval(4*time.Second))...)
 		require.NoError(t, err, "NewStage")
 		stuck, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
@@ -1233,4 +1234,59 @@ func TestStageCodecOneGoroutine(t *testing.T) {
 	assert.Positive(t, s.Stats().Emitted, "results")
 	assert.Equal(t, int32(1), inCodec.most.Load(), "the input codec is used by one goroutine at a time")
 	assert.Equal(t, int32(1), outCodec.most.Load(), "the output codec too")
+}
+
+// TestStageLagWatermarkLatency: Stats reports the backlog while a slow stage
+// works through it and none once it caught up; the watermark of a caught-up
+// stage is the smallest of its partitions' largest event time less the
+// lateness; and WithLatency reports every record processed, once, after the
+// commit that covers it.
+func TestStageLagWatermarkLatency(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts, n = 2, 2000
+		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+		base := stream.Time(1_746_677_558_352)
+		var evs []stream.Event[px]
+		last := make([]stream.Time, parts)
+		for i := range n {
+			key := keyFor(t, in, int32(i%parts), parts)
+			tm := base + stream.Time(i)*10
+			last[i%parts] = tm
+			evs = append(evs, stream.Event[px]{Key: key, Time: tm, Value: px{T: int64(tm), P: 100}})
+		}
+		produceWallClock(t, k, in, pxCodec, evs)
+		var (
+			mu       sync.Mutex
+			observed int
+			worst    time.Duration
+		)
+		latency := WithLatency(func(d time.Duration, records int) {
+			mu.Lock()
+			defer mu.Unlock()
+			observed += records
+			worst = max(worst, d)
+		})
+		const lateness = time.Second
+		s, err := NewStage(name(t, "group"), Input[px]{Topic: in, Codec: pxCodec, Lateness: lateness}, newMoving,
+			ToTopic(out, mstatCodec), k.stageOpts(t, latency, WithMaxBatch(20))...)
+		require.NoError(t, err, "NewStage")
+		assert.Equal(t, stream.MinTime, s.Stats().Watermark, "no task before Run")
+		s.hooks.afterBatch = func() { time.Sleep(2 * time.Millisecond) } // about 10,000 records/s at most
+		r := startStage(t, s)
+		var maxLag int64
+		require.Eventually(t, func() bool {
+			st := s.Stats()
+			maxLag = max(maxLag, st.Lag)
+			return st.Records == n && st.Lag == 0
+		}, 60*time.Second, 5*time.Millisecond, "caught up: %+v", s.Stats())
+		assert.Greater(t, maxLag, int64(100), "a backlog showed as lag while the stage worked through it")
+		want := min(last[0], last[1]) - stream.DurationOf(lateness)
+		assert.Equal(t, want, s.Stats().Watermark, "watermark: the smallest partition watermark")
+		require.NoError(t, r.stop(), "Run")
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, n, observed, "latency observed for every record, once")
+		assert.Less(t, worst, 30*time.Second, "latency is the time to a commit")
+		t.Logf("largest lag %d, worst latency %v", maxLag, worst)
+	})
 }

@@ -318,6 +318,15 @@ func TestOptionValidation(t *testing.T) {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitInterval(0))
 			return err
 		}, ErrBadOption},
+		{"stage: commit interval not below the transaction timeout", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers,
+				WithCommitInterval(10*time.Second), WithTransactionTimeout(10*time.Second))
+			return err
+		}, ErrBadOption},
+		{"stage: nil latency observer", func() error {
+			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithLatency(nil))
+			return err
+		}, ErrBadOption},
 		{"stage: negative commit records", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitRecords(-1))
 			return err
