@@ -2,6 +2,7 @@ package btc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -17,6 +18,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/tidemark-go/tidemark/internal/embedded"
 	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/stream"
@@ -27,11 +33,13 @@ import (
 // comparison.
 const sentinelPrefix = "~END"
 
-// sentinels returns, for each of n partitions, two btc-price records of a key
-// that lands in that partition: one far enough after last to make every
-// result of the trace final in the stages that read btc-price, and one after
-// that, which makes the first one's moving record final, so that the zscore
-// stage's second input passes the trace too.
+// sentinels returns, for each of n partitions, three btc-price records of a
+// key that lands in that partition: the first far enough after last to make
+// every result of the trace final in the stages that read btc-price; the
+// second makes the first one's moving record final, so that the zscore
+// stage's second input passes the trace too; the third makes the second's
+// moving record final, which releases the first one's z-score, so that the
+// load stage's input passes the trace's last z-score.
 func sentinels(cfg Config, n int, last stream.Time) []stream.Event[[]byte] {
 	part := NewPartitioner(n)
 	gap := stream.DurationOf(cfg.Lateness) + stream.DurationOf(cfg.Horizon) + 1000
@@ -41,7 +49,7 @@ func sentinels(cfg Config, n int, last stream.Time) []stream.Event[[]byte] {
 		if part.Of(key) != p {
 			continue
 		}
-		for j, t := range []stream.Time{last + gap, last + 2*gap} {
+		for j, t := range []stream.Time{last + gap, last + 2*gap, last + 3*gap} {
 			v := AppendPrice(nil, Price{Symbol: key, Price: float64(1 + j), Time: t})
 			out = append(out, stream.Event[[]byte]{Key: key, Time: t, Value: v})
 		}
@@ -207,26 +215,39 @@ func TestStagesEqualOffline(t *testing.T) {
 	require.NoError(t, err, "zscore stage")
 	bonus, err := NewBonusStage(cfg, opts...)
 	require.NoError(t, err, "bonus stage")
-	stop := runStages(context.Background(), moving, zs, bonus)
+	mongo := embeddedtest.StartMongo(t, embedded.MongoLogger(quiet))
+	mc, err := mongodrv.Connect(options.Client().ApplyURI(mongo.URI()))
+	require.NoError(t, err, "mongo client")
+	defer mc.Disconnect(context.Background())
+	loader, err := NewLoader(mc.Database(Database), cfg, quiet)
+	require.NoError(t, err, "loader")
+	load, err := NewLoadStage(cfg, loader, opts...)
+	require.NoError(t, err, "load stage")
+	stop := runStages(context.Background(), moving, zs, bonus, load)
 
 	want := make(map[string][]string)
 	for kd := range numKinds {
 		want[kd.Topic()] = readLines(t, filepath.Join(dir, kd.FileName()))
 	}
 	// Every record of the trace is on its way once the stages have read
-	// every record of btc-price and the zscore stage has read btc-price-moving
-	// up to the sentinels' first moving records.
+	// every record of btc-price, the zscore stage has read btc-price-moving
+	// up to the sentinels' second moving records and written the first
+	// sentinels' z-scores, and the loader has written every z-score before
+	// them.
+	nz := uint64(len(want[ZScore.Topic()]))
 	done := func() bool {
 		ms, zst, bs := moving.Stats(), zs.Stats(), bonus.Stats()
 		return ms.Records >= uint64(produced) && bs.Records >= uint64(produced) &&
-			zst.Records >= uint64(produced)+uint64(len(want[Moving.Topic()])+partitions) &&
-			zst.Emitted >= uint64(len(want[ZScore.Topic()]))
+			zst.Records >= uint64(produced)+uint64(len(want[Moving.Topic()])+2*partitions) &&
+			zst.Emitted >= nz+partitions && loader.Stats().Records >= nz
 	}
-	require.Eventually(t, done, 90*time.Second, 50*time.Millisecond, "stages read everything: moving %+v zscore %+v bonus %+v",
-		moving.Stats(), zs.Stats(), bonus.Stats())
+	require.Eventually(t, done, 90*time.Second, 50*time.Millisecond, "stages read everything: moving %+v zscore %+v bonus %+v load %+v",
+		moving.Stats(), zs.Stats(), bonus.Stats(), loader.Stats())
 	for i, err := range stop() {
 		require.NoError(t, err, "stage %d Run", i)
 	}
+	require.NoError(t, loader.Close(context.Background()), "close the loader")
+	checkDocuments(t, mc.Database(Database), cfg, want[ZScore.Topic()])
 
 	ms := moving.Stats()
 	assert.Equal(t, sum.Late, ms.Late, "moving: late events")
@@ -261,5 +282,62 @@ func TestStagesEqualOffline(t *testing.T) {
 	require.Len(t, dlq, int(sum.Invalid), "dead letters")
 	for _, m := range dlq {
 		assert.Contains(t, tr.lines, string(m.Value), "a dead letter is an input line, untouched")
+	}
+}
+
+// checkDocuments compares the load stage's collections with the documents
+// that the z-score records of offline (lines) make: one per window, the
+// same fields and values, and nothing else.
+func checkDocuments(t *testing.T, db *mongodrv.Database, cfg Config, lines []string) {
+	t.Helper()
+	type zline struct {
+		Timestamp string  `json:"timestamp"`
+		Symbol    string  `json:"symbol"`
+		Price     float64 `json:"price"`
+		ZScores   []struct {
+			Window string   `json:"window"`
+			Z      *float64 `json:"zscore_price"`
+		} `json:"zscores"`
+	}
+	want := map[string]map[string]bson.M{} // collection -> _id -> document
+	for _, l := range lines {
+		var z zline
+		require.NoError(t, json.Unmarshal([]byte(l), &z), "offline z-score record")
+		tm, err := time.Parse(time.RFC3339Nano, z.Timestamp)
+		require.NoError(t, err, "timestamp")
+		for _, w := range z.ZScores {
+			c := Collection(w.Window)
+			if want[c] == nil {
+				want[c] = map[string]bson.M{}
+			}
+			var zv any
+			if w.Z != nil {
+				zv = *w.Z
+			}
+			id := z.Symbol + "|" + z.Timestamp
+			want[c][id] = bson.M{"_id": id, "symbol": z.Symbol, "timestamp": bson.NewDateTimeFromTime(tm),
+				"window": w.Window, "price": z.Price, "zscore_price": zv}
+		}
+	}
+	require.Len(t, want, len(cfg.Windows), "a collection per window")
+	ctx := context.Background()
+	for c, docs := range want {
+		cur, err := db.Collection(c).Find(ctx, bson.D{})
+		require.NoError(t, err, "find in %s", c)
+		var got []bson.M
+		require.NoError(t, cur.All(ctx, &got), "read %s", c)
+		n := 0
+		for _, d := range got {
+			id, _ := d["_id"].(string)
+			if strings.HasPrefix(id, sentinelPrefix) {
+				continue
+			}
+			n++
+			w, ok := docs[id]
+			require.True(t, ok, "%s: unexpected document %v", c, d)
+			require.Equal(t, w, d, "%s: document %s", c, id)
+		}
+		require.Equal(t, len(docs), n, "%s: documents", c)
+		t.Logf("%s: %d documents, equal to offline's z-scores", c, n)
 	}
 }
