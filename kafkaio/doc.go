@@ -91,10 +91,10 @@
 // detector reports when many records of a transaction fail at once. The
 // stage stops sending once a record has failed, which narrows the window;
 // the consequence of the race is a wrong error value in a transaction that
-// aborts anyway. A broker that goes away triggers it too (records fail while
-// partitions are being added to the transaction), so this package's
-// broker-restart tests run without the race detector, and everything else
-// with it.
+// aborts anyway. Any record that fails while partitions are being added to
+// the transaction can trigger it (a broker that goes away, a record the
+// broker refuses), so this package's tests of those two cases run without
+// the race detector, and everything else with it.
 //
 // # State rebuilt by replay, with no store besides Kafka
 //

@@ -121,6 +121,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.stats.watermark.Store(int64(stream.MinTime))
 	s.rt.Store(rt)
 	return rt.loop()
 }

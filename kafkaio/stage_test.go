@@ -827,35 +827,6 @@ func (f *failOnce) route(e stream.Event[[]mstat]) string {
 	return f.topic
 }
 
-// TestStageAbort: a record the broker refuses (its topic does not exist)
-// fails the transaction; the stage aborts it, rebuilds its tasks from the
-// committed offsets and goes on: nothing lost, nothing twice.
-func TestStageAbort(t *testing.T) {
-	backends(t, func(t *testing.T, k *cluster) {
-		const parts = 3
-		r := rand.New(rand.NewPCG(41, 4))
-		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
-		trace := pxTrace(t, r, in, parts, 4000, time.Second)
-		produceWallClock(t, k, in, pxCodec, trace)
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
-		victim := trace[2500]
-		router := &failOnce{topic: out, key: victim.Key, at: victim.Time}
-		group := name(t, "group")
-		s, err := NewStage(group, input, newMoving, ToTopics(mstatCodec, router.route),
-			k.stageOptsWith(t, func(c *sarama.Config) { c.Producer.Retry.Max = 1; c.Metadata.Retry.Max = 1 })...)
-		require.NoError(t, err, "NewStage")
-		run := startStage(t, s)
-		k.waitCommitted(t, group, in, parts, 90*time.Second)
-		require.NoError(t, run.stop(), "Run")
-		assert.True(t, router.failed, "the record was refused once")
-		st := s.Stats()
-		assert.GreaterOrEqual(t, st.Aborts, uint64(1), "the transaction was aborted")
-		assert.GreaterOrEqual(t, st.Rebuilds, uint64(1), "tasks were rebuilt")
-		n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
-		t.Logf("%d records exact after %d aborts; stats %+v", n, st.Aborts, st)
-	})
-}
-
 // TestStageZombie: a member gets stuck with results in its open transaction
 // and is removed from the group, as the coordinator removes a member that
 // misses its session timeout (the admin API does the same, on demand); its

@@ -1,9 +1,10 @@
 //go:build !race
 
-// The broker-restart test is built without the race detector only: a broker
-// that goes away makes sarama's transactional producer fail records while it
-// adds partitions to the transaction, and sarama reads the transaction
-// manager's last error without the lock its writer holds
+// The tests in this file make records of a transaction fail (a broker that
+// goes away, a record the broker refuses), and are built without the race
+// detector only: when records fail while sarama's transactional producer
+// adds partitions to the transaction, sarama reads the transaction manager's
+// last error without the lock its writer holds
 // (transactionManager.publishTxnPartitions, transaction_manager.go:884 in
 // v1.61.1, unchanged in v1.62.0), which the race detector reports as a data
 // race inside sarama, not in this package. .ci/run runs this file's tests
@@ -21,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tidemark-go/tidemark/internal/embedded"
 	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
@@ -99,5 +102,34 @@ func TestStageBrokerRestart(t *testing.T) {
 				t.Logf("%d records exact across a broker restart; stats %+v", n, s.Stats())
 			})
 		}
+	})
+}
+
+// TestStageAbort: a record the broker refuses (its topic does not exist)
+// fails the transaction; the stage aborts it, rebuilds its tasks from the
+// committed offsets and goes on: nothing lost, nothing twice.
+func TestStageAbort(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 3
+		r := rand.New(rand.NewPCG(41, 4))
+		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+		trace := pxTrace(t, r, in, parts, 4000, time.Second)
+		produceWallClock(t, k, in, pxCodec, trace)
+		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		victim := trace[2500]
+		router := &failOnce{topic: out, key: victim.Key, at: victim.Time}
+		group := name(t, "group")
+		s, err := NewStage(group, input, newMoving, ToTopics(mstatCodec, router.route),
+			k.stageOptsWith(t, func(c *sarama.Config) { c.Producer.Retry.Max = 1; c.Metadata.Retry.Max = 1 })...)
+		require.NoError(t, err, "NewStage")
+		run := startStage(t, s)
+		k.waitCommitted(t, group, in, parts, 90*time.Second)
+		require.NoError(t, run.stop(), "Run")
+		assert.True(t, router.failed, "the record was refused once")
+		st := s.Stats()
+		assert.GreaterOrEqual(t, st.Aborts, uint64(1), "the transaction was aborted")
+		assert.GreaterOrEqual(t, st.Rebuilds, uint64(1), "tasks were rebuilt")
+		n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
+		t.Logf("%d records exact after %d aborts; stats %+v", n, st.Aborts, st)
 	})
 }
