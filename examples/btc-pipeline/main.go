@@ -2,14 +2,24 @@
 // Binance -> Kafka btc-price -> moving statistics over 30s..1h -> z-scores ->
 // MongoDB, plus the time to the next higher and lower price within 20 s.
 //
-// This version ships the offline mode, which runs the very operators of the
-// streaming stages over a file of btc-price records:
-//
+//	go run ./examples/btc-pipeline            # everything, embedded, with a live view
+//	go run ./examples/btc-pipeline services   # only the embedded Kafka and MongoDB
+//	go run ./examples/btc-pipeline extract    # Binance (or synthetic) -> btc-price
+//	go run ./examples/btc-pipeline moving     # btc-price -> btc-price-moving
+//	go run ./examples/btc-pipeline zscore     # btc-price + btc-price-moving -> btc-price-zscore
+//	go run ./examples/btc-pipeline bonus      # btc-price -> btc-price-higher, btc-price-lower
+//	go run ./examples/btc-pipeline load       # btc-price-zscore -> MongoDB
 //	go run ./examples/btc-pipeline offline --in prices.jsonl --out out/
 //
-// The streaming subcommands of the specification (extract, moving, zscore,
-// load, bonus, all, services) are not built yet; asking for one says so and
-// exits with status 2.
+// Run with --help for the flags. docs/pipeline.md is the pipeline's contract.
+//
+// Where services come from: with no --brokers (TIDEMARK_BROKERS) and no
+// --mongo-uri (TIDEMARK_MONGO_URI), the all command starts an embedded
+// Kafka-protocol broker (kfake) and an embedded MongoDB-compatible store
+// (FerretDB on SQLite) in --data-dir. The single-stage commands then connect
+// to the services command's fixed ports (127.0.0.1:9092 and
+// mongodb://127.0.0.1:27017), so that the stages run in separate terminals as
+// in the lab.
 package main
 
 import (
@@ -28,24 +38,25 @@ import (
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 )
 
-const usage = `usage: btc-pipeline <command> [flags]
+const usage = `usage: btc-pipeline [command] [flags]
 
-commands:
-  offline --in FILE --out DIR   run the pipeline over btc-price JSON lines (FILE "-" is stdin)
+commands (the lab's stages; each stage is a consumer-group member, run several to share partitions):
+  all        every stage in one process, with a live view (the default)
+  services   only the embedded Kafka broker and MongoDB store, on fixed local ports
+  extract    Binance GET /api/v3/ticker/price every 100 ms -> btc-price (--source synthetic | replay:FILE)
+  moving     btc-price -> btc-price-moving (avg and std over every window), exactly once
+  zscore     btc-price joined with btc-price-moving -> btc-price-zscore, exactly once
+  bonus      btc-price -> btc-price-higher, btc-price-lower, exactly once
+  load       btc-price-zscore -> MongoDB btc.btc-price-zscore-<window>, effectively once
+  offline    --in FILE --out DIR: the same computations over a file of btc-price JSON lines
 
-flags shared by every command:
-  --lateness 10s                allowed lateness
-  --windows 30s,1m,5m,15m,30m,1h trailing window lengths
-  --horizon 20s                 higher/lower lookahead horizon
-  --partitions 1                partitions of every topic (the same for all, so they stay co-partitioned)
-
-not built yet: extract, moving, zscore, load, bonus, all, services
+Run "btc-pipeline <command> --help" for a command's flags.
 `
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // windowsFlag parses a comma-separated list of durations.
@@ -72,57 +83,262 @@ func (w *windowsFlag) Set(s string) error {
 	return nil
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) int {
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if len(args) == 0 || args[0] == "all" || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, usage)
-		if len(args) == 0 || args[0] == "all" {
-			fmt.Fprintln(stderr, "\nthe live pipeline (the default command, all) is not built yet; run the offline command")
+// listFlag parses a comma-separated list of strings.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	*l = nil
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
 		}
-		return 2
 	}
-	cmd, args := args[0], args[1:]
-	cfg := btc.DefaultConfig()
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.DurationVar(&cfg.Lateness, "lateness", cfg.Lateness, "allowed lateness")
-	fs.DurationVar(&cfg.Horizon, "horizon", cfg.Horizon, "lookahead horizon")
-	windows := windowsFlag(cfg.Windows)
-	fs.Var(&windows, "windows", "trailing window lengths, comma-separated")
-	fs.IntVar(&cfg.Partitions, "partitions", 1, "partitions of the pipeline's topics (offline: computes per partition, as the stages do)")
-	in := fs.String("in", "", "input file of btc-price JSON lines, - for stdin (offline)")
-	out := fs.String("out", "", "output directory (offline)")
-	switch cmd {
-	case "offline":
-	case "extract", "moving", "zscore", "load", "bonus", "services":
-		fmt.Fprintf(stderr, "btc-pipeline: %s is not built yet; see README.md\n", cmd)
-		return 2
-	default:
+	return nil
+}
+
+// options are the flags of every command; each command reads the ones it
+// documents.
+type options struct {
+	cmd         string
+	cfg         btc.Config
+	brokers     listFlag // empty: embedded
+	mongoURI    string   // empty: embedded
+	symbols     listFlag
+	dataDir     string
+	metricsAddr string
+	instance    string
+	view        string
+	refresh     time.Duration
+	logLevel    string
+
+	source     string
+	speed      float64
+	binanceURL string
+	interval   time.Duration
+	seed       uint64
+
+	kafkaPort, mongoPort int
+
+	in, out string
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+// The fixed ports of the services command, which the single-stage commands
+// use when no address is given.
+const (
+	defaultKafkaPort = 9092
+	defaultMongoPort = 27017
+)
+
+// commands lists each command's flags (beyond the shared ones).
+var commands = map[string][]string{
+	"all":      {"source", "speed", "binance-url", "interval", "seed", "mongo-uri", "data-dir", "metrics-addr", "view", "refresh", "kafka-port"},
+	"services": {"data-dir", "kafka-port", "mongo-port"},
+	"extract":  {"source", "speed", "binance-url", "interval", "seed"},
+	"moving":   {"instance-id", "metrics-addr", "refresh"},
+	"zscore":   {"instance-id", "metrics-addr", "refresh"},
+	"bonus":    {"instance-id", "metrics-addr", "refresh"},
+	"load":     {"instance-id", "metrics-addr", "refresh", "mongo-uri"},
+	"offline":  {"in", "out"},
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "all"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	if cmd == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	own, ok := commands[cmd]
+	if !ok {
 		fmt.Fprintf(stderr, "btc-pipeline: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+	o := &options{cmd: cmd, cfg: btc.DefaultConfig(), stdin: stdin, stdout: stdout, stderr: stderr}
+	fs := o.flags(own)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
-	cfg.Windows = windows
-	if *in == "" || *out == "" {
-		fmt.Fprintln(stderr, "btc-pipeline offline: --in and --out are required")
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "btc-pipeline %s: unexpected arguments %q\n", cmd, fs.Args())
 		return 2
 	}
-	src := stdin
-	if *in != "-" {
-		f, err := os.Open(*in)
+	if err := o.validate(); err != nil {
+		fmt.Fprintf(stderr, "btc-pipeline %s: %v\n", cmd, err)
+		return 2
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(o.logLevel)) // validated
+	o.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var err error
+	switch cmd {
+	case "offline":
+		return o.offline(ctx)
+	case "services":
+		err = o.services(ctx)
+	case "extract":
+		err = o.extract(ctx)
+	case "moving", "zscore", "bonus", "load":
+		err = o.stage(ctx)
+	case "all":
+		err = o.all(ctx)
+	}
+	var uerr usageError
+	switch {
+	case errors.As(err, &uerr):
+		fmt.Fprintf(stderr, "btc-pipeline %s: %v\n", cmd, err)
+		return 2
+	case err != nil:
+		o.log.Error("btc-pipeline "+cmd+" failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// usageError is an error in the command line.
+type usageError struct{ error }
+
+func (o *options) flags(own []string) *flag.FlagSet {
+	fs := flag.NewFlagSet("btc-pipeline "+o.cmd, flag.ContinueOnError)
+	fs.SetOutput(o.stderr)
+	has := map[string]bool{}
+	for _, f := range own {
+		has[f] = true
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: btc-pipeline %s [flags]\n\nflags:\n", o.cmd)
+		fs.PrintDefaults()
+	}
+	cfg := &o.cfg
+	fs.DurationVar(&cfg.Lateness, "lateness", cfg.Lateness, "allowed lateness of btc-price events")
+	windows := (*windowsFlag)(&cfg.Windows)
+	fs.Var(windows, "windows", "trailing window lengths, comma-separated, in output order")
+	fs.DurationVar(&cfg.Horizon, "horizon", cfg.Horizon, "higher/lower lookahead horizon")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if o.cmd == "offline" {
+		fs.IntVar(&cfg.Partitions, "partitions", 1, "partitions of the topics the stages would read: offline computes per partition, as they do")
+		fs.StringVar(&o.in, "in", "", "input file of btc-price JSON lines, - for stdin")
+		fs.StringVar(&o.out, "out", "", "output directory")
+		return fs
+	}
+	fs.IntVar(&cfg.Partitions, "partitions", 1, "partitions of the topics created when missing (the same for every topic, so they stay co-partitioned)")
+	o.brokers = listFlag(splitEnv("TIDEMARK_BROKERS"))
+	fs.Var(&o.brokers, "brokers", "Kafka brokers, comma-separated (env TIDEMARK_BROKERS); empty: embedded (all, services) or 127.0.0.1:9092, the services command's")
+	o.symbols = listFlag{"BTCUSDT"}
+	if has["source"] {
+		fs.Var(&o.symbols, "symbols", "symbols to poll, comma-separated")
+		fs.StringVar(&o.source, "source", "auto", "auto (Binance, else synthetic), binance, synthetic, or replay:FILE (btc-price JSON lines)")
+		fs.Float64Var(&o.speed, "speed", 1, "replay and synthetic pace as a factor of real time; 0: as fast as possible")
+		fs.StringVar(&o.binanceURL, "binance-url", "https://api.binance.com", "Binance REST base URL")
+		fs.DurationVar(&o.interval, "interval", 100*time.Millisecond, "Binance polling interval")
+		fs.Uint64Var(&o.seed, "seed", 1, "synthetic source's seed")
+	}
+	if has["mongo-uri"] {
+		fs.StringVar(&o.mongoURI, "mongo-uri", os.Getenv("TIDEMARK_MONGO_URI"), "MongoDB URI (env TIDEMARK_MONGO_URI); empty: embedded (all) or mongodb://127.0.0.1:27017, the services command's")
+	}
+	if has["data-dir"] {
+		fs.StringVar(&o.dataDir, "data-dir", "btc-pipeline-data", "directory of the embedded services' data")
+	}
+	if has["metrics-addr"] {
+		def := "off"
+		if o.cmd == "all" {
+			def = "127.0.0.1:9464"
+		}
+		fs.StringVar(&o.metricsAddr, "metrics-addr", def, "address to serve Prometheus metrics on (/metrics), off for none")
+	}
+	if has["instance-id"] {
+		fs.StringVar(&o.instance, "instance-id", "", "static group member id (KIP-345): a restarted instance takes its partitions back at once; unique per running instance")
+	}
+	if has["view"] {
+		fs.StringVar(&o.view, "view", "auto", "live view: auto (screen on a terminal, log lines otherwise), screen, log, off")
+	}
+	if has["refresh"] {
+		def := 10 * time.Second
+		if o.cmd == "all" {
+			def = time.Second
+		}
+		fs.DurationVar(&o.refresh, "refresh", def, "how often the view refreshes (log lines: every 10 refreshes on a terminal's log file)")
+	}
+	if has["kafka-port"] {
+		def := defaultKafkaPort
+		if o.cmd == "all" {
+			def = 0
+		}
+		fs.IntVar(&o.kafkaPort, "kafka-port", def, "embedded Kafka's port on 127.0.0.1 (0: any free port)")
+	}
+	if has["mongo-port"] {
+		fs.IntVar(&o.mongoPort, "mongo-port", defaultMongoPort, "embedded MongoDB's port on 127.0.0.1")
+	}
+	return fs
+}
+
+// validate checks the flags before anything starts.
+func (o *options) validate() error {
+	if err := o.cfg.Validate(); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	if o.cmd == "offline" {
+		return nil
+	}
+	switch {
+	case o.cfg.Partitions < 1:
+		return fmt.Errorf("--partitions %d: want at least 1", o.cfg.Partitions)
+	case o.speed < 0:
+		return fmt.Errorf("--speed %v: want 0 (as fast as possible) or more", o.speed)
+	case o.refresh < 0 || o.refresh == 0 && o.cmd != "services" && o.cmd != "extract":
+		return fmt.Errorf("--refresh %v: want more than 0", o.refresh)
+	case o.source != "" && o.source != "auto" && o.source != "binance" && o.source != "synthetic" &&
+		!strings.HasPrefix(o.source, "replay:"):
+		return fmt.Errorf("--source %q: want auto, binance, synthetic or replay:FILE", o.source)
+	case o.source == "replay:":
+		return errors.New("--source replay: needs a file, as in replay:prices.jsonl")
+	case o.view != "" && o.view != "auto" && o.view != "screen" && o.view != "log" && o.view != "off":
+		return fmt.Errorf("--view %q: want auto, screen, log or off", o.view)
+	case o.source != "" && len(o.symbols) == 0:
+		return errors.New("--symbols: want at least one symbol")
+	}
+	return nil
+}
+
+func splitEnv(name string) []string {
+	var l listFlag
+	_ = l.Set(os.Getenv(name))
+	return l
+}
+
+func (o *options) offline(ctx context.Context) int {
+	if o.in == "" || o.out == "" {
+		fmt.Fprintln(o.stderr, "btc-pipeline offline: --in and --out are required")
+		return 2
+	}
+	src := o.stdin
+	if o.in != "-" {
+		f, err := os.Open(o.in)
 		if err != nil {
-			fmt.Fprintf(stderr, "btc-pipeline offline: %v\n", err)
+			fmt.Fprintf(o.stderr, "btc-pipeline offline: %v\n", err)
 			return 1
 		}
 		defer f.Close()
 		src = f
 	}
-	sum, err := btc.Offline(ctx, src, *out, cfg, log)
-	fmt.Fprintln(stderr, sum.String())
+	sum, err := btc.Offline(ctx, src, o.out, o.cfg, o.log)
+	fmt.Fprintln(o.stderr, sum.String())
 	if err != nil {
-		fmt.Fprintf(stderr, "btc-pipeline offline: %v\n", err)
+		fmt.Fprintf(o.stderr, "btc-pipeline offline: %v\n", err)
 		if errors.Is(err, context.Canceled) {
 			return 130
 		}

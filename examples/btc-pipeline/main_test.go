@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ func TestOfflineCommand(t *testing.T) {
 	out := t.TempDir()
 	var stderr bytes.Buffer
 	code := run(context.Background(), []string{"offline", "--in", "testdata/btc-price.jsonl", "--out", out,
-		"--windows", "30s,1m", "--horizon", "5s", "--lateness", "2s"}, nil, &stderr)
+		"--windows", "30s,1m", "--horizon", "5s", "--lateness", "2s"}, nil, io.Discard, &stderr)
 	require.Equal(t, 0, code, "exit code; stderr: %s", stderr.String())
 	assert.Contains(t, stderr.String(), "offline: accepted=3000 late=1 duplicate=1 invalid=1", "summary line")
 	for _, f := range []string{"btc-price-moving.jsonl", "btc-price-zscore.jsonl", "btc-price-higher.jsonl", "btc-price-lower.jsonl"} {
@@ -34,20 +35,31 @@ func TestOfflineFromStdin(t *testing.T) {
 	out := t.TempDir()
 	var stderr bytes.Buffer
 	in := strings.NewReader(`{"symbol":"BTCUSDT","price":1.5,"timestamp":"2025-05-08T04:12:38.352Z"}` + "\n")
-	require.Equal(t, 0, run(context.Background(), []string{"offline", "--in", "-", "--out", out}, in, &stderr), "exit code: %s", stderr.String())
+	require.Equal(t, 0, run(context.Background(), []string{"offline", "--in", "-", "--out", out}, in, io.Discard, &stderr), "exit code: %s", stderr.String())
 	assert.Equal(t, `{"timestamp":"2025-05-08T04:12:38.352Z","symbol":"BTCUSDT","higher_window":20.0}`+"\n",
 		readFile(t, filepath.Join(out, "btc-price-higher.jsonl")), "no higher price within the horizon")
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"all"}, {"nope"}, {"offline"}, {"offline", "--in", "x"}, {"offline", "--windows", "abc"}, {"extract"}} {
+	for _, args := range [][]string{{"nope"}, {"offline"}, {"offline", "--in", "x"}, {"offline", "--windows", "abc"},
+		{"moving", "extra"}, {"all", "--view", "bogus"}, {"extract", "--source", "bogus"}, {"extract", "--source", "replay:"},
+		{"all", "--partitions", "0"}, {"zscore", "--windows", "0s"}, {"bonus", "--horizon", "-1s"}, {"load", "--log-level", "loud"},
+		{"all", "--speed", "-1"}} {
 		var stderr bytes.Buffer
-		assert.Equal(t, 2, run(context.Background(), args, nil, &stderr), "args %q", args)
+		assert.Equal(t, 2, run(context.Background(), args, nil, io.Discard, &stderr), "args %q", args)
 		assert.NotEmpty(t, stderr.String(), "a message for %q", args)
 	}
 	var stderr bytes.Buffer
-	assert.Equal(t, 1, run(context.Background(), []string{"offline", "--in", "/does/not/exist", "--out", t.TempDir()}, nil, &stderr), "missing input")
-	assert.Equal(t, 1, run(context.Background(), []string{"offline", "--in", "testdata/btc-price.jsonl", "--out", t.TempDir(), "--windows", "0s"}, nil, &stderr), "invalid window")
+	assert.Equal(t, 1, run(context.Background(), []string{"offline", "--in", "/does/not/exist", "--out", t.TempDir()}, nil, io.Discard, &stderr), "missing input")
+	assert.Equal(t, 2, run(context.Background(), []string{"offline", "--in", "testdata/btc-price.jsonl", "--out", t.TempDir(), "--windows", "0s"}, nil, io.Discard, &stderr), "invalid window")
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"moving", "--help"}, {"all", "-h"}, {"offline", "--help"}} {
+		var stdout, stderr bytes.Buffer
+		assert.Equal(t, 0, run(context.Background(), args, nil, &stdout, &stderr), "args %q", args)
+		assert.Contains(t, stdout.String()+stderr.String(), "usage: btc-pipeline", "args %q: usage shown", args)
+	}
 }
 
 func readFile(t *testing.T, path string) string {

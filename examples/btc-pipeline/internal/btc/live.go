@@ -77,8 +77,9 @@ func NewBonusStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, err
 		kafkaio.ToTopics(NewOutputCodec(cfg), Route), opts...)
 }
 
-// checkConfig validates cfg the way the operators do.
-func checkConfig(cfg Config) error {
+// Validate checks cfg the way the operators do: windows and horizon
+// positive, lateness not negative, partitions not negative.
+func (cfg Config) Validate() error {
 	if _, err := NewMovingOperator(cfg); err != nil {
 		return err
 	}
@@ -87,6 +88,9 @@ func checkConfig(cfg Config) error {
 	}
 	if cfg.Lateness < 0 {
 		return fmt.Errorf("btc: negative lateness %v", cfg.Lateness)
+	}
+	if cfg.Partitions < 0 {
+		return fmt.Errorf("btc: negative partition count %d", cfg.Partitions)
 	}
 	return nil
 }

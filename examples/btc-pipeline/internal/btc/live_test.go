@@ -2,8 +2,6 @@ package btc
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -18,10 +16,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
 	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
 	"github.com/tidemark-go/tidemark/internal/embedded"
 	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/kafkaio"
@@ -86,85 +84,21 @@ func produceTrace(t *testing.T, addrs []string, cfg Config, partitions int, line
 	return len(lines) + len(ends)
 }
 
-// readCommitted returns the records of each topic that a read_committed
-// consumer sees, once no transaction is open on them. It reads every
-// partition at once: the end of a partition is a transaction marker, which a
-// consumer never sees, so a partition is done at its last stable offset or
-// after a second without records.
-func readCommitted(t *testing.T, addrs []string, topics ...string) map[string][]*sarama.ConsumerMessage {
-	t.Helper()
-	cfg, err := kafkaio.NewConfig()
-	require.NoError(t, err, "config")
-	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
-	client, err := sarama.NewClient(addrs, cfg)
-	require.NoError(t, err, "client")
-	defer client.Close()
-	adm, err := sarama.NewClusterAdminFromClient(client)
-	require.NoError(t, err, "admin")
-	ask := map[string]map[int32]int64{}
-	for _, topic := range topics {
-		parts, err := client.Partitions(topic)
-		require.NoError(t, err, "partitions of %s", topic)
-		ask[topic] = map[int32]int64{}
-		for _, p := range parts {
-			ask[topic][p] = sarama.OffsetNewest
-		}
-	}
-	res, err := adm.ListOffsets(ask, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
-	require.NoError(t, err, "last stable offsets")
-	cons, err := sarama.NewConsumerFromClient(client)
-	require.NoError(t, err, "consumer")
-	defer cons.Close()
-	var (
-		mu  sync.Mutex
-		out = make(map[string][]*sarama.ConsumerMessage)
-		wg  sync.WaitGroup
-	)
-	for topic, parts := range ask {
-		for p := range parts {
-			r := res[topic][p]
-			require.True(t, r != nil && errors.Is(r.Err, sarama.ErrNoError), "last stable offset of %s/%d: %v", topic, p, r)
-			if r.Offset == 0 {
-				continue
-			}
-			pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
-			require.NoError(t, err, "consume %s/%d", topic, p)
-			wg.Go(func() {
-				defer pc.Close()
-				var got []*sarama.ConsumerMessage
-				quiet := time.NewTimer(5 * time.Second)
-				defer quiet.Stop()
-			read:
-				for {
-					select {
-					case m := <-pc.Messages():
-						got = append(got, m)
-						if m.Offset >= r.Offset-1 {
-							break read
-						}
-						quiet.Reset(time.Second)
-					case <-quiet.C:
-						break read
-					}
-				}
-				mu.Lock()
-				out[topic] = append(out[topic], got...)
-				mu.Unlock()
-			})
-		}
-	}
-	wg.Wait()
-	return out
-}
-
-// runStages runs the stages until stop is closed; it returns their Run
-// errors once all have returned.
-func runStages(ctx context.Context, stages ...*kafkaio.Stage) func() []error {
-	ctx, cancel := context.WithCancel(ctx)
+// runStages runs the stages until the returned stop is called, which returns
+// their Run errors once all have returned. A stage whose Run returns before
+// that fails the test at once, with its error.
+func runStages(t *testing.T, stages ...*kafkaio.Stage) (stop func() []error) {
+	ctx, cancel := context.WithCancel(context.Background())
 	errs := make([]error, len(stages))
 	var wg sync.WaitGroup
 	for i, s := range stages {
-		wg.Go(func() { errs[i] = s.Run(ctx) })
+		wg.Go(func() {
+			errs[i] = s.Run(ctx)
+			if ctx.Err() == nil {
+				t.Errorf("stage %d returned before the stop: %v", i, errs[i])
+				cancel()
+			}
+		})
 	}
 	return func() []error {
 		cancel()
@@ -208,7 +142,7 @@ func TestStagesEqualOffline(t *testing.T) {
 	produced := produceTrace(t, addrs, cfg, partitions, tr.lines)
 	t.Logf("produced %d records to %s", produced, PriceTopic)
 
-	opts := []kafkaio.StageOption{kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(quiet)}
+	opts := []kafkaio.StageOption{kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(btctest.Logger(t))}
 	moving, err := NewMovingStage(cfg, opts...)
 	require.NoError(t, err, "moving stage")
 	zs, err := NewZScoreStage(cfg, opts...)
@@ -223,7 +157,7 @@ func TestStagesEqualOffline(t *testing.T) {
 	require.NoError(t, err, "loader")
 	load, err := NewLoadStage(cfg, loader, opts...)
 	require.NoError(t, err, "load stage")
-	stop := runStages(context.Background(), moving, zs, bonus, load)
+	stop := runStages(t, moving, zs, bonus, load)
 
 	want := make(map[string][]string)
 	for kd := range numKinds {
@@ -241,13 +175,14 @@ func TestStagesEqualOffline(t *testing.T) {
 			zst.Records >= uint64(produced)+uint64(len(want[Moving.Topic()])+2*partitions) &&
 			zst.Emitted >= nz+partitions && loader.Stats().Records >= nz
 	}
-	require.Eventually(t, done, 90*time.Second, 50*time.Millisecond, "stages read everything: moving %+v zscore %+v bonus %+v load %+v",
+	require.Eventually(t, func() bool { return t.Failed() || done() }, 90*time.Second, 50*time.Millisecond, "stages read everything: moving %+v zscore %+v bonus %+v load %+v",
 		moving.Stats(), zs.Stats(), bonus.Stats(), loader.Stats())
 	for i, err := range stop() {
 		require.NoError(t, err, "stage %d Run", i)
 	}
+	require.False(t, t.Failed(), "the stages ran")
 	require.NoError(t, loader.Close(context.Background()), "close the loader")
-	checkDocuments(t, mc.Database(Database), cfg, want[ZScore.Topic()])
+	btctest.CheckDocuments(t, mc.Database(Database), len(cfg.Windows), want[ZScore.Topic()], sentinelPrefix)
 
 	ms := moving.Stats()
 	assert.Equal(t, sum.Late, ms.Late, "moving: late events")
@@ -259,7 +194,7 @@ func TestStagesEqualOffline(t *testing.T) {
 	assert.Equal(t, sum.Late, zs.Stats().Late, "zscore: late events")
 	assert.Equal(t, sum.Duplicates, zs.Stats().Duplicates, "zscore: duplicates")
 
-	read := readCommitted(t, addrs, Moving.Topic(), ZScore.Topic(), Higher.Topic(), Lower.Topic(), DeadLetterTopic)
+	read := btctest.ReadCommitted(t, addrs, Moving.Topic(), ZScore.Topic(), Higher.Topic(), Lower.Topic(), DeadLetterTopic)
 	for kd := range numKinds {
 		topic := kd.Topic()
 		var got []string
@@ -282,62 +217,5 @@ func TestStagesEqualOffline(t *testing.T) {
 	require.Len(t, dlq, int(sum.Invalid), "dead letters")
 	for _, m := range dlq {
 		assert.Contains(t, tr.lines, string(m.Value), "a dead letter is an input line, untouched")
-	}
-}
-
-// checkDocuments compares the load stage's collections with the documents
-// that the z-score records of offline (lines) make: one per window, the
-// same fields and values, and nothing else.
-func checkDocuments(t *testing.T, db *mongodrv.Database, cfg Config, lines []string) {
-	t.Helper()
-	type zline struct {
-		Timestamp string  `json:"timestamp"`
-		Symbol    string  `json:"symbol"`
-		Price     float64 `json:"price"`
-		ZScores   []struct {
-			Window string   `json:"window"`
-			Z      *float64 `json:"zscore_price"`
-		} `json:"zscores"`
-	}
-	want := map[string]map[string]bson.M{} // collection -> _id -> document
-	for _, l := range lines {
-		var z zline
-		require.NoError(t, json.Unmarshal([]byte(l), &z), "offline z-score record")
-		tm, err := time.Parse(time.RFC3339Nano, z.Timestamp)
-		require.NoError(t, err, "timestamp")
-		for _, w := range z.ZScores {
-			c := Collection(w.Window)
-			if want[c] == nil {
-				want[c] = map[string]bson.M{}
-			}
-			var zv any
-			if w.Z != nil {
-				zv = *w.Z
-			}
-			id := z.Symbol + "|" + z.Timestamp
-			want[c][id] = bson.M{"_id": id, "symbol": z.Symbol, "timestamp": bson.NewDateTimeFromTime(tm),
-				"window": w.Window, "price": z.Price, "zscore_price": zv}
-		}
-	}
-	require.Len(t, want, len(cfg.Windows), "a collection per window")
-	ctx := context.Background()
-	for c, docs := range want {
-		cur, err := db.Collection(c).Find(ctx, bson.D{})
-		require.NoError(t, err, "find in %s", c)
-		var got []bson.M
-		require.NoError(t, cur.All(ctx, &got), "read %s", c)
-		n := 0
-		for _, d := range got {
-			id, _ := d["_id"].(string)
-			if strings.HasPrefix(id, sentinelPrefix) {
-				continue
-			}
-			n++
-			w, ok := docs[id]
-			require.True(t, ok, "%s: unexpected document %v", c, d)
-			require.Equal(t, w, d, "%s: document %s", c, id)
-		}
-		require.Equal(t, len(docs), n, "%s: documents", c)
-		t.Logf("%s: %d documents, equal to offline's z-scores", c, n)
 	}
 }

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
+	"github.com/tidemark-go/tidemark/internal/embedded"
+	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// e2eTrace is a btc-price trace of n events on three symbols, in arrival
+// order: out of order within lateness, with duplicates, late events and
+// invalid lines.
+func e2eTrace(r *rand.Rand, n int, lateness stream.Time) []string {
+	type arrival struct {
+		at   stream.Time
+		line string
+	}
+	syms := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+	cents := []int64{9_919_048, 250_011, 14_550}
+	line := func(sym string, t stream.Time, c int64) string {
+		return fmt.Sprintf(`{"symbol":%q,"price":%s,"timestamp":%q}`, sym, strconv.FormatFloat(float64(c)/100, 'f', -1, 64), ts(t))
+	}
+	var out []arrival
+	tm := stream.Time(1_746_677_558_352)
+	for range n {
+		tm += stream.Time(1 + r.IntN(150))
+		k := r.IntN(len(syms))
+		cents[k] += int64(r.IntN(7)) - 3
+		at := tm + stream.Time(r.Int64N(int64(lateness)+1))
+		out = append(out, arrival{at, line(syms[k], tm, cents[k])})
+		switch r.IntN(60) {
+		case 0:
+			out = append(out, arrival{at + 1, line(syms[k], tm, cents[k]+1)}) // a duplicate identity
+		case 1:
+			out = append(out, arrival{at + lateness, line(syms[k], tm-2*lateness, cents[k])}) // late
+		case 2:
+			out = append(out, arrival{at, []string{`not json`, `{"symbol":"BTCUSDT","price":-1,"timestamp":"2025-05-08T04:12:38.352Z"}`, ``}[r.IntN(3)]})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b arrival) int { return int(a.at - b.at) })
+	lines := make([]string, len(out))
+	for i, a := range out {
+		lines[i] = a.line
+	}
+	return lines
+}
+
+func ts(t stream.Time) string { return string(btc.AppendTime(nil, t)) }
+
+// e2eSentinels returns, per partition, three records of a key of that
+// partition that push every stage's watermark past the trace (see the btc
+// package's stage test).
+func e2eSentinels(cfg btc.Config, last stream.Time) []string {
+	part := btc.NewPartitioner(cfg.Partitions)
+	gap := stream.DurationOf(cfg.Lateness) + stream.DurationOf(cfg.Horizon) + 1000
+	var out []string
+	for p, i := 0, 0; p < cfg.Partitions; i++ {
+		key := fmt.Sprintf("ZZEND%d", i)
+		if part.Of(key) != p {
+			continue
+		}
+		for j := 1; j <= 3; j++ {
+			out = append(out, string(btc.AppendPrice(nil, btc.Price{Symbol: key, Price: 1, Time: last + stream.Time(j)*gap})))
+		}
+		p++
+	}
+	return out
+}
+
+// scrape returns the value of a metric sample line that starts with prefix.
+func scrape(t *testing.T, url, prefix string) (float64, bool) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := sc.Text(); strings.HasPrefix(l, prefix+" ") {
+			v, err := strconv.ParseFloat(strings.TrimPrefix(l, prefix+" "), 64)
+			require.NoError(t, err, "metric %s", l)
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+// TestAllEqualsOffline replays a trace through the all command (every stage
+// in one process, through a Kafka-protocol broker and a MongoDB-compatible
+// store) and checks every record of every output topic, read back
+// read_committed, and every MongoDB document against what offline computes
+// for the same trace; it also checks the periodic log lines of the view and
+// the metrics endpoint.
+func TestAllEqualsOffline(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
+		_, err := fmt.Sscan(s, &seed)
+		require.NoError(t, err, "TIDEMARK_SEED")
+	}
+	t.Logf("seed %d (TIDEMARK_SEED=%d to repeat)", seed, seed)
+	cfg := btc.Config{Windows: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}, Horizon: 2 * time.Second,
+		Lateness: 3 * time.Second, Partitions: 3}
+	lines := e2eTrace(rand.New(rand.NewPCG(seed, 3)), 2500, stream.DurationOf(cfg.Lateness))
+
+	dir := t.TempDir()
+	sum, err := btc.Offline(context.Background(), strings.NewReader(strings.Join(lines, "\n")+"\n"), filepath.Join(dir, "offline"), cfg, quietLog())
+	require.NoError(t, err, "offline")
+	require.NotZero(t, sum.Late, "the trace has late events")
+	require.NotZero(t, sum.Duplicates, "the trace has duplicates")
+	require.NotZero(t, sum.Invalid, "the trace has invalid lines")
+	last := stream.MinTime
+	dec := btc.NewDecoder()
+	for _, l := range lines {
+		if p, err := dec.Decode([]byte(l)); err == nil {
+			last = max(last, p.Time)
+		}
+	}
+	trace := filepath.Join(dir, "trace.jsonl")
+	all := append(slices.Clone(lines), e2eSentinels(cfg, last)...)
+	require.NoError(t, os.WriteFile(trace, []byte(strings.Join(all, "\n")+"\n"), 0o644), "write the trace")
+
+	k := embeddedtest.StartKafka(t)
+	m := embeddedtest.StartMongo(t, embedded.MongoLogger(quietLog()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"all", "--source", "replay:" + trace, "--speed", "0", "--brokers", k.Addrs()[0],
+			"--mongo-uri", m.URI(), "--view", "log", "--refresh", "200ms", "--metrics-addr", "127.0.0.1:0",
+			"--partitions", "3", "--windows", "1s,5s,30s", "--horizon", "2s", "--lateness", "3s", "--data-dir", filepath.Join(dir, "data")},
+			nil, io.Discard, &stderr)
+	}()
+	var url string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`Prometheus metrics at (http://\S+/metrics)`).FindStringSubmatch(stderr.String())
+		if m != nil {
+			url = m[1]
+		}
+		return url != ""
+	}, 30*time.Second, 20*time.Millisecond, "the metrics address is announced; log:\n%s", &stderr)
+
+	want := map[string][]string{}
+	for _, kd := range []btc.Kind{btc.Moving, btc.ZScore, btc.Higher, btc.Lower} {
+		b, err := os.ReadFile(filepath.Join(dir, "offline", kd.FileName()))
+		require.NoError(t, err, "offline output")
+		want[kd.Topic()] = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	}
+	nz := len(want[btc.ZScore.Topic()])
+	// The load stage writes every z-score of the trace once the first
+	// sentinels' z-scores have passed (see e2eSentinels).
+	require.Eventually(t, func() bool {
+		v, ok := scrape(t, url, `tidemark_stage_records_out_total{stage="load"}`)
+		return ok && v >= float64(nz)
+	}, 120*time.Second, 100*time.Millisecond, "the load stage wrote every z-score; log:\n%s", &stderr)
+
+	metric := func(name, stage string) float64 {
+		v, ok := scrape(t, url, fmt.Sprintf(`%s{stage=%q}`, name, stage))
+		require.True(t, ok, "metric %s of %s", name, stage)
+		return v
+	}
+	assert.Equal(t, float64(len(all)), metric("tidemark_stage_records_in_total", "moving"), "moving read every record")
+	assert.Equal(t, float64(sum.Late), metric("tidemark_stage_late_total", "moving"), "late events")
+	assert.Equal(t, float64(sum.Duplicates), metric("tidemark_stage_duplicates_total", "moving"), "duplicates")
+	assert.Equal(t, float64(sum.Invalid), metric("tidemark_stage_invalid_total", "moving"), "invalid records")
+	assert.Equal(t, float64(sum.Invalid), metric("tidemark_stage_dead_lettered_total", "moving"), "dead letters")
+	assert.Positive(t, metric("tidemark_stage_commits_total", "zscore"), "transactions committed")
+	count, ok := scrape(t, url, `tidemark_stage_processing_latency_seconds_count{stage="moving"}`)
+	require.True(t, ok, "latency histogram")
+	assert.Positive(t, count, "latency observed")
+
+	cancel()
+	select {
+	case code := <-done:
+		require.Equal(t, 0, code, "exit code after a stop; log:\n%s", &stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("all did not stop; log:\n%s", &stderr)
+	}
+
+	read := btctest.ReadCommitted(t, k.Addrs(), btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic(), btc.DeadLetterTopic)
+	for topic, w := range want {
+		var got []string
+		for _, msg := range read[topic] {
+			if !strings.HasPrefix(string(msg.Key), "ZZEND") {
+				got = append(got, string(msg.Value))
+			}
+		}
+		w = slices.Clone(w)
+		slices.Sort(w)
+		slices.Sort(got)
+		require.Equal(t, len(w), len(got), "%s: records", topic)
+		for i := range w {
+			require.Equal(t, w[i], got[i], "%s: record %d (sorted)", topic, i)
+		}
+		t.Logf("%s: %d records, equal to offline's", topic, len(got))
+	}
+	assert.Len(t, read[btc.DeadLetterTopic], int(sum.Invalid), "dead letters")
+
+	client, err := mongo.Connect(mongoopts.Client().ApplyURI(m.URI()))
+	require.NoError(t, err, "mongo client")
+	defer client.Disconnect(context.Background())
+	n := btctest.CheckDocuments(t, client.Database(btc.Database), len(cfg.Windows), want[btc.ZScore.Topic()], "ZZEND")
+	assert.Equal(t, 3*nz, n, "documents")
+
+	log := stderr.String()
+	assert.Regexp(t, `msg=stage stage=moving events_per_s=\d+ read=\d+`, log, "periodic stage lines")
+	assert.Regexp(t, `msg=prices symbol=ETHUSDT price=[0-9.]+ at=`, log, "periodic price lines")
+	assert.Regexp(t, `msg=prices symbol=\w+ price=[0-9.]+ at=\S+ avg_1s=[0-9.]+ std_1s=\S+ z_1s=-?[0-9.]+ `, log, "the view shows statistics and z-scores")
+	assert.Regexp(t, `higher_window=[0-9.]+ lower_window=[0-9.]+`, log, "the view shows the lookahead answers")
+	assert.Contains(t, log, `msg="btc-pipeline all: stopped"`, "a clean stop")
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

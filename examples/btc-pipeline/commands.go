@@ -1,0 +1,440 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/source"
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/view"
+	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// extractStats are the counters of the extract side, for the view and the
+// metrics.
+type extractStats struct {
+	name     string
+	records  atomic.Uint64
+	failures func() map[string]uint64 // per kind; nil for sources that do not fail
+}
+
+func (e *extractStats) snapshot() (string, uint64, map[string]uint64) {
+	var f map[string]uint64
+	if e.failures != nil {
+		f = e.failures()
+	}
+	return e.name, e.records.Load(), f
+}
+
+// newSource returns the source --source asks for. "auto" tries Binance and
+// falls back to the synthetic source when Binance cannot be reached, saying
+// so.
+func (o *options) newSource(ctx context.Context) (source.Source, *extractStats, error) {
+	stats := &extractStats{}
+	synthetic := func() source.Source {
+		s := source.NewSynthetic(source.SyntheticConfig{Seed: o.seed, Symbols: o.symbols, Speed: o.speed, Unpaced: o.speed == 0})
+		fmt.Fprintln(o.stderr, s.Banner())
+		stats.name = "synthetic"
+		return s
+	}
+	switch {
+	case o.source == "synthetic":
+		return synthetic(), stats, nil
+	case strings.HasPrefix(o.source, "replay:"):
+		path := strings.TrimPrefix(o.source, "replay:")
+		r, err := source.NewReplay(path, source.ReplayConfig{Speed: o.speed, Logger: o.log})
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("--source %s: %w", o.source, err)}
+		}
+		stats.name = "replay"
+		return r, stats, nil
+	case o.source == "binance" || o.source == "auto":
+		b, err := source.NewBinance(source.BinanceConfig{BaseURL: o.binanceURL, Symbols: o.symbols, Interval: o.interval, Logger: o.log})
+		if err != nil {
+			return nil, nil, usageError{err}
+		}
+		if o.source == "auto" {
+			if err := b.Probe(ctx); err != nil {
+				o.log.Warn("Binance is not reachable; falling back to the SYNTHETIC source (use --source binance to insist)",
+					"url", b.URL(), "error", err)
+				return synthetic(), stats, nil
+			}
+		}
+		stats.name = "binance"
+		stats.failures = func() map[string]uint64 {
+			st := b.Stats()
+			return map[string]uint64{"rate_limited": st.RateLimited, "banned": st.Banned, "server_error": st.ServerErrors,
+				"status": st.StatusErrors, "timeout": st.Timeouts, "network": st.NetworkErrors, "malformed": st.Malformed,
+				"bad_price": st.BadPrices}
+		}
+		return b, stats, nil
+	}
+	return nil, nil, usageError{fmt.Errorf("--source %q: want auto, binance, synthetic or replay:FILE", o.source)}
+}
+
+// produce runs src until it ends or ctx is done, producing its records to
+// btc-price (key: the symbol; timestamp: the event time) with an idempotent
+// producer, and flushes what is in flight before it returns.
+func (o *options) produce(ctx context.Context, brokers []string, src source.Source, stats *extractStats) error {
+	cfg, err := saramaConfig()
+	if err != nil {
+		return err
+	}
+	sink, err := kafkaio.NewSink[[]byte](nil, kafkaio.Raw{}, kafkaio.WithTopic(btc.PriceTopic),
+		kafkaio.WithBrokers(brokers, cfg), kafkaio.WithLogger(o.log))
+	if err != nil {
+		return err
+	}
+	o.log.Info("extract: producing to "+btc.PriceTopic, "source", src.Describe(), "brokers", brokers)
+	runErr := src.Run(ctx, func(r source.Record) error {
+		if err := sink.Write(ctx, stream.Event[[]byte]{Key: r.Symbol, Time: stream.TimeOf(r.Time), Value: r.Value}); err != nil {
+			return err
+		}
+		stats.records.Add(1)
+		return nil
+	})
+	// In-flight records are delivered before the producer closes, also on
+	// a stop (a broker that is away gets 30 s).
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	flushErr := sink.Flush(fctx)
+	closeErr := sink.Close()
+	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
+		runErr = nil
+	}
+	if runErr == nil {
+		o.log.Info("extract: done", "source", src.Describe(), "records", stats.records.Load())
+	}
+	return errors.Join(runErr, flushErr, closeErr)
+}
+
+func (o *options) extract(ctx context.Context) error {
+	s := o.connect()
+	if err := o.ensureTopics(ctx, s.brokers); err != nil {
+		return err
+	}
+	src, stats, err := o.newSource(ctx)
+	if err != nil {
+		return err
+	}
+	return o.produce(ctx, s.brokers, src, stats)
+}
+
+// stageSet are the stages a process runs, by name, in the order of the view.
+type stageSet struct {
+	names  []string
+	stages []*kafkaio.Stage
+	loader *btc.Loader
+	closeM func()
+}
+
+// newStages builds the named stages on the services s.
+func (o *options) newStages(ctx context.Context, s *services, m *metrics, names ...string) (*stageSet, error) {
+	cfg, err := saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	set := &stageSet{closeM: func() {}}
+	for _, name := range names {
+		opts := []kafkaio.StageOption{kafkaio.WithBrokers(s.brokers, cfg), kafkaio.WithLogger(o.log), m.latencyOption(name)}
+		if o.instance != "" {
+			opts = append(opts, kafkaio.WithInstanceID(o.instance))
+		}
+		var st *kafkaio.Stage
+		switch name {
+		case "moving":
+			st, err = btc.NewMovingStage(o.cfg, opts...)
+		case "zscore":
+			st, err = btc.NewZScoreStage(o.cfg, opts...)
+		case "bonus":
+			st, err = btc.NewBonusStage(o.cfg, opts...)
+		case "load":
+			var mc interface{ Disconnect(context.Context) error }
+			client, cerr := connectMongo(ctx, s.mongoURI)
+			if cerr != nil {
+				return nil, cerr
+			}
+			mc = client
+			set.closeM = func() { _ = mc.Disconnect(context.Background()) }
+			set.loader, err = btc.NewLoader(client.Database(btc.Database), o.cfg, o.log)
+			if err == nil {
+				m.setLoader(set.loader)
+				st, err = btc.NewLoadStage(o.cfg, set.loader, opts...)
+			}
+		}
+		if err != nil {
+			set.closeM()
+			return nil, usageError{err}
+		}
+		m.addStage(name, st)
+		set.names = append(set.names, name)
+		set.stages = append(set.stages, st)
+	}
+	return set, nil
+}
+
+// run runs every stage until ctx is done and returns their errors joined,
+// after the loader's final flush.
+func (set *stageSet) run(ctx context.Context, log *slog.Logger) error {
+	errs := make([]error, len(set.stages))
+	var wg sync.WaitGroup
+	for i, st := range set.stages {
+		wg.Go(func() {
+			if err := st.Run(ctx); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", set.names[i], err)
+			}
+		})
+	}
+	wg.Wait()
+	if set.loader != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := set.loader.Close(cctx); err != nil {
+			errs = append(errs, fmt.Errorf("load: close: %w", err))
+		}
+		cancel()
+		log.Info("load: MongoDB writes", "stats", fmt.Sprintf("%+v", set.loader.Stats()))
+	}
+	set.closeM()
+	return errors.Join(errs...)
+}
+
+// rows returns the stages' rows of the view; prev holds the previous
+// counts, for the rates.
+func (set *stageSet) rows(prev map[string]uint64, since time.Duration) []view.Stage {
+	var out []view.Stage
+	now := stream.TimeOf(time.Now())
+	for i, st := range set.stages {
+		s := st.Stats()
+		row := view.Stage{Name: set.names[i], Records: s.Records, Emitted: s.Emitted, Lag: s.Lag, WatermarkDelay: -1,
+			Late: s.Late, Duplicates: s.Duplicates, Invalid: s.Rejected, Dead: s.DeadLettered, Commits: s.Commits, Aborts: s.Aborts}
+		if s.Watermark != stream.MinTime {
+			row.WatermarkDelay = time.Duration(now-s.Watermark) * time.Millisecond
+		}
+		if since > 0 {
+			row.Rate = float64(s.Records-prev[row.Name]) / since.Seconds()
+		}
+		prev[row.Name] = s.Records
+		if set.names[i] == "load" && set.loader != nil {
+			row.Note = fmt.Sprintf("documents %d", set.loader.Stats().Written)
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// stage runs one stage of the lab (moving, zscore, bonus or load).
+func (o *options) stage(ctx context.Context) error {
+	s := o.connect()
+	if err := o.ensureTopics(ctx, s.brokers); err != nil {
+		return err
+	}
+	m := newMetrics()
+	if err := o.serveMetrics(ctx, m); err != nil {
+		return err
+	}
+	set, err := o.newStages(ctx, s, m, o.cmd)
+	if err != nil {
+		return err
+	}
+	vctx, stopView := context.WithCancel(context.Background())
+	defer stopView()
+	go func() {
+		prev := map[string]uint64{}
+		last := time.Now()
+		tick := time.NewTicker(o.refresh)
+		defer tick.Stop()
+		for {
+			select {
+			case <-vctx.Done():
+				return
+			case now := <-tick.C:
+				view.Log(o.log, view.Status{Stages: set.rows(prev, now.Sub(last))})
+				last = now
+			}
+		}
+	}()
+	return set.run(ctx, o.log)
+}
+
+func (o *options) serveMetrics(ctx context.Context, m *metrics) error {
+	if o.metricsAddr == "" || o.metricsAddr == "off" {
+		return nil
+	}
+	addr, err := m.serve(ctx, o.metricsAddr, o.log)
+	if err != nil {
+		return err
+	}
+	o.log.Info("Prometheus metrics at http://" + addr + "/metrics")
+	return nil
+}
+
+// isTerminal reports whether w is a character device, a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// all runs every stage in one process, through the topics, with the
+// embedded services unless --brokers and --mongo-uri say otherwise.
+func (o *options) all(ctx context.Context) error {
+	mode := o.view
+	if mode == "auto" {
+		mode = "log"
+		if isTerminal(o.stdout) {
+			mode = "screen"
+		}
+	}
+	switch mode {
+	case "screen", "log", "off":
+	default:
+		return usageError{fmt.Errorf("--view %q: want auto, screen, log or off", o.view)}
+	}
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if mode == "screen" {
+		// The screen is the view's: logs go to a file in the data directory.
+		path := filepath.Join(dataDir, "btc-pipeline.log")
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("log file: %w", err)
+		}
+		defer f.Close()
+		o.log = slog.New(slog.NewTextHandler(f, nil))
+		fmt.Fprintf(o.stderr, "btc-pipeline: data in %s, logs in %s\n", dataDir, path)
+	}
+	svc, err := startEmbedded(dataDir, len(o.brokers) == 0, o.mongoURI == "", o.kafkaPort, 0, o.log)
+	if err != nil {
+		return err
+	}
+	defer svc.close(o.log)
+	if len(o.brokers) > 0 {
+		svc.brokers = o.brokers
+	}
+	if o.mongoURI != "" {
+		svc.mongoURI = o.mongoURI
+	}
+	o.log.Info("btc-pipeline all", "data_dir", dataDir, "brokers", svc.brokers, "mongo", svc.mongoURI,
+		"partitions", max(o.cfg.Partitions, 1), "windows", (*windowsFlag)(&o.cfg.Windows).String(), "lateness", o.cfg.Lateness, "horizon", o.cfg.Horizon)
+	if err := o.ensureTopics(ctx, svc.brokers); err != nil {
+		return err
+	}
+	m := newMetrics()
+	if err := o.serveMetrics(ctx, m); err != nil {
+		return err
+	}
+	set, err := o.newStages(ctx, svc, m, "moving", "zscore", "bonus", "load")
+	if err != nil {
+		return err
+	}
+	src, xstats, err := o.newSource(ctx)
+	if err != nil {
+		set.closeM()
+		return err
+	}
+	m.setExtract(xstats)
+
+	// Stop order: the source first (its records in flight are delivered),
+	// then the stages (each commits what it did), then the view.
+	srcCtx, stopSrc := context.WithCancel(ctx)
+	defer stopSrc()
+	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStages()
+	viewCtx, stopView := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopView()
+
+	var srcErr, stagesErr error
+	srcDone, stagesDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(srcDone)
+		srcErr = o.produce(srcCtx, svc.brokers, src, xstats)
+	}()
+	go func() {
+		defer close(stagesDone)
+		stagesErr = set.run(stageCtx, o.log)
+	}()
+	tail := view.NewTail(o.cfg, o.log)
+	tailDone := make(chan struct{})
+	go func() {
+		defer close(tailDone)
+		if err := tail.Run(viewCtx, svc.brokers, nil); err != nil {
+			o.log.Warn("view: cannot follow the topics", "error", err)
+		}
+	}()
+
+	o.watch(ctx, mode, set, xstats, src, tail, srcDone, stagesDone)
+
+	stopSrc()
+	<-srcDone
+	stopStages()
+	<-stagesDone
+	stopView()
+	<-tailDone
+	if srcErr != nil {
+		o.log.Error("extract failed", "error", srcErr)
+	}
+	if stagesErr != nil {
+		o.log.Error("stages failed", "error", stagesErr)
+	}
+	o.log.Info("btc-pipeline all: stopped", "data_dir", dataDir)
+	return errors.Join(srcErr, stagesErr)
+}
+
+// watch shows the live view until ctx is done or the stages stop. A source
+// that ends (a replay) leaves the stages running: a topic has no end, so
+// the last events wait for later ones to pass the watermark.
+func (o *options) watch(ctx context.Context, mode string, set *stageSet, xstats *extractStats, src source.Source,
+	tail *view.Tail, srcDone, stagesDone <-chan struct{}) {
+	tick := time.NewTicker(o.refresh)
+	defer tick.Stop()
+	prev := map[string]uint64{}
+	last := time.Now()
+	var lastExtract uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stagesDone:
+			return
+		case <-srcDone:
+			srcDone = nil
+			o.log.Info("the source ended; the stages keep running (stop with Ctrl-C)")
+		case now := <-tick.C:
+			since := now.Sub(last)
+			last = now
+			rows := set.rows(prev, since)
+			name, records, _ := xstats.snapshot()
+			x := view.Stage{Name: "extract", Records: records, Emitted: records, WatermarkDelay: -1,
+				Rate: float64(records-lastExtract) / since.Seconds(), Note: name}
+			lastExtract = records
+			st := view.Status{Snapshot: tail.Snapshot(), Source: src.Describe(), Stages: append([]view.Stage{x}, rows...), Horizon: o.cfg.Horizon}
+			switch mode {
+			case "screen":
+				var b strings.Builder
+				b.WriteString("\x1b[H\x1b[2J")
+				view.Render(&b, st)
+				fmt.Fprint(o.stdout, b.String())
+			case "log":
+				view.Log(o.log, st)
+			}
+		}
+	}
+}

@@ -1,0 +1,182 @@
+// Package btctest holds the checks that the pipeline's end-to-end tests
+// share: reading topics back read_committed and comparing MongoDB documents
+// with z-score records. It is only for tests.
+package btctest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/tidemark-go/tidemark/kafkaio"
+)
+
+// ReadCommitted returns the records of each topic that a read_committed
+// consumer sees, once no transaction is open on them. It reads every
+// partition at once: the end of a partition is a transaction marker, which a
+// consumer never sees, so a partition is done at its last stable offset or
+// after a second without records.
+func ReadCommitted(t testing.TB, addrs []string, topics ...string) map[string][]*sarama.ConsumerMessage {
+	t.Helper()
+	cfg, err := kafkaio.NewConfig()
+	require.NoError(t, err, "config")
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	client, err := sarama.NewClient(addrs, cfg)
+	require.NoError(t, err, "client")
+	defer client.Close()
+	adm, err := sarama.NewClusterAdminFromClient(client)
+	require.NoError(t, err, "admin")
+	ask := map[string]map[int32]int64{}
+	for _, topic := range topics {
+		parts, err := client.Partitions(topic)
+		require.NoError(t, err, "partitions of %s", topic)
+		ask[topic] = map[int32]int64{}
+		for _, p := range parts {
+			ask[topic][p] = sarama.OffsetNewest
+		}
+	}
+	res, err := adm.ListOffsets(ask, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
+	require.NoError(t, err, "last stable offsets")
+	cons, err := sarama.NewConsumerFromClient(client)
+	require.NoError(t, err, "consumer")
+	defer cons.Close()
+	var (
+		mu  sync.Mutex
+		out = make(map[string][]*sarama.ConsumerMessage)
+		wg  sync.WaitGroup
+	)
+	for topic, parts := range ask {
+		for p := range parts {
+			r := res[topic][p]
+			require.True(t, r != nil && errors.Is(r.Err, sarama.ErrNoError), "last stable offset of %s/%d: %v", topic, p, r)
+			if r.Offset == 0 {
+				continue
+			}
+			pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
+			require.NoError(t, err, "consume %s/%d", topic, p)
+			wg.Go(func() {
+				defer pc.Close()
+				var got []*sarama.ConsumerMessage
+				quiet := time.NewTimer(5 * time.Second)
+				defer quiet.Stop()
+			read:
+				for {
+					select {
+					case m := <-pc.Messages():
+						got = append(got, m)
+						if m.Offset >= r.Offset-1 {
+							break read
+						}
+						quiet.Reset(time.Second)
+					case <-quiet.C:
+						break read
+					}
+				}
+				mu.Lock()
+				out[topic] = append(out[topic], got...)
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// CheckDocuments compares the load stage's collections in db with the
+// documents that the btc-price-zscore records lines make: one per window in
+// the collection "btc-price-zscore-<window>", with the same fields and
+// values, and nothing else. Documents whose _id starts with skip are left
+// out (sentinels), as are those of lines. It returns the number of documents
+// compared.
+func CheckDocuments(t testing.TB, db *mongo.Database, windows int, lines []string, skip string) int {
+	t.Helper()
+	type zline struct {
+		Timestamp string  `json:"timestamp"`
+		Symbol    string  `json:"symbol"`
+		Price     float64 `json:"price"`
+		ZScores   []struct {
+			Window string   `json:"window"`
+			Z      *float64 `json:"zscore_price"`
+		} `json:"zscores"`
+	}
+	want := map[string]map[string]bson.M{} // collection -> _id -> document
+	for _, l := range lines {
+		var z zline
+		require.NoError(t, json.Unmarshal([]byte(l), &z), "offline z-score record")
+		tm, err := time.Parse(time.RFC3339Nano, z.Timestamp)
+		require.NoError(t, err, "timestamp")
+		for _, w := range z.ZScores {
+			c := "btc-price-zscore-" + w.Window
+			if want[c] == nil {
+				want[c] = map[string]bson.M{}
+			}
+			var zv any
+			if w.Z != nil {
+				zv = *w.Z
+			}
+			id := z.Symbol + "|" + z.Timestamp
+			want[c][id] = bson.M{"_id": id, "symbol": z.Symbol, "timestamp": bson.NewDateTimeFromTime(tm),
+				"window": w.Window, "price": z.Price, "zscore_price": zv}
+		}
+	}
+	require.Len(t, want, windows, "a collection per window")
+	total := 0
+	ctx := context.Background()
+	for c, docs := range want {
+		cur, err := db.Collection(c).Find(ctx, bson.D{})
+		require.NoError(t, err, "find in %s", c)
+		var got []bson.M
+		require.NoError(t, cur.All(ctx, &got), "read %s", c)
+		n := 0
+		for _, d := range got {
+			id, _ := d["_id"].(string)
+			if skip != "" && strings.HasPrefix(id, skip) {
+				continue
+			}
+			n++
+			w, ok := docs[id]
+			require.True(t, ok, "%s: unexpected document %v", c, d)
+			require.Equal(t, w, d, "%s: document %s", c, id)
+		}
+		require.Equal(t, len(docs), n, "%s: documents", c)
+		t.Logf("%s: %d documents, equal to offline's z-scores", c, n)
+		total += n
+	}
+	return total
+}
+
+// Logger returns a logger whose lines the test prints if it fails, for the
+// stages of a test: quiet when all goes well, the whole story when not.
+func Logger(t testing.TB) *slog.Logger {
+	var (
+		mu  sync.Mutex
+		buf bytes.Buffer
+	)
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("log of the stages:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -1,0 +1,84 @@
+package source
+
+import (
+	"context"
+	"time"
+
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// Record is one btc-price record to produce.
+//
+// Value belongs to the receiver: every source allocates a new slice for each
+// record and never reads or writes it after emit returns, so emit may hand it
+// to an asynchronous producer as is.
+type Record struct {
+	Symbol string    // the record key ("" for a replayed line that is not a valid btc-price record)
+	Value  []byte    // the record value: btc-price JSON (for replay, the raw line, untouched, even if invalid)
+	Time   time.Time // event time, UTC, whole milliseconds: the Kafka record timestamp
+}
+
+// Source yields records until ctx ends or the source is exhausted. emit may
+// block (backpressure) and may return an error, which ends Run with that
+// error. Run returns nil when a finite source is exhausted, ctx.Err() when
+// cancelled. Run is called once at a time (a source is not safe for
+// concurrent Runs); Describe and the Stats methods may be called from any
+// goroutine.
+type Source interface {
+	Run(ctx context.Context, emit func(Record) error) error
+	Describe() string // one line for logs and banners
+}
+
+var (
+	_ Source = (*Binance)(nil)
+	_ Source = (*Synthetic)(nil)
+	_ Source = (*Replay)(nil)
+)
+
+// appendRecord appends a btc-price value whose price is already JSON number
+// text, in btc.AppendPrice's field order. symbol must need no JSON escaping
+// (the sources only build records for validated symbols).
+func appendRecord(dst []byte, symbol string, price []byte, t stream.Time) []byte {
+	dst = append(dst, `{"symbol":"`...)
+	dst = append(dst, symbol...)
+	dst = append(dst, `","price":`...)
+	dst = append(dst, price...)
+	dst = append(dst, `,"timestamp":"`...)
+	dst = btc.AppendTime(dst, t)
+	return append(dst, `"}`...)
+}
+
+// validSymbol reports whether s looks like an exchange symbol: 1 to 32
+// upper-case ASCII letters and digits, so it needs no JSON escaping and no
+// URL escaping beyond the query's own.
+func validSymbol(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// millis truncates t to the millisecond (towards the past) in UTC.
+func millis(t time.Time) time.Time { return stream.TimeOf(t).UTC() }
+
+// sleep waits for d or until ctx is done, whichever comes first, and returns
+// ctx.Err() in the latter case.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/internal/embedded"
+	"github.com/tidemark-go/tidemark/kafkaio"
+)
+
+// services are the Kafka brokers and the MongoDB URI a command uses, and
+// the embedded servers it started, if any.
+type services struct {
+	brokers  []string
+	mongoURI string
+	kafka    *embedded.Kafka
+	mongo    *embedded.Mongo
+}
+
+// startEmbedded starts the embedded broker (when kafka) and store (when
+// mongo) with their data under dir.
+func startEmbedded(dir string, kafka, mongoToo bool, kafkaPort, mongoPort int, log *slog.Logger) (*services, error) {
+	s := &services{}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if kafka {
+		kdir := filepath.Join(dir, "kafka")
+		if err := os.MkdirAll(kdir, 0o755); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		opts := []embedded.KafkaOption{embedded.KafkaDataDir(kdir), embedded.KafkaLogger(quiet)}
+		if kafkaPort != 0 {
+			opts = append(opts, embedded.KafkaPorts(kafkaPort))
+		}
+		k, err := embedded.NewKafka(opts...)
+		if err != nil {
+			return nil, fmt.Errorf("embedded Kafka (port %d): %w", kafkaPort, err)
+		}
+		s.kafka, s.brokers = k, k.Addrs()
+		log.Info("embedded Kafka-protocol broker (kfake) started", "brokers", s.brokers[0], "data", kdir)
+	}
+	if mongoToo {
+		mdir := filepath.Join(dir, "mongo")
+		opts := []embedded.MongoOption{embedded.MongoLogger(quiet)}
+		if mongoPort != 0 {
+			opts = append(opts, embedded.MongoPort(mongoPort))
+		}
+		m, err := embedded.NewMongo(mdir, opts...)
+		if err != nil {
+			s.close(log)
+			return nil, fmt.Errorf("embedded MongoDB (port %d): %w", mongoPort, err)
+		}
+		s.mongo, s.mongoURI = m, m.URI()
+		log.Info("embedded MongoDB-compatible store (FerretDB on SQLite) started", "uri", s.mongoURI, "data", mdir)
+	}
+	return s, nil
+}
+
+// close stops the embedded servers; the broker saves its state first.
+func (s *services) close(log *slog.Logger) {
+	if s.mongo != nil {
+		if err := s.mongo.Close(); err != nil {
+			log.Warn("embedded MongoDB: close", "error", err)
+		}
+	}
+	if s.kafka != nil {
+		_ = s.kafka.Close()
+	}
+}
+
+// services runs the embedded broker and store on fixed ports until ctx is
+// done.
+func (o *options) services(ctx context.Context) error {
+	if len(o.brokers) > 0 {
+		o.log.Warn("services starts the embedded broker: --brokers (TIDEMARK_BROKERS) is ignored", "brokers", o.brokers)
+	}
+	s, err := startEmbedded(o.dataDir, true, true, o.kafkaPort, o.mongoPort, o.log)
+	if err != nil {
+		return err
+	}
+	defer s.close(o.log)
+	if err := o.ensureTopics(ctx, s.brokers); err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(o.dataDir)
+	fmt.Fprintf(o.stderr, `
+Embedded services are up (stop with Ctrl-C; the data stays in %s):
+  Kafka    %s    (topics %v, %d partition(s) each)
+  MongoDB  %s
+
+Run the stages in other terminals, as in the lab:
+  go run ./examples/btc-pipeline extract
+  go run ./examples/btc-pipeline moving
+  go run ./examples/btc-pipeline zscore
+  go run ./examples/btc-pipeline bonus
+  go run ./examples/btc-pipeline load
+
+`, abs, s.brokers[0], btc.Topics(), max(o.cfg.Partitions, 1), s.mongoURI)
+	<-ctx.Done()
+	o.log.Info("stopping the embedded services")
+	return nil
+}
+
+// connect returns the services of a single-stage command: the given ones,
+// or the services command's fixed ports.
+func (o *options) connect() *services {
+	s := &services{brokers: o.brokers, mongoURI: o.mongoURI}
+	if len(s.brokers) == 0 {
+		s.brokers = []string{fmt.Sprintf("127.0.0.1:%d", defaultKafkaPort)}
+	}
+	if s.mongoURI == "" {
+		s.mongoURI = fmt.Sprintf("mongodb://127.0.0.1:%d/", defaultMongoPort)
+	}
+	return s
+}
+
+// saramaConfig is the client configuration of every command.
+func saramaConfig() (*sarama.Config, error) {
+	return kafkaio.NewConfig(kafkaio.WithClientID("btc-pipeline"))
+}
+
+// ensureTopics creates the pipeline's topics that are missing, with
+// --partitions partitions each, waiting for the brokers (up to a minute) if
+// they are not reachable yet.
+func (o *options) ensureTopics(ctx context.Context, brokers []string) error {
+	cfg, err := saramaConfig()
+	if err != nil {
+		return err
+	}
+	var client sarama.Client
+	backoff := 250 * time.Millisecond
+	deadline := time.Now().Add(time.Minute)
+	for {
+		client, err = sarama.NewClient(brokers, cfg)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("Kafka at %v is not reachable: %w", brokers, err)
+		}
+		o.log.Warn("Kafka not reachable yet; retrying", "brokers", brokers, "retry_in", backoff, "error", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return err
+	}
+	if err := kafkaio.EnsureTopics(ctx, admin, btc.TopicSpecs(o.cfg.Partitions)); err != nil {
+		if errors.Is(err, kafkaio.ErrTopicMismatch) {
+			return fmt.Errorf("%w (the topics exist with another partition count: give --partitions that count, or delete them)", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// connectMongo connects to uri and checks the server answers.
+func connectMongo(ctx context.Context, uri string) (*mongo.Client, error) {
+	c, err := mongo.Connect(mongoopts.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("MongoDB at %s: %w", uri, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx, nil); err != nil {
+		_ = c.Disconnect(context.Background())
+		return nil, fmt.Errorf("MongoDB at %s is not reachable: %w", uri, err)
+	}
+	return c, nil
+}
