@@ -175,8 +175,10 @@ func TestStagesEqualOffline(t *testing.T) {
 			zst.Records >= uint64(produced)+uint64(len(want[Moving.Topic()])+2*partitions) &&
 			zst.Emitted >= nz+partitions && loader.Stats().Records >= nz
 	}
-	require.Eventually(t, func() bool { return t.Failed() || done() }, 90*time.Second, 50*time.Millisecond, "stages read everything: moving %+v zscore %+v bonus %+v load %+v",
-		moving.Stats(), zs.Stats(), bonus.Stats(), loader.Stats())
+	if !btctest.WaitFor(t, 90*time.Second, func() bool { return t.Failed() || done() }) {
+		t.Fatalf("the stages did not read everything in 90 s: moving %+v zscore %+v bonus %+v load %+v",
+			moving.Stats(), zs.Stats(), bonus.Stats(), loader.Stats())
+	}
 	for i, err := range stop() {
 		require.NoError(t, err, "stage %d Run", i)
 	}

@@ -180,3 +180,20 @@ func Logger(t testing.TB) *slog.Logger {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// WaitFor polls cond every 20 ms until it holds or d has passed, and says
+// whether it held. Unlike require.Eventually it lets the caller report the
+// state at the moment of failure, not at the moment of the call.
+func WaitFor(t testing.TB, d time.Duration, cond func() bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

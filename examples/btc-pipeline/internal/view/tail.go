@@ -108,18 +108,21 @@ func (t *Tail) Run(ctx context.Context, addrs []string, cfg *sarama.Config) erro
 		return fmt.Errorf("view: %w", err)
 	}
 	defer cons.Close()
-	handlers := map[string]func(m *sarama.ConsumerMessage){
-		btc.PriceTopic:      t.price(),
-		btc.Moving.Topic():  t.moving(),
-		btc.ZScore.Topic():  t.zscore(),
-		btc.Higher.Topic():  t.lookahead("higher_window"),
-		btc.Lower.Topic():   t.lookahead("lower_window"),
+	// A handler factory per topic: every partition gets its own handler,
+	// because the decoders keep scratch state and are not safe for
+	// concurrent use.
+	handlers := map[string]func() func(m *sarama.ConsumerMessage){
+		btc.PriceTopic:      t.price,
+		btc.Moving.Topic():  t.moving,
+		btc.ZScore.Topic():  t.zscore,
+		btc.Higher.Topic():  func() func(*sarama.ConsumerMessage) { return t.lookahead("higher_window") },
+		btc.Lower.Topic():   func() func(*sarama.ConsumerMessage) { return t.lookahead("lower_window") },
 		btc.DeadLetterTopic: nil,
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for topic, h := range handlers {
-		if h == nil {
+	for topic, newHandler := range handlers {
+		if newHandler == nil {
 			continue
 		}
 		parts, err := client.Partitions(topic)
@@ -135,6 +138,7 @@ func (t *Tail) Run(ctx context.Context, addrs []string, cfg *sarama.Config) erro
 			if err != nil {
 				return fmt.Errorf("view: consume %s/%d: %w", topic, p, err)
 			}
+			h := newHandler()
 			wg.Go(func() {
 				defer pc.AsyncClose()
 				for {
