@@ -97,7 +97,7 @@ func e2eSentinels(cfg btc.Config, last stream.Time) []string {
 	gap := stream.DurationOf(cfg.Lateness) + stream.DurationOf(cfg.Horizon) + 1000
 	var out []string
 	for p, i := 0, 0; p < cfg.Partitions; i++ {
-		key := fmt.Sprintf("ZZEND%d", i)
+		key := fmt.Sprintf(sentinel+"%d", i)
 		if part.Of(key) != p {
 			continue
 		}
@@ -191,10 +191,13 @@ func TestAllEqualsOffline(t *testing.T) {
 	nz := len(want[btc.ZScore.Topic()])
 	// The load stage writes every z-score of the trace once the first
 	// sentinels' z-scores have passed (see e2eSentinels).
-	require.Eventually(t, func() bool {
+	if !btctest.WaitFor(t, 120*time.Second, func() bool {
 		v, ok := scrape(t, url, `tidemark_stage_records_out_total{stage="load"}`)
 		return ok && v >= float64(nz)
-	}, 120*time.Second, 100*time.Millisecond, "the load stage wrote every z-score; log:\n%s", &stderr)
+	}) {
+		btctest.LogGoroutines(t, "mongoio", "btc.(*Loader)", "kafkaio.(*runtime)")
+		t.Fatalf("the load stage did not write every z-score in 120 s; log:\n%s", &stderr)
+	}
 
 	metric := func(name, stage string) float64 {
 		v, ok := scrape(t, url, fmt.Sprintf(`%s{stage=%q}`, name, stage))

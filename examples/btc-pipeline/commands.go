@@ -263,7 +263,11 @@ func (o *options) stage(ctx context.Context) error {
 			}
 		}
 	}()
-	return set.run(ctx, o.log)
+	if err := set.run(ctx, o.log); err != nil {
+		return err
+	}
+	o.log.Info("btc-pipeline " + o.cmd + ": stopped")
+	return nil
 }
 
 func (o *options) serveMetrics(ctx context.Context, m *metrics) error {

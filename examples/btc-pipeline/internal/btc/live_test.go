@@ -176,6 +176,7 @@ func TestStagesEqualOffline(t *testing.T) {
 			zst.Emitted >= nz+partitions && loader.Stats().Records >= nz
 	}
 	if !btctest.WaitFor(t, 90*time.Second, func() bool { return t.Failed() || done() }) {
+		btctest.LogGoroutines(t, "mongoio", "btc.(*Loader)", "kafkaio.(*runtime)")
 		t.Fatalf("the stages did not read everything in 90 s: moving %+v zscore %+v bonus %+v load %+v",
 			moving.Stats(), zs.Stats(), bonus.Stats(), loader.Stats())
 	}

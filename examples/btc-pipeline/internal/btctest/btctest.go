@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -196,4 +198,20 @@ func WaitFor(t testing.TB, d time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// LogGoroutines logs the stacks of this process's goroutines that mention
+// any of the given substrings (all of them when none is given), to tell
+// where a stalled pipeline waits.
+func LogGoroutines(t testing.TB, substrings ...string) {
+	t.Helper()
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	var keep []string
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if len(substrings) == 0 || slices.ContainsFunc(substrings, func(s string) bool { return strings.Contains(g, s) }) {
+			keep = append(keep, g)
+		}
+	}
+	t.Logf("%d goroutines:\n%s", len(keep), strings.Join(keep, "\n\n"))
 }

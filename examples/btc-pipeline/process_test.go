@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
+	"github.com/tidemark-go/tidemark/internal/embedded"
+	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// asMainEnv makes the test binary run the btc-pipeline command instead of
+// the tests: the process tests start their stages as separate processes of
+// this binary, which holds the same main as a go build of the command.
+const asMainEnv = "TIDEMARK_BTC_PIPELINE_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// proc is one stage process, restarted after each kill; its log holds the
+// output of every incarnation.
+type proc struct {
+	name string
+	args []string
+	log  *syncBuffer
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan error // the exit of the running incarnation
+	runs int
+}
+
+func (p *proc) start(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(os.Args[0], p.args...)
+	// A data race is reported in the log, where the test looks for it,
+	// rather than changing the exit code.
+	cmd.Env = append(os.Environ(), asMainEnv+"=1", "GORACE=exitcode=0")
+	p.runs++
+	fmt.Fprintf(p.log, "==== %s, run %d: %s\n", p.name, p.runs, strings.Join(p.args, " "))
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	require.NoError(t, cmd.Start(), "start %s", p.name)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	p.cmd, p.done = cmd, done
+}
+
+// kill ends the process with SIGKILL, as a crash would.
+func (p *proc) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	fmt.Fprintf(p.log, "==== %s: SIGKILL\n", p.name)
+}
+
+// exited says whether the running incarnation has ended, and how.
+func (p *proc) exited() (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		require.NoError(t, err, "%s: exit after SIGTERM; log:\n%s", p.name, p.log)
+	case <-time.After(90 * time.Second):
+		_ = p.cmd.Process.Kill()
+		t.Fatalf("%s did not stop within 90 s of SIGTERM; log:\n%s", p.name, p.log)
+	}
+}
+
+// raceFree fails the test on a data race reported by a process, other than
+// the one inside sarama's transaction manager that kafkaio's failure tests
+// document (kafkaio/stage_failures_test.go).
+func (p *proc) raceFree(t *testing.T) {
+	t.Helper()
+	for _, r := range strings.Split(p.log.String(), "WARNING: DATA RACE")[1:] {
+		end := strings.Index(r, "==================")
+		if end < 0 {
+			end = len(r)
+		}
+		if !strings.Contains(r[:end], "sarama.(*transactionManager)") {
+			t.Errorf("%s: data race:\n%s", p.name, r[:end])
+		}
+	}
+}
+
+// TestProcessesEqualOffline runs the lab as separate processes: extract
+// replays a messy trace (three symbols on four partitions) into btc-price,
+// and moving (two instances), zscore, bonus and load run as their own
+// processes of this binary. While the trace flows, stage processes are
+// killed with SIGKILL at random moments and restarted: first one of the two
+// moving instances (scale-out: the other takes over its partitions, and
+// gives them back), then any stage. At the end every record of every output
+// topic, read read_committed, and every MongoDB document equal what offline
+// computes for the trace: none missing, none duplicated.
+//
+// Subtest kfake runs on the embedded broker; subtest kafka on the real
+// broker of TIDEMARK_KAFKA_BROKERS (the integration tier), where it deletes
+// the pipeline's topics and groups first. TIDEMARK_SEED repeats a run;
+// TIDEMARK_E2E_EVENTS sets the trace's length (default 6000).
+func TestProcessesEqualOffline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dozen processes; not in -short")
+	}
+	t.Run("kfake", func(t *testing.T) {
+		k := embeddedtest.StartKafka(t)
+		testProcesses(t, k.Addrs())
+	})
+	t.Run("kafka", func(t *testing.T) {
+		brokers := os.Getenv("TIDEMARK_KAFKA_BROKERS")
+		if brokers == "" {
+			t.Skip("TIDEMARK_KAFKA_BROKERS is not set: start a broker with scripts/kafka/broker.sh start")
+		}
+		addrs := strings.Split(brokers, ",")
+		resetPipeline(t, addrs)
+		testProcesses(t, addrs)
+	})
+}
+
+func testProcesses(t *testing.T, addrs []string) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
+		_, err := fmt.Sscan(s, &seed)
+		require.NoError(t, err, "TIDEMARK_SEED")
+	}
+	events := 6000
+	if s := os.Getenv("TIDEMARK_E2E_EVENTS"); s != "" {
+		_, err := fmt.Sscan(s, &events)
+		require.NoError(t, err, "TIDEMARK_E2E_EVENTS")
+	}
+	t.Logf("seed %d, %d events (TIDEMARK_SEED=%d TIDEMARK_E2E_EVENTS=%d to repeat)", seed, events, seed, events)
+	r := rand.New(rand.NewPCG(seed, 7))
+	cfg := btc.Config{Windows: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}, Horizon: 2 * time.Second,
+		Lateness: 3 * time.Second, Partitions: 4}
+	lines := e2eTrace(r, events, stream.DurationOf(cfg.Lateness))
+
+	dir := t.TempDir()
+	sum, err := btc.Offline(context.Background(), strings.NewReader(strings.Join(lines, "\n")+"\n"), filepath.Join(dir, "offline"), cfg, quietLog())
+	require.NoError(t, err, "offline")
+	first, last := stream.MaxTime, stream.MinTime
+	dec := btc.NewDecoder()
+	for _, l := range lines {
+		if p, err := dec.Decode([]byte(l)); err == nil {
+			first, last = min(first, p.Time), max(last, p.Time)
+		}
+	}
+	trace := filepath.Join(dir, "trace.jsonl")
+	require.NoError(t, os.WriteFile(trace, []byte(strings.Join(append(slices.Clone(lines), e2eSentinels(cfg, last)...), "\n")+"\n"), 0o644), "write the trace")
+	want := map[string][]string{}
+	for _, kd := range []btc.Kind{btc.Moving, btc.ZScore, btc.Higher, btc.Lower} {
+		want[kd.Topic()] = readLines(t, filepath.Join(dir, "offline", kd.FileName()))
+	}
+
+	// The replay lasts about 20 s whatever the trace's length.
+	speed := float64(last-first) / 20_000
+
+	m := embeddedtest.StartMongo(t, embedded.MongoLogger(quietLog()))
+	common := []string{"--brokers", strings.Join(addrs, ","), "--partitions", "4", "--windows", "1s,5s,30s",
+		"--horizon", "2s", "--lateness", "3s", "--log-level", "info"}
+	newProc := func(name string, args ...string) *proc {
+		return &proc{name: name, args: append(args, common...), log: &syncBuffer{}}
+	}
+	stages := []*proc{
+		newProc("moving-1", "moving", "--instance-id", "moving-1"),
+		newProc("moving-2", "moving", "--instance-id", "moving-2"),
+		newProc("zscore", "zscore", "--instance-id", "zscore-1"),
+		newProc("bonus", "bonus", "--instance-id", "bonus-1"),
+		newProc("load", "load", "--instance-id", "load-1", "--mongo-uri", m.URI()),
+	}
+	extract := newProc("extract", "extract", "--source", "replay:"+trace, "--speed", fmt.Sprint(speed))
+	all := append(slices.Clone(stages), extract)
+	defer func() {
+		for _, p := range all {
+			if ok, _ := p.exited(); !ok {
+				p.kill()
+			}
+			p.raceFree(t)
+			if t.Failed() {
+				t.Logf("log of %s:\n%s", p.name, p.log)
+			}
+		}
+	}()
+
+	client, err := sarama.NewClient(addrs, nil)
+	require.NoError(t, err, "client")
+	defer client.Close()
+	adm, err := sarama.NewClusterAdminFromClient(client)
+	require.NoError(t, err, "admin")
+	require.NoError(t, kafkaio.EnsureTopics(context.Background(), adm, btc.TopicSpecs(cfg.Partitions)), "topics")
+	for _, p := range stages {
+		p.start(t)
+	}
+	extract.start(t)
+
+	// Chaos while the trace flows: SIGKILL a stage process every 1 to 4 s,
+	// a moving instance first, and restart it after a moment.
+	kills := 0
+	for victim := stages[r.IntN(2)]; ; victim = stages[r.IntN(len(stages))] {
+		time.Sleep(time.Duration(1000+r.IntN(3000)) * time.Millisecond)
+		if done, err := extract.exited(); done {
+			require.NoError(t, err, "extract's exit; log:\n%s", extract.log)
+			break
+		}
+		for _, p := range stages {
+			if done, err := p.exited(); done {
+				t.Fatalf("%s exited by itself (%v)", p.name, err)
+			}
+		}
+		victim.kill()
+		kills++
+		time.Sleep(time.Duration(100+r.IntN(1500)) * time.Millisecond)
+		victim.start(t)
+	}
+	t.Logf("the replay ended after %d kills", kills)
+	require.Positive(t, kills, "a stage was killed")
+
+	mc, err := mongo.Connect(mongoopts.Client().ApplyURI(m.URI()))
+	require.NoError(t, err, "mongo client")
+	defer mc.Disconnect(context.Background())
+	db := mc.Database(btc.Database)
+	nz := len(want[btc.ZScore.Topic()])
+	var read map[string][]*sarama.ConsumerMessage
+	got := func(topic string) []string {
+		var out []string
+		for _, msg := range read[topic] {
+			if !strings.HasPrefix(string(msg.Key), sentinel) {
+				out = append(out, string(msg.Value))
+			}
+		}
+		return out
+	}
+	complete := func() bool {
+		read = btctest.ReadCommitted(t, addrs, btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic(), btc.DeadLetterTopic)
+		for topic, w := range want {
+			if len(got(topic)) < len(w) {
+				return false
+			}
+		}
+		for _, w := range cfg.Windows {
+			n, err := db.Collection(btc.Collection(btc.Label(w))).CountDocuments(context.Background(),
+				bson.D{{Key: "_id", Value: bson.D{{Key: "$not", Value: bson.Regex{Pattern: "^" + sentinel}}}}})
+			if err != nil || n < int64(nz) {
+				return false
+			}
+		}
+		return true
+	}
+	if !btctest.WaitFor(t, 4*time.Minute, complete) {
+		for topic, w := range want {
+			t.Errorf("%s: %d of %d records", topic, len(got(topic)), len(w))
+		}
+		t.FailNow()
+	}
+	for _, p := range stages {
+		p.stop(t)
+	}
+	read = btctest.ReadCommitted(t, addrs, btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic(), btc.DeadLetterTopic)
+	checked := 0
+	for topic, w := range want {
+		g := got(topic)
+		w = slices.Clone(w)
+		slices.Sort(w)
+		slices.Sort(g)
+		require.Equal(t, len(w), len(g), "%s: records (none missing, none duplicated)", topic)
+		for i := range w {
+			require.Equal(t, w[i], g[i], "%s: record %d (sorted)", topic, i)
+		}
+		checked += len(g)
+		t.Logf("%s: %d records, equal to offline's", topic, len(g))
+	}
+	require.Len(t, read[btc.DeadLetterTopic], int(sum.Invalid), "dead letters: one per invalid line")
+	n := btctest.CheckDocuments(t, db, len(cfg.Windows), want[btc.ZScore.Topic()], sentinel)
+	require.Equal(t, len(cfg.Windows)*nz, n, "documents")
+	t.Logf("%d kills; %d records and %d documents checked: 0 lost, 0 duplicated, 0 wrong", kills, checked, n)
+	for _, p := range stages {
+		require.Regexp(t, regexp.MustCompile(`msg="btc-pipeline `+p.args[0]+`: stopped"`), p.log.String(), "%s: a clean stop", p.name)
+	}
+}
+
+// readLines returns the lines of a file.
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err, "read %s", path)
+	if len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// sentinel prefixes the keys of e2eSentinels.
+const sentinel = "ZZEND"
+
+// resetPipeline deletes the pipeline's topics and consumer groups on a real
+// broker, left over from an earlier run.
+func resetPipeline(t *testing.T, addrs []string) {
+	t.Helper()
+	adm, err := sarama.NewClusterAdmin(addrs, nil)
+	require.NoError(t, err, "admin")
+	defer adm.Close()
+	for _, g := range []string{btc.MovingGroup, btc.ZScoreGroup, btc.BonusGroup, btc.LoadGroup} {
+		if err := adm.DeleteConsumerGroup(g); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+			require.NoError(t, err, "delete group %s", g)
+		}
+	}
+	topics := []string{btc.PriceTopic, btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic(), btc.DeadLetterTopic}
+	for _, topic := range topics {
+		if err := adm.DeleteTopic(topic); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			require.NoError(t, err, "delete topic %s", topic)
+		}
+	}
+	require.Eventually(t, func() bool {
+		have, err := adm.ListTopics()
+		if err != nil {
+			return false
+		}
+		for _, topic := range topics {
+			if _, ok := have[topic]; ok {
+				return false
+			}
+		}
+		return true
+	}, 60*time.Second, 200*time.Millisecond, "the topics are deleted")
+}
