@@ -14,6 +14,10 @@ const (
 	DefaultMaxRetries = 10
 	DefaultMinBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff = 5 * time.Second
+
+	// DefaultFlushConcurrency is the default of [FlushConcurrency] on
+	// MongoDB; on FerretDB the default is 1.
+	DefaultFlushConcurrency = 6
 )
 
 // Option configures a [Sink]. Options are validated by [NewSink], which
@@ -27,10 +31,15 @@ type config struct {
 	flushInterval time.Duration
 	maxRetries    int
 	maxPerCommand int
-	minBackoff    time.Duration
-	maxBackoff    time.Duration
-	writeConcern  *writeconcern.WriteConcern
-	logger        *slog.Logger
+	concurrency   int // see concurrencySet
+	// concurrencySet says FlushConcurrency was given; otherwise the
+	// concurrency is DefaultFlushConcurrency, or 1 on FerretDB.
+	concurrencySet bool
+	insertFirst    *bool // nil: on for FerretDB only
+	minBackoff     time.Duration
+	maxBackoff     time.Duration
+	writeConcern   *writeconcern.WriteConcern
+	logger         *slog.Logger
 }
 
 func defaultConfig() config {
@@ -51,6 +60,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: FlushInterval %v is negative", ErrInvalidOption, c.flushInterval)
 	case c.maxPerCommand < 0:
 		return fmt.Errorf("%w: MaxWritesPerCommand %d is negative", ErrInvalidOption, c.maxPerCommand)
+	case c.concurrency < 0, c.concurrencySet && c.concurrency == 0:
+		return fmt.Errorf("%w: FlushConcurrency %d, want at least 1", ErrInvalidOption, c.concurrency)
 	case c.maxRetries < -1:
 		return fmt.Errorf("%w: MaxRetries %d, want -1 (unbounded) or more", ErrInvalidOption, c.maxRetries)
 	case c.minBackoff <= 0:
@@ -80,17 +91,60 @@ func BatchSize(n int) Option {
 	return option(func(c *config) { c.batchSize = n })
 }
 
-// MaxWritesPerCommand caps the writes sent in one bulk write (one update
-// command): a collection's buffered writes beyond it go in further bulk
-// writes of the same flush. Default 0: no cap beyond the driver's own
-// splitting at the server's limits (100,000 writes or 48 MB per command),
-// except on FerretDB, detected once by its buildInfo reply, where the cap
-// is 32: FerretDB v1 holds one SQLite connection, from a pool of 100, for
-// every write of an update command that matches an existing document,
-// until the command ends, and an update command that replaces 100
-// documents or more hangs forever.
+// MaxWritesPerCommand caps the writes sent in one bulk write (one insert
+// or update command): a collection's buffered writes beyond it go in
+// further bulk writes of the same flush. Default 0: no cap beyond the
+// driver's own splitting at the server's limits (100,000 writes or 48 MB
+// per command), except for replacements on FerretDB, detected once by its
+// buildInfo reply, where the cap is 32: FerretDB v1 holds one backend
+// connection (from a pool of 100 on SQLite, 50 on PostgreSQL) for every
+// write of an update command that matches an existing document, until the
+// command ends, and an update command that replaces as many documents as
+// the pool holds hangs forever.
 func MaxWritesPerCommand(n int) Option {
 	return option(func(c *config) { c.maxPerCommand = n })
+}
+
+// FlushConcurrency sets how many collections a flush writes at once, each
+// with its own bulk writes; the writes of one collection are always sent
+// one bulk write after the other. 1 writes the collections one after the
+// other. At least 1.
+//
+// Default: [DefaultFlushConcurrency], except on FerretDB, detected once by
+// its buildInfo reply, where it is 1: FerretDB's SQLite backend writes one
+// transaction at a time per database, and concurrent writers there wait
+// for each other in SQLite's busy handler, which sleeps for milliseconds
+// at a time, so concurrent flushes are slower. On FerretDB with its
+// PostgreSQL backend, which writes concurrent transactions at once, set it
+// to the number of collections. On FerretDB the bulk writes of
+// replacements run one at a time whatever the concurrency (see
+// [MaxWritesPerCommand]).
+func FlushConcurrency(n int) Option {
+	return option(func(c *config) { c.concurrency, c.concurrencySet = n, true })
+}
+
+// InsertFirst makes a flush send each collection's writes first as an
+// unordered bulk write of inserts of the whole documents, and then only
+// the writes whose insert failed (because a document with that _id exists
+// already, mostly) as ReplaceOne upserts. Before those, the documents
+// whose insert failed on a duplicate key are read back with one find
+// {_id: {$in: [...]}} per collection (from the primary), and the writes
+// whose document is stored already, byte for byte, are not sent again:
+// a replay after a restart, which writes the same documents, then costs
+// an insert and a read per collection. The outcome is the same as with
+// upserts alone: the latest write of each _id wins, and a replay replaces
+// instead of duplicating. It is much faster where inserting is much
+// cheaper than upserting; where most writes replace existing documents
+// with other content, each costs an insert, a read and a replacement.
+//
+// Default: on for FerretDB, detected once by its buildInfo reply (FerretDB
+// v1.24 finds the document of an upsert or a replacement by reading the
+// whole collection, so each costs time in proportion to the collection's
+// size, while an insert uses the _id index and is committed a hundred
+// documents per transaction, and a find of many _ids reads the collection
+// once); off for MongoDB, whose upserts use the _id index.
+func InsertFirst(on bool) Option {
+	return option(func(c *config) { c.insertFirst = &on })
 }
 
 // FlushInterval makes a background goroutine flush the buffer every d, so

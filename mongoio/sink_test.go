@@ -253,13 +253,17 @@ func TestServerRestart(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			m, db := startDB(t)
-			s := newSink(t, db, mongoio.MaxRetries(-1), mongoio.BatchSize(1_000_000))
+			// Bulk writes of 8: the 300 documents take about 50 bulk
+			// writes (inserts are fast), so the server stops in the middle.
+			s := newSink(t, db, mongoio.MaxRetries(-1), mongoio.BatchSize(1_000_000), mongoio.MaxWritesPerCommand(8))
 
 			// A first flush opens connections, which the outage breaks.
+			// Its documents are replaced by the next flush, the others
+			// inserted.
 			writeAll(t, s, zscores(10, 1))
 			require.NoError(t, s.Flush(t.Context()), "flush before the outage")
 
-			const events = 50 // 300 documents, 10 bulk writes of at most 32
+			const events = 50
 			writeAll(t, s, zscores(events, 2))
 
 			restarted := make(chan error, 1)
@@ -541,7 +545,8 @@ func TestOptionValidation(t *testing.T) {
 		{name: "everything set", ok: true, opts: []mongoio.Option{
 			mongoio.BatchSize(1), mongoio.FlushInterval(time.Second), mongoio.MaxRetries(0),
 			mongoio.Backoff(time.Millisecond, time.Millisecond), mongoio.WriteConcern(writeconcern.W1()),
-			mongoio.MaxWritesPerCommand(1), mongoio.Logger(nil),
+			mongoio.MaxWritesPerCommand(1), mongoio.Logger(nil), mongoio.FlushConcurrency(1),
+			mongoio.InsertFirst(false),
 		}},
 		{name: "unbounded retries", ok: true, opts: []mongoio.Option{mongoio.MaxRetries(-1)}},
 		{name: "inherited write concern", ok: true, opts: []mongoio.Option{mongoio.WriteConcern(nil)}},
@@ -551,6 +556,7 @@ func TestOptionValidation(t *testing.T) {
 		{name: "zero batch size", opts: []mongoio.Option{mongoio.BatchSize(0)}},
 		{name: "negative flush interval", opts: []mongoio.Option{mongoio.FlushInterval(-time.Second)}},
 		{name: "negative writes per command", opts: []mongoio.Option{mongoio.MaxWritesPerCommand(-1)}},
+		{name: "zero flush concurrency", opts: []mongoio.Option{mongoio.FlushConcurrency(0)}},
 		{name: "retries below -1", opts: []mongoio.Option{mongoio.MaxRetries(-2)}},
 		{name: "zero backoff", opts: []mongoio.Option{mongoio.Backoff(0, time.Second)}},
 		{name: "backoff max below min", opts: []mongoio.Option{mongoio.Backoff(time.Second, time.Millisecond)}},

@@ -133,3 +133,26 @@ func TestMongoTempDir(t *testing.T) {
 	assert.NoDirExists(t, dir, "Close removes the temporary directory")
 	require.NoError(t, m.Close(), "Close is idempotent")
 }
+
+// TestMongoSQLitePragmas passes pragmas to SQLite: a server with
+// synchronous(normal) works, and one with query_only(1) refuses writes,
+// which shows that the pragmas reach SQLite.
+func TestMongoSQLitePragmas(t *testing.T) {
+	t.Parallel()
+	m := embeddedtest.StartMongo(t, embedded.MongoSQLitePragmas("synchronous(normal)"))
+	coll := connect(t, m.URI()).Database("db").Collection("c")
+	_, err := coll.InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}})
+	require.NoError(t, err, "insert with synchronous(normal)")
+	n, err := coll.CountDocuments(t.Context(), bson.D{})
+	require.NoError(t, err, "count")
+	assert.Equal(t, int64(1), n, "document written")
+
+	ro := embeddedtest.StartMongo(t, embedded.MongoSQLitePragmas("query_only(1)"))
+	_, err = connect(t, ro.URI()).Database("db").Collection("c").InsertOne(t.Context(), bson.D{{Key: "_id", Value: 1}})
+	assert.Error(t, err, "a read-only SQLite refuses the insert")
+
+	for _, p := range []string{"", "a&b", "a#b"} {
+		_, err = embedded.NewMongo(t.TempDir(), embedded.MongoSQLitePragmas(p))
+		assert.Error(t, err, "pragma %q refused", p)
+	}
+}
