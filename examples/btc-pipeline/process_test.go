@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -52,7 +51,8 @@ type proc struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan error // the exit of the running incarnation
+	done chan struct{} // closed when the running incarnation has exited
+	err  error         // its exit, once done is closed
 	runs int
 }
 
@@ -68,28 +68,37 @@ func (p *proc) start(t *testing.T) {
 	fmt.Fprintf(p.log, "==== %s, run %d: %s\n", p.name, p.runs, strings.Join(p.args, " "))
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	require.NoError(t, cmd.Start(), "start %s", p.name)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(done)
+	}()
 	p.cmd, p.done = cmd, done
 }
 
 // kill ends the process with SIGKILL, as a crash would.
 func (p *proc) kill() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
 	fmt.Fprintf(p.log, "==== %s: SIGKILL\n", p.name)
 }
 
 // exited says whether the running incarnation has ended, and how.
 func (p *proc) exited() (bool, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	done := p.done
+	p.mu.Unlock()
 	select {
-	case err := <-p.done:
-		p.done <- err
-		return true, err
+	case <-done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return true, p.err
 	default:
 		return false, nil
 	}
@@ -99,13 +108,15 @@ func (p *proc) exited() (bool, error) {
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-p.done:
+	case <-done:
+		_, err := p.exited()
 		require.NoError(t, err, "%s: exit after SIGTERM; log:\n%s", p.name, p.log)
 	case <-time.After(90 * time.Second):
-		_ = p.cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		t.Fatalf("%s did not stop within 90 s of SIGTERM; log:\n%s", p.name, p.log)
 	}
 }
@@ -336,31 +347,6 @@ const sentinel = "ZZEND"
 // resetPipeline deletes the pipeline's topics and consumer groups on a real
 // broker, left over from an earlier run.
 func resetPipeline(t *testing.T, addrs []string) {
-	t.Helper()
-	adm, err := sarama.NewClusterAdmin(addrs, nil)
-	require.NoError(t, err, "admin")
-	defer adm.Close()
-	for _, g := range []string{btc.MovingGroup, btc.ZScoreGroup, btc.BonusGroup, btc.LoadGroup} {
-		if err := adm.DeleteConsumerGroup(g); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
-			require.NoError(t, err, "delete group %s", g)
-		}
-	}
-	topics := []string{btc.PriceTopic, btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic(), btc.DeadLetterTopic}
-	for _, topic := range topics {
-		if err := adm.DeleteTopic(topic); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-			require.NoError(t, err, "delete topic %s", topic)
-		}
-	}
-	require.Eventually(t, func() bool {
-		have, err := adm.ListTopics()
-		if err != nil {
-			return false
-		}
-		for _, topic := range topics {
-			if _, ok := have[topic]; ok {
-				return false
-			}
-		}
-		return true
-	}, 60*time.Second, 200*time.Millisecond, "the topics are deleted")
+	btctest.ResetKafka(t, addrs, []string{btc.MovingGroup, btc.ZScoreGroup, btc.BonusGroup, btc.LoadGroup},
+		[]string{btc.PriceTopic, btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic(), btc.DeadLetterTopic})
 }

@@ -119,8 +119,13 @@ type movingJSON struct {
 
 // MovingCodec decodes btc-price-moving records into the statistics per
 // window, as printed (AsPrinted): mean and std as the text reads, the count,
-// the variance NaN. The windows must be cfg's, in order. It only decodes.
-type MovingCodec struct{ labels []string }
+// the variance NaN. The windows must be cfg's, in order. It only decodes. A
+// MovingCodec is not safe for concurrent use (a stage uses each codec from
+// one goroutine).
+type MovingCodec struct {
+	labels []string
+	syms   symbols
+}
 
 var _ kafkaio.Codec[[]window.Stats] = (*MovingCodec)(nil)
 
@@ -136,6 +141,14 @@ func NewMovingCodec(cfg Config) *MovingCodec {
 // Decode implements kafkaio.Codec. The statistics are a new slice for each
 // record: a stage holds decoded events while it waits for the watermark.
 func (c *MovingCodec) Decode(_, value []byte, _ stream.Time) (stream.Event[[]window.Stats], error) {
+	if e, ok := c.fastMoving(value); ok {
+		return e, nil
+	}
+	return c.decodeJSON(value)
+}
+
+// decodeJSON is Decode with encoding/json.
+func (c *MovingCodec) decodeJSON(value []byte) (stream.Event[[]window.Stats], error) {
 	var m movingJSON
 	if err := strictJSON(value, &m); err != nil {
 		return stream.Event[[]window.Stats]{}, &kafkaio.DecodeError{Kind: "moving-json", Err: err}
@@ -176,8 +189,12 @@ type ScoredRecord struct {
 }
 
 // ZScoreCodec decodes btc-price-zscore records, for the load stage. The
-// windows must be cfg's, in order. It only decodes.
-type ZScoreCodec struct{ labels []string }
+// windows must be cfg's, in order. It only decodes. A ZScoreCodec is not
+// safe for concurrent use.
+type ZScoreCodec struct {
+	labels []string
+	syms   symbols
+}
 
 var _ kafkaio.Codec[ScoredRecord] = (*ZScoreCodec)(nil)
 
@@ -189,6 +206,14 @@ func (c *ZScoreCodec) Labels() []string { return c.labels }
 
 // Decode implements kafkaio.Codec.
 func (c *ZScoreCodec) Decode(_, value []byte, _ stream.Time) (stream.Event[ScoredRecord], error) {
+	if e, ok := c.fastZScore(value); ok {
+		return e, nil
+	}
+	return c.decodeJSON(value)
+}
+
+// decodeJSON is Decode with encoding/json.
+func (c *ZScoreCodec) decodeJSON(value []byte) (stream.Event[ScoredRecord], error) {
 	var z struct {
 		Timestamp string   `json:"timestamp"`
 		Symbol    string   `json:"symbol"`

@@ -215,3 +215,36 @@ func LogGoroutines(t testing.TB, substrings ...string) {
 	}
 	t.Logf("%d goroutines:\n%s", len(keep), strings.Join(keep, "\n\n"))
 }
+
+// ResetKafka deletes consumer groups and topics on a real broker, left over
+// from an earlier run, and waits until the topics are gone.
+func ResetKafka(t testing.TB, addrs []string, groups, topics []string) {
+	t.Helper()
+	adm, err := sarama.NewClusterAdmin(addrs, nil)
+	require.NoError(t, err, "admin")
+	defer adm.Close()
+	for _, g := range groups {
+		if err := adm.DeleteConsumerGroup(g); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+			require.NoError(t, err, "delete group %s", g)
+		}
+	}
+	for _, topic := range topics {
+		if err := adm.DeleteTopic(topic); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			require.NoError(t, err, "delete topic %s", topic)
+		}
+	}
+	if !WaitFor(t, time.Minute, func() bool {
+		have, err := adm.ListTopics()
+		if err != nil {
+			return false
+		}
+		for _, topic := range topics {
+			if _, ok := have[topic]; ok {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("the topics %v are still there a minute after their deletion", topics)
+	}
+}

@@ -1,0 +1,276 @@
+package btc
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
+	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// benchBrokers runs f on kfake (sub-benchmark "kfake") and on the real broker
+// of TIDEMARK_KAFKA_BROKERS ("kafka"; skipped without it), with the
+// pipeline's topics created afresh with the given partitions.
+func benchBrokers(b *testing.B, partitions int, f func(b *testing.B, addrs []string)) {
+	fresh := func(b *testing.B, addrs []string) {
+		adm, err := sarama.NewClusterAdmin(addrs, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer adm.Close()
+		if err := kafkaio.EnsureTopics(context.Background(), adm, TopicSpecs(partitions)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("kfake", func(b *testing.B) {
+		k := embeddedtest.StartKafka(b)
+		fresh(b, k.Addrs())
+		f(b, k.Addrs())
+	})
+	b.Run("kafka", func(b *testing.B) {
+		brokers := os.Getenv("TIDEMARK_KAFKA_BROKERS")
+		if brokers == "" {
+			b.Skip("TIDEMARK_KAFKA_BROKERS is not set: start a broker with scripts/kafka/broker.sh start")
+		}
+		addrs := strings.Split(brokers, ",")
+		btctest.ResetKafka(b, addrs, []string{MovingGroup, ZScoreGroup, BonusGroup, LoadGroup},
+			[]string{PriceTopic, Moving.Topic(), ZScore.Topic(), Higher.Topic(), Lower.Topic(), DeadLetterTopic})
+		fresh(b, addrs)
+		f(b, addrs)
+	})
+}
+
+// benchSymbols are the symbols of the benchmarks' traces, one per partition
+// (NewPartitioner puts these three on partitions 0, 1 and 2 of three).
+var benchSymbols = []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+
+// startStages runs the moving, zscore and bonus stages with cfg's windows
+// until the returned stop is called.
+func startStages(b *testing.B, addrs []string, cfg Config) (moving, zs, bonus *kafkaio.Stage, stop func()) {
+	moving, zs, bonus = newStages(b, addrs, cfg)
+	return moving, zs, bonus, runBench(b, moving, zs, bonus)
+}
+
+func newStages(b *testing.B, addrs []string, cfg Config) (moving, zs, bonus *kafkaio.Stage) {
+	opts := []kafkaio.StageOption{kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(quiet)}
+	var err error
+	if moving, err = NewMovingStage(cfg, opts...); err != nil {
+		b.Fatal(err)
+	}
+	if zs, err = NewZScoreStage(cfg, opts...); err != nil {
+		b.Fatal(err)
+	}
+	if bonus, err = NewBonusStage(cfg, opts...); err != nil {
+		b.Fatal(err)
+	}
+	return moving, zs, bonus
+}
+
+// runBench runs stages until the returned stop is called.
+func runBench(b *testing.B, stages ...*kafkaio.Stage) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, s := range stages {
+		wg.Go(func() {
+			if err := s.Run(ctx); err != nil && ctx.Err() == nil {
+				b.Error(err)
+			}
+		})
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// BenchmarkLabStages measures the lab's three Kafka stages over a backlog of n btc-price events written
+// beforehand (what extract --source replay:FILE --speed 0 writes): the
+// events per second that each stage reads, computes and commits exactly
+// once, from its start to the moment it has read the whole backlog. The
+// configuration is the lab's: six windows from 30 s to 1 h, a 20 s horizon,
+// 10 s of lateness; events 50 to 150 ms apart, one symbol per partition.
+// The stages run together, as the all command runs them and as they share
+// the machine ("together"), or each alone, one after the other
+// ("one-at-a-time": what one stage does with the machine to itself). Run it
+// with -benchtime 1x.
+func BenchmarkLabStages(b *testing.B) {
+	const n = 200_000
+	for _, c := range []struct {
+		partitions int
+		together   bool
+	}{{1, true}, {3, true}, {1, false}} {
+		partitions, together := c.partitions, c.together
+		mode := map[bool]string{true: "together", false: "one-at-a-time"}[together]
+		b.Run(fmt.Sprintf("partitions=%d/%s", partitions, mode), func(b *testing.B) {
+			benchBrokers(b, partitions, func(b *testing.B, addrs []string) {
+				cfg := DefaultConfig()
+				cfg.Partitions = partitions
+				r := rand.New(rand.NewPCG(1, 2))
+				sink, err := kafkaio.NewSink[[]byte](nil, kafkaio.Raw{}, kafkaio.WithTopic(PriceTopic), kafkaio.WithBrokers(addrs, nil))
+				if err != nil {
+					b.Fatal(err)
+				}
+				cents := []int64{9_919_048, 250_011, 14_550}
+				tm := stream.Time(1_746_677_558_352)
+				var buf []byte
+				start := time.Now()
+				for i := range n {
+					k := i % partitions
+					tm += stream.Time(50+r.IntN(100)) / stream.Time(partitions)
+					cents[k] += int64(r.IntN(21)) - 10
+					buf = AppendPrice(buf[:0], Price{Symbol: benchSymbols[k], Price: float64(cents[k]) / 100, Time: tm})
+					if err := sink.Write(context.Background(), stream.Event[[]byte]{Key: benchSymbols[k], Time: tm, Value: buf}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := sink.Close(); err != nil {
+					b.Fatal(err)
+				}
+				produced := time.Since(start)
+
+				b.ResetTimer()
+				moving, zs, bonus := newStages(b, addrs, cfg)
+				done := map[string]func() bool{
+					"moving": func() bool { return moving.Stats().Records >= n },
+					"zscore": func() bool { return moving.Stats().Records >= n && zs.Stats().Records >= n+moving.Stats().Emitted },
+					"bonus":  func() bool { return bonus.Stats().Records >= n },
+				}
+				took := map[string]time.Duration{}
+				wait := func(names ...string) {
+					start := time.Now()
+					if !btctest.WaitFor(b, 10*time.Minute, func() bool {
+						for _, name := range names {
+							if _, ok := took[name]; !ok && done[name]() {
+								took[name] = time.Since(start)
+							}
+						}
+						return len(took) == 3 || !slices.ContainsFunc(names, func(name string) bool { _, ok := took[name]; return !ok })
+					}) {
+						b.Fatalf("the stages did not read the backlog in 10 minutes: %+v %+v %+v", moving.Stats(), zs.Stats(), bonus.Stats())
+					}
+				}
+				if together {
+					stop := runBench(b, moving, zs, bonus)
+					wait("moving", "zscore", "bonus")
+					stop()
+				} else {
+					for _, st := range []struct {
+						name string
+						s    *kafkaio.Stage
+					}{{"moving", moving}, {"zscore", zs}, {"bonus", bonus}} {
+						stop := runBench(b, st.s)
+						wait(st.name)
+						stop()
+					}
+				}
+				b.StopTimer()
+				for name, d := range took {
+					b.ReportMetric(n/d.Seconds(), name+"-events/s")
+				}
+				if together {
+					b.ReportMetric(n/max(took["moving"], took["zscore"], took["bonus"]).Seconds(), "all-events/s")
+				}
+				b.ReportMetric(n/produced.Seconds(), "produce-events/s")
+			})
+		})
+	}
+}
+
+// BenchmarkLabLatency measures the time from a btc-price record written to
+// its z-score record readable read_committed downstream, through the moving
+// and zscore stages (the bonus stage runs beside them, as in all), at a
+// steady 5,000 events/s for 10 s, one symbol, at the default commit
+// interval. The lateness is 0 here: with a lateness L, a result waits
+// besides for the watermark to pass its event, L of event time, by design;
+// this measures the pipeline's own delay. It reports p50 and p99 in ms.
+// Run it with -benchtime 1x.
+func BenchmarkLabLatency(b *testing.B) {
+	const (
+		rate = 5000
+		span = 10 * time.Second
+	)
+	benchBrokers(b, 1, func(b *testing.B, addrs []string) {
+		cfg := DefaultConfig()
+		cfg.Partitions, cfg.Lateness = 1, 0
+		_, _, _, stop := startStages(b, addrs, cfg)
+		defer stop()
+
+		// The reader of btc-price-zscore, read_committed.
+		scfg, err := kafkaio.NewConfig()
+		if err != nil {
+			b.Fatal(err)
+		}
+		scfg.Consumer.IsolationLevel = sarama.ReadCommitted
+		cons, err := sarama.NewConsumer(addrs, scfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cons.Close()
+		pc, err := cons.ConsumePartition(ZScore.Topic(), 0, sarama.OffsetOldest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pc.Close()
+
+		sink, err := kafkaio.NewSink[[]byte](nil, kafkaio.Raw{}, kafkaio.WithTopic(PriceTopic), kafkaio.WithBrokers(addrs, nil))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sink.Close()
+		total := int(rate * span.Seconds())
+		sent := make([]time.Time, total) // by event time - t0
+		t0 := stream.TimeOf(time.Now())
+		b.ResetTimer()
+		go func() {
+			var buf []byte
+			start := time.Now()
+			cents := int64(9_919_048)
+			for i := range total {
+				if d := time.Until(start.Add(time.Duration(i) * time.Second / rate)); d > 0 {
+					time.Sleep(d)
+				}
+				cents += int64(i%7) - 3
+				tm := t0 + stream.Time(i)
+				buf = AppendPrice(buf[:0], Price{Symbol: "BTCUSDT", Price: float64(cents) / 100, Time: tm})
+				sent[i] = time.Now()
+				if err := sink.Write(context.Background(), stream.Event[[]byte]{Key: "BTCUSDT", Time: tm, Value: buf}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+			if err := sink.Flush(context.Background()); err != nil {
+				b.Error(err)
+			}
+		}()
+		lat := make([]time.Duration, 0, total)
+		timeout := time.After(span + time.Minute)
+		// The last events' z-scores wait for later events, which never
+		// come: a window's statistics for time t are final once the moving
+		// stage's watermark has passed t, and the join's pair once the
+		// zscore stage's watermarks on both inputs have.
+		for len(lat) < total-2 {
+			select {
+			case m := <-pc.Messages():
+				i := int(stream.TimeOf(m.Timestamp) - t0)
+				if i < 0 || i >= total {
+					b.Fatalf("z-score at %v, outside the run", m.Timestamp)
+				}
+				lat = append(lat, time.Since(sent[i]))
+			case <-timeout:
+				b.Fatalf("%d of %d z-scores in %v", len(lat), total, span+time.Minute)
+			}
+		}
+		b.StopTimer()
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+	})
+}
