@@ -169,7 +169,7 @@ func TestAllEqualsOffline(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"all", "--source", "replay:" + trace, "--speed", "0", "--brokers", k.Addrs()[0],
-			"--mongo-uri", m.URI(), "--view", "log", "--refresh", "200ms", "--metrics-addr", "127.0.0.1:0",
+			"--mongo-uri", m.URI(), "--view", "log", "--refresh", "200ms", "--metrics-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0",
 			"--partitions", "3", "--windows", "1s,5s,30s", "--horizon", "2s", "--lateness", "3s", "--data-dir", filepath.Join(dir, "data")},
 			nil, io.Discard, &stderr)
 	}()
@@ -181,6 +181,15 @@ func TestAllEqualsOffline(t *testing.T) {
 		}
 		return url != ""
 	}, 30*time.Second, 20*time.Millisecond, "the metrics address is announced; log:\n%s", &stderr)
+
+	var ui string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`dashboard at (http://\S+/)`).FindStringSubmatch(stderr.String())
+		if m != nil {
+			ui = m[1]
+		}
+		return ui != ""
+	}, 30*time.Second, 20*time.Millisecond, "the dashboard's address is announced; log:\n%s", &stderr)
 
 	want := map[string][]string{}
 	for _, kd := range []btc.Kind{btc.Moving, btc.ZScore, btc.Higher, btc.Lower} {
@@ -213,6 +222,10 @@ func TestAllEqualsOffline(t *testing.T) {
 	count, ok := scrape(t, url, `tidemark_stage_processing_latency_seconds_count{stage="moving"}`)
 	require.True(t, ok, "latency histogram")
 	assert.Positive(t, count, "latency observed")
+
+	page := httpGet(t, ui)
+	assert.Contains(t, page, "<html", "the dashboard's page")
+	assert.Contains(t, httpGet(t, ui+"api/snapshot"), `"ETHUSDT"`, "the dashboard has the symbols' series")
 
 	cancel()
 	select {
@@ -253,6 +266,18 @@ func TestAllEqualsOffline(t *testing.T) {
 	assert.Regexp(t, `msg=prices symbol=\w+ price=[0-9.]+ at=\S+ avg_1s=[0-9.]+ std_1s=\S+ z_1s=-?[0-9.]+ `, log, "the view shows statistics and z-scores")
 	assert.Regexp(t, `higher_window=[0-9.]+ lower_window=[0-9.]+`, log, "the view shows the lookahead answers")
 	assert.Contains(t, log, `msg="btc-pipeline all: stopped"`, "a clean stop")
+}
+
+// httpGet returns the body of a GET that must succeed.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err, "GET %s", url)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err, "GET %s", url)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", url, b)
+	return string(b)
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/dashboard"
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/source"
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/view"
 	"github.com/tidemark-go/tidemark/kafkaio"
@@ -278,7 +279,8 @@ func (o *options) serveMetrics(ctx context.Context, m *metrics) error {
 	if err != nil {
 		return err
 	}
-	o.log.Info("Prometheus metrics at http://" + addr + "/metrics")
+	o.metricsURL = "http://" + addr + "/metrics"
+	o.log.Info("Prometheus metrics at " + o.metricsURL)
 	return nil
 }
 
@@ -355,6 +357,28 @@ func (o *options) all(ctx context.Context) error {
 		return err
 	}
 	m.setExtract(xstats)
+	uiURL, stopUI, err := o.startDashboard(svc.brokers, func() []dashboard.StageStat {
+		now := time.Now()
+		_, records, _ := xstats.snapshot()
+		rows := []dashboard.StageStat{{Name: "extract", In: records, Out: records, WatermarkDelay: -1}}
+		for i, st := range set.stages {
+			rows = append(rows, dashboard.StageStatOf(set.names[i], st.Stats(), now))
+		}
+		return rows
+	}, dashboard.Options{})
+	if err != nil {
+		set.closeM()
+		return err
+	}
+	defer stopUI()
+	var footer []string
+	if uiURL != "" {
+		footer = append(footer, "dashboard: "+uiURL)
+	}
+	if o.metricsURL != "" {
+		footer = append(footer, "metrics: "+o.metricsURL)
+	}
+	o.footer = strings.Join(footer, "   ")
 
 	// Stop order: the source first (its records in flight are delivered),
 	// then the stages (each commits what it did), then the view.
@@ -392,6 +416,7 @@ func (o *options) all(ctx context.Context) error {
 	<-stagesDone
 	stopView()
 	<-tailDone
+	stopUI()
 	if srcErr != nil {
 		o.log.Error("extract failed", "error", srcErr)
 	}
@@ -429,7 +454,8 @@ func (o *options) watch(ctx context.Context, mode string, set *stageSet, xstats 
 			x := view.Stage{Name: "extract", Records: records, Emitted: records, WatermarkDelay: -1,
 				Rate: float64(records-lastExtract) / since.Seconds(), Note: name}
 			lastExtract = records
-			st := view.Status{Snapshot: tail.Snapshot(), Source: src.Describe(), Stages: append([]view.Stage{x}, rows...), Horizon: o.cfg.Horizon}
+			st := view.Status{Snapshot: tail.Snapshot(), Source: src.Describe(), Stages: append([]view.Stage{x}, rows...), Horizon: o.cfg.Horizon,
+				Footer: o.footer}
 			switch mode {
 			case "screen":
 				var b strings.Builder

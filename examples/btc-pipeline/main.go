@@ -9,7 +9,8 @@
 //	go run ./examples/btc-pipeline zscore     # btc-price + btc-price-moving -> btc-price-zscore
 //	go run ./examples/btc-pipeline bonus      # btc-price -> btc-price-higher, btc-price-lower
 //	go run ./examples/btc-pipeline load       # btc-price-zscore -> MongoDB
-//	go run ./examples/btc-pipeline offline --in prices.jsonl --out out/
+//	go run ./examples/btc-pipeline offline --in prices.jsonl --out out/ [--report out/report.html]
+//	go run ./examples/btc-pipeline ui         # the dashboard alone, on http://127.0.0.1:8080/
 //
 // Run with --help for the flags. docs/pipeline.md is the pipeline's contract.
 //
@@ -48,7 +49,8 @@ commands (the lab's stages; each stage is a consumer-group member, run several t
   zscore     btc-price joined with btc-price-moving -> btc-price-zscore, exactly once
   bonus      btc-price -> btc-price-higher, btc-price-lower, exactly once
   load       btc-price-zscore -> MongoDB btc.btc-price-zscore-<window>, effectively once
-  offline    --in FILE --out DIR: the same computations over a file of btc-price JSON lines
+  offline    --in FILE --out DIR: the same computations over a file of btc-price JSON lines (--report FILE.html: their charts)
+  ui         the dashboard alone, reading the topics (all serves it too)
 
 Run "btc-pipeline <command> --help" for a command's flags.
 `
@@ -108,6 +110,9 @@ type options struct {
 	symbols     listFlag
 	dataDir     string
 	metricsAddr string
+	uiAddr      string
+	metricsURL  string // where the metrics are served, once they are
+	footer      string // the live view's last line
 	instance    string
 	view        string
 	refresh     time.Duration
@@ -121,7 +126,7 @@ type options struct {
 
 	kafkaPort, mongoPort int
 
-	in, out string
+	in, out, report string
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -137,14 +142,15 @@ const (
 
 // commands lists each command's flags (beyond the shared ones).
 var commands = map[string][]string{
-	"all":      {"source", "speed", "binance-url", "interval", "seed", "mongo-uri", "data-dir", "metrics-addr", "view", "refresh", "kafka-port"},
+	"all":      {"source", "speed", "binance-url", "interval", "seed", "mongo-uri", "data-dir", "metrics-addr", "ui-addr", "view", "refresh", "kafka-port"},
+	"ui":       {"ui-addr"},
 	"services": {"data-dir", "kafka-port", "mongo-port"},
 	"extract":  {"source", "speed", "binance-url", "interval", "seed"},
 	"moving":   {"instance-id", "metrics-addr", "refresh"},
 	"zscore":   {"instance-id", "metrics-addr", "refresh"},
 	"bonus":    {"instance-id", "metrics-addr", "refresh"},
 	"load":     {"instance-id", "metrics-addr", "refresh", "mongo-uri"},
-	"offline":  {"in", "out"},
+	"offline":  {"in", "out", "report"},
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -192,6 +198,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = o.stage(ctx)
 	case "all":
 		err = o.all(ctx)
+	case "ui":
+		err = o.ui(ctx)
 	}
 	var uerr usageError
 	switch {
@@ -229,6 +237,7 @@ func (o *options) flags(own []string) *flag.FlagSet {
 		fs.IntVar(&cfg.Partitions, "partitions", 1, "partitions of the topics the stages would read: offline computes per partition, as they do")
 		fs.StringVar(&o.in, "in", "", "input file of btc-price JSON lines, - for stdin")
 		fs.StringVar(&o.out, "out", "", "output directory")
+		fs.StringVar(&o.report, "report", "", "also write the dashboard's charts of the trace into this self-contained HTML file")
 		return fs
 	}
 	fs.IntVar(&cfg.Partitions, "partitions", 1, "partitions of the topics created when missing (the same for every topic, so they stay co-partitioned)")
@@ -255,6 +264,9 @@ func (o *options) flags(own []string) *flag.FlagSet {
 			def = "127.0.0.1:9464"
 		}
 		fs.StringVar(&o.metricsAddr, "metrics-addr", def, "address to serve Prometheus metrics on (/metrics), off for none")
+	}
+	if has["ui-addr"] {
+		fs.StringVar(&o.uiAddr, "ui-addr", "127.0.0.1:8080", "address to serve the dashboard on, off for none")
 	}
 	if has["instance-id"] {
 		fs.StringVar(&o.instance, "instance-id", "", "static group member id (KIP-345): a restarted instance takes its partitions back at once; unique per running instance")
@@ -343,6 +355,13 @@ func (o *options) offline(ctx context.Context) int {
 			return 130
 		}
 		return 1
+	}
+	if o.report != "" {
+		if err := o.writeReport(); err != nil {
+			fmt.Fprintf(o.stderr, "btc-pipeline offline: report: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(o.stderr, "offline: report in %s\n", o.report)
 	}
 	return 0
 }

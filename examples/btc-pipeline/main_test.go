@@ -31,6 +31,26 @@ func TestOfflineCommand(t *testing.T) {
 	assert.NotContains(t, first, `"window":"5m"`, "only the windows asked for")
 }
 
+// TestOfflineReport writes the charts of a trace into one HTML file, which
+// needs nothing from the network (the browser test of package dashboard
+// opens such a file in Chromium).
+func TestOfflineReport(t *testing.T) {
+	out := t.TempDir()
+	report := filepath.Join(out, "report.html")
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"offline", "--in", "testdata/btc-price.jsonl", "--out", out, "--report", report},
+		nil, io.Discard, &stderr)
+	require.Equal(t, 0, code, "exit code; stderr: %s", stderr.String())
+	assert.Contains(t, stderr.String(), "offline: report in "+report)
+	page := readFile(t, report)
+	assert.Contains(t, page, "<html", "an HTML page")
+	assert.Contains(t, page, "uPlot", "the chart library is inlined")
+	assert.Contains(t, page, `"BTCUSDT"`, "the trace's symbol is in the data")
+	for _, ref := range []string{`src="http`, `href="http`, `src='http`, `@import`} {
+		assert.NotContains(t, page, ref, "nothing is loaded from the network")
+	}
+}
+
 func TestOfflineFromStdin(t *testing.T) {
 	out := t.TempDir()
 	var stderr bytes.Buffer

@@ -32,6 +32,7 @@ type Status struct {
 	Source  string // what feeds btc-price
 	Stages  []Stage
 	Horizon time.Duration
+	Footer  string // a last line, such as where the dashboard is served
 }
 
 // Render writes the status as a screen of text, for a terminal: the caller
@@ -60,6 +61,9 @@ func Render(w io.Writer, st Status) {
 		fmt.Fprintf(&b, "%-8s %9.0f %10d %10d %7d %10s %6d %6d %8d %6d %8d %7d %s\n",
 			s.Name, s.Rate, s.Records, s.Emitted, s.Lag, delay(s.WatermarkDelay), s.Late, s.Duplicates, s.Invalid, s.Dead,
 			s.Commits, s.Aborts, s.Note)
+	}
+	if st.Footer != "" {
+		fmt.Fprintf(&b, "\n%s\n", st.Footer)
 	}
 	io.WriteString(w, b.String())
 }
