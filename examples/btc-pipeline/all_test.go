@@ -281,3 +281,34 @@ func httpGet(t *testing.T, url string) string {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestUICommand serves the dashboard alone on an empty pipeline and stops
+// on a signal.
+func TestUICommand(t *testing.T) {
+	k := embeddedtest.StartKafka(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"ui", "--brokers", k.Addrs()[0], "--ui-addr", "127.0.0.1:0"}, nil, io.Discard, &stderr)
+	}()
+	var ui string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`dashboard at (http://\S+/)`).FindStringSubmatch(stderr.String())
+		if m != nil {
+			ui = m[1]
+		}
+		return ui != ""
+	}, 30*time.Second, 20*time.Millisecond, "the dashboard's address is announced; log:\n%s", &stderr)
+	assert.Contains(t, httpGet(t, ui), "<html", "the dashboard's page")
+	assert.Contains(t, httpGet(t, ui+"api/snapshot"), `"windows":["30s","1m","5m","15m","30m","1h"]`, "the snapshot")
+	cancel()
+	select {
+	case code := <-done:
+		require.Equal(t, 0, code, "exit code after a stop; log:\n%s", &stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("ui did not stop; log:\n%s", &stderr)
+	}
+	assert.Contains(t, stderr.String(), `msg="btc-pipeline ui: stopped"`)
+}

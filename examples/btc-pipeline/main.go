@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -311,7 +312,7 @@ func (o *options) validate() error {
 		return fmt.Errorf("--partitions %d: want at least 1", o.cfg.Partitions)
 	case o.speed < 0:
 		return fmt.Errorf("--speed %v: want 0 (as fast as possible) or more", o.speed)
-	case o.refresh < 0 || o.refresh == 0 && o.cmd != "services" && o.cmd != "extract":
+	case o.refresh < 0 || o.refresh == 0 && slices.Contains(commands[o.cmd], "refresh"):
 		return fmt.Errorf("--refresh %v: want more than 0", o.refresh)
 	case o.source != "" && o.source != "auto" && o.source != "binance" && o.source != "synthetic" &&
 		!strings.HasPrefix(o.source, "replay:"):

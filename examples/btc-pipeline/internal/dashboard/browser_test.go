@@ -308,3 +308,22 @@ func TestBrowserReport(t *testing.T) {
 	}
 	requireClean(t, p)
 }
+
+// TestBrowserScreenshotURL saves a screenshot of the dashboard served at
+// TIDEMARK_SCREENSHOT_URL (by all or ui) into TIDEMARK_SCREENSHOT_FILE, once
+// the page has drawn its data: how the README's screenshot is made. It
+// skips unless both variables and TIDEMARK_CHROMIUM are set.
+func TestBrowserScreenshotURL(t *testing.T) {
+	url, file := os.Getenv("TIDEMARK_SCREENSHOT_URL"), os.Getenv("TIDEMARK_SCREENSHOT_FILE")
+	if url == "" || file == "" {
+		t.Skip("TIDEMARK_SCREENSHOT_URL and TIDEMARK_SCREENSHOT_FILE are not set: this only makes the README's screenshot")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	p := chromium(t, ctx)
+	require.NoError(t, p.navigate(ctx, url))
+	require.NoError(t, p.waitTrue(ctx, "window.tidemark && tidemark.ready && tidemark.renders > 0 && tidemark.model && Object.keys(tidemark.model.symbols || {}).length > 0"))
+	time.Sleep(3 * time.Second) // a few stats updates for the stage charts
+	require.NoError(t, p.screenshot(ctx, file))
+	requireClean(t, p)
+}
