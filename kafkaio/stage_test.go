@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -246,13 +247,43 @@ func (k *cluster) readCommitted(tb testing.TB, topic string, partitions int32) m
 	}
 	adm, err := sarama.NewClusterAdminFromClient(c)
 	require.NoError(tb, err, "admin")
-	res, err := adm.ListOffsets(parts, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
-	require.NoError(tb, err, "last stable offsets")
-	for p, r := range res[topic] {
-		if !errors.Is(r.Err, sarama.ErrNoError) {
-			require.NoError(tb, r.Err, "last stable offset of %d", p)
+	// Wait until no transaction is open on the topic: the last stable offset
+	// of every partition is its high watermark. A member killed in the
+	// middle of a transaction leaves it open until the broker aborts it
+	// after the transaction timeout.
+	open := func() (map[int32]int64, map[int32]int64) {
+		lso, hwm := make(map[int32]int64), make(map[int32]int64)
+		for _, level := range []sarama.IsolationLevel{sarama.ReadCommitted, sarama.ReadUncommitted} {
+			res, err := adm.ListOffsets(parts, &sarama.ListOffsetsOptions{IsolationLevel: level})
+			require.NoError(tb, err, "offsets")
+			for p, r := range res[topic] {
+				if !errors.Is(r.Err, sarama.ErrNoError) {
+					require.NoError(tb, r.Err, "offset of %d", p)
+				}
+				if level == sarama.ReadCommitted {
+					lso[p] = r.Offset
+				} else {
+					hwm[p] = r.Offset
+				}
+			}
 		}
-		ends[p] = r.Offset
+		return lso, hwm
+	}
+	start := time.Now()
+	for {
+		lso, hwm := open()
+		ends = lso
+		if maps.Equal(lso, hwm) {
+			break
+		}
+		if time.Since(start) > DefaultTransactionTimeout+20*time.Second {
+			tb.Fatalf("%s: a transaction is still open %v after the stages stopped: last stable offsets %v, high watermarks %v",
+				topic, time.Since(start).Round(time.Second), lso, hwm)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if d := time.Since(start); d > time.Second {
+		tb.Logf("%s: a transaction stayed open %v after the stages stopped", topic, d.Round(100*time.Millisecond))
 	}
 	cons, err := sarama.NewConsumerFromClient(c)
 	require.NoError(tb, err, "consumer")

@@ -302,11 +302,13 @@ func testProcesses(t *testing.T, addrs []string) {
 		for topic, w := range want {
 			t.Errorf("%s: %d of %d records", topic, len(got(topic)), len(w))
 		}
+		btctest.Settle(t, addrs, 5*time.Second, btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic())
 		t.FailNow()
 	}
 	for _, p := range stages {
 		p.stop(t)
 	}
+	btctest.Settle(t, addrs, time.Minute, btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic(), btc.DeadLetterTopic)
 	read = btctest.ReadCommitted(t, addrs, btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic(), btc.DeadLetterTopic)
 	checked := 0
 	for topic, w := range want {

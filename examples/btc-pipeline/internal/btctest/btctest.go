@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/pprof"
 	"slices"
@@ -23,6 +24,55 @@ import (
 
 	"github.com/tidemark-go/tidemark/kafkaio"
 )
+
+// Settle waits until no transaction is open on the topics: the last stable
+// offset of every partition equals its high watermark. A member killed in
+// the middle of a transaction leaves it open until the broker aborts it,
+// after the transaction timeout (10 s by default), or until its successor
+// with the same transactional id fences it. It fails the test when a
+// transaction is still open after d, naming the partitions.
+func Settle(t testing.TB, addrs []string, d time.Duration, topics ...string) {
+	t.Helper()
+	client, err := sarama.NewClient(addrs, nil)
+	require.NoError(t, err, "client")
+	defer client.Close()
+	adm, err := sarama.NewClusterAdminFromClient(client)
+	require.NoError(t, err, "admin")
+	ask := map[string]map[int32]int64{}
+	for _, topic := range topics {
+		parts, err := client.Partitions(topic)
+		require.NoError(t, err, "partitions of %s", topic)
+		ask[topic] = map[int32]int64{}
+		for _, p := range parts {
+			ask[topic][p] = sarama.OffsetNewest
+		}
+	}
+	start := time.Now()
+	for {
+		lso, err := adm.ListOffsets(ask, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
+		require.NoError(t, err, "last stable offsets")
+		hwm, err := adm.ListOffsets(ask, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadUncommitted})
+		require.NoError(t, err, "high watermarks")
+		var open []string
+		for topic, parts := range ask {
+			for p := range parts {
+				if l, h := lso[topic][p], hwm[topic][p]; l == nil || h == nil || l.Offset != h.Offset {
+					open = append(open, fmt.Sprintf("%s/%d (stable %v, end %v)", topic, p, l, h))
+				}
+			}
+		}
+		if len(open) == 0 {
+			if w := time.Since(start); w > time.Second {
+				t.Logf("transactions stayed open %v", w.Round(100*time.Millisecond))
+			}
+			return
+		}
+		if time.Since(start) > d {
+			t.Fatalf("transactions still open after %v on %v", d, open)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
 // ReadCommitted returns the records of each topic that a read_committed
 // consumer sees, once no transaction is open on them. It reads every
