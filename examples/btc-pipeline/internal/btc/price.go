@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidemark-go/tidemark/stream"
@@ -24,6 +25,7 @@ var (
 	ErrNotObject    = errors.New("not a JSON object")
 	ErrNoSymbol     = errors.New("symbol missing")
 	ErrSymbolType   = errors.New("symbol is not a non-empty string")
+	ErrSymbolUTF8   = errors.New("symbol is not valid UTF-8")
 	ErrNoPrice      = errors.New("price missing")
 	ErrPriceType    = errors.New("price is not a JSON number")
 	ErrBadPrice     = errors.New("price is not finite and > 0")
@@ -33,7 +35,7 @@ var (
 )
 
 // Reasons lists every decode error kind, for counters and logs.
-var Reasons = []error{ErrNotJSON, ErrNotObject, ErrNoSymbol, ErrSymbolType, ErrNoPrice,
+var Reasons = []error{ErrNotJSON, ErrNotObject, ErrNoSymbol, ErrSymbolType, ErrSymbolUTF8, ErrNoPrice,
 	ErrPriceType, ErrBadPrice, ErrNoTimestamp, ErrTimeType, ErrBadTimestamp}
 
 // Decoder decodes btc-price values without reflection. It interns symbols, so
@@ -348,6 +350,10 @@ func (d *Decoder) Decode(b []byte) (Price, error) {
 		return Price{}, ErrNoSymbol
 	case symKind != '"' || len(symRaw) == 0:
 		return Price{}, ErrSymbolType
+	case !utf8.Valid(symRaw):
+		// encoding/json would replace the invalid bytes with U+FFFD: a
+		// symbol that is not what was sent.
+		return Price{}, ErrSymbolUTF8
 	case priceKind == 0:
 		return Price{}, ErrNoPrice
 	case priceKind != '0':

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -48,6 +49,8 @@ func TestDecode(t *testing.T) {
 		{"no symbol", `{"price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrNoSymbol},
 		{"empty symbol", `{"symbol":"","price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrSymbolType},
 		{"numeric symbol", `{"symbol":7,"price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrSymbolType},
+		{"symbol not UTF-8", "{\"symbol\":\"BTC\xffUSDT\",\"price\":99190.48,\"timestamp\":\"2025-05-08T04:12:38.352Z\"}", Price{}, ErrSymbolUTF8},
+		{"escaped symbol not UTF-8", "{\"symbol\":\"B\\\"\xc3\",\"price\":99190.48,\"timestamp\":\"2025-05-08T04:12:38.352Z\"}", Price{}, ErrSymbolUTF8},
 		{"no price", `{"symbol":"BTCUSDT","timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrNoPrice},
 		{"string price", `{"symbol":"BTCUSDT","price":"99190.48","timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrPriceType},
 		{"null price", `{"symbol":"BTCUSDT","price":null,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrPriceType},
@@ -126,6 +129,10 @@ func refDecode(b []byte) (Price, bool) {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
+		return Price{}, false
+	}
+	var raw map[string]json.RawMessage // a symbol must be valid UTF-8 as sent
+	if err := json.Unmarshal(b, &raw); err != nil || !utf8.Valid(raw["symbol"]) {
 		return Price{}, false
 	}
 	sym, ok1 := m["symbol"].(string)

@@ -56,7 +56,7 @@ func (c *PriceCodec) AppendValue(dst []byte, e stream.Event[float64]) ([]byte, e
 // reasonKinds are the short names of the btc-price decode errors.
 var reasonKinds = map[error]string{
 	ErrNotJSON: "not-json", ErrNotObject: "not-object", ErrNoSymbol: "no-symbol", ErrSymbolType: "symbol-type",
-	ErrNoPrice: "no-price", ErrPriceType: "price-type", ErrBadPrice: "bad-price", ErrNoTimestamp: "no-timestamp",
+	ErrSymbolUTF8: "symbol-utf8", ErrNoPrice: "no-price", ErrPriceType: "price-type", ErrBadPrice: "bad-price", ErrNoTimestamp: "no-timestamp",
 	ErrTimeType: "timestamp-type", ErrBadTimestamp: "bad-timestamp",
 }
 
