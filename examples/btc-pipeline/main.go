@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -338,14 +339,24 @@ func (o *options) offline(ctx context.Context) int {
 		fmt.Fprintln(o.stderr, "btc-pipeline offline: --in and --out are required")
 		return 2
 	}
-	src := o.stdin
-	if o.in != "-" {
+	var src io.Reader
+	if o.in == "-" {
+		// A read of stdin blocks until a line comes: the reader returns
+		// at once when ctx is done (SIGINT, SIGTERM).
+		src = ctxReader(ctx, o.stdin)
+	} else {
 		f, err := os.Open(o.in)
 		if err != nil {
 			fmt.Fprintf(o.stderr, "btc-pipeline offline: %v\n", err)
 			return 1
 		}
 		defer f.Close()
+		// Offline truncates its outputs before it reads: an input that is
+		// one of them would be lost.
+		if name, ok := isOutput(f, o.out, o.report); ok {
+			fmt.Fprintf(o.stderr, "btc-pipeline offline: --in %s is the output %s: it would be overwritten before it is read\n", o.in, name)
+			return 2
+		}
 		src = f
 	}
 	sum, err := btc.Offline(ctx, src, o.out, o.cfg, o.log)
@@ -365,4 +376,58 @@ func (o *options) offline(ctx context.Context) int {
 		fmt.Fprintf(o.stderr, "offline: report in %s\n", o.report)
 	}
 	return 0
+}
+
+// isOutput says whether the open input f is one of the files offline
+// writes in dir, or the report, and which.
+func isOutput(f *os.File, dir, report string) (string, bool) {
+	in, err := f.Stat()
+	if err != nil {
+		return "", false
+	}
+	var names []string
+	for _, name := range btc.OutputFiles() {
+		names = append(names, filepath.Join(dir, name))
+	}
+	if report != "" {
+		names = append(names, report)
+	}
+	for _, name := range names {
+		if st, err := os.Stat(name); err == nil && os.SameFile(in, st) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// ctxReader returns a reader of r whose Read returns ctx's error as soon as
+// ctx is done, even while r blocks (a terminal, a pipe). The goroutine that
+// reads r may stay blocked until r returns; the command exits before.
+func ctxReader(ctx context.Context, r io.Reader) io.Reader {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				if _, werr := pw.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			pw.CloseWithError(ctx.Err())
+		case <-done:
+		}
+	}()
+	return pr
 }

@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 )
 
 func TestOfflineCommand(t *testing.T) {
@@ -87,4 +90,77 @@ func readFile(t *testing.T, path string) string {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err, "read %s", path)
 	return string(b)
+}
+
+// TestOfflineRefusesToOverwriteItsInput: --in naming one of the outputs is
+// a usage error, and the file is left as it was.
+func TestOfflineRefusesToOverwriteItsInput(t *testing.T) {
+	out := t.TempDir()
+	var stderr bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"offline", "--in", "testdata/btc-price.jsonl", "--out", out}, nil, io.Discard, &stderr))
+	in := filepath.Join(out, "btc-price-moving.jsonl")
+	before := readFile(t, in)
+	stderr.Reset()
+	code := run(context.Background(), []string{"offline", "--in", in, "--out", out}, nil, io.Discard, &stderr)
+	assert.Equal(t, 2, code, "exit code; stderr: %s", stderr.String())
+	assert.Contains(t, stderr.String(), "would be overwritten before it is read")
+	assert.Equal(t, before, readFile(t, in), "the input is untouched")
+}
+
+// TestOfflineBadLines: every malformed line is a dead letter with its
+// reason and its bytes, "\r" included; a deeply nested ignored field does
+// not make a valid record invalid; a line over MaxLineBytes is refused
+// without being held whole.
+func TestOfflineBadLines(t *testing.T) {
+	deep := strings.Repeat(`[`, 200) + strings.Repeat(`]`, 200)
+	lines := []string{
+		`{"symbol":"BTCUSDT","price":1,"timestamp":"2025-05-08T04:12:38.352Z"}` + "\r",
+		`not json` + "\r",
+		"{\"symbol\":\"BTC\xffUSDT\",\"price\":1,\"timestamp\":\"2025-05-08T04:12:39.352Z\"}",
+		`{"symbol":"BTCUSDT","price":2,"timestamp":"2025-05-08T04:12:40.352Z","x":` + deep + `}`,
+		`{"symbol":"BTCUSDT","price":3,"timestamp":"2025-05-08T04:12:41.352Z","pad":"` + strings.Repeat("x", btc.MaxLineBytes) + `"}`,
+		``,
+	}
+	out := t.TempDir()
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"offline", "--in", "-", "--out", out}, strings.NewReader(strings.Join(lines, "\n")+"\n"), io.Discard, &stderr)
+	require.Equal(t, 0, code, "exit code; stderr: %s", stderr.String())
+	assert.Contains(t, stderr.String(), "accepted=2 ", "the first line and the deeply nested one")
+	assert.Contains(t, stderr.String(), "invalid=4 ", "summary")
+	var dead []map[string]any
+	for _, l := range strings.Split(strings.TrimSuffix(readFile(t, filepath.Join(out, btc.DeadLetterFile)), "\n"), "\n") {
+		var d map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &d), "dead letter %q", l)
+		dead = append(dead, d)
+	}
+	require.Len(t, dead, 4, "dead letters")
+	assert.Equal(t, "not json\r", dead[0]["value"], "the line untouched, \\r included")
+	assert.Equal(t, "not JSON", dead[0]["reason"])
+	assert.Equal(t, btc.ErrSymbolUTF8.Error(), dead[1]["reason"])
+	assert.Equal(t, btc.ErrLineTooLong.Error(), dead[2]["reason"])
+	assert.Equal(t, true, dead[2]["truncated"])
+	assert.Len(t, dead[2]["value"], btc.MaxLineBytes, "the first MaxLineBytes bytes")
+	assert.Equal(t, float64(6), dead[3]["line"], "the blank line")
+}
+
+// TestOfflineStdinSignal: a signal while offline waits on stdin stops it
+// at once, as a failure (130), not as a complete run.
+func TestOfflineStdinSignal(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(`{"symbol":"BTCUSDT","price":1,"timestamp":"2025-05-08T04:12:38.352Z"}` + "\n"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"offline", "--in", "-", "--out", t.TempDir()}, pr, io.Discard, &stderr)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, 130, code, "exit code; stderr: %s", stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("offline went on waiting for stdin after the signal")
+	}
 }

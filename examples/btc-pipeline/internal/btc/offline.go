@@ -47,6 +47,25 @@ const (
 	LateFile       = "btc-price-late.jsonl" // late events, as normalised btc-price records
 )
 
+// OutputFiles returns the names of the files Offline writes in its
+// directory.
+func OutputFiles() []string {
+	out := []string{DeadLetterFile, LateFile}
+	for k := range numKinds {
+		out = append(out, k.FileName())
+	}
+	return out
+}
+
+// MaxLineBytes is the longest input line offline reads as a record, its
+// newline included: a btc-price record is about 80 bytes. A longer line is invalid
+// (ErrLineTooLong); its dead letter holds its first MaxLineBytes bytes and
+// "truncated":true, and reading it takes no more memory than that.
+const MaxLineBytes = 1 << 20
+
+// ErrLineTooLong is the reason of a line longer than MaxLineBytes.
+var ErrLineTooLong = fmt.Errorf("line longer than %d bytes", MaxLineBytes)
+
 // FileName returns the output file of kind k.
 func (k Kind) FileName() string { return k.Topic() + ".jsonl" }
 
@@ -246,20 +265,32 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 			break
 		}
 		line, err := r.ReadSlice('\n')
+		tooLong := false
 		if errors.Is(err, bufio.ErrBufferFull) {
 			long = append(long[:0], line...)
 			for errors.Is(err, bufio.ErrBufferFull) {
 				line, err = r.ReadSlice('\n')
-				long = append(long, line...)
+				if room := MaxLineBytes - len(long); room > 0 {
+					long = append(long, line[:min(len(line), room)]...)
+				}
+				tooLong = tooLong || len(long) >= MaxLineBytes && len(line) > 0
 			}
 			line = long
 		}
 		if len(line) > 0 {
 			lineNo++
-			body := bytes.TrimRight(line, "\r\n")
+			// The line as it came, but for its end: the decoder skips a
+			// "\r" as JSON whitespace, and a dead letter keeps it.
+			body := bytes.TrimSuffix(line, []byte("\n"))
 			// Every line is a record: a blank one is invalid, as in btc-price.
 			sum.Lines++
-			p, derr := dec.Decode(body)
+			var p Price
+			var derr error
+			if tooLong {
+				derr = ErrLineTooLong
+			} else {
+				p, derr = dec.Decode(body)
+			}
 			if derr != nil {
 				sum.Invalid++
 				if sum.Invalids[derr.Error()]++; sum.Invalids[derr.Error()] == 1 {
@@ -271,6 +302,9 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 				b = appendJSONString(b, derr.Error())
 				b = append(b, `,"value":`...)
 				b = appendJSONString(b, string(body))
+				if tooLong {
+					b = append(b, `,"truncated":true`...)
+				}
 				dlq.Write(append(b, "}\n"...))
 			} else {
 				drivers[partition.Of(p.Symbol)].Push(0, stream.Event[float64]{Key: p.Symbol, Time: p.Time, Value: p.Price}, time.Time{})

@@ -48,7 +48,9 @@ type Decoder struct {
 // NewDecoder returns a Decoder.
 func NewDecoder() *Decoder { return &Decoder{symbols: make(map[string]string)} }
 
-const maxDepth = 64
+// maxDepth is how deep values may nest, as in encoding/json: a valid record
+// whose ignored fields nest deeply is accepted as encoding/json would.
+const maxDepth = 10000
 
 type scanner struct {
 	b   []byte
