@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,4 +164,36 @@ func TestOfflineStdinSignal(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("offline went on waiting for stdin after the signal")
 	}
+}
+
+// TestOfflineHugePrices: a price above btc.MaxPrice is invalid; prices up to
+// it have finite statistics, so that std_price is null for one event only.
+func TestOfflineHugePrices(t *testing.T) {
+	lines := []string{
+		`{"symbol":"BTCUSDT","price":1e300,"timestamp":"2025-05-08T04:12:38.352Z"}`,
+		`{"symbol":"BTCUSDT","price":1e15,"timestamp":"2025-05-08T04:12:39.352Z"}`,
+		`{"symbol":"BTCUSDT","price":999999999999999.9,"timestamp":"2025-05-08T04:12:40.352Z"}`,
+		`{"symbol":"BTCUSDT","price":1e300,"timestamp":"2025-05-08T04:12:41.352Z"}`,
+	}
+	out := t.TempDir()
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"offline", "--in", "-", "--out", out}, strings.NewReader(strings.Join(lines, "\n")+"\n"), io.Discard, &stderr)
+	require.Equal(t, 0, code, "exit code; stderr: %s", stderr.String())
+	assert.Contains(t, stderr.String(), "accepted=2 ", "summary")
+	assert.Contains(t, stderr.String(), "invalid=2 ", "summary")
+	moving := strings.Split(strings.TrimSuffix(readFile(t, filepath.Join(out, "btc-price-moving.jsonl")), "\n"), "\n")
+	require.Len(t, moving, 2)
+	assert.Contains(t, moving[0], `"window":"30s","avg_price":1e+15,"std_price":null,"count":1`, "one event: null")
+	// 999999999999999.9 is 1e15 - 0.125 in float64: the sample standard
+	// deviation of the two is 0.125/sqrt(2).
+	var rec struct {
+		Windows []struct {
+			Std   *float64 `json:"std_price"`
+			Count int      `json:"count"`
+		} `json:"windows"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(moving[1]), &rec), "moving record")
+	require.NotNil(t, rec.Windows[0].Std, "two events: a std, not null")
+	assert.Equal(t, 2, rec.Windows[0].Count)
+	assert.InDelta(t, 0.125/math.Sqrt2, *rec.Windows[0].Std, 1e-15, "two events: the sample std")
 }

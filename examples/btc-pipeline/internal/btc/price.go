@@ -3,13 +3,19 @@ package btc
 import (
 	"encoding/json"
 	"errors"
-	"math"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidemark-go/tidemark/stream"
 )
+
+// MaxPrice is the largest price a btc-price record may carry: far above any
+// traded price, and low enough that the statistics of a window of such
+// prices are finite (squares of 1e300 overflow float64, which would make a
+// standard deviation null with two events). A larger price is invalid
+// (ErrBadPrice).
+const MaxPrice = 1e15
 
 // Price is a decoded btc-price record.
 type Price struct {
@@ -28,7 +34,7 @@ var (
 	ErrSymbolUTF8   = errors.New("symbol is not valid UTF-8")
 	ErrNoPrice      = errors.New("price missing")
 	ErrPriceType    = errors.New("price is not a JSON number")
-	ErrBadPrice     = errors.New("price is not finite and > 0")
+	ErrBadPrice     = errors.New("price is not > 0 and at most 1e15")
 	ErrNoTimestamp  = errors.New("timestamp missing")
 	ErrTimeType     = errors.New("timestamp is not a string")
 	ErrBadTimestamp = errors.New("timestamp is not RFC 3339 with an offset")
@@ -375,7 +381,7 @@ func (d *Decoder) Decode(b []byte) (Price, error) {
 		p.Symbol = d.internBytes(symRaw)
 	}
 	v, err := strconv.ParseFloat(bstr(priceRaw), 64)
-	if err != nil || !(v > 0) || math.IsInf(v, 0) {
+	if err != nil || !(v > 0) || v > MaxPrice {
 		return Price{}, ErrBadPrice
 	}
 	p.Price = v

@@ -3,7 +3,6 @@ package btc
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
@@ -138,7 +137,7 @@ func refDecode(b []byte) (Price, bool) {
 	sym, ok1 := m["symbol"].(string)
 	pr, ok2 := m["price"].(float64)
 	ts, ok3 := m["timestamp"].(string)
-	if !ok1 || !ok2 || !ok3 || sym == "" || !(pr > 0) || math.IsInf(pr, 0) {
+	if !ok1 || !ok2 || !ok3 || sym == "" || !(pr > 0) || pr > 1e15 {
 		return Price{}, false
 	}
 	g := rfc3339.FindStringSubmatch(ts)
