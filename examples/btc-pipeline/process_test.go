@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,13 +152,30 @@ func (p *proc) raceFree(t *testing.T) {
 // broker of TIDEMARK_KAFKA_BROKERS (the integration tier), where it deletes
 // the pipeline's topics and groups first. TIDEMARK_SEED repeats a run;
 // TIDEMARK_E2E_EVENTS sets the trace's length (default 6000).
+//
+// TIDEMARK_CAMPAIGN=1 makes it the fault campaign: a trace of 20,000 events
+// replayed over a minute, a kill every 0.5 to 2.5 s (at least 20) and the
+// MongoDB store stopped for 3 s once, while the stream runs; with
+// TIDEMARK_CAMPAIGN_BROKER=1 also the broker restarted once (the real one
+// only when scripts/kafka/broker.sh started it), which extract does not
+// survive yet.
 func TestProcessesEqualOffline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a dozen processes; not in -short")
 	}
 	t.Run("kfake", func(t *testing.T) {
-		k := embeddedtest.StartKafka(t)
-		testProcesses(t, k.Addrs())
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err, "free port")
+		port := ln.Addr().(*net.TCPAddr).Port
+		require.NoError(t, ln.Close(), "free port")
+		opts := []embedded.KafkaOption{embedded.KafkaPorts(port), embedded.KafkaDataDir(t.TempDir())}
+		k := embeddedtest.StartKafka(t, opts...)
+		outer := t
+		testProcesses(t, k.Addrs(), func(down time.Duration) {
+			require.NoError(outer, k.Close(), "stop the broker")
+			time.Sleep(down)
+			k = embeddedtest.StartKafka(outer, opts...)
+		})
 	})
 	t.Run("kafka", func(t *testing.T) {
 		brokers := os.Getenv("TIDEMARK_KAFKA_BROKERS")
@@ -166,17 +184,36 @@ func TestProcessesEqualOffline(t *testing.T) {
 		}
 		addrs := strings.Split(brokers, ",")
 		resetPipeline(t, addrs)
-		testProcesses(t, addrs)
+		var restart func(time.Duration)
+		script, err := filepath.Abs("../../scripts/kafka/broker.sh")
+		require.NoError(t, err, "script path")
+		if exec.Command("bash", script, "status").Run() == nil {
+			restart = func(down time.Duration) {
+				out, err := exec.Command("bash", script, "stop", "--keep").CombinedOutput()
+				require.NoError(t, err, "stop the broker: %s", out)
+				time.Sleep(down)
+				out, err = exec.Command("bash", script, "start").CombinedOutput()
+				require.NoError(t, err, "start the broker: %s", out)
+			}
+		}
+		testProcesses(t, addrs, restart)
 	})
 }
 
-func testProcesses(t *testing.T, addrs []string) {
+// testProcesses runs the lab as processes on the broker at addrs;
+// restartBroker, when not nil, stops the broker for a while and starts it
+// again with its data (the campaign uses it).
+func testProcesses(t *testing.T, addrs []string, restartBroker func(down time.Duration)) {
+	campaign := os.Getenv("TIDEMARK_CAMPAIGN") != ""
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
 		_, err := fmt.Sscan(s, &seed)
 		require.NoError(t, err, "TIDEMARK_SEED")
 	}
 	events := 6000
+	if campaign {
+		events = 20_000
+	}
 	if s := os.Getenv("TIDEMARK_E2E_EVENTS"); s != "" {
 		_, err := fmt.Sscan(s, &events)
 		require.NoError(t, err, "TIDEMARK_E2E_EVENTS")
@@ -204,8 +241,13 @@ func testProcesses(t *testing.T, addrs []string) {
 		want[kd.Topic()] = readLines(t, filepath.Join(dir, "offline", kd.FileName()))
 	}
 
-	// The replay lasts about 20 s whatever the trace's length.
-	speed := float64(last-first) / 20_000
+	// The replay lasts about 20 s whatever the trace's length (a minute in
+	// the campaign).
+	replay := 20 * time.Second
+	if campaign {
+		replay = time.Minute
+	}
+	speed := float64(last-first) / float64(replay.Milliseconds())
 
 	m := embeddedtest.StartMongo(t, embedded.MongoLogger(quietLog()))
 	common := []string{"--brokers", strings.Join(addrs, ","), "--partitions", "4", "--windows", "1s,5s,30s",
@@ -247,9 +289,29 @@ func testProcesses(t *testing.T, addrs []string) {
 
 	// Chaos while the trace flows: SIGKILL a stage process every 1 to 4 s,
 	// a moving instance first, and restart it after a moment.
-	kills := 0
+	kills, restarts, outages := 0, 0, 0
+	pause, spread := 1000, 3000
+	if campaign {
+		pause, spread = 500, 2000
+	}
+	began := time.Now()
 	for victim := stages[r.IntN(2)]; ; victim = stages[r.IntN(len(stages))] {
-		time.Sleep(time.Duration(1000+r.IntN(3000)) * time.Millisecond)
+		time.Sleep(time.Duration(pause+r.IntN(spread)) * time.Millisecond)
+		// The broker restart waits for extract to ride one out: its
+		// producer stops at the first failed record (see the README's
+		// Reliability section); TIDEMARK_CAMPAIGN_BROKER=1 tries it.
+		if campaign && restarts == 0 && restartBroker != nil && os.Getenv("TIDEMARK_CAMPAIGN_BROKER") != "" && time.Since(began) > replay/3 {
+			t.Logf("restarting the broker after %d kills", kills)
+			restartBroker(2 * time.Second)
+			restarts++
+		}
+		if campaign && outages == 0 && time.Since(began) > 2*replay/3 {
+			t.Logf("stopping the MongoDB store for 3 s after %d kills", kills)
+			require.NoError(t, m.Stop(), "stop the store")
+			time.Sleep(3 * time.Second)
+			require.NoError(t, m.Start(), "start the store")
+			outages++
+		}
 		if done, err := extract.exited(); done {
 			require.NoError(t, err, "extract's exit; log:\n%s", extract.log)
 			break
@@ -266,6 +328,10 @@ func testProcesses(t *testing.T, addrs []string) {
 	}
 	t.Logf("the replay ended after %d kills", kills)
 	require.Positive(t, kills, "a stage was killed")
+	if campaign {
+		require.GreaterOrEqual(t, kills, 20, "the campaign's kills")
+		require.Equal(t, 1, outages, "the campaign's store outage")
+	}
 
 	mc, err := mongo.Connect(mongoopts.Client().ApplyURI(m.URI()))
 	require.NoError(t, err, "mongo client")
@@ -326,7 +392,8 @@ func testProcesses(t *testing.T, addrs []string) {
 	require.Len(t, read[btc.DeadLetterTopic], int(sum.Invalid), "dead letters: one per invalid line")
 	n := btctest.CheckDocuments(t, db, len(cfg.Windows), want[btc.ZScore.Topic()], sentinel)
 	require.Equal(t, len(cfg.Windows)*nz, n, "documents")
-	t.Logf("%d kills; %d records and %d documents checked: 0 lost, 0 duplicated, 0 wrong", kills, checked, n)
+	t.Logf("%d kills, %d broker restarts, %d store outages; %d records and %d documents checked: 0 lost, 0 duplicated, 0 wrong",
+		kills, restarts, outages, checked, n)
 	for _, p := range stages {
 		require.Regexp(t, regexp.MustCompile(`msg="btc-pipeline `+p.args[0]+`: stopped"`), p.log.String(), "%s: a clean stop", p.name)
 	}
