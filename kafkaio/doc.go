@@ -115,6 +115,16 @@
 // plus the lateness; when records are gone, the task says so (its replay
 // does not reproduce the checkpoint) and goes on.
 //
+// Results are written with their event time as the record timestamp. Kafka's
+// time-based retention goes by record timestamps: on an output topic with
+// retention.ms (the broker's default is 7 days), results of events older
+// than that are deleted at the broker's next retention check (every 5
+// minutes by default), a few minutes after they were committed, while the
+// offsets that produced them stay committed. A stage that processes history
+// (a replay of an old trace) needs output topics that keep records by size
+// or not at all (retention.ms -1), or timestamps set by the broker
+// (message.timestamp.type LogAppendTime); EnsureTopics takes the setting.
+//
 // The price of this design is the replay: a task that moves re-reads up to
 // Back + Ahead + the lateness of its input (an hour and a minute for the
 // example's moving averages), in the stage's loop, before it processes new

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -134,9 +135,21 @@ func name(tb testing.TB, what string) string {
 	return fmt.Sprintf("%s.%s.%d.%x", base, what, n, rand.Uint32())
 }
 
-// topic creates a topic with a unique name through EnsureTopics.
+// topic creates a topic with a unique name through EnsureTopics. It keeps
+// its records whatever their timestamps (retention.ms -1) unless config
+// says otherwise: stages write results with their event times as
+// timestamps, and the traces' event times can be days old, which the
+// broker's time-based retention would delete at its next check (the real
+// broker's retention is 24 hours).
 func (k *cluster) topic(tb testing.TB, partitions int32, config map[string]string) string {
 	tb.Helper()
+	config = maps.Clone(config)
+	if config == nil {
+		config = map[string]string{}
+	}
+	if _, ok := config["retention.ms"]; !ok {
+		config["retention.ms"] = "-1"
+	}
 	t := name(tb, "topic")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

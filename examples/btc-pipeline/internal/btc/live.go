@@ -22,10 +22,19 @@ const (
 // of partitions, so that they are co-partitioned: a symbol's records are in
 // the same partition number of every topic, which the two-input zscore
 // stage needs.
+//
+// They keep their records regardless of age (retention.ms -1), and up to
+// 1 GiB per partition (retention.bytes): a record's timestamp is its event
+// time, and Kafka's time-based retention goes by record timestamps, so on a
+// topic with the broker's default (7 days, or less) a replay of an older
+// trace would be deleted at the next retention check (every 5 minutes by
+// default), results included, while the stages' offsets went past it.
+// Topics that exist keep their own settings.
 func TopicSpecs(partitions int) []kafkaio.TopicSpec {
 	var specs []kafkaio.TopicSpec
 	for _, t := range Topics() {
-		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: int32(max(partitions, 1))})
+		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: int32(max(partitions, 1)),
+			Config: map[string]string{"retention.ms": "-1", "retention.bytes": "1073741824"}})
 	}
 	return specs
 }
