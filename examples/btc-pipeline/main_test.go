@@ -197,3 +197,21 @@ func TestOfflineHugePrices(t *testing.T) {
 	assert.Equal(t, 2, rec.Windows[0].Count)
 	assert.InDelta(t, 0.125/math.Sqrt2, *rec.Windows[0].Std, 1e-15, "two events: the sample std")
 }
+
+// TestOfflineFullDisk: when an output cannot be written (here a file that
+// is /dev/full, as a full disk would), the command fails and its summary
+// says what the files actually hold, complete lines only.
+func TestOfflineFullDisk(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	out := t.TempDir()
+	require.NoError(t, os.Symlink("/dev/full", filepath.Join(out, "btc-price-moving.jsonl")))
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"offline", "--in", "testdata/btc-price.jsonl", "--out", out}, nil, io.Discard, &stderr)
+	assert.Equal(t, 1, code, "exit code; stderr: %s", stderr.String())
+	assert.Contains(t, stderr.String(), "moving=0 zscore=3000 higher=3000 lower=3000", "the summary counts what was written")
+	assert.Contains(t, stderr.String(), "no space left on device")
+	z := readFile(t, filepath.Join(out, "btc-price-zscore.jsonl"))
+	assert.True(t, strings.HasSuffix(z, "}\n"), "complete lines")
+}

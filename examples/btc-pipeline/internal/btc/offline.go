@@ -343,7 +343,47 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 	files = nil
 	sum.Elapsed = time.Since(start)
 	if werr != nil {
+		// A write failed (a full disk, say): report what the files hold,
+		// complete lines only, and cut a partial last line.
+		for k := range numKinds {
+			sum.Written[k] = settleFile(filepath.Join(outDir, k.FileName()))
+		}
+		settleFile(filepath.Join(outDir, DeadLetterFile))
+		settleFile(filepath.Join(outDir, LateFile))
 		return sum, errors.Join(readErr, fmt.Errorf("btc: write: %w", werr))
 	}
 	return sum, readErr
+}
+
+// settleFile cuts a regular file after its last complete line and returns
+// the number of lines it holds; anything else (a device) holds none.
+func settleFile(path string) uint64 {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return 0
+	}
+	var lines, end int64
+	buf := make([]byte, 1<<20)
+	for off := int64(0); ; {
+		n, err := f.ReadAt(buf, off)
+		for i, c := range buf[:n] {
+			if c == '\n' {
+				lines++
+				end = off + int64(i) + 1
+			}
+		}
+		off += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	if end < st.Size() {
+		_ = f.Truncate(end)
+	}
+	return uint64(lines)
 }

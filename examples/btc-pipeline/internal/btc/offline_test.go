@@ -560,3 +560,16 @@ func TestOfflineHonoursCancellation(t *testing.T) {
 	_, err := Offline(ctx, &in, t.TempDir(), testConfig(), quiet)
 	assert.ErrorIs(t, err, context.Canceled, "Offline stops on a cancelled context")
 }
+
+// TestSettleFile: a file cut in the middle of its last line (a write that
+// failed) keeps its complete lines only, and they are counted.
+func TestSettleFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte("{\"a\":1}\n{\"a\":2}\n{\"a\":"), 0o644))
+	require.Equal(t, uint64(2), settleFile(path), "complete lines")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "{\"a\":1}\n{\"a\":2}\n", string(b), "the partial line is cut")
+	require.Equal(t, uint64(0), settleFile("/dev/null"), "a device holds no lines")
+	require.Equal(t, uint64(0), settleFile(filepath.Join(t.TempDir(), "missing")), "a missing file holds none")
+}
