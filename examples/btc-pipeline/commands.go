@@ -338,7 +338,7 @@ func (o *options) all(ctx context.Context) error {
 	if o.mongoURI != "" {
 		svc.mongoURI = o.mongoURI
 	}
-	o.log.Info("btc-pipeline all", "data_dir", dataDir, "brokers", svc.brokers, "mongo", svc.mongoURI,
+	o.log.Info("btc-pipeline all", "data_dir", dataDir, "brokers", svc.brokers, "mongo", redactURI(svc.mongoURI),
 		"partitions", max(o.cfg.Partitions, 1), "windows", (*windowsFlag)(&o.cfg.Windows).String(), "lateness", o.cfg.Lateness, "horizon", o.cfg.Horizon)
 	if err := o.ensureTopics(ctx, svc.brokers); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 )
 
 func TestOfflineCommand(t *testing.T) {
@@ -214,4 +215,18 @@ func TestOfflineFullDisk(t *testing.T) {
 	assert.Contains(t, stderr.String(), "no space left on device")
 	z := readFile(t, filepath.Join(out, "btc-price-zscore.jsonl"))
 	assert.True(t, strings.HasSuffix(z, "}\n"), "complete lines")
+}
+
+// TestNoSecretsInLogs: a MongoDB password never reaches the logs or the
+// error messages.
+func TestNoSecretsInLogs(t *testing.T) {
+	assert.Equal(t, "mongodb://user:xxxxx@127.0.0.1:1/", redactURI("mongodb://user:s3cret@127.0.0.1:1/?authSource=admin&tlsCertificateKeyFilePassword=s3cret"))
+	k := embeddedtest.StartKafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stderr syncBuffer
+	code := run(ctx, []string{"load", "--brokers", k.Addrs()[0], "--mongo-uri", "mongodb://user:s3cret@127.0.0.1:1/?authSource=admin"}, nil, io.Discard, &stderr)
+	assert.Equal(t, 1, code, "no MongoDB to connect to; log:\n%s", &stderr)
+	assert.Contains(t, stderr.String(), "MongoDB at mongodb://user:xxxxx@127.0.0.1:1/", "the failure names the server")
+	assert.NotContains(t, stderr.String(), "s3cret", "the password stays out of the log:\n%s", &stderr)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -174,13 +175,24 @@ func (o *options) ensureTopics(ctx context.Context, brokers []string) error {
 func connectMongo(ctx context.Context, uri string) (*mongo.Client, error) {
 	c, err := mongo.Connect(mongoopts.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("MongoDB at %s: %w", uri, err)
+		return nil, fmt.Errorf("MongoDB at %s: %w", redactURI(uri), err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := c.Ping(pctx, nil); err != nil {
 		_ = c.Disconnect(context.Background())
-		return nil, fmt.Errorf("MongoDB at %s is not reachable: %w", uri, err)
+		return nil, fmt.Errorf("MongoDB at %s is not reachable: %w", redactURI(uri), err)
 	}
 	return c, nil
+}
+
+// redactURI returns a connection URI for logs and messages: without its
+// password, and without any query (which can hold credentials too).
+func redactURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "(a MongoDB URI that does not parse)"
+	}
+	u.RawQuery = ""
+	return u.Redacted()
 }
