@@ -416,6 +416,5 @@ const sentinel = "ZZEND"
 // resetPipeline deletes the pipeline's topics and consumer groups on a real
 // broker, left over from an earlier run.
 func resetPipeline(t *testing.T, addrs []string) {
-	btctest.ResetKafka(t, addrs, []string{btc.MovingGroup, btc.ZScoreGroup, btc.BonusGroup, btc.LoadGroup},
-		[]string{btc.PriceTopic, btc.Moving.Topic(), btc.ZScore.Topic(), btc.Higher.Topic(), btc.Lower.Topic(), btc.DeadLetterTopic})
+	btctest.ResetKafka(t, addrs, btc.Groups(), btc.Topics())
 }

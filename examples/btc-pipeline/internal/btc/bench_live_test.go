@@ -44,8 +44,7 @@ func benchBrokers(b *testing.B, partitions int, f func(b *testing.B, addrs []str
 			b.Skip("TIDEMARK_KAFKA_BROKERS is not set: start a broker with scripts/kafka/broker.sh start")
 		}
 		addrs := strings.Split(brokers, ",")
-		btctest.ResetKafka(b, addrs, []string{MovingGroup, ZScoreGroup, BonusGroup, LoadGroup},
-			[]string{PriceTopic, Moving.Topic(), ZScore.Topic(), Higher.Topic(), Lower.Topic(), DeadLetterTopic})
+		btctest.ResetKafka(b, addrs, Groups(), Topics())
 		fresh(b, addrs)
 		f(b, addrs)
 	})

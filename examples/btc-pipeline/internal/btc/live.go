@@ -18,6 +18,9 @@ const (
 	LoadGroup   = "btc-load"
 )
 
+// Groups returns the consumer groups of the pipeline's stages.
+func Groups() []string { return []string{MovingGroup, ZScoreGroup, BonusGroup, LoadGroup} }
+
 // TopicSpecs returns the pipeline's topics, every one with the same number
 // of partitions, so that they are co-partitioned: a symbol's records are in
 // the same partition number of every topic, which the two-input zscore

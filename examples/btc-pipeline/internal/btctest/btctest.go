@@ -38,15 +38,7 @@ func Settle(t testing.TB, addrs []string, d time.Duration, topics ...string) {
 	defer client.Close()
 	adm, err := sarama.NewClusterAdminFromClient(client)
 	require.NoError(t, err, "admin")
-	ask := map[string]map[int32]int64{}
-	for _, topic := range topics {
-		parts, err := client.Partitions(topic)
-		require.NoError(t, err, "partitions of %s", topic)
-		ask[topic] = map[int32]int64{}
-		for _, p := range parts {
-			ask[topic][p] = sarama.OffsetNewest
-		}
-	}
+	ask := newestOf(t, client, topics)
 	start := time.Now()
 	for {
 		lso, err := adm.ListOffsets(ask, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
@@ -89,15 +81,7 @@ func ReadCommitted(t testing.TB, addrs []string, topics ...string) map[string][]
 	defer client.Close()
 	adm, err := sarama.NewClusterAdminFromClient(client)
 	require.NoError(t, err, "admin")
-	ask := map[string]map[int32]int64{}
-	for _, topic := range topics {
-		parts, err := client.Partitions(topic)
-		require.NoError(t, err, "partitions of %s", topic)
-		ask[topic] = map[int32]int64{}
-		for _, p := range parts {
-			ask[topic][p] = sarama.OffsetNewest
-		}
-	}
+	ask := newestOf(t, client, topics)
 	res, err := adm.ListOffsets(ask, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
 	require.NoError(t, err, "last stable offsets")
 	cons, err := sarama.NewConsumerFromClient(client)
@@ -297,4 +281,20 @@ func ResetKafka(t testing.TB, addrs []string, groups, topics []string) {
 	}) {
 		t.Fatalf("the topics %v are still there a minute after their deletion", topics)
 	}
+}
+
+// newestOf returns a ListOffsets request for the end of every partition of
+// the topics.
+func newestOf(t testing.TB, client sarama.Client, topics []string) map[string]map[int32]int64 {
+	t.Helper()
+	ask := map[string]map[int32]int64{}
+	for _, topic := range topics {
+		parts, err := client.Partitions(topic)
+		require.NoError(t, err, "partitions of %s", topic)
+		ask[topic] = map[int32]int64{}
+		for _, p := range parts {
+			ask[topic][p] = sarama.OffsetNewest
+		}
+	}
+	return ask
 }
