@@ -222,3 +222,21 @@ func TestStagesEqualOffline(t *testing.T) {
 		assert.Contains(t, tr.lines, string(m.Value), "a dead letter is an input line, untouched")
 	}
 }
+
+// TestTopicsKeepOldRecords: the topics the pipeline creates keep records
+// whatever their timestamps, which are event times: with time-based
+// retention, a replay of an old trace would be deleted at the broker's next
+// retention check.
+func TestTopicsKeepOldRecords(t *testing.T) {
+	k := embeddedtest.StartKafka(t)
+	adm, err := sarama.NewClusterAdmin(k.Addrs(), nil)
+	require.NoError(t, err, "admin")
+	defer adm.Close()
+	require.NoError(t, kafkaio.EnsureTopics(context.Background(), adm, TopicSpecs(2)), "topics")
+	for _, topic := range Topics() {
+		entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
+		require.NoError(t, err, "config of %s", topic)
+		require.Len(t, entries, 1, "retention.ms of %s", topic)
+		assert.Equal(t, "-1", entries[0].Value, "%s: retention.ms", topic)
+	}
+}
