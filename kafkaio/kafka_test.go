@@ -128,33 +128,6 @@ func TestProduceErrors(t *testing.T) {
 	})
 }
 
-// TestProduceBrokerGone: a broker that disappears makes Flush fail after
-// the producer's retries instead of hanging.
-func TestProduceBrokerGone(t *testing.T) {
-	k := fakeCluster(t)
-	topic := k.topic(t, 1, nil)
-	cfg := k.config(t, WithConfig(func(c *sarama.Config) {
-		c.Producer.Retry.Max = 3
-		c.Metadata.Retry.Max = 1
-		c.Net.DialTimeout = time.Second
-	}))
-	sink, err := NewSink(k.client(t, cfg), JSON[tick]{}, WithTopic(topic))
-	require.NoError(t, err, "NewSink")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	e := stream.Event[tick]{Key: "a", Time: stream.TimeOf(time.Now())}
-	require.NoError(t, sink.Write(ctx, e), "Write")
-	require.NoError(t, sink.Flush(ctx), "Flush while the broker is up")
-	require.NoError(t, k.fake.Close(), "stop the broker")
-	require.NoError(t, sink.Write(ctx, e), "Write hands the record over")
-	err = sink.Flush(ctx)
-	require.Error(t, err, "Flush reports the lost broker")
-	require.NoError(t, ctx.Err(), "Flush did not time out")
-	var pe *ProduceError
-	assert.ErrorAs(t, err, &pe, "a ProduceError: %v", err)
-	t.Logf("error with the broker gone: %v", err)
-}
-
 // TestEnsureTopics: missing topics are created, existing ones left alone, a
 // partition-count mismatch is reported.
 func TestEnsureTopics(t *testing.T) {

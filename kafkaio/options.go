@@ -66,8 +66,9 @@ type common struct {
 
 type sinkConfig struct {
 	common
-	topic  string
-	router any // func(stream.Event[T]) string, checked against T by NewSink
+	topic    string
+	router   any // func(stream.Event[T]) string, checked against T by NewSink
+	delivery time.Duration
 }
 
 type stageConfig struct {
@@ -122,7 +123,9 @@ func WithBrokers(addrs []string, cfg *sarama.Config) Option {
 // WithDeadLetter forwards the records a stage's codecs reject to topic,
 // untouched (same key, value, timestamp and headers) plus the headers
 // tidemark-error (the reason), tidemark-error-kind, tidemark-topic,
-// tidemark-partition and tidemark-offset. They are written like the stage's
+// tidemark-partition and tidemark-offset (a value too large to forward within
+// the producer's Producer.MaxMessageBytes is cut to fit, and the header
+// tidemark-truncated gives its length). They are written like the stage's
 // results: in its transactions (exactly once), or, for a stage writing to a
 // sink, flushed before its offsets are committed. Without this option
 // rejected records are counted, logged and skipped.
@@ -227,6 +230,22 @@ func WithRouter[T any](route func(stream.Event[T]) string) SinkOption {
 		return optionError("nil router")
 	}
 	return sinkOption(func(c *sinkConfig) { c.topic, c.router = "", route })
+}
+
+// DefaultDeliveryTimeout is how long a Sink keeps resending records that
+// failed because brokers were unreachable, as Kafka's Java producer does with
+// delivery.timeout.ms (whose default this is).
+const DefaultDeliveryTimeout = 2 * time.Minute
+
+// WithDeliveryTimeout bounds how long a Sink holds back and resends records
+// that failed with a retriable error (a broker that went away, a leader
+// election, a timeout): an outage shorter than d costs no record, a longer
+// one fails the Sink. The default is DefaultDeliveryTimeout.
+func WithDeliveryTimeout(d time.Duration) SinkOption {
+	if d <= 0 {
+		return optionError("delivery timeout %v is not positive", d)
+	}
+	return sinkOption(func(c *sinkConfig) { c.delivery = d })
 }
 
 // resolve fills in defaults, reports option errors and returns the client to

@@ -1,12 +1,15 @@
 package kafkaio
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/tidemark-go/tidemark/stream"
@@ -20,6 +23,23 @@ import (
 // batches records per partition; Write blocks only when the producer's buffers
 // are full. Flush returns once every record written before it has been
 // acknowledged by all in-sync replicas, or with the first delivery error.
+//
+// Outages. sarama retries a failed request a few times (Producer.Retry) and
+// then gives the record back as failed, also when the brokers are merely
+// restarting. The Sink does not pass that on at once: a record that failed
+// with a retriable error (the connection dropped, no broker reachable, a
+// leader election, a timeout) is held back, later Writes wait (back-pressure:
+// nothing piles up in memory), and once every record in flight has come back
+// the held ones are resent in the order they were written, after a capped
+// backoff (250 ms doubling to 2 s), with one log line when the outage begins
+// and one when it ends. Only when the brokers have not taken the held records
+// back for the delivery timeout (WithDeliveryTimeout, default two minutes as
+// in Kafka's Java producer) does the Sink fail. A resent record may have been
+// written before (the acknowledgement, not the record, was lost) and records
+// written after it may have landed first: consumers see it at least once,
+// which stream.Sequencer's duplicate check absorbs. Errors that a resend
+// cannot fix fail at once: records too large, authorization, a topic that
+// does not exist (a Sink does not create topics).
 //
 // A delivery error is sticky: once a record has failed, every later Write and
 // Flush returns a *ProduceError for it (wrapped, with the count of other
@@ -35,6 +55,10 @@ type Sink[T any] struct {
 	route  func(stream.Event[T]) string
 	log    *slog.Logger
 
+	delivery time.Duration // WithDeliveryTimeout
+	seq      atomic.Uint64 // numbers Writes, to resend held records in order
+	paused   atomic.Bool   // records are held back: Writes wait on resume
+
 	gate   sync.RWMutex // Write holds it shared while it sends, Close exclusively
 	closed bool         // guarded by gate
 
@@ -44,13 +68,21 @@ type Sink[T any] struct {
 	waiters  []chan struct{} // Flushes waiting for inflight to reach 0
 	failure  *ProduceError   // the first failed record
 	failures int
+	outage   struct { // guarded by mu, while paused
+		held      []*outMsg     // records that failed retriably, to resend
+		resume    chan struct{} // closed when the outage ends
+		began     time.Time
+		attempts  int
+		resending bool
+		last      *ProduceError // the latest retriable failure
+	}
 
 	acksDone  chan struct{}
 	pool      sync.Pool
 	closeOnce sync.Once
 	closeErr  error
 
-	stats struct{ written, acked, failed atomic.Uint64 }
+	stats struct{ written, acked, failed, resent, outages atomic.Uint64 }
 }
 
 // SinkStats counts what a Sink did.
@@ -58,6 +90,8 @@ type SinkStats struct {
 	Written uint64 // records handed to the producer
 	Acked   uint64 // records acknowledged by the brokers
 	Failed  uint64 // records that failed
+	Resent  uint64 // records resent after a retriable failure
+	Outages uint64 // times records had to be held back and resent
 }
 
 var (
@@ -122,6 +156,7 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 		topic:    cfg.topic,
 		route:    route,
 		log:      cfg.logger,
+		delivery: cmp.Or(cfg.delivery, DefaultDeliveryTimeout),
 		acksDone: make(chan struct{}),
 	}
 	go s.acks()
@@ -142,6 +177,7 @@ func checkProducerConfig(c *sarama.Config) error {
 type outMsg struct {
 	msg      sarama.ProducerMessage
 	key, val bufEncoder
+	seq      uint64 // the Write's number
 }
 
 // bufEncoder is a sarama.Encoder over a reusable buffer; a pointer to it
@@ -153,8 +189,14 @@ func (e *bufEncoder) Length() int             { return len(e.b) }
 
 // Write implements stream.Sink: it encodes e and hands it to the producer. It
 // returns the error of an earlier failed record, an encoding error, ctx.Err()
-// if ctx is done while the producer's buffers are full, or ErrClosed.
+// if ctx is done while the producer's buffers are full or while records are
+// held back by an outage, or ErrClosed.
 func (s *Sink[T]) Write(ctx context.Context, e stream.Event[T]) error {
+	if s.paused.Load() {
+		if err := s.waitOutage(ctx); err != nil {
+			return err
+		}
+	}
 	if s.failing.Load() {
 		return s.err()
 	}
@@ -186,14 +228,31 @@ func (s *Sink[T]) Write(ctx context.Context, e stream.Event[T]) error {
 		s.pool.Put(m)
 		return ErrClosed
 	}
+	m.seq = s.seq.Add(1)
 	s.inflight.Add(1)
 	select {
 	case s.prod.Input() <- &m.msg:
 		s.stats.written.Add(1)
 		return nil
 	case <-ctx.Done():
-		s.settle()
 		s.pool.Put(m)
+		s.settle()
+		return ctx.Err()
+	}
+}
+
+// waitOutage waits until the outage that holds records back has ended.
+func (s *Sink[T]) waitOutage(ctx context.Context) error {
+	s.mu.Lock()
+	resume := s.outage.resume
+	s.mu.Unlock()
+	if resume == nil {
+		return nil
+	}
+	select {
+	case <-resume:
+		return nil
+	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
@@ -222,17 +281,22 @@ func (s *Sink[T]) Flush(ctx context.Context) error {
 
 // Stats returns the counts so far.
 func (s *Sink[T]) Stats() SinkStats {
-	return SinkStats{Written: s.stats.written.Load(), Acked: s.stats.acked.Load(), Failed: s.stats.failed.Load()}
+	return SinkStats{Written: s.stats.written.Load(), Acked: s.stats.acked.Load(), Failed: s.stats.failed.Load(),
+		Resent: s.stats.resent.Load(), Outages: s.stats.outages.Load()}
 }
 
-// Close waits for the records in flight, stops the producer and closes the
-// client if WithBrokers made it. It returns the delivery error of any failed
-// record, like Flush. Close is idempotent; Write returns ErrClosed afterwards.
+// Close waits for the records in flight (through an outage, for up to the
+// delivery timeout), stops the producer and closes the client if WithBrokers
+// made it. It returns the delivery error of any failed record, like Flush.
+// Close is idempotent; Write returns ErrClosed afterwards.
 func (s *Sink[T]) Close() error {
 	s.closeOnce.Do(func() {
 		s.gate.Lock()
 		s.closed = true
 		s.gate.Unlock()
+		// Held records are resent on the producer, so it stays open until
+		// nothing is in flight.
+		_ = s.Flush(context.Background())
 		s.prod.AsyncClose()
 		<-s.acksDone
 		errs := []error{s.err()}
@@ -264,6 +328,10 @@ func (s *Sink[T]) acks() {
 				errs = nil
 				continue
 			}
+			if om, ok := pe.Msg.Metadata.(*outMsg); ok && &om.msg == pe.Msg && retriable(pe.Err) {
+				s.hold(om, pe)
+				continue
+			}
 			s.fail(pe)
 			s.release(pe.Msg)
 		}
@@ -279,7 +347,13 @@ func (s *Sink[T]) release(m *sarama.ProducerMessage) {
 
 // settle counts one record out of flight and wakes the Flushes when none is left.
 func (s *Sink[T]) settle() {
-	if s.inflight.Add(-1) != 0 {
+	n := s.inflight.Add(-1)
+	if s.paused.Load() {
+		s.mu.Lock()
+		s.stepOutage()
+		s.mu.Unlock()
+	}
+	if n != 0 {
 		return
 	}
 	s.mu.Lock()
@@ -289,6 +363,112 @@ func (s *Sink[T]) settle() {
 	clear(s.waiters)
 	s.waiters = s.waiters[:0]
 	s.mu.Unlock()
+}
+
+// retriable reports whether a record that failed with err may succeed when
+// resent: the connection, the leader or the time ran out, rather than the
+// record, the topic or the credentials being wrong.
+func retriable(err error) bool {
+	var encoding sarama.PacketEncodingError
+	var config sarama.ConfigurationError
+	if errors.As(err, &encoding) || errors.As(err, &config) ||
+		errors.Is(err, sarama.ErrShuttingDown) || errors.Is(err, sarama.ErrClosedClient) {
+		return false
+	}
+	var kerr sarama.KError
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case sarama.ErrMessageSizeTooLarge, sarama.ErrInvalidMessage, sarama.ErrInvalidMessageSize,
+			sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidRecord, sarama.ErrInvalidTimestamp,
+			sarama.ErrUnknownTopicOrPartition, sarama.ErrInvalidTopic, sarama.ErrPolicyViolation,
+			sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed,
+			sarama.ErrTransactionalIDAuthorizationFailed, sarama.ErrSASLAuthenticationFailed,
+			sarama.ErrUnsupportedVersion, sarama.ErrUnsupportedForMessageFormat, sarama.ErrInvalidRequiredAcks,
+			sarama.ErrProducerFenced:
+			return false
+		}
+	}
+	return true
+}
+
+// hold keeps a record that failed retriably for resending; the first one of
+// an outage pauses Writes.
+func (s *Sink[T]) hold(m *outMsg, pe *sarama.ProducerError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := &s.outage
+	if !s.paused.Load() {
+		o.resume, o.began, o.attempts = make(chan struct{}), time.Now(), 0
+		s.paused.Store(true)
+		s.stats.outages.Add(1)
+		s.log.Warn("kafkaio: produce failed; holding records back and resending them once the brokers answer (Writes wait)",
+			"topic", pe.Msg.Topic, "partition", pe.Msg.Partition, "error", pe.Err, "gives_up_after", s.delivery)
+	}
+	o.held = append(o.held, m)
+	o.last = &ProduceError{Topic: pe.Msg.Topic, Partition: pe.Msg.Partition, Err: pe.Err}
+	s.stepOutage()
+}
+
+// stepOutage moves an outage on, with mu held: once every record in flight
+// is held, it resends them (or gives up); once none is in flight, the outage
+// is over and Writes go on.
+func (s *Sink[T]) stepOutage() {
+	o := &s.outage
+	if !s.paused.Load() || o.resending {
+		return
+	}
+	inflight := s.inflight.Load()
+	switch {
+	case len(o.held) > 0 && inflight == int64(len(o.held)):
+		o.resending = true
+		held := o.held
+		o.held = nil
+		wait := min(250*time.Millisecond<<min(o.attempts, 3), 2*time.Second)
+		o.attempts++
+		if time.Since(o.began) >= s.delivery {
+			go s.giveUp(held, o.last)
+		} else {
+			go s.resend(held, wait)
+		}
+	case len(o.held) == 0 && inflight == 0:
+		s.paused.Store(false)
+		close(o.resume)
+		o.resume = nil
+		if s.failure == nil {
+			s.log.Info("kafkaio: produce recovered; held records were resent", "after", time.Since(o.began).Round(time.Millisecond),
+				"resent", s.stats.resent.Load())
+		}
+	}
+}
+
+// resend hands held records back to the producer, in the order they were
+// written, after wait.
+func (s *Sink[T]) resend(held []*outMsg, wait time.Duration) {
+	time.Sleep(wait)
+	slices.SortFunc(held, func(a, b *outMsg) int { return cmp.Compare(a.seq, b.seq) })
+	for _, m := range held {
+		s.prod.Input() <- &m.msg
+		s.stats.resent.Add(1)
+	}
+	s.mu.Lock()
+	s.outage.resending = false
+	s.stepOutage()
+	s.mu.Unlock()
+}
+
+// giveUp fails held records: the outage outlasted the delivery timeout.
+func (s *Sink[T]) giveUp(held []*outMsg, last *ProduceError) {
+	s.log.Error("kafkaio: the brokers did not take the held records back within the delivery timeout; the sink fails",
+		"records", len(held), "timeout", s.delivery, "error", last.Err)
+	for _, m := range held {
+		s.fail(&sarama.ProducerError{Msg: &m.msg, Err: last.Err})
+	}
+	s.mu.Lock()
+	s.outage.resending = false
+	s.mu.Unlock()
+	for _, m := range held {
+		s.release(&m.msg)
+	}
 }
 
 func (s *Sink[T]) fail(pe *sarama.ProducerError) {

@@ -16,61 +16,14 @@ package kafkaio
 import (
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/tidemark-go/tidemark/internal/embedded"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/stream"
 )
-
-// restartable is a broker the test can stop and start again with its data:
-// a kfake cluster on a fixed port and data directory, or the real broker of
-// scripts/kafka/broker.sh (stop --keep, start).
-type restartable struct {
-	*cluster
-	restart func(t *testing.T, down time.Duration)
-}
-
-func restartableBackends(t *testing.T, f func(t *testing.T, k *restartable)) {
-	t.Run("kfake", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err, "free port")
-		port := ln.Addr().(*net.TCPAddr).Port
-		require.NoError(t, ln.Close(), "free port")
-		opts := []embedded.KafkaOption{embedded.KafkaPorts(port), embedded.KafkaDataDir(t.TempDir())}
-		k := &restartable{cluster: fakeCluster(t, opts...)}
-		outer := t
-		k.restart = func(t *testing.T, down time.Duration) {
-			require.NoError(t, k.fake.Close(), "stop the broker")
-			time.Sleep(down)
-			k.fake = embeddedtest.StartKafka(outer, opts...)
-		}
-		f(t, k)
-	})
-	t.Run("kafka", func(t *testing.T) {
-		k := &restartable{cluster: realCluster(t)}
-		script, err := filepath.Abs("../scripts/kafka/broker.sh")
-		require.NoError(t, err, "script path")
-		if err := exec.Command("bash", script, "status").Run(); err != nil {
-			t.Skipf("the broker at %v was not started by %s, so this test cannot restart it", k.addrs, script)
-		}
-		k.restart = func(t *testing.T, down time.Duration) {
-			out, err := exec.Command("bash", script, "stop", "--keep").CombinedOutput()
-			require.NoError(t, err, "stop the broker: %s", out)
-			time.Sleep(down)
-			out, err = exec.Command("bash", script, "start").CombinedOutput()
-			require.NoError(t, err, "start the broker: %s", out)
-		}
-		f(t, k)
-	})
-}
 
 // TestStageBrokerRestart: the broker goes away in the middle of the stream
 // and comes back with its data; the stage waits for it, with backoff,

@@ -1,0 +1,171 @@
+package kafkaio
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tidemark-go/tidemark/internal/embedded"
+	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// restartable is a broker the test can stop and start again with its data:
+// a kfake cluster on a fixed port and data directory, or the real broker of
+// scripts/kafka/broker.sh (stop --keep, start).
+type restartable struct {
+	*cluster
+	restart func(t *testing.T, down time.Duration)
+}
+
+func restartableBackends(t *testing.T, f func(t *testing.T, k *restartable)) {
+	t.Run("kfake", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err, "free port")
+		port := ln.Addr().(*net.TCPAddr).Port
+		require.NoError(t, ln.Close(), "free port")
+		opts := []embedded.KafkaOption{embedded.KafkaPorts(port), embedded.KafkaDataDir(t.TempDir())}
+		k := &restartable{cluster: fakeCluster(t, opts...)}
+		outer := t
+		k.restart = func(t *testing.T, down time.Duration) {
+			require.NoError(t, k.fake.Close(), "stop the broker")
+			time.Sleep(down)
+			k.fake = embeddedtest.StartKafka(outer, opts...)
+		}
+		f(t, k)
+	})
+	t.Run("kafka", func(t *testing.T) {
+		k := &restartable{cluster: realCluster(t)}
+		script, err := filepath.Abs("../scripts/kafka/broker.sh")
+		require.NoError(t, err, "script path")
+		if err := exec.Command("bash", script, "status").Run(); err != nil {
+			t.Skipf("the broker at %v was not started by %s, so this test cannot restart it", k.addrs, script)
+		}
+		k.restart = func(t *testing.T, down time.Duration) {
+			out, err := exec.Command("bash", script, "stop", "--keep").CombinedOutput()
+			require.NoError(t, err, "stop the broker: %s", out)
+			time.Sleep(down)
+			out, err = exec.Command("bash", script, "start").CombinedOutput()
+			require.NoError(t, err, "start the broker: %s", out)
+		}
+		f(t, k)
+	})
+}
+
+// TestSinkBrokerRestart: the broker goes away while records stream into a
+// Sink and comes back with its data 3 s later. The Sink holds the records
+// that failed, makes Writes wait, and resends the held ones when the broker
+// answers again: every record written is in the topic (at least once), in
+// write order for all but the resent ones, and the Sink did not fail.
+func TestSinkBrokerRestart(t *testing.T) {
+	restartableBackends(t, func(t *testing.T, k *restartable) {
+		const parts, n = 3, 6000
+		topic := k.topic(t, parts, nil)
+		sink, err := NewSink(nil, JSON[tick]{}, WithTopic(topic), WithBrokers(k.addrs, k.config(t)),
+			WithLogger(testLogger(t)))
+		require.NoError(t, err, "NewSink")
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		var written atomic.Int64
+		done := make(chan error, 1)
+		go func() {
+			for i, e := range ticks(n, 12, stream.TimeOf(time.Now())) {
+				if err := sink.Write(ctx, e); err != nil {
+					done <- err
+					return
+				}
+				written.Store(int64(i + 1))
+				if i%20 == 0 {
+					time.Sleep(time.Millisecond) // about 20,000 records/s: the restart falls mid-stream
+				}
+			}
+			done <- sink.Flush(ctx)
+		}()
+		require.Eventually(t, func() bool { return written.Load() >= n/5 }, time.Minute, time.Millisecond, "writing")
+		k.restart(t, 3*time.Second)
+		require.NoError(t, <-done, "Write and Flush across the restart")
+		require.NoError(t, sink.Close(), "Close")
+		st := sink.Stats()
+		t.Logf("stats %+v", st)
+		assert.Equal(t, uint64(n), st.Written, "written")
+		assert.Zero(t, st.Failed, "failed")
+		assert.GreaterOrEqual(t, st.Outages, uint64(1), "the restart was an outage for the sink")
+		assert.Equal(t, st.Written, st.Acked, "every record acknowledged")
+
+		seen := make([]int, n)
+		for _, m := range k.readAll(t, topic, parts) {
+			var v tick
+			require.NoError(t, json.Unmarshal(m.Value, &v), "record %s", m.Value)
+			require.True(t, v.N >= 0 && v.N < n, "record number %d", v.N)
+			seen[v.N]++
+		}
+		lost, dups := 0, 0
+		for i, c := range seen {
+			if c == 0 {
+				lost++
+				if lost <= 5 {
+					t.Errorf("record %d is not in the topic", i)
+				}
+			}
+			dups += max(c-1, 0)
+		}
+		assert.Zero(t, lost, "records lost")
+		assert.LessOrEqual(t, uint64(dups), st.Resent, "only resent records can be in the topic twice")
+		t.Logf("%d records, 0 lost, %d duplicates from %d resends", n, dups, st.Resent)
+	})
+}
+
+// TestSinkDeliveryTimeout: a broker that stays away fails the Sink once the
+// delivery timeout has passed, not before and not never; the failure is a
+// ProduceError with sarama's error, sticky for later Writes.
+func TestSinkDeliveryTimeout(t *testing.T) {
+	k := fakeCluster(t)
+	topic := k.topic(t, 1, nil)
+	sink, err := NewSink(nil, JSON[tick]{}, WithTopic(topic), WithBrokers(k.addrs, k.config(t)),
+		WithDeliveryTimeout(3*time.Second), WithLogger(testLogger(t)))
+	require.NoError(t, err, "NewSink")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := stream.Event[tick]{Key: "a", Time: stream.TimeOf(time.Now())}
+	require.NoError(t, sink.Write(ctx, e), "Write")
+	require.NoError(t, sink.Flush(ctx), "Flush while the broker is up")
+	require.NoError(t, k.fake.Close(), "stop the broker")
+	began := time.Now()
+	require.NoError(t, sink.Write(ctx, e), "Write hands the record over")
+	err = sink.Flush(ctx)
+	took := time.Since(began)
+	require.Error(t, err, "Flush reports the lost broker")
+	require.NoError(t, ctx.Err(), "Flush did not time out")
+	assert.GreaterOrEqual(t, took, 3*time.Second, "the sink waited for the delivery timeout")
+	assert.Less(t, took, 20*time.Second, "and not much longer")
+	var pe *ProduceError
+	assert.ErrorAs(t, err, &pe, "a ProduceError: %v", err)
+	assert.Error(t, sink.Write(ctx, e), "the failure is sticky")
+	st := sink.Stats()
+	assert.Equal(t, uint64(1), st.Failed, "failed")
+	assert.Equal(t, uint64(1), st.Outages, "outages")
+	assert.Error(t, sink.Close(), "Close reports it")
+	t.Logf("failed after %v: %v; stats %+v", took.Round(time.Millisecond), err, st)
+}
+
+// testLogger logs to t at info level, so that a test shows the Sink's
+// outage lines.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
