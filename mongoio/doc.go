@@ -38,7 +38,8 @@
 // # Errors and retries
 //
 // Transient errors are retried with exponential backoff and jitter
-// ([Backoff]), up to [MaxRetries] times per flush: network errors,
+// ([Backoff]), up to [MaxRetries] times and for up to [MaxRetryTime] per
+// flush: network errors,
 // timeouts, server selection errors (the server is down or unreachable),
 // connection pool clears, and server errors that carry a retryable code or
 // label (a primary stepping down, a server shutting down, write concern
@@ -61,6 +62,24 @@
 // sends that collection's writes one at a time to find them. Other errors
 // that are not transient (an authorization failure, an invalid write
 // concern) end the flush at once and leave the buffer as it was.
+//
+// # Outages
+//
+// A store that is down, or that accepts connections but never answers,
+// does not block a writer forever and does not make the buffer grow
+// without bound:
+//   - each attempt of a flush ends after [AttemptTimeout] (a hung server's
+//     attempt fails as a transient error), and a flush gives up with
+//     [ErrRetriesExhausted] after [MaxRetries] retries or [MaxRetryTime],
+//     whichever comes first, keeping the writes it could not make;
+//   - the buffer holds at most [MaxBuffered] writes: a Write beyond that
+//     flushes first (back-pressure: the writer waits for the flush and its
+//     retries) and, if that fails too, refuses the record with
+//     [ErrBufferFull];
+//   - [Sink.Close] never drops a buffered write: if its final flush fails it
+//     says so and leaves the sink open with the writes, so that the caller
+//     neither loses them nor takes them as written (a stream stage must not
+//     commit the input positions of writes a failed Close still holds).
 //
 // Records that cannot be written at all (the route function fails, the
 // document does not marshal, the collection name is invalid, the _id is

@@ -36,6 +36,11 @@ var (
 
 	// ErrClosed is returned by every method of a [Sink] after [Sink.Close].
 	ErrClosed = errors.New("mongoio: sink closed")
+
+	// ErrBufferFull is wrapped by [Sink.Write] when [MaxBuffered] writes
+	// are buffered and a flush could not make room: the record was not
+	// buffered.
+	ErrBufferFull = errors.New("mongoio: buffer full")
 )
 
 // Rejection is one write the server refused for good.

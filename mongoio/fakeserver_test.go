@@ -26,6 +26,10 @@ type fakeServer struct {
 	ferretDB bool
 	// delay is how long each write command takes.
 	delay time.Duration
+	// hang makes write commands never answer (until the test ends): a
+	// server that accepts connections and commands but is stuck.
+	hang bool
+	stop chan struct{} // closed when the test ends
 	// reply, when set, may return the reply to a write command instead of
 	// the default: every write applied (an update upserts every document).
 	// attempt counts the commands of that kind on that collection, from 1.
@@ -59,6 +63,7 @@ func startFakeServer(t *testing.T, f *fakeServer) *mongo.Database {
 	f.attempts = map[string]int{}
 	f.inFlight = map[string]int{}
 	f.maxInFlight = map[string]int{}
+	f.stop = make(chan struct{})
 	var open sync.Map // net.Conn -> struct{}
 	go func() {
 		for {
@@ -81,6 +86,7 @@ func startFakeServer(t *testing.T, f *fakeServer) *mongo.Database {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		close(f.stop)
 		_ = client.Disconnect(context.Background())
 		_ = ln.Close()
 		open.Range(func(c, _ any) bool { _ = c.(net.Conn).Close(); return true })
@@ -252,6 +258,10 @@ func (f *fakeServer) command(cmd bson.Raw, seqs map[string][]bson.Raw) bson.D {
 		f.mu.Unlock()
 	}()
 	time.Sleep(f.delay)
+	if f.hang {
+		<-f.stop
+		return nil
+	}
 
 	if f.reply != nil {
 		if r := f.reply(name, coll, attempt, docs); r != nil {

@@ -15,6 +15,16 @@ const (
 	DefaultMinBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff = 5 * time.Second
 
+	// DefaultAttemptTimeout bounds one attempt of a flush (the bulk writes
+	// of every collection); see [AttemptTimeout].
+	DefaultAttemptTimeout = 30 * time.Second
+	// DefaultMaxRetryTime bounds the retries of one flush in time; see
+	// [MaxRetryTime].
+	DefaultMaxRetryTime = 2 * time.Minute
+	// DefaultMaxBufferedBatches is [MaxBuffered]'s default in batches:
+	// four times [BatchSize] writes.
+	DefaultMaxBufferedBatches = 4
+
 	// DefaultFlushConcurrency is the default of [FlushConcurrency] on
 	// MongoDB; on FerretDB the default is 1.
 	DefaultFlushConcurrency = 6
@@ -27,11 +37,14 @@ type Option interface {
 }
 
 type config struct {
-	batchSize     int
-	flushInterval time.Duration
-	maxRetries    int
-	maxPerCommand int
-	concurrency   int // see concurrencySet
+	batchSize      int
+	maxBuffered    int // 0: DefaultMaxBufferedBatches * batchSize
+	flushInterval  time.Duration
+	maxRetries     int
+	attemptTimeout time.Duration
+	maxRetryTime   time.Duration // -1: unbounded
+	maxPerCommand  int
+	concurrency    int // see concurrencySet
 	// concurrencySet says FlushConcurrency was given; otherwise the
 	// concurrency is DefaultFlushConcurrency, or 1 on FerretDB.
 	concurrencySet bool
@@ -44,11 +57,13 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		batchSize:    DefaultBatchSize,
-		maxRetries:   DefaultMaxRetries,
-		minBackoff:   DefaultMinBackoff,
-		maxBackoff:   DefaultMaxBackoff,
-		writeConcern: writeconcern.Majority(),
+		batchSize:      DefaultBatchSize,
+		maxRetries:     DefaultMaxRetries,
+		attemptTimeout: DefaultAttemptTimeout,
+		maxRetryTime:   DefaultMaxRetryTime,
+		minBackoff:     DefaultMinBackoff,
+		maxBackoff:     DefaultMaxBackoff,
+		writeConcern:   writeconcern.Majority(),
 	}
 }
 
@@ -62,6 +77,12 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: MaxWritesPerCommand %d is negative", ErrInvalidOption, c.maxPerCommand)
 	case c.concurrency < 0, c.concurrencySet && c.concurrency == 0:
 		return fmt.Errorf("%w: FlushConcurrency %d, want at least 1", ErrInvalidOption, c.concurrency)
+	case c.maxBuffered < 0, c.maxBuffered > 0 && c.maxBuffered < c.batchSize:
+		return fmt.Errorf("%w: MaxBuffered %d, want at least BatchSize (%d)", ErrInvalidOption, c.maxBuffered, c.batchSize)
+	case c.attemptTimeout <= 0:
+		return fmt.Errorf("%w: AttemptTimeout %v, want more than 0", ErrInvalidOption, c.attemptTimeout)
+	case c.maxRetryTime < -1 || c.maxRetryTime == 0:
+		return fmt.Errorf("%w: MaxRetryTime %v, want more than 0, or -1 (unbounded)", ErrInvalidOption, c.maxRetryTime)
 	case c.maxRetries < -1:
 		return fmt.Errorf("%w: MaxRetries %d, want -1 (unbounded) or more", ErrInvalidOption, c.maxRetries)
 	case c.minBackoff <= 0:
@@ -75,6 +96,9 @@ func (c *config) validate() error {
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
+	}
+	if c.maxBuffered == 0 {
+		c.maxBuffered = DefaultMaxBufferedBatches * c.batchSize
 	}
 	return nil
 }
@@ -153,6 +177,35 @@ func InsertFirst(on bool) Option {
 // [Sink.Flush] and by [Sink.Close].
 func FlushInterval(d time.Duration) Option {
 	return option(func(c *config) { c.flushInterval = d })
+}
+
+// MaxBuffered bounds the writes the sink holds: when a flush fails (the
+// server is down) the writes stay buffered for the next one, and once n are
+// buffered [Sink.Write] flushes before it buffers another write and, if
+// that flush fails too, returns an error wrapping [ErrBufferFull] without
+// buffering the record. Writers are slowed down (each Write waits for a
+// flush and its retries) and then stopped, instead of the buffer growing
+// while the store is away. Default [DefaultMaxBufferedBatches] times
+// [BatchSize]; at least BatchSize.
+func MaxBuffered(n int) Option {
+	return option(func(c *config) { c.maxBuffered = n })
+}
+
+// AttemptTimeout bounds one attempt of a flush: a server that accepts
+// connections but does not answer (a hung server, a network that drops
+// packets without resetting connections) makes the attempt fail after d,
+// as a transient error, and the flush retries. Default
+// [DefaultAttemptTimeout].
+func AttemptTimeout(d time.Duration) Option {
+	return option(func(c *config) { c.attemptTimeout = d })
+}
+
+// MaxRetryTime bounds one flush's retries in time: a retry whose wait would
+// end more than d after the flush began is not made, and the flush gives up
+// with [ErrRetriesExhausted], whatever [MaxRetries] allows. -1 means no
+// bound. Default [DefaultMaxRetryTime].
+func MaxRetryTime(d time.Duration) Option {
+	return option(func(c *config) { c.maxRetryTime = d })
 }
 
 // MaxRetries bounds how many times one flush retries after transient

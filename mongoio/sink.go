@@ -170,9 +170,13 @@ func NewSink[T any](db *mongo.Database, route func(T) (Route, error), opts ...Op
 // [BatchSize] writes, Write flushes it before returning, under ctx, and
 // returns the flush's error.
 //
-// An error wrapping [ErrInvalidRecord] or [ErrClosed] means rec was not
-// buffered. Any other error comes from the flush (see [Sink.Flush]) and
-// rec was buffered all the same.
+// When [MaxBuffered] writes are buffered already (the server is away),
+// Write flushes before it buffers rec, and if that flush cannot make room
+// it returns an error wrapping [ErrBufferFull] and the flush's error.
+//
+// An error wrapping [ErrInvalidRecord], [ErrBufferFull] or [ErrClosed]
+// means rec was not buffered. Any other error comes from a flush (see
+// [Sink.Flush]) and rec was buffered all the same.
 func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	r, err := s.route(rec)
 	if err != nil {
@@ -198,7 +202,16 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	if s.closed {
 		return ErrClosed
 	}
+	k := key(id)
 	b := s.colls[r.Collection]
+	var flushErr error
+	if _, dup := b.lookup(k); !dup && s.buffered >= s.cfg.maxBuffered {
+		// Full: make room first, or refuse the record.
+		flushErr = s.flushLocked(ctx)
+		if s.buffered >= s.cfg.maxBuffered {
+			return fmt.Errorf("%w: %d writes buffered (MaxBuffered) and the flush failed: %w", ErrBufferFull, s.buffered, flushErr)
+		}
+	}
 	if b == nil {
 		b = &batch[T]{
 			coll:  s.db.Collection(r.Collection, options.Collection().SetWriteConcern(s.cfg.writeConcern)),
@@ -207,14 +220,13 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 		s.colls[r.Collection] = b
 		s.order = append(s.order, b)
 	}
-	k := key(id)
 	if i, ok := b.index[k]; ok {
 		// Last write wins: an unordered bulk write may apply two writes of
 		// one _id in any order, so only the latest is sent.
 		b.entries[i] = e
 		b.models[i] = model
 		s.deduplicated.Add(1)
-		return nil
+		return flushErr
 	}
 	b.index[k] = len(b.entries)
 	b.entries = append(b.entries, e)
@@ -222,9 +234,18 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	s.buffered++
 	s.bufferedN.Store(int64(s.buffered))
 	if s.buffered < s.cfg.batchSize {
-		return nil
+		return flushErr
 	}
-	return s.flushLocked(ctx)
+	return errors.Join(flushErr, s.flushLocked(ctx))
+}
+
+// lookup returns the position of the buffered write of k; b may be nil.
+func (b *batch[T]) lookup(k idKey) (int, bool) {
+	if b == nil {
+		return 0, false
+	}
+	i, ok := b.index[k]
+	return i, ok
 }
 
 // Flush writes every buffered write and returns when the server has
@@ -257,10 +278,13 @@ func (s *Sink[T]) Flush(ctx context.Context) error {
 
 // Close stops the background flushes, flushes the buffer under ctx and
 // releases the sink; later calls of Write, Flush and EnsureIndexes return
-// [ErrClosed]. When the final flush fails, the writes it could not make
-// are dropped and the error says how many. Close returns nil when called
-// again, and an error wrapping ctx's error, leaving the sink open but
-// without background flushes, when ctx is done before a running flush ends.
+// [ErrClosed]. Close never drops a buffered write: when the final flush
+// cannot write everything (the server is away, ctx is done), Close returns
+// its error, says how many writes are still buffered, and leaves the sink
+// open with them, without background flushes, so that Close (or Flush) can
+// be called again; a caller that commits input positions after Close must
+// not commit them then. Close returns nil when called again after it
+// succeeded.
 func (s *Sink[T]) Close(ctx context.Context) error {
 	if s.stopBackground != nil {
 		s.stopBackground()
@@ -273,18 +297,13 @@ func (s *Sink[T]) Close(ctx context.Context) error {
 	if s.closed {
 		return nil
 	}
-	s.closed = true
 	err := s.flushLocked(ctx)
 	if s.buffered > 0 {
-		err = fmt.Errorf("mongoio: close: %d buffered writes dropped: %w", s.buffered, err)
-		s.log.ErrorContext(ctx, "mongoio: close dropped buffered writes",
+		s.log.ErrorContext(ctx, "mongoio: close could not write every buffered write; the sink stays open with them",
 			slog.Int("writes", s.buffered), slog.Any("err", err))
-		for _, b := range s.order {
-			b.reset()
-		}
-		s.buffered = 0
-		s.bufferedN.Store(0)
+		return fmt.Errorf("mongoio: close: %d writes still buffered, the sink stays open (call Close again): %w", s.buffered, err)
 	}
+	s.closed = true
 	return err
 }
 
@@ -325,8 +344,13 @@ func (s *Sink[T]) EnsureIndexes(ctx context.Context, collection string, models .
 
 // createIndex creates one index, retrying transient errors.
 func (s *Sink[T]) createIndex(ctx context.Context, coll *mongo.Collection, m mongo.IndexModel) (string, error) {
+	began := time.Now()
 	for retry := 0; ; retry++ {
-		name, err := coll.Indexes().CreateOne(ctx, m)
+		var name string
+		err := s.attempt(ctx, func(ctx context.Context) (err error) {
+			name, err = coll.Indexes().CreateOne(ctx, m)
+			return err
+		})
 		if err == nil {
 			return name, nil
 		}
@@ -334,10 +358,11 @@ func (s *Sink[T]) createIndex(ctx context.Context, coll *mongo.Collection, m mon
 		if ctx.Err() != nil || !transient(err) {
 			return "", err
 		}
-		if s.cfg.maxRetries >= 0 && retry >= s.cfg.maxRetries {
-			return "", fmt.Errorf("%w after %d retries: %w", ErrRetriesExhausted, retry, err)
+		d, gaveUp := s.nextRetry(retry, began, err)
+		if gaveUp != nil {
+			return "", gaveUp
 		}
-		if werr := s.wait(ctx, retry, err, slog.String("collection", coll.Name())); werr != nil {
+		if werr := s.wait(ctx, d, retry, err, slog.String("collection", coll.Name())); werr != nil {
 			return "", fmt.Errorf("mongoio: create index: %w; last error: %w", werr, err)
 		}
 	}
@@ -421,9 +446,10 @@ func (s *Sink[T]) flushOnce(ctx context.Context) error {
 	if s.buffered == 0 {
 		return nil
 	}
+	began := time.Now()
 	retry := 0
 	for {
-		err := s.writeAll(ctx)
+		err := s.attempt(ctx, s.writeAll)
 		if err == nil {
 			if retry > 0 {
 				s.log.InfoContext(ctx, "mongoio: flush recovered", slog.Int("retries", retry))
@@ -436,19 +462,47 @@ func (s *Sink[T]) flushOnce(ctx context.Context) error {
 		if !transient(err) {
 			return err
 		}
-		if s.cfg.maxRetries >= 0 && retry >= s.cfg.maxRetries {
-			return fmt.Errorf("%w after %d retries; %d writes stay buffered: %w", ErrRetriesExhausted, retry, s.buffered, err)
+		d, gaveUp := s.nextRetry(retry, began, err)
+		if gaveUp != nil {
+			return fmt.Errorf("%w; %d writes stay buffered", gaveUp, s.buffered)
 		}
-		if werr := s.wait(ctx, retry, err, slog.Int("buffered", s.buffered)); werr != nil {
+		if werr := s.wait(ctx, d, retry, err, slog.Int("buffered", s.buffered)); werr != nil {
 			return fmt.Errorf("mongoio: flush: %w; %d writes stay buffered; last error: %w", werr, s.buffered, err)
 		}
 		retry++
 	}
 }
 
-// wait logs a transient error and sleeps before retry number retry.
-func (s *Sink[T]) wait(ctx context.Context, retry int, err error, attrs ...slog.Attr) error {
+// attempt runs one attempt of an operation under [AttemptTimeout]. When the
+// attempt, not ctx, ran out of time, its error is marked transient and says
+// so.
+func (s *Sink[T]) attempt(ctx context.Context, op func(context.Context) error) error {
+	actx, cancel := context.WithTimeout(ctx, s.cfg.attemptTimeout)
+	defer cancel()
+	err := op(actx)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		return retryableError{fmt.Errorf("no answer within the attempt timeout (%v): %w", s.cfg.attemptTimeout, err)}
+	}
+	return err
+}
+
+// nextRetry returns the wait before retry number retry of an operation that
+// began at began and last failed with err, or the error to give up with
+// when [MaxRetries] or [MaxRetryTime] forbid another retry.
+func (s *Sink[T]) nextRetry(retry int, began time.Time, err error) (time.Duration, error) {
+	if s.cfg.maxRetries >= 0 && retry >= s.cfg.maxRetries {
+		return 0, fmt.Errorf("%w after %d retries: %w", ErrRetriesExhausted, retry, err)
+	}
 	d := backoff(retry, s.cfg.minBackoff, s.cfg.maxBackoff)
+	if s.cfg.maxRetryTime >= 0 && time.Since(began)+d > s.cfg.maxRetryTime {
+		return 0, fmt.Errorf("%w after %d retries in %v (MaxRetryTime %v): %w", ErrRetriesExhausted, retry,
+			time.Since(began).Round(time.Millisecond), s.cfg.maxRetryTime, err)
+	}
+	return d, nil
+}
+
+// wait logs a transient error and sleeps d before retry number retry.
+func (s *Sink[T]) wait(ctx context.Context, d time.Duration, retry int, err error, attrs ...slog.Attr) error {
 	s.retries.Add(1)
 	s.log.LogAttrs(ctx, slog.LevelWarn, "mongoio: transient error, retrying",
 		append(attrs, slog.Int("retry", retry+1), slog.Duration("backoff", d), slog.Any("err", err))...)

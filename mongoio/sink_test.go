@@ -527,7 +527,117 @@ func TestNonTransientError(t *testing.T) {
 	assert.Zero(t, s.Stats().Retries, "not retried")
 	assert.Equal(t, int64(1), s.Stats().Buffered, "the write stays buffered")
 	err = s.Close(t.Context())
-	assert.ErrorContains(t, err, "1 buffered writes dropped", "Close reports what it drops")
+	assert.ErrorContains(t, err, "1 writes still buffered", "Close reports what it could not write")
+	assert.Equal(t, int64(1), s.Stats().Buffered, "and keeps it")
+}
+
+// TestHungServer: a server that accepts connections and commands but never
+// answers does not block a flush forever: each attempt ends after
+// AttemptTimeout, and the retries end after MaxRetryTime, with
+// ErrRetriesExhausted and the writes still buffered.
+func TestHungServer(t *testing.T) {
+	t.Parallel()
+	f := &fakeServer{hang: true}
+	db := startFakeServer(t, f)
+	s := newSink(t, db, mongoio.AttemptTimeout(300*time.Millisecond), mongoio.MaxRetryTime(2*time.Second),
+		mongoio.MaxRetries(-1), mongoio.Backoff(50*time.Millisecond, 200*time.Millisecond))
+	writeAll(t, s, zscores(3, 1))
+	began := time.Now()
+	err := s.Flush(t.Context())
+	took := time.Since(began)
+	require.ErrorIs(t, err, mongoio.ErrRetriesExhausted, "the flush gives up")
+	assert.ErrorContains(t, err, "no answer within the attempt timeout (300ms)", "the cause is in the message")
+	assert.ErrorContains(t, err, "MaxRetryTime 2s", "so is the bound")
+	assert.Less(t, took, 2500*time.Millisecond, "within MaxRetryTime and one attempt")
+	assert.GreaterOrEqual(t, took, 1500*time.Millisecond, "after retrying for most of MaxRetryTime")
+	st := s.Stats()
+	assert.Equal(t, int64(18), st.Buffered, "the writes stay buffered")
+	assert.GreaterOrEqual(t, st.Retries, int64(3), "retried")
+	assert.NotEmpty(t, f.Calls(), "the server got the commands")
+	t.Logf("gave up after %v and %d retries: %v", took.Round(time.Millisecond), st.Retries, err)
+}
+
+// TestMaxRetryTime keeps the server down with unbounded retry counts: the
+// flush gives up once MaxRetryTime has passed.
+func TestMaxRetryTime(t *testing.T) {
+	t.Parallel()
+	m, db := startDB(t)
+	s := newSink(t, db, mongoio.MaxRetries(-1), mongoio.MaxRetryTime(1500*time.Millisecond),
+		mongoio.Backoff(20*time.Millisecond, 100*time.Millisecond))
+	writeAll(t, s, zscores(1, 1))
+	require.NoError(t, m.Stop(), "stop the server")
+	began := time.Now()
+	err := s.Flush(t.Context())
+	took := time.Since(began)
+	require.ErrorIs(t, err, mongoio.ErrRetriesExhausted, "the flush gives up")
+	assert.GreaterOrEqual(t, took, time.Second, "after retrying")
+	assert.Less(t, took, 10*time.Second, "not forever")
+	assert.Equal(t, int64(6), s.Stats().Buffered, "the writes stay buffered")
+	require.NoError(t, m.Start(), "start the server")
+	require.NoError(t, s.Flush(t.Context()), "a later flush writes them")
+}
+
+// TestBufferBounded: while the server is down the buffer stops at
+// MaxBuffered: Write flushes, fails, and refuses the record with
+// ErrBufferFull instead of buffering it; a write of a buffered _id replaces
+// it and is accepted. Once the server is back everything buffered is
+// written and Write accepts records again.
+func TestBufferBounded(t *testing.T) {
+	t.Parallel()
+	m, db := startDB(t)
+	s := newSink(t, db, mongoio.BatchSize(2), mongoio.MaxBuffered(5), mongoio.MaxRetries(0))
+	require.NoError(t, m.Stop(), "stop the server")
+	docs := zscores(2, 1) // 12 records, one collection per window
+	var full, accepted int
+	for _, d := range docs {
+		err := s.Write(t.Context(), d)
+		if errors.Is(err, mongoio.ErrBufferFull) {
+			full++
+			assert.ErrorIs(t, err, mongoio.ErrRetriesExhausted, "with the flush's error")
+			continue
+		}
+		accepted++
+	}
+	st := s.Stats()
+	assert.Equal(t, int64(5), st.Buffered, "the buffer stops at MaxBuffered")
+	assert.Equal(t, 5, accepted, "records buffered")
+	assert.Equal(t, len(docs)-5, full, "records refused")
+	require.NoError(t, s.Write(t.Context(), docs[0]), "a write of a buffered _id replaces it")
+	assert.Equal(t, int64(5), s.Stats().Buffered, "still 5")
+
+	require.NoError(t, m.Start(), "start the server")
+	require.NoError(t, s.Flush(t.Context()), "the buffered writes are written")
+	for _, d := range docs[5:] {
+		require.NoError(t, s.Write(t.Context(), d), "Write accepts records again")
+	}
+	require.NoError(t, s.Flush(t.Context()), "flush")
+	n := 0
+	for _, w := range windows {
+		n += len(readAll(t, db, "btc-price-zscore-"+w))
+	}
+	assert.Equal(t, len(docs), n, "every document once")
+}
+
+// TestCloseDuringOutage: Close while the server is down drops nothing: it
+// fails, says how many writes it holds, and stays open with them; once the
+// server is back a second Close writes them and closes the sink.
+func TestCloseDuringOutage(t *testing.T) {
+	t.Parallel()
+	m, db := startDB(t)
+	s := newSink(t, db, mongoio.MaxRetries(1), mongoio.Backoff(10*time.Millisecond, 10*time.Millisecond),
+		mongoio.FlushInterval(10*time.Millisecond))
+	writeAll(t, s, zscores(1, 1))
+	require.NoError(t, m.Stop(), "stop the server")
+	writeAll(t, s, zscores(2, 2)[6:])
+	err := s.Close(t.Context())
+	require.ErrorIs(t, err, mongoio.ErrRetriesExhausted, "Close reports the outage")
+	assert.ErrorContains(t, err, "writes still buffered", "and that it keeps the writes")
+	assert.Positive(t, s.Stats().Buffered, "the writes stay buffered")
+	require.NoError(t, m.Start(), "start the server")
+	require.NoError(t, s.Close(t.Context()), "Close again writes them")
+	assert.Zero(t, s.Stats().Buffered, "nothing left")
+	assert.ErrorIs(t, s.Write(t.Context(), zscores(1, 1)[0]), mongoio.ErrClosed, "closed now")
+	assert.Len(t, readAll(t, db, "btc-price-zscore-1m"), 2, "both documents of the window written")
 }
 
 func TestOptionValidation(t *testing.T) {
