@@ -15,12 +15,39 @@ const (
 	HeaderTopic     = "tidemark-topic"      // the record's original topic
 	HeaderPartition = "tidemark-partition"  // its partition, in decimal
 	HeaderOffset    = "tidemark-offset"     // its offset, in decimal
+	// HeaderTruncated is set, to the value's length in decimal, when the
+	// value was cut to fit the producer's Producer.MaxMessageBytes: a
+	// record that large was accepted by the input topic but could not be
+	// forwarded whole.
+	HeaderTruncated = "tidemark-truncated"
 )
 
+// deadLetterRoom is what a dead letter leaves of Producer.MaxMessageBytes
+// for its key and headers (and the record's framing) when it must cut the
+// value.
+const deadLetterRoom = 4096
+
+// deadLetterValue returns the value a dead letter carries: m's, or its first
+// bytes when m does not fit in maxBytes with its key and headers; cut is
+// then true.
+func deadLetterValue(m *sarama.ConsumerMessage, maxBytes int) (v []byte, cut bool) {
+	size := len(m.Key) + len(m.Value) + deadLetterRoom
+	for _, h := range m.Headers {
+		if h != nil {
+			size += len(h.Key) + len(h.Value)
+		}
+	}
+	if size <= maxBytes {
+		return m.Value, false
+	}
+	return m.Value[:max(len(m.Value)-(size-maxBytes), 0)], true
+}
+
 // deadLetterMessage is the record that forwards m, rejected for err, to the
-// dead-letter topic: m untouched, with the reason in headers.
-func deadLetterMessage(m *sarama.ConsumerMessage, err error, kind, topic string) *sarama.ProducerMessage {
-	hs := make([]sarama.RecordHeader, 0, len(m.Headers)+5)
+// dead-letter topic: m untouched, with the reason in headers; cut says its
+// value was cut (deadLetterValue).
+func deadLetterMessage(m *sarama.ConsumerMessage, err error, kind, topic string, cut bool) *sarama.ProducerMessage {
+	hs := make([]sarama.RecordHeader, 0, len(m.Headers)+6)
 	for _, h := range m.Headers {
 		if h != nil {
 			hs = append(hs, *h)
@@ -33,5 +60,8 @@ func deadLetterMessage(m *sarama.ConsumerMessage, err error, kind, topic string)
 		sarama.RecordHeader{Key: []byte(HeaderPartition), Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
 		sarama.RecordHeader{Key: []byte(HeaderOffset), Value: strconv.AppendInt(nil, m.Offset, 10)},
 	)
+	if cut {
+		hs = append(hs, sarama.RecordHeader{Key: []byte(HeaderTruncated), Value: strconv.AppendInt(nil, int64(len(m.Value)), 10)})
+	}
 	return &sarama.ProducerMessage{Topic: topic, Headers: hs, Timestamp: m.Timestamp, Partition: -1}
 }

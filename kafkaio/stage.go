@@ -21,6 +21,11 @@ type Input[T any] struct {
 	// use 0; a topic of raw events uses stream.DefaultLateness or what its
 	// producers need.
 	Lateness time.Duration
+	// SkipDeadLetter keeps this input's records that the codec rejects out
+	// of the stage's dead-letter topic (WithDeadLetter): they are counted
+	// and logged only. For an input that another stage reads and
+	// dead-letters already, so that each rejected record is forwarded once.
+	SkipDeadLetter bool
 }
 
 // Output says where a Stage writes its results: to Kafka topics, exactly
@@ -143,8 +148,9 @@ type stageHooks struct {
 }
 
 type stageInput struct {
-	topic    string
-	lateness time.Duration
+	topic          string
+	lateness       time.Duration
+	skipDeadLetter bool
 }
 
 // NewStage returns a stage that reads in.Topic as a member of group, runs
@@ -167,7 +173,7 @@ func NewStage[In, Out any](group string, in Input[In], newOp func() (stream.Oper
 	if in.Codec == nil {
 		return nil, fmt.Errorf("%w: input %q without a codec", ErrBadOption, in.Topic)
 	}
-	s, err := newStage(group, []stageInput{{in.Topic, in.Lateness}}, op.Bounds(), out.sink == nil, out.check(), opts)
+	s, err := newStage(group, []stageInput{{in.Topic, in.Lateness, in.SkipDeadLetter}}, op.Bounds(), out.sink == nil, out.check(), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +215,7 @@ func NewTwoInputStage[L, R, Out any](group string, left Input[L], right Input[R]
 	if left.Topic == right.Topic {
 		return nil, fmt.Errorf("%w: both inputs read topic %q", ErrBadOption, left.Topic)
 	}
-	s, err := newStage(group, []stageInput{{left.Topic, left.Lateness}, {right.Topic, right.Lateness}},
+	s, err := newStage(group, []stageInput{{left.Topic, left.Lateness, left.SkipDeadLetter}, {right.Topic, right.Lateness, right.SkipDeadLetter}},
 		op.Bounds(), out.sink == nil, out.check(), opts)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package kafkaio
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -586,7 +587,7 @@ func (rt *runtime) push(s *slot, input int, m *sarama.ConsumerMessage) error {
 		rt.st.stats.replayed.Add(1)
 	case rejected != nil:
 		rt.st.stats.rejected.Add(1)
-		rt.deadLetter(m, rejected)
+		rt.deadLetter(m, rejected, rt.st.inputs[input].skipDeadLetter)
 	case v == stream.Accepted:
 		rt.st.stats.accepted.Add(1)
 	case v == stream.Late:
@@ -597,7 +598,7 @@ func (rt *runtime) push(s *slot, input int, m *sarama.ConsumerMessage) error {
 	return nil
 }
 
-func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error) {
+func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error, skip bool) {
 	if rt.prod != nil && rt.prod.err() != nil {
 		return // the transaction failed: recovery writes it again
 	}
@@ -606,15 +607,16 @@ func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error) {
 		rt.kinds[kind] = true
 		rt.log.Warn("kafkaio: undecodable record (logged once per kind; see StageStats.Rejected)",
 			"kind", kind, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
-			"dead_letter", rt.st.cfg.deadLetter, "error", err)
+			"dead_letter", cmp.Or(rt.st.cfg.deadLetter, "none"), "skip_dead_letter", skip, "error", err)
 	}
-	if rt.st.cfg.deadLetter == "" || rt.prod == nil {
+	if rt.st.cfg.deadLetter == "" || rt.prod == nil || skip {
 		return
 	}
 	om := rt.prod.message()
+	val, cut := deadLetterValue(m, rt.st.cfg.config.Producer.MaxMessageBytes)
 	om.key.b = append(om.key.b, m.Key...)
-	om.val.b = append(om.val.b, m.Value...)
-	om.msg = *deadLetterMessage(m, err, kind, rt.st.cfg.deadLetter)
+	om.val.b = append(om.val.b, val...)
+	om.msg = *deadLetterMessage(m, err, kind, rt.st.cfg.deadLetter, cut)
 	if m.Key != nil {
 		om.msg.Key = &om.key
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1211,4 +1212,54 @@ func TestStageLagWatermarkLatency(t *testing.T) {
 		assert.Less(t, worst, 30*time.Second, "latency is the time to a commit")
 		t.Logf("largest lag %d, worst latency %v", maxLag, worst)
 	})
+}
+
+// TestStageDeadLetterSkipAndCut: an input with SkipDeadLetter has its
+// rejected records counted but not forwarded, while the other input's go to
+// the dead-letter topic; a rejected record too large for the producer is
+// forwarded cut to fit, with HeaderTruncated giving its length.
+func TestStageDeadLetterSkipAndCut(t *testing.T) {
+	k := fakeCluster(t)
+	const parts = 1
+	left, out, dlq := k.topic(t, parts, nil), k.topic(t, parts, nil), k.topic(t, 1, nil)
+	right := k.topic(t, parts, map[string]string{"max.message.bytes": strconv.Itoa(4 << 20)})
+	huge := `{"t":` + strings.Repeat(" ", 1500_000) // 1.5 MB, and not JSON
+	msgs := []*sarama.ProducerMessage{
+		{Topic: left, Key: sarama.StringEncoder("a"), Value: sarama.StringEncoder("not json on the left")},
+		{Topic: right, Key: sarama.StringEncoder("a"), Value: sarama.StringEncoder("not json on the right")},
+		{Topic: right, Key: sarama.StringEncoder("a"), Value: sarama.StringEncoder(huge)},
+	}
+	cfg := k.config(t, WithConfig(func(c *sarama.Config) { c.Producer.MaxMessageBytes = 4 << 20 }))
+	c, err := sarama.NewClient(k.addrs, cfg)
+	require.NoError(t, err, "client")
+	p, err := sarama.NewSyncProducerFromClient(c)
+	require.NoError(t, err, "producer")
+	require.NoError(t, p.SendMessages(msgs), "produce")
+	require.NoError(t, p.Close(), "close producer")
+	require.NoError(t, c.Close(), "close client")
+
+	s, err := NewTwoInputStage(name(t, "group"),
+		Input[px]{Topic: left, Codec: pxCodec, SkipDeadLetter: true}, Input[[]mstat]{Topic: right, Codec: mstatCodec},
+		newScore, ToTopic(out, zCodec), k.stageOpts(t, WithDeadLetter(dlq))...)
+	require.NoError(t, err, "NewTwoInputStage")
+	run := startStage(t, s)
+	require.Eventually(t, func() bool { return s.Stats().Rejected == 3 }, 30*time.Second, 10*time.Millisecond, "the three records are rejected")
+	require.Eventually(t, func() bool { return s.Stats().DeadLettered == 2 }, 30*time.Second, 10*time.Millisecond, "two are forwarded")
+	require.NoError(t, run.stop(), "Run")
+
+	got := k.readCommitted(t, dlq, 1)[0]
+	require.Len(t, got, 2, "dead letters: the right input's only")
+	limit := k.config(t).Producer.MaxMessageBytes
+	for _, m := range got {
+		h := headers(m)
+		assert.Equal(t, right, h[HeaderTopic], "from the input that dead-letters")
+		if string(m.Value) == "not json on the right" {
+			assert.NotContains(t, h, HeaderTruncated, "a small record is whole")
+			continue
+		}
+		assert.Equal(t, strconv.Itoa(len(huge)), h[HeaderTruncated], "the cut record says its length")
+		assert.True(t, strings.HasPrefix(huge, string(m.Value)), "and is its start")
+		assert.Less(t, len(m.Value), limit, "cut to fit Producer.MaxMessageBytes")
+		assert.Greater(t, len(m.Value), limit-2*deadLetterRoom, "not much shorter")
+	}
 }
