@@ -66,13 +66,16 @@ func NewMovingStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, er
 // writes btc-price-zscore, exactly once. A price whose moving record never
 // comes (the join's watermark passed it) is dropped and counted; invalid
 // btc-price records are counted and skipped (the moving stage dead-letters
-// them).
+// them), and invalid btc-price-moving records (another schema, other
+// windows than cfg's, not UTF-8) go to btc-price-dlq, in the stage's
+// transactions, with the reason in headers.
 func NewZScoreStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
 	return kafkaio.NewTwoInputStage(ZScoreGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness},
+		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness, SkipDeadLetter: true},
 		kafkaio.Input[[]window.Stats]{Topic: Moving.Topic(), Codec: NewMovingCodec(cfg)},
 		func() (stream.TwoInput[float64, []window.Stats, Output], error) { return NewZScoreOperator() },
-		kafkaio.ToTopic(ZScore.Topic(), NewOutputCodec(cfg)), opts...)
+		kafkaio.ToTopic(ZScore.Topic(), NewOutputCodec(cfg)),
+		append([]kafkaio.StageOption{kafkaio.WithDeadLetter(DeadLetterTopic)}, opts...)...)
 }
 
 // NewBonusStage returns the bonus stage: for each price of btc-price, the

@@ -141,12 +141,15 @@ func (l *Loader) Stats() LoaderStats {
 // the zscore stage in event-time order within each partition, so with no
 // lateness) and writes it to MongoDB through loader, effectively once: it
 // flushes the loader before it commits its offsets, and a replay after a
-// crash upserts the same documents again.
+// crash upserts the same documents again. Invalid btc-price-zscore records
+// (another schema, other windows than cfg's, not UTF-8) go to btc-price-dlq
+// with the reason in headers, flushed before the offsets are committed.
 func NewLoadStage(cfg Config, loader *Loader, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
 	return kafkaio.NewStage(LoadGroup,
 		kafkaio.Input[ScoredRecord]{Topic: ZScore.Topic(), Codec: NewZScoreCodec(cfg)},
 		func() (stream.Operator[ScoredRecord, ScoredRecord], error) { return passThrough[ScoredRecord]{}, nil },
-		kafkaio.ToSink[ScoredRecord](loader), opts...)
+		kafkaio.ToSink[ScoredRecord](loader),
+		append([]kafkaio.StageOption{kafkaio.WithDeadLetter(DeadLetterTopic)}, opts...)...)
 }
 
 // passThrough is the operator that emits each event as it comes.

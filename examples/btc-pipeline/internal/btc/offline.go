@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidemark-go/tidemark/lookahead"
 	"github.com/tidemark-go/tidemark/stream"
@@ -43,7 +45,7 @@ func (s Summary) String() string {
 
 // Output file names, in Kind order, and the side files.
 const (
-	DeadLetterFile = "btc-price-dlq.jsonl"  // invalid lines: {"line":N,"reason":"...","value":"<raw line>"}
+	DeadLetterFile = "btc-price-dlq.jsonl"  // invalid lines: {"line":N,"reason":"...","value":"<raw line>"} ("value_base64" when not UTF-8)
 	LateFile       = "btc-price-late.jsonl" // late events, as normalised btc-price records
 )
 
@@ -300,8 +302,14 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 				b = fmt.Appendf(b, "%d", lineNo)
 				b = append(b, `,"reason":`...)
 				b = appendJSONString(b, derr.Error())
-				b = append(b, `,"value":`...)
-				b = appendJSONString(b, string(body))
+				if utf8.Valid(body) {
+					b = append(b, `,"value":`...)
+					b = appendJSONString(b, string(body))
+				} else { // a JSON string cannot hold it untouched
+					b = append(b, `,"value_base64":"`...)
+					b = base64.StdEncoding.AppendEncode(b, body)
+					b = append(b, '"')
+				}
 				if tooLong {
 					b = append(b, `,"truncated":true`...)
 				}

@@ -3,6 +3,7 @@ package btc
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -38,11 +39,13 @@ var (
 	ErrNoTimestamp  = errors.New("timestamp missing")
 	ErrTimeType     = errors.New("timestamp is not a string")
 	ErrBadTimestamp = errors.New("timestamp is not RFC 3339 with an offset")
+	ErrNotUTF8      = errors.New("a string is not valid UTF-8")
+	ErrTooDeep      = fmt.Errorf("values nest more than %d levels deep", maxDepth)
 )
 
 // Reasons lists every decode error kind, for counters and logs.
 var Reasons = []error{ErrNotJSON, ErrNotObject, ErrNoSymbol, ErrSymbolType, ErrSymbolUTF8, ErrNoPrice,
-	ErrPriceType, ErrBadPrice, ErrNoTimestamp, ErrTimeType, ErrBadTimestamp}
+	ErrPriceType, ErrBadPrice, ErrNoTimestamp, ErrTimeType, ErrBadTimestamp, ErrNotUTF8, ErrTooDeep}
 
 // Decoder decodes btc-price values without reflection. It interns symbols, so
 // decoding a record of a known symbol does not allocate. A Decoder is not safe
@@ -55,13 +58,16 @@ type Decoder struct {
 func NewDecoder() *Decoder { return &Decoder{symbols: make(map[string]string)} }
 
 // maxDepth is how deep values may nest, as in encoding/json: a valid record
-// whose ignored fields nest deeply is accepted as encoding/json would.
+// whose ignored fields nest deeply is accepted as encoding/json would, and
+// one that nests deeper is invalid with ErrTooDeep.
 const maxDepth = 10000
 
 type scanner struct {
-	b   []byte
-	i   int
-	err bool
+	b    []byte
+	i    int
+	err  bool
+	deep bool // err because of maxDepth
+	high bool // a string has a byte >= 0x80: check the UTF-8
 }
 
 func (s *scanner) ws() {
@@ -119,6 +125,9 @@ func (s *scanner) str() (raw []byte, escaped bool) {
 		case c < 0x20:
 			s.err = true
 			return nil, false
+		case c >= 0x80:
+			s.high = true
+			s.i++
 		default:
 			s.i++
 		}
@@ -180,9 +189,10 @@ func (s *scanner) lit(word string) {
 	s.err = true
 }
 
-// value skips any JSON value and reports its kind by first byte.
+// value skips any JSON value and reports its kind by first byte. depth is
+// how many arrays and objects enclose it.
 func (s *scanner) value(depth int) byte {
-	if depth > maxDepth || s.i >= len(s.b) {
+	if s.i >= len(s.b) {
 		s.err = true
 		return 0
 	}
@@ -200,6 +210,10 @@ func (s *scanner) value(depth int) byte {
 	case c == 'n':
 		s.lit("null")
 	case c == '[':
+		if depth+1 > maxDepth {
+			s.err, s.deep = true, true
+			return c
+		}
 		s.i++
 		s.ws()
 		if s.i < len(s.b) && s.b[s.i] == ']' {
@@ -222,18 +236,19 @@ func (s *scanner) value(depth int) byte {
 			}
 		}
 	case c == '{':
-		s.object(depth+1, nil)
+		s.object(depth, nil)
 	default:
 		s.err = true
 	}
 	return c
 }
 
-// object scans an object; for each member it calls field (if not nil) with the
-// scanner positioned at the value, which field must consume.
+// object scans an object enclosed by depth arrays and objects; for each
+// member it calls field (if not nil) with the scanner positioned at the
+// value, which field must consume (its depth is depth+1).
 func (s *scanner) object(depth int, field func(key []byte, escaped bool)) {
-	if depth > maxDepth || s.i >= len(s.b) || s.b[s.i] != '{' {
-		s.err = true
+	if depth+1 > maxDepth || s.i >= len(s.b) || s.b[s.i] != '{' {
+		s.err, s.deep = true, depth+1 > maxDepth
 		return
 	}
 	s.i++
@@ -258,7 +273,7 @@ func (s *scanner) object(depth int, field func(key []byte, escaped bool)) {
 		if field != nil {
 			field(key, esc)
 		} else {
-			s.value(depth)
+			s.value(depth + 1)
 		}
 		s.ws()
 		switch {
@@ -307,7 +322,7 @@ func (d *Decoder) Decode(b []byte) (Price, error) {
 		s.value(0)
 		s.ws()
 		if s.err || s.i != len(b) {
-			return Price{}, ErrNotJSON
+			return Price{}, s.syntaxError()
 		}
 		return Price{}, ErrNotObject
 	}
@@ -351,17 +366,22 @@ func (d *Decoder) Decode(b []byte) (Price, error) {
 	})
 	s.ws()
 	if s.err || s.i != len(b) {
-		return Price{}, ErrNotJSON
+		return Price{}, s.syntaxError()
 	}
 	switch {
 	case symKind == 0:
 		return Price{}, ErrNoSymbol
 	case symKind != '"' || len(symRaw) == 0:
 		return Price{}, ErrSymbolType
-	case !utf8.Valid(symRaw):
-		// encoding/json would replace the invalid bytes with U+FFFD: a
-		// symbol that is not what was sent.
+	case !utf8.Valid(symRaw) || symEsc && loneSurrogate(symRaw):
+		// encoding/json would replace the invalid bytes (or the escaped
+		// half of a surrogate pair, which UTF-8 cannot encode) with
+		// U+FFFD: a symbol that is not what was sent.
 		return Price{}, ErrSymbolUTF8
+	case s.high && !utf8.Valid(b):
+		// JSON text is UTF-8; an ignored field that is not would be
+		// copied into no output, but the record is not JSON.
+		return Price{}, ErrNotUTF8
 	case priceKind == 0:
 		return Price{}, ErrNoPrice
 	case priceKind != '0':
@@ -396,6 +416,49 @@ func (d *Decoder) Decode(b []byte) (Price, error) {
 		return Price{}, ErrBadTimestamp
 	}
 	return p, nil
+}
+
+// syntaxError is the reason of a value the scanner failed on.
+func (s *scanner) syntaxError() error {
+	if s.deep {
+		return ErrTooDeep
+	}
+	return ErrNotJSON
+}
+
+// loneSurrogate reports whether the contents of a JSON string escape half of
+// a UTF-16 surrogate pair without the other half.
+func loneSurrogate(raw []byte) bool {
+	hex := func(i int) (rune, bool) {
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := hex(i)
+		if !ok {
+			i++ // an escape of one character, such as \\ or \"
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r < 0xDC00: // high half: the low one must follow
+			lo, ok := hex(i + 6)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 func bytesHasBackslash(b []byte) bool {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -36,6 +37,10 @@ func TestDecode(t *testing.T) {
 		{"integer and exponent price", `{"symbol":"BTCUSDT","price":9919048e-2,"timestamp":"2025-05-08T04:12:38.352Z"}`, valid, nil},
 		{"escaped symbol", `{"symbol":"BTC\u0055SDT","price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, valid, nil},
 		{"last duplicate field wins", `{"symbol":"X","symbol":"BTCUSDT","price":1,"price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, valid, nil},
+		{"escaped surrogate pair in the symbol", `{"symbol":"\ud83d\ude00","price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{"\U0001F600", 99190.48, ts}, nil},
+		{"UTF-8 in an ignored field", "{\"symbol\":\"BTCUSDT\",\"note\":\"d\u00e9j\u00e0 \xc3\xa9\",\"price\":99190.48,\"timestamp\":\"2025-05-08T04:12:38.352Z\"}", valid, nil},
+		{"ignored object nested 10000 deep", `{"symbol":"BTCUSDT","x":` + strings.Repeat(`{"a":`, 9999) + `1` + strings.Repeat("}", 9999) + `,"price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, valid, nil},
+		{"ignored field nested 10000 deep", `{"symbol":"BTCUSDT","x":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `,"price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, valid, nil},
 
 		{"empty", ``, Price{}, ErrNotJSON},
 		{"garbage", `hello`, Price{}, ErrNotJSON},
@@ -50,6 +55,14 @@ func TestDecode(t *testing.T) {
 		{"numeric symbol", `{"symbol":7,"price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrSymbolType},
 		{"symbol not UTF-8", "{\"symbol\":\"BTC\xffUSDT\",\"price\":99190.48,\"timestamp\":\"2025-05-08T04:12:38.352Z\"}", Price{}, ErrSymbolUTF8},
 		{"escaped symbol not UTF-8", "{\"symbol\":\"B\\\"\xc3\",\"price\":99190.48,\"timestamp\":\"2025-05-08T04:12:38.352Z\"}", Price{}, ErrSymbolUTF8},
+		{"lone high surrogate in the symbol", `{"symbol":"BTC\ud800","price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrSymbolUTF8},
+		{"lone low surrogate in the symbol", `{"symbol":"\udc00BTC","price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrSymbolUTF8},
+		{"high surrogate before a non-surrogate", `{"symbol":"\ud83d\u0041","price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrSymbolUTF8},
+		{"ignored field not UTF-8", "{\"symbol\":\"BTCUSDT\",\"note\":\"\xff\xfe\",\"price\":99190.48,\"timestamp\":\"2025-05-08T04:12:38.352Z\"}", Price{}, ErrNotUTF8},
+		{"key not UTF-8", "{\"symbol\":\"BTCUSDT\",\"\xc3\":1,\"price\":99190.48,\"timestamp\":\"2025-05-08T04:12:38.352Z\"}", Price{}, ErrNotUTF8},
+		{"ignored field nested 10001 deep", `{"symbol":"BTCUSDT","x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `,"price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrTooDeep},
+		{"object nested 10001 deep", `{"symbol":"BTCUSDT","x":` + strings.Repeat(`{"a":`, 10000) + `1` + strings.Repeat("}", 10000) + `,"price":99190.48,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrTooDeep},
+		{"array nested 10001 deep", strings.Repeat("[", 10001) + strings.Repeat("]", 10001), Price{}, ErrTooDeep},
 		{"no price", `{"symbol":"BTCUSDT","timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrNoPrice},
 		{"string price", `{"symbol":"BTCUSDT","price":"99190.48","timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrPriceType},
 		{"null price", `{"symbol":"BTCUSDT","price":null,"timestamp":"2025-05-08T04:12:38.352Z"}`, Price{}, ErrPriceType},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/tidemark-go/tidemark/kafkaio"
@@ -39,8 +40,12 @@ var _ kafkaio.Codec[float64] = (*PriceCodec)(nil)
 func NewPriceCodec() *PriceCodec { return &PriceCodec{dec: NewDecoder()} }
 
 // Decode implements kafkaio.Codec; its errors are *kafkaio.DecodeError whose
-// Kind names the reason (ReasonKind).
+// Kind names the reason (ReasonKind). A value of MaxLineBytes or more is
+// invalid (ErrLineTooLong), as a line that long is in offline.
 func (c *PriceCodec) Decode(_, value []byte, _ stream.Time) (stream.Event[float64], error) {
+	if len(value) >= MaxLineBytes {
+		return stream.Event[float64]{}, &kafkaio.DecodeError{Kind: ReasonKind(ErrLineTooLong), Err: ErrLineTooLong}
+	}
 	p, err := c.dec.Decode(value)
 	if err != nil {
 		return stream.Event[float64]{}, &kafkaio.DecodeError{Kind: ReasonKind(err), Err: err}
@@ -57,7 +62,8 @@ func (c *PriceCodec) AppendValue(dst []byte, e stream.Event[float64]) ([]byte, e
 var reasonKinds = map[error]string{
 	ErrNotJSON: "not-json", ErrNotObject: "not-object", ErrNoSymbol: "no-symbol", ErrSymbolType: "symbol-type",
 	ErrSymbolUTF8: "symbol-utf8", ErrNoPrice: "no-price", ErrPriceType: "price-type", ErrBadPrice: "bad-price", ErrNoTimestamp: "no-timestamp",
-	ErrTimeType: "timestamp-type", ErrBadTimestamp: "bad-timestamp",
+	ErrTimeType: "timestamp-type", ErrBadTimestamp: "bad-timestamp", ErrLineTooLong: "too-long",
+	ErrNotUTF8: "not-utf8", ErrTooDeep: "too-deep",
 }
 
 // ReasonKind is the short name of a btc-price decode error, for logs and the
@@ -149,6 +155,9 @@ func (c *MovingCodec) Decode(_, value []byte, _ stream.Time) (stream.Event[[]win
 
 // decodeJSON is Decode with encoding/json.
 func (c *MovingCodec) decodeJSON(value []byte) (stream.Event[[]window.Stats], error) {
+	if !utf8.Valid(value) { // encoding/json would replace the bad bytes
+		return stream.Event[[]window.Stats]{}, &kafkaio.DecodeError{Kind: "moving-utf8", Err: errNotUTF8}
+	}
 	var m movingJSON
 	if err := strictJSON(value, &m); err != nil {
 		return stream.Event[[]window.Stats]{}, &kafkaio.DecodeError{Kind: "moving-json", Err: err}
@@ -214,6 +223,9 @@ func (c *ZScoreCodec) Decode(_, value []byte, _ stream.Time) (stream.Event[Score
 
 // decodeJSON is Decode with encoding/json.
 func (c *ZScoreCodec) decodeJSON(value []byte) (stream.Event[ScoredRecord], error) {
+	if !utf8.Valid(value) { // encoding/json would replace the bad bytes
+		return stream.Event[ScoredRecord]{}, &kafkaio.DecodeError{Kind: "zscore-utf8", Err: errNotUTF8}
+	}
 	var z struct {
 		Timestamp string   `json:"timestamp"`
 		Symbol    string   `json:"symbol"`
@@ -250,6 +262,9 @@ func (c *ZScoreCodec) decodeJSON(value []byte) (stream.Event[ScoredRecord], erro
 func (c *ZScoreCodec) AppendValue(dst []byte, _ stream.Event[ScoredRecord]) ([]byte, error) {
 	return dst, errors.New("btc: ZScoreCodec only decodes")
 }
+
+// errNotUTF8 is the reason of a derived record that is not valid UTF-8.
+var errNotUTF8 = errors.New("not valid UTF-8")
 
 // strictJSON decodes one JSON object and nothing after it.
 func strictJSON(b []byte, v any) error {
