@@ -27,7 +27,7 @@ func BenchmarkSequencerPartitionedKeys(b *testing.B) {
 	for b.Loop() {
 		p := (i / chunk) % parts
 		tm[p] += 100
-		s.OfferFrom(p, Event[float64]{Key: benchKeys[p], Time: tm[p], Value: 1})
+		s.Offer(p, Event[float64]{Key: benchKeys[p], Time: tm[p], Value: 1})
 		if i%chunk == chunk-1 {
 			low := tm[0]
 			for _, t := range tm {

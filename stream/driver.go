@@ -115,15 +115,9 @@ func newConfig[In any](opts []Option) (config, error) {
 	return cfg, nil
 }
 
-// Stats returns the counts so far. Duplicates include those the Sequencer
-// found only at release (a copy of an event held for another partition).
-func (d *Driver[In, Out]) Stats() Stats {
-	st := d.stats
-	dups := d.seq.MergedDuplicates()
-	st.Accepted -= dups
-	st.Duplicates += dups
-	return st
-}
+// Stats returns the counts so far: each event pushed is counted once, as the
+// Verdict Push returned for it.
+func (d *Driver[In, Out]) Stats() Stats { return d.stats }
 
 // Watermark returns the watermark of the events released so far.
 func (d *Driver[In, Out]) Watermark() Time { return d.seq.Watermark() }
@@ -132,7 +126,7 @@ func (d *Driver[In, Out]) Watermark() Time { return d.seq.Watermark() }
 // time is fine when no idle timeout is set), then advances the watermark,
 // which may release events through the operator.
 func (d *Driver[In, Out]) Push(partition int, e Event[In], now time.Time) Verdict {
-	v := d.seq.OfferFrom(partition, e)
+	v := d.seq.Offer(partition, e)
 	switch v {
 	case Accepted:
 		d.stats.Accepted++

@@ -391,7 +391,7 @@ func (in *TaskInput[V]) Push(offset int64, e Event[V]) (Verdict, error) {
 	}
 	st := &in.st
 	st.track.observe(offset, e.Time, st.max)
-	v := in.seq.OfferFrom(0, e)
+	v := in.seq.Offer(0, e)
 	switch {
 	case in.core.replaying:
 		st.stats.Replayed++
