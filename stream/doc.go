@@ -70,7 +70,7 @@
 //     price). A Driver's partition that has produced nothing holds the
 //     watermark back until the idle timeout; when every partition is idle the
 //     watermark rises to the largest (time - lateness) seen, or follows the
-//     wall clock if WithIdleTimeout asks for it.
+//     wall clock if WithClockWhenIdle asks for it.
 //
 // # Example
 //

@@ -95,10 +95,10 @@ func TestJoinLateEventIsUnmatchedAtOnce(t *testing.T) {
 // with the statistics of a later event.
 func TestJoinOwnsWhatItKeeps(t *testing.T) {
 	_, err := NewJoin(JoinConfig[float64, []int]{})
-	require.ErrorIs(t, err, ErrBadOption, "a slice value needs a copy")
+	require.ErrorIs(t, err, ErrInvalidOption, "a slice value needs a copy")
 	assert.Contains(t, err.Error(), "CopyRight", "the error names the missing setting")
 	_, err = NewJoin(JoinConfig[struct{ P *int }, int]{})
-	require.ErrorIs(t, err, ErrBadOption, "a pointer inside a struct needs a copy too")
+	require.ErrorIs(t, err, ErrInvalidOption, "a pointer inside a struct needs a copy too")
 	_, err = NewJoin(JoinConfig[struct {
 		S string
 		A [2]float64

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -233,16 +234,50 @@ func TestDriverOptionsValidated(t *testing.T) {
 		opt  Option
 	}{
 		{"negative lateness", WithLateness(-time.Second)},
-		{"negative idle", WithIdleTimeout(-time.Second, false)},
+		{"negative idle", WithIdleTimeout(-time.Second)},
 		{"late sink of the wrong type", WithLateSink(func(Event[string]) {})},
+		{"clock without an idle timeout", WithClockWhenIdle()},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewDriver[int, int](&identity[int]{}, &sink, tt.opt)
-			assert.ErrorIs(t, err, ErrBadOption, "constructor error")
+			assert.ErrorIs(t, err, ErrInvalidOption, "constructor error")
+			_, err = Run[int, int](context.Background(), &sliceSource{}, &identity[int]{}, &sliceSink{}, tt.opt)
+			assert.ErrorIs(t, err, ErrInvalidOption, "Run's error")
 		})
 	}
-	_, err := NewDriver[int, int](nil, &sink)
-	assert.ErrorIs(t, err, ErrBadOption, "nil operator")
+	_, err := NewDriver[int, int](&identity[int]{}, &sink, WithLateSink(func(Event[string]) {}))
+	assert.EqualError(t, err, "stream: invalid option: WithLateSink with a func(stream.Event[string]), but the input is int: want a func(stream.Event[int])",
+		"the mismatch is named")
+	_, err = NewDriver[int, int](nil, &sink)
+	assert.ErrorIs(t, err, ErrInvalidOption, "nil operator")
+}
+
+// TestDriverIdleOptions: WithIdleTimeout alone lets idle partitions stop
+// holding the watermark back; with WithClockWhenIdle too, the watermark
+// follows the wall clock once every partition is idle.
+func TestDriverIdleOptions(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	for _, byClock := range []bool{false, true} {
+		opts := []Option{WithLateness(time.Second), WithIdleTimeout(5 * time.Second)}
+		if byClock {
+			opts = append(opts, WithClockWhenIdle())
+		}
+		var sink collect[int]
+		d, err := NewDriver[int, int](&identity[int]{}, &sink, opts...)
+		require.NoError(t, err, "NewDriver")
+		d.Push(0, ev("a", 10_000, 1), t0)
+		d.Push(1, ev("b", 50_000, 2), t0.Add(time.Second))
+		assert.Equal(t, Time(9_000), d.Watermark(), "clock %v: partition 0 holds back", byClock)
+		d.Tick(t0.Add(5500 * time.Millisecond))
+		assert.Equal(t, Time(49_000), d.Watermark(), "clock %v: partition 0 idle", byClock)
+		now := t0.Add(time.Hour)
+		d.Tick(now)
+		want := Time(49_000)
+		if byClock {
+			want = TimeOf(now) - 1000
+		}
+		assert.Equal(t, want, d.Watermark(), "clock %v: every partition idle", byClock)
+	}
 }
 
 func TestChain(t *testing.T) {
