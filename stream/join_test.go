@@ -229,18 +229,3 @@ func BenchmarkJoin(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/pair")
 }
-
-func ExampleJoin() {
-	j, _ := NewJoin(JoinConfig[string, float64]{})
-	out := EmitFunc[Pair[string, float64]](func(e Event[Pair[string, float64]]) {
-		fmt.Println(e.Key, e.Time, e.Value.Left, e.Value.Right)
-	})
-	j.ProcessLeft(Event[string]{Key: "BTCUSDT", Time: 1000, Value: "trade"}, out)
-	j.ProcessRight(Event[float64]{Key: "BTCUSDT", Time: 1000, Value: 99190.48}, out)
-	j.ProcessRight(Event[float64]{Key: "BTCUSDT", Time: 2000, Value: 99191.00}, out)
-	j.Advance(MaxTime, out)
-	fmt.Println("unmatched right:", j.Stats().UnmatchedRight)
-	// Output:
-	// BTCUSDT 1970-01-01T00:00:01.000Z trade 99190.48
-	// unmatched right: 1
-}

@@ -315,25 +315,6 @@ func BenchmarkSequencerInOrder(b *testing.B) {
 	}
 }
 
-func ExampleDriver() {
-	var out collect[int]
-	d, _ := NewDriver[int, int](&identity[int]{}, &out, WithLateness(10*time.Second))
-	for _, e := range []Event[int]{ev("BTCUSDT", 20_000, 1), ev("BTCUSDT", 15_000, 2), ev("BTCUSDT", 20_000, 3), ev("BTCUSDT", 5_000, 4)} {
-		fmt.Println(e.Time, d.Push(0, e, time.Time{}))
-	}
-	d.Finish()
-	for _, e := range out.got {
-		fmt.Println("released", e.Time, e.Value)
-	}
-	// Output:
-	// 1970-01-01T00:00:20.000Z accepted
-	// 1970-01-01T00:00:15.000Z accepted
-	// 1970-01-01T00:00:20.000Z duplicate
-	// 1970-01-01T00:00:05.000Z late
-	// released 1970-01-01T00:00:15.000Z 2
-	// released 1970-01-01T00:00:20.000Z 1
-}
-
 // requireSameEvents compares two event sequences and reports the first
 // difference only, to keep failure output readable.
 func requireSameEvents[T comparable](t *testing.T, want, got []Event[T], msg string, args ...any) {
