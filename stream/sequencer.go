@@ -45,10 +45,12 @@ func (v Verdict) String() string {
 // merging the runs. A partition's events are nearly in order even when
 // partitions interleave in large chunks (as Kafka fetches do), so an offer is
 // O(1) for an event in order within its partition and O(log n + d) for one d
-// places out of order, plus, with several partitions, a lookup in each other
-// partition's run whose time range covers the event (a binary search; none
-// when the partitions' times do not overlap); a release costs O(number of
-// partitions). A duplicate is recognised when it is offered, whichever
+// places out of order, plus, with several partitions, a lookup of its
+// identity in each other partition's run whose range covers it (none when
+// the partitions' times do not overlap); that lookup starts where the
+// previous one in the run ended, so it is O(1) for the next event of a
+// partition in order and O(log d) for one d places away. A release costs
+// O(number of partitions). A duplicate is recognised when it is offered, whichever
 // partition holds its first copy, so the Verdict that Offer returns is final:
 // an Accepted event is released exactly once. A Sequencer is not safe for
 // concurrent use.
