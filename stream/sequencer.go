@@ -1,6 +1,10 @@
 package stream
 
-import "github.com/tidemark-go/tidemark/internal/ring"
+import (
+	"hash/maphash"
+
+	"github.com/tidemark-go/tidemark/internal/ring"
+)
 
 // Verdict is what a Sequencer decided about an offered event.
 type Verdict uint8
@@ -66,7 +70,16 @@ type run[V any] struct {
 	// Where the last lookup from another partition landed: that partition's
 	// next event is usually just after it.
 	hint int
+	// With several runs, a bit per key held (keyBit), set since the run was
+	// last empty: a lookup skips a run that cannot hold the key, the common
+	// case when each partition has its own keys.
+	keys uint64
 }
+
+var keySeed = maphash.MakeSeed()
+
+// keyBit returns the bit of a run's keys that stands for key.
+func keyBit(key string) uint64 { return 1 << (maphash.String(keySeed, key) & 63) }
 
 // NewSequencer returns an empty Sequencer whose watermark is MinTime.
 func NewSequencer[V any]() *Sequencer[V] { return &Sequencer[V]{wm: MinTime} }
@@ -94,6 +107,12 @@ func (s *Sequencer[V]) run(partition int) *run[V] {
 		}
 	}
 	s.runs = append(s.runs, run[V]{partition: partition})
+	if len(s.runs) == 2 { // the first run's keys were not kept so far
+		r := &s.runs[0]
+		for i := range r.held.Len() {
+			r.keys |= keyBit(r.held.At(i).Key)
+		}
+	}
 	s.last = len(s.runs) - 1
 	return &s.runs[s.last]
 }
@@ -113,8 +132,12 @@ func (s *Sequencer[V]) Offer(partition int, e Event[V]) Verdict {
 			return Duplicate
 		}
 	}
-	if len(s.runs) > 1 && s.heldElsewhere(r, &e) {
-		return Duplicate
+	if len(s.runs) > 1 {
+		bit := keyBit(e.Key)
+		if s.heldElsewhere(r, &e, bit) {
+			return Duplicate
+		}
+		r.keys |= bit
 	}
 	if at == n {
 		r.held.PushBack(e)
@@ -125,10 +148,11 @@ func (s *Sequencer[V]) Offer(partition int, e Event[V]) Verdict {
 }
 
 // heldElsewhere reports whether a run other than r holds e's identity.
-func (s *Sequencer[V]) heldElsewhere(r *run[V], e *Event[V]) bool {
+// bit is e.Key's keyBit.
+func (s *Sequencer[V]) heldElsewhere(r *run[V], e *Event[V], bit uint64) bool {
 	for i := range s.runs {
 		q := &s.runs[i]
-		if q == r || q.held.Len() == 0 || e.Before(q.held.Front()) || q.held.Back().Before(e) {
+		if q == r || q.keys&bit == 0 || q.held.Len() == 0 || e.Before(q.held.Front()) || q.held.Back().Before(e) {
 			continue
 		}
 		// Front <= e <= Back, so the lower bound is an index of q.
@@ -238,6 +262,10 @@ func (s *Sequencer[V]) Advance(wm Time, out Emitter[V]) {
 		if r.hint > 0 {
 			r.hint--
 		}
-		out.Emit(r.held.PopFront())
+		e := r.held.PopFront()
+		if r.held.Len() == 0 {
+			r.keys = 0
+		}
+		out.Emit(e)
 	}
 }
