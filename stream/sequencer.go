@@ -50,8 +50,9 @@ func (v Verdict) String() string {
 // partitions interleave in large chunks (as Kafka fetches do), so an offer is
 // O(1) for an event in order within its partition and O(log n + d) for one d
 // places out of order, plus, with several partitions, a lookup of its
-// identity in each other partition's run whose range covers it (none when
-// the partitions' times do not overlap); that lookup starts where the
+// identity in each other partition's run whose range covers it and whose
+// keys may include its key (none when each partition has its own keys, or
+// when the partitions' times do not overlap); that lookup starts where the
 // previous one in the run ended, so it is O(1) for the next event of a
 // partition in order and O(log d) for one d places away. A release costs
 // O(number of partitions). A duplicate is recognised when it is offered, whichever
