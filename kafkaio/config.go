@@ -28,7 +28,7 @@ func step(f func(*sarama.Config)) ConfigOption {
 }
 
 func badConfig(format string, args ...any) ConfigOption {
-	err := fmt.Errorf("%w: "+format, append([]any{ErrBadOption}, args...)...)
+	err := fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
 	return configOption(func(b *configBuilder) { b.errs = append(b.errs, err) })
 }
 

@@ -13,9 +13,10 @@ import (
 
 // Errors callers can test for with errors.Is.
 var (
-	// ErrBadOption is wrapped by the errors constructors return for invalid
-	// arguments or options.
-	ErrBadOption = errors.New("kafkaio: invalid option")
+	// ErrInvalidOption is wrapped by the errors constructors return for
+	// invalid arguments or options. It matches stream.ErrInvalidOption with
+	// errors.Is, as mongoio's does.
+	ErrInvalidOption error = invalidOption("kafkaio: invalid option")
 	// ErrBadConfig is wrapped when a client's *sarama.Config lacks a setting
 	// the Stage or Sink needs (NewConfig has them all), or fails sarama's
 	// validation.
@@ -26,6 +27,13 @@ var (
 	// not have the partitions its TopicSpec asks for.
 	ErrTopicMismatch = errors.New("kafkaio: existing topic does not match its spec")
 )
+
+// invalidOption is the type of ErrInvalidOption: its own message, and
+// stream.ErrInvalidOption beneath it.
+type invalidOption string
+
+func (e invalidOption) Error() string { return string(e) }
+func (invalidOption) Unwrap() error   { return stream.ErrInvalidOption }
 
 // ProduceError is a record the broker did not acknowledge (or that sarama
 // rejected before sending it). Sink.Write and Sink.Flush return it, possibly
@@ -96,7 +104,7 @@ type stageOption func(*stageConfig)
 func (f stageOption) applyStage(c *stageConfig) { f(c) }
 
 func optionError(format string, args ...any) commonOption {
-	err := fmt.Errorf("%w: "+format, append([]any{ErrBadOption}, args...)...)
+	err := fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
 	return func(c *common) { c.errs = append(c.errs, err) }
 }
 
@@ -259,12 +267,12 @@ func (c *common) resolve(client sarama.Client) (cl sarama.Client, own bool, err 
 	}
 	switch {
 	case c.dial && client != nil:
-		return nil, false, fmt.Errorf("%w: both a client and WithBrokers", ErrBadOption)
+		return nil, false, fmt.Errorf("%w: both a client and WithBrokers", ErrInvalidOption)
 	case !c.dial && client == nil:
-		return nil, false, fmt.Errorf("%w: nil client and no WithBrokers", ErrBadOption)
+		return nil, false, fmt.Errorf("%w: nil client and no WithBrokers", ErrInvalidOption)
 	case client != nil:
 		if client.Closed() {
-			return nil, false, fmt.Errorf("%w: the client is closed", ErrBadOption)
+			return nil, false, fmt.Errorf("%w: the client is closed", ErrInvalidOption)
 		}
 		return client, false, nil
 	}

@@ -114,19 +114,19 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 		}
 	}
 	if codec == nil {
-		return nil, fmt.Errorf("%w: nil codec", ErrBadOption)
+		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
 	var route func(stream.Event[T]) string
 	switch r := cfg.router.(type) {
 	case nil:
 		if cfg.topic == "" {
-			return nil, fmt.Errorf("%w: no topic (WithTopic or WithRouter)", ErrBadOption)
+			return nil, fmt.Errorf("%w: no topic (WithTopic or WithRouter)", ErrInvalidOption)
 		}
 	case func(stream.Event[T]) string:
 		route = r
 	default:
 		var zero T
-		return nil, fmt.Errorf("%w: router is %T, want func(stream.Event[%T]) string", ErrBadOption, cfg.router, zero)
+		return nil, fmt.Errorf("%w: router is %T, want func(stream.Event[%T]) string", ErrInvalidOption, cfg.router, zero)
 	}
 	if client != nil {
 		if err := checkProducerConfig(client.Config()); err != nil {

@@ -63,9 +63,9 @@ func (o Output[T]) check() error {
 	case o.sink != nil:
 		return nil
 	case o.codec == nil:
-		return fmt.Errorf("%w: output without a codec or a sink", ErrBadOption)
+		return fmt.Errorf("%w: output without a codec or a sink", ErrInvalidOption)
 	case o.topic == "" && o.route == nil:
-		return fmt.Errorf("%w: output without a topic or a router", ErrBadOption)
+		return fmt.Errorf("%w: output without a topic or a router", ErrInvalidOption)
 	}
 	return nil
 }
@@ -161,17 +161,17 @@ type stageInput struct {
 // from its config, which should come from NewConfig.
 func NewStage[In, Out any](group string, in Input[In], newOp func() (stream.Operator[In, Out], error), out Output[Out], opts ...StageOption) (*Stage, error) {
 	if newOp == nil {
-		return nil, fmt.Errorf("%w: nil operator factory", ErrBadOption)
+		return nil, fmt.Errorf("%w: nil operator factory", ErrInvalidOption)
 	}
 	op, err := newOp()
 	if err != nil {
 		return nil, fmt.Errorf("kafkaio: operator: %w", err)
 	}
 	if op == nil {
-		return nil, fmt.Errorf("%w: the operator factory returned nil", ErrBadOption)
+		return nil, fmt.Errorf("%w: the operator factory returned nil", ErrInvalidOption)
 	}
 	if in.Codec == nil {
-		return nil, fmt.Errorf("%w: input %q without a codec", ErrBadOption, in.Topic)
+		return nil, fmt.Errorf("%w: input %q without a codec", ErrInvalidOption, in.Topic)
 	}
 	s, err := newStage(group, []stageInput{{in.Topic, in.Lateness, in.SkipDeadLetter}}, op.Bounds(), out.sink == nil, out.check(), opts)
 	if err != nil {
@@ -200,20 +200,20 @@ func NewStage[In, Out any](group string, in Input[In], newOp func() (stream.Oper
 func NewTwoInputStage[L, R, Out any](group string, left Input[L], right Input[R], newOp func() (stream.TwoInput[L, R, Out], error),
 	out Output[Out], opts ...StageOption) (*Stage, error) {
 	if newOp == nil {
-		return nil, fmt.Errorf("%w: nil operator factory", ErrBadOption)
+		return nil, fmt.Errorf("%w: nil operator factory", ErrInvalidOption)
 	}
 	op, err := newOp()
 	if err != nil {
 		return nil, fmt.Errorf("kafkaio: operator: %w", err)
 	}
 	if op == nil {
-		return nil, fmt.Errorf("%w: the operator factory returned nil", ErrBadOption)
+		return nil, fmt.Errorf("%w: the operator factory returned nil", ErrInvalidOption)
 	}
 	if left.Codec == nil || right.Codec == nil {
-		return nil, fmt.Errorf("%w: input without a codec", ErrBadOption)
+		return nil, fmt.Errorf("%w: input without a codec", ErrInvalidOption)
 	}
 	if left.Topic == right.Topic {
-		return nil, fmt.Errorf("%w: both inputs read topic %q", ErrBadOption, left.Topic)
+		return nil, fmt.Errorf("%w: both inputs read topic %q", ErrInvalidOption, left.Topic)
 	}
 	s, err := newStage(group, []stageInput{{left.Topic, left.Lateness, left.SkipDeadLetter}, {right.Topic, right.Lateness, right.SkipDeadLetter}},
 		op.Bounds(), out.sink == nil, out.check(), opts)
@@ -249,20 +249,20 @@ func newStage(group string, inputs []stageInput, bounds stream.Bounds, exactly b
 	case outErr != nil:
 		return nil, outErr
 	case group == "":
-		return nil, fmt.Errorf("%w: empty consumer group", ErrBadOption)
+		return nil, fmt.Errorf("%w: empty consumer group", ErrInvalidOption)
 	case !cfg.dial:
-		return nil, fmt.Errorf("%w: a stage needs WithBrokers", ErrBadOption)
+		return nil, fmt.Errorf("%w: a stage needs WithBrokers", ErrInvalidOption)
 	case bounds.Back < 0 || bounds.Ahead < 0:
-		return nil, fmt.Errorf("%w: negative operator bounds %+v", ErrBadOption, bounds)
+		return nil, fmt.Errorf("%w: negative operator bounds %+v", ErrInvalidOption, bounds)
 	}
 	for _, in := range inputs {
 		switch {
 		case in.topic == "":
-			return nil, fmt.Errorf("%w: empty input topic", ErrBadOption)
+			return nil, fmt.Errorf("%w: empty input topic", ErrInvalidOption)
 		case in.topic == cfg.deadLetter:
-			return nil, fmt.Errorf("%w: dead-letter topic %q is also an input", ErrBadOption, in.topic)
+			return nil, fmt.Errorf("%w: dead-letter topic %q is also an input", ErrInvalidOption, in.topic)
 		case in.lateness < 0:
-			return nil, fmt.Errorf("%w: negative lateness %v for %q", ErrBadOption, in.lateness, in.topic)
+			return nil, fmt.Errorf("%w: negative lateness %v for %q", ErrInvalidOption, in.lateness, in.topic)
 		}
 	}
 	if cfg.logger == nil {
@@ -277,14 +277,14 @@ func newStage(group string, inputs []stageInput, bounds stream.Bounds, exactly b
 	}
 	if exactly && cfg.txnTimeout >= cfg.config.Consumer.Group.Session.Timeout {
 		return nil, fmt.Errorf("%w: transaction timeout %v must be below the session timeout %v",
-			ErrBadOption, cfg.txnTimeout, cfg.config.Consumer.Group.Session.Timeout)
+			ErrInvalidOption, cfg.txnTimeout, cfg.config.Consumer.Group.Session.Timeout)
 	}
 	if exactly && cfg.commitInterval >= cfg.txnTimeout {
 		// A transaction opens with the first result after a commit and
 		// closes at the next: with a longer interval, the broker would abort
 		// every transaction of a busy stage before the stage commits it.
 		return nil, fmt.Errorf("%w: commit interval %v must be below the transaction timeout %v",
-			ErrBadOption, cfg.commitInterval, cfg.txnTimeout)
+			ErrInvalidOption, cfg.commitInterval, cfg.txnTimeout)
 	}
 	return &Stage{group: group, inputs: inputs, exactly: exactly, cfg: cfg, log: cfg.logger, bounds: bounds}, nil
 }

@@ -44,18 +44,18 @@ const topicReadyTimeout = 30 * time.Second
 // the topic; EnsureTopics goes on with the other topics and joins the errors.
 func EnsureTopics(ctx context.Context, admin TopicAdmin, topics []TopicSpec) error {
 	if admin == nil {
-		return fmt.Errorf("%w: nil admin", ErrBadOption)
+		return fmt.Errorf("%w: nil admin", ErrInvalidOption)
 	}
 	names := make([]string, 0, len(topics))
 	seen := make(map[string]bool, len(topics))
 	for _, t := range topics {
 		switch {
 		case t.Name == "":
-			return fmt.Errorf("%w: topic with an empty name", ErrBadOption)
+			return fmt.Errorf("%w: topic with an empty name", ErrInvalidOption)
 		case seen[t.Name]:
-			return fmt.Errorf("%w: topic %q given twice", ErrBadOption, t.Name)
+			return fmt.Errorf("%w: topic %q given twice", ErrInvalidOption, t.Name)
 		case t.Partitions < 0 || t.ReplicationFactor < 0:
-			return fmt.Errorf("%w: topic %q: negative partitions or replication factor", ErrBadOption, t.Name)
+			return fmt.Errorf("%w: topic %q: negative partitions or replication factor", ErrInvalidOption, t.Name)
 		}
 		seen[t.Name] = true
 		names = append(names, t.Name)

@@ -184,13 +184,13 @@ func TestNewConfig(t *testing.T) {
 		opt  ConfigOption
 		want error
 	}{
-		{"unknown SASL mechanism", WithSASL("GSSAPI", "u", "p"), ErrBadOption},
-		{"SASL without password", WithSASL(SASLScramSHA256, "u", ""), ErrBadOption},
-		{"SASL without user", WithSASL(SASLPlain, "", "p"), ErrBadOption},
-		{"unknown compression", WithCompression(sarama.CompressionCodec(42)), ErrBadOption},
-		{"negative batch", WithBatch(-1, 0, 0), ErrBadOption},
-		{"empty client id", WithClientID(""), ErrBadOption},
-		{"nil config func", WithConfig(nil), ErrBadOption},
+		{"unknown SASL mechanism", WithSASL("GSSAPI", "u", "p"), ErrInvalidOption},
+		{"SASL without password", WithSASL(SASLScramSHA256, "u", ""), ErrInvalidOption},
+		{"SASL without user", WithSASL(SASLPlain, "", "p"), ErrInvalidOption},
+		{"unknown compression", WithCompression(sarama.CompressionCodec(42)), ErrInvalidOption},
+		{"negative batch", WithBatch(-1, 0, 0), ErrInvalidOption},
+		{"empty client id", WithClientID(""), ErrInvalidOption},
+		{"nil config func", WithConfig(nil), ErrInvalidOption},
 		{"sarama rejects", WithConfig(func(c *sarama.Config) { c.Net.MaxOpenRequests = 5 }), ErrBadConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,120 +277,120 @@ func TestOptionValidation(t *testing.T) {
 		{"stage: no brokers", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: empty group", func() error {
 			_, err := NewStage("", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers)
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: empty topic", func() error {
 			_, err := NewStage("g", Input[tick]{Codec: codec}, identityOp, ToTopic("o", codec), brokers)
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: nil codec", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t"}, identityOp, ToTopic("o", codec), brokers)
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: negative lateness", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec, Lateness: -1}, identityOp, ToTopic("o", codec), brokers)
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: nil operator factory", func() error {
 			_, err := NewStage[tick, tick]("g", Input[tick]{Topic: "t", Codec: codec}, nil, ToTopic("o", codec), brokers)
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: the factory fails", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec},
 				func() (stream.Operator[tick, tick], error) { return nil, errors.New("bad windows") }, ToTopic("o", codec), brokers)
 			if err == nil || !strings.Contains(err.Error(), "bad windows") {
 				return fmt.Errorf("want the factory's error, got %v", err)
 			}
-			return ErrBadOption
-		}, ErrBadOption},
+			return ErrInvalidOption
+		}, ErrInvalidOption},
 		{"stage: output without topic", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("", codec), brokers)
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: output without codec", func() error {
 			_, err := NewStage[tick, tick]("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic[tick]("o", nil), brokers)
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: zero commit interval", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitInterval(0))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: commit interval not below the transaction timeout", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers,
 				WithCommitInterval(10*time.Second), WithTransactionTimeout(10*time.Second))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: nil latency observer", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithLatency(nil))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: negative commit records", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitRecords(-1))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: zero batch", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithMaxBatch(0))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: empty instance id", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithInstanceID(""))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: empty dead-letter topic", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithDeadLetter(""))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: dead-letter topic is an input", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithDeadLetter("t"))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: transaction timeout too short", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithTransactionTimeout(time.Millisecond))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: transaction timeout not below the session timeout", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers,
 				WithTransactionTimeout(time.Hour))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"stage: both inputs read one topic", func() error {
 			_, err := NewTwoInputStage("g", Input[tick]{Topic: "t", Codec: codec}, Input[tick]{Topic: "t", Codec: codec},
 				func() (stream.TwoInput[tick, tick, stream.Pair[tick, tick]], error) {
 					return stream.NewJoin(stream.JoinConfig[tick, tick]{CopyLeft: copyTick, CopyRight: copyTick})
 				}, ToSink[stream.Pair[tick, tick]](&streamtest.Recorder[stream.Pair[tick, tick]]{}), brokers)
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"brokers without addresses", func() error {
 			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), WithBrokers(nil, nil))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"sink: no topic", func() error {
 			_, err := NewSink[tick](nil, codec, brokers)
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"sink: empty topic", func() error {
 			_, err := NewSink[tick](nil, codec, brokers, WithTopic(""))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"sink: nil codec", func() error {
 			_, err := NewSink[tick](nil, nil, brokers, WithTopic("t"))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"sink: nil router", func() error {
 			_, err := NewSink[tick](nil, codec, brokers, WithRouter[tick](nil))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"sink: router of another type", func() error {
 			_, err := NewSink[tick](nil, codec, brokers, WithRouter(func(stream.Event[string]) string { return "t" }))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"sink: nil client and no brokers", func() error {
 			_, err := NewSink[tick](nil, codec, WithTopic("t"))
 			return err
-		}, ErrBadOption},
+		}, ErrInvalidOption},
 		{"sink: config without idempotence", func() error {
 			c := sarama.NewConfig()
 			c.Producer.Return.Successes = true

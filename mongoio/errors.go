@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tidemark-go/tidemark/stream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -13,8 +14,9 @@ import (
 // underlying driver error where there is one.
 var (
 	// ErrInvalidOption is wrapped by the error of [NewSink] for a bad
-	// argument or option.
-	ErrInvalidOption = errors.New("mongoio: invalid option")
+	// argument or option. It matches [stream.ErrInvalidOption] with
+	// [errors.Is], as kafkaio's does.
+	ErrInvalidOption error = invalidOption("mongoio: invalid option")
 
 	// ErrInvalidRecord is wrapped by the error of [Sink.Write] when the
 	// route function fails or returns a [Route] that cannot be written (an
@@ -42,6 +44,13 @@ var (
 	// buffered.
 	ErrBufferFull = errors.New("mongoio: buffer full")
 )
+
+// invalidOption is the type of [ErrInvalidOption]: its own message, and
+// [stream.ErrInvalidOption] beneath it.
+type invalidOption string
+
+func (e invalidOption) Error() string { return string(e) }
+func (invalidOption) Unwrap() error   { return stream.ErrInvalidOption }
 
 // Rejection is one write the server refused for good.
 type Rejection[T any] struct {

@@ -52,7 +52,7 @@ func ceilMillis(d time.Duration) Time {
 // check reports negative reaches.
 func (b Bounds) check() error {
 	if b.Back < 0 || b.Ahead < 0 {
-		return fmt.Errorf("%w: negative operator bounds %+v", ErrBadOption, b)
+		return fmt.Errorf("%w: negative operator bounds %+v", ErrInvalidOption, b)
 	}
 	return nil
 }

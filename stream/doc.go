@@ -70,11 +70,52 @@
 //     price). A Driver's partition that has produced nothing holds the
 //     watermark back until the idle timeout; when every partition is idle the
 //     watermark rises to the largest (time - lateness) seen, or follows the
-//     wall clock if WithIdleTimeout asks for it.
+//     wall clock if WithClockWhenIdle asks for it.
+//   - A duplicate is recognised when it is offered, also when its first copy
+//     came from another partition: the Verdict that Push returns is final,
+//     and Stats counts each event as Push reported it.
 //
-// # Example
+// # Conventions
 //
-//	task, _ := stream.NewTask(op, stream.Input[float64]{Lateness: 10 * time.Second}, out)
-//	task.Input().Push(offset, stream.Event[float64]{Key: "BTCUSDT", Time: t, Value: 99190.48})
-//	cps := task.Checkpoints(nil) // commit these with the output
+// Options are With* functions, checked when the value they configure is
+// made: NewDriver and Run return an error wrapping ErrInvalidOption for an
+// invalid option or argument, as NewTask, NewTwoInputTask and NewJoin do for
+// theirs, instead of panicking or failing later. Packages kafkaio and
+// mongoio have their own ErrInvalidOption, which matches this one, so
+// errors.Is(err, stream.ErrInvalidOption) recognises them all. One option
+// takes a type parameter, WithLateSink[In] (kafkaio's WithRouter[T] is the
+// other): the compiler cannot check that In is the Driver's input type,
+// because the options form one variadic parameter, whose type cannot depend
+// on In if WithLateness(d) and the other untyped options are to fit every
+// Driver (Go has no generic methods, and infers no type argument from the
+// type a result is assigned to; the alternative is writing
+// WithLateness[float64](d) at every call). So the constructor checks it and
+// names both types in its error.
+//
+// Errors that callers branch on are sentinels (ErrInvalidOption,
+// ErrReplayMismatch, ErrBadCheckpoint, ErrOffsetOrder), wrapped with
+// details: test them with errors.Is, not by comparing errors or messages.
+//
+// Only what does I/O takes a context.Context: Run, and the Source, Sink,
+// Flusher and Checkpointer it calls. Operators, the Sequencer, the Driver and
+// tasks are synchronous state machines that take none. Run returns ctx's
+// error once ctx is done, after writing and flushing what was already final.
+//
+// An Event is passed by value, but its Value may hold memory that the caller
+// reuses: a value given to Sink.Write, Emitter.Emit, or a callback such as
+// WithLateSink's, Input.OnLate or JoinConfig.OnLeftOnly is only valid during
+// the call unless its documentation says otherwise. A callee that keeps it
+// copies it (JoinConfig.CopyLeft, streamtest.Copy).
+//
+// Nothing in the package is safe for concurrent use unless its documentation
+// says so: a Driver, a Task, a Sequencer or an operator belongs to one
+// goroutine at a time. Run starts no goroutine: it calls its Source, Sink and
+// operator from the goroutine that called it.
+//
+// # Examples
+//
+// The package's examples run: ExampleRun and ExampleDriver for finite
+// inputs, ExampleNewTask for a task's checkpoint and its recovery by replay,
+// ExampleNewTwoInputTask and ExampleJoin for two inputs, ExampleSequencer and
+// ExampleChain.
 package stream

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -13,14 +14,16 @@ type Stats struct {
 	Duplicates uint64 // dropped: same (key, time) as an event already held
 }
 
-// Option configures a Driver or Run.
+// Option configures a Driver or Run. Options are checked when the Driver is
+// made: an invalid one makes NewDriver and Run return an error wrapping
+// ErrInvalidOption.
 type Option interface{ apply(*config) }
 
 type config struct {
 	lateness    time.Duration
 	idle        time.Duration
 	byClock     bool
-	onLate      any // func(Event[In]), checked against In by the constructor
+	onLate      any // func(Event[In]), checked against In by newConfig
 	pollTimeout time.Duration
 }
 
@@ -35,21 +38,33 @@ func WithLateness(d time.Duration) Option {
 }
 
 // WithIdleTimeout sets how long a partition may go without events before it
-// stops holding the watermark back (default 0: never). With advanceByClock, the
-// watermark follows the wall clock (now - lateness) while every partition is idle.
-// Both need a wall clock, which only the Driver's caller (Run) reads.
-func WithIdleTimeout(d time.Duration, advanceByClock bool) Option {
-	return optionFunc(func(c *config) { c.idle, c.byClock = d, advanceByClock })
+// stops holding the watermark back (default 0: never). It must not be
+// negative. Idleness is measured on the wall clock, which only the Driver's
+// caller (Run) reads.
+func WithIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.idle = d })
+}
+
+// WithClockWhenIdle makes the watermark follow the wall clock (now less the
+// lateness) while every partition is idle, instead of stopping at the
+// largest event time seen less the lateness. It needs WithIdleTimeout with a
+// positive timeout.
+func WithClockWhenIdle() Option {
+	return optionFunc(func(c *config) { c.byClock = true })
 }
 
 // WithLateSink hands every late event to f after counting it. In must be the
-// Driver's input type, or the constructor returns an error.
+// Driver's input type: NewDriver and Run return an error wrapping
+// ErrInvalidOption otherwise (see the package documentation, Conventions,
+// for why the compiler cannot check it).
 func WithLateSink[In any](f func(Event[In])) Option {
 	return optionFunc(func(c *config) { c.onLate = f })
 }
 
-// ErrBadOption is wrapped by the errors constructors return for invalid options.
-var ErrBadOption = errors.New("stream: invalid option")
+// ErrInvalidOption is wrapped by the errors that constructors return for an
+// invalid option or argument. The invalid-option errors of packages kafkaio
+// and mongoio match it too.
+var ErrInvalidOption = errors.New("stream: invalid option")
 
 // Driver is the synchronous core of a pipeline: partitioned input -> watermarks ->
 // Sequencer (late and duplicate events dropped and counted) -> operator -> out.
@@ -76,7 +91,7 @@ func NewDriver[In, Out any](op Operator[In, Out], out Emitter[Out], opts ...Opti
 		return nil, err
 	}
 	if op == nil || out == nil {
-		return nil, fmt.Errorf("%w: nil operator or emitter", ErrBadOption)
+		return nil, fmt.Errorf("%w: nil operator or emitter", ErrInvalidOption)
 	}
 	d := &Driver[In, Out]{
 		marks: newWatermarks(cfg.lateness, cfg.idle, cfg.byClock),
@@ -100,13 +115,16 @@ func newConfig[In any](opts []Option) (config, error) {
 	}
 	switch {
 	case cfg.lateness < 0:
-		return cfg, fmt.Errorf("%w: negative lateness %v", ErrBadOption, cfg.lateness)
+		return cfg, fmt.Errorf("%w: negative lateness %v", ErrInvalidOption, cfg.lateness)
 	case cfg.idle < 0:
-		return cfg, fmt.Errorf("%w: negative idle timeout %v", ErrBadOption, cfg.idle)
+		return cfg, fmt.Errorf("%w: negative idle timeout %v", ErrInvalidOption, cfg.idle)
+	case cfg.byClock && cfg.idle == 0:
+		return cfg, fmt.Errorf("%w: WithClockWhenIdle without WithIdleTimeout", ErrInvalidOption)
 	}
 	if cfg.onLate != nil {
 		if _, ok := cfg.onLate.(func(Event[In])); !ok {
-			return cfg, fmt.Errorf("%w: late sink is %T, want func(stream.Event[%T])", ErrBadOption, cfg.onLate, *new(In))
+			return cfg, fmt.Errorf("%w: WithLateSink with a %T, but the input is %v: want a func(stream.Event[%[3]v])",
+				ErrInvalidOption, cfg.onLate, reflect.TypeFor[In]())
 		}
 	}
 	if cfg.idle > 0 && cfg.idle < cfg.pollTimeout {
@@ -115,15 +133,9 @@ func newConfig[In any](opts []Option) (config, error) {
 	return cfg, nil
 }
 
-// Stats returns the counts so far. Duplicates include those the Sequencer
-// found only at release (a copy of an event held for another partition).
-func (d *Driver[In, Out]) Stats() Stats {
-	st := d.stats
-	dups := d.seq.MergedDuplicates()
-	st.Accepted -= dups
-	st.Duplicates += dups
-	return st
-}
+// Stats returns the counts so far: each event pushed is counted once, as the
+// Verdict Push returned for it.
+func (d *Driver[In, Out]) Stats() Stats { return d.stats }
 
 // Watermark returns the watermark of the events released so far.
 func (d *Driver[In, Out]) Watermark() Time { return d.seq.Watermark() }
@@ -132,7 +144,7 @@ func (d *Driver[In, Out]) Watermark() Time { return d.seq.Watermark() }
 // time is fine when no idle timeout is set), then advances the watermark,
 // which may release events through the operator.
 func (d *Driver[In, Out]) Push(partition int, e Event[In], now time.Time) Verdict {
-	v := d.seq.OfferFrom(partition, e)
+	v := d.seq.Offer(partition, e)
 	switch v {
 	case Accepted:
 		d.stats.Accepted++

@@ -87,16 +87,16 @@ type waiting[V any] struct {
 
 var _ TwoInput[int, int, Pair[int, int]] = (*Join[int, int])(nil)
 
-// NewJoin returns an empty Join. It returns an error wrapping ErrBadOption
+// NewJoin returns an empty Join. It returns an error wrapping ErrInvalidOption
 // when a side's values hold references and the config has no copy for it.
 func NewJoin[L, R any](cfg JoinConfig[L, R]) (*Join[L, R], error) {
 	if cfg.CopyLeft == nil && holdsReferences(reflect.TypeFor[L]()) {
 		return nil, fmt.Errorf("%w: join: left values (%v) hold references; set JoinConfig.CopyLeft (CopySlice, or Assign for immutable data)",
-			ErrBadOption, reflect.TypeFor[L]())
+			ErrInvalidOption, reflect.TypeFor[L]())
 	}
 	if cfg.CopyRight == nil && holdsReferences(reflect.TypeFor[R]()) {
 		return nil, fmt.Errorf("%w: join: right values (%v) hold references; set JoinConfig.CopyRight (CopySlice, or Assign for immutable data)",
-			ErrBadOption, reflect.TypeFor[R]())
+			ErrInvalidOption, reflect.TypeFor[R]())
 	}
 	return &Join[L, R]{
 		left:  joinSide[L]{copy: cfg.CopyLeft, onOnly: cfg.OnLeftOnly},

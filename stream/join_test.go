@@ -95,10 +95,10 @@ func TestJoinLateEventIsUnmatchedAtOnce(t *testing.T) {
 // with the statistics of a later event.
 func TestJoinOwnsWhatItKeeps(t *testing.T) {
 	_, err := NewJoin(JoinConfig[float64, []int]{})
-	require.ErrorIs(t, err, ErrBadOption, "a slice value needs a copy")
+	require.ErrorIs(t, err, ErrInvalidOption, "a slice value needs a copy")
 	assert.Contains(t, err.Error(), "CopyRight", "the error names the missing setting")
 	_, err = NewJoin(JoinConfig[struct{ P *int }, int]{})
-	require.ErrorIs(t, err, ErrBadOption, "a pointer inside a struct needs a copy too")
+	require.ErrorIs(t, err, ErrInvalidOption, "a pointer inside a struct needs a copy too")
 	_, err = NewJoin(JoinConfig[struct {
 		S string
 		A [2]float64
@@ -228,19 +228,4 @@ func BenchmarkJoin(b *testing.B) {
 		j.Advance(tm-10_000, &out)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/pair")
-}
-
-func ExampleJoin() {
-	j, _ := NewJoin(JoinConfig[string, float64]{})
-	out := EmitFunc[Pair[string, float64]](func(e Event[Pair[string, float64]]) {
-		fmt.Println(e.Key, e.Time, e.Value.Left, e.Value.Right)
-	})
-	j.ProcessLeft(Event[string]{Key: "BTCUSDT", Time: 1000, Value: "trade"}, out)
-	j.ProcessRight(Event[float64]{Key: "BTCUSDT", Time: 1000, Value: 99190.48}, out)
-	j.ProcessRight(Event[float64]{Key: "BTCUSDT", Time: 2000, Value: 99191.00}, out)
-	j.Advance(MaxTime, out)
-	fmt.Println("unmatched right:", j.Stats().UnmatchedRight)
-	// Output:
-	// BTCUSDT 1970-01-01T00:00:01.000Z trade 99190.48
-	// unmatched right: 1
 }

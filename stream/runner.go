@@ -57,7 +57,7 @@ func Run[In, Out any](ctx context.Context, src Source[In], op Operator[In, Out],
 		return Stats{}, err
 	}
 	if src == nil || sink == nil || op == nil {
-		return Stats{}, fmt.Errorf("%w: nil source, operator or sink", ErrBadOption)
+		return Stats{}, fmt.Errorf("%w: nil source, operator or sink", ErrInvalidOption)
 	}
 	w := &sinkEmitter[Out]{ctx: ctx, sink: sink}
 	d, err := NewDriver(op, w, opts...)

@@ -119,7 +119,7 @@ func TestRunIdlePartitionReleasesWatermark(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Run[int, int](ctx, src, &identity[int]{}, sink, WithLateness(0), WithIdleTimeout(20*time.Millisecond, false))
+		Run[int, int](ctx, src, &identity[int]{}, sink, WithLateness(0), WithIdleTimeout(20*time.Millisecond))
 	}()
 	require.Eventually(t, func() bool {
 		sink.mu.Lock()
@@ -132,9 +132,9 @@ func TestRunIdlePartitionReleasesWatermark(t *testing.T) {
 
 func TestRunValidates(t *testing.T) {
 	_, err := Run[int, int](context.Background(), nil, &identity[int]{}, &sliceSink{})
-	assert.ErrorIs(t, err, ErrBadOption, "nil source")
+	assert.ErrorIs(t, err, ErrInvalidOption, "nil source")
 	_, err = Run[int, int](context.Background(), &sliceSource{}, &identity[int]{}, &sliceSink{}, WithLateness(-1))
-	assert.ErrorIs(t, err, ErrBadOption, "bad option")
+	assert.ErrorIs(t, err, ErrInvalidOption, "bad option")
 }
 
 // cancellingSink cancels the run's context in its first Flush and fails that

@@ -1,6 +1,10 @@
 package stream
 
-import "github.com/tidemark-go/tidemark/internal/ring"
+import (
+	"hash/maphash"
+
+	"github.com/tidemark-go/tidemark/internal/ring"
+)
 
 // Verdict is what a Sequencer decided about an offered event.
 type Verdict uint8
@@ -45,32 +49,38 @@ func (v Verdict) String() string {
 // merging the runs. A partition's events are nearly in order even when
 // partitions interleave in large chunks (as Kafka fetches do), so an offer is
 // O(1) for an event in order within its partition and O(log n + d) for one d
-// places out of order; a release costs O(number of partitions). A duplicate
-// within a partition is recognised when offered; a duplicate of an event held
-// for another partition is recognised, and counted, when the two meet at
-// release, where the first to arrive wins. A Sequencer is not safe for
+// places out of order, plus, with several partitions, a lookup of its
+// identity in each other partition's run whose range covers it and whose
+// keys may include its key (none when each partition has its own keys, or
+// when the partitions' times do not overlap); that lookup starts where the
+// previous one in the run ended, so it is O(1) for the next event of a
+// partition in order and O(log d) for one d places away. A release costs
+// O(number of partitions). A duplicate is recognised when it is offered, whichever
+// partition holds its first copy, so the Verdict that Offer returns is final:
+// an Accepted event is released exactly once. A Sequencer is not safe for
 // concurrent use.
 type Sequencer[V any] struct {
-	runs    []run[V]
-	last    int // index of the run offered to last
-	wm      Time
-	arrival uint64
-	// The identity released last, to drop a cross-partition duplicate.
-	released    bool
-	releasedKey string
-	releasedAt  Time
-	mergedDups  uint64
+	runs []run[V]
+	last int // index of the run offered to last
+	wm   Time
 }
 
 type run[V any] struct {
 	partition int
-	held      ring.Deque[heldEvent[V]] // sorted by (Time, Key)
+	held      ring.Deque[Event[V]] // sorted by (Time, Key); no identity twice across runs
+	// Where the last lookup from another partition landed: that partition's
+	// next event is usually just after it.
+	hint int
+	// With several runs, a bit per key held (keyBit), set since the run was
+	// last empty: a lookup skips a run that cannot hold the key, the common
+	// case when each partition has its own keys.
+	keys uint64
 }
 
-type heldEvent[V any] struct {
-	ev  Event[V]
-	seq uint64 // arrival order, for "the first to arrive wins" across partitions
-}
+var keySeed = maphash.MakeSeed()
+
+// keyBit returns the bit of a run's keys that stands for key.
+func keyBit(key string) uint64 { return 1 << (maphash.String(keySeed, key) & 63) }
 
 // NewSequencer returns an empty Sequencer whose watermark is MinTime.
 func NewSequencer[V any]() *Sequencer[V] { return &Sequencer[V]{wm: MinTime} }
@@ -87,14 +97,6 @@ func (s *Sequencer[V]) Held() int {
 	return n
 }
 
-// MergedDuplicates returns how many duplicates were dropped at release because
-// their first copy was held for another partition (they were Accepted when
-// offered).
-func (s *Sequencer[V]) MergedDuplicates() uint64 { return s.mergedDups }
-
-// Offer classifies e, read from partition 0, and, if it is accepted, holds it.
-func (s *Sequencer[V]) Offer(e Event[V]) Verdict { return s.OfferFrom(0, e) }
-
 func (s *Sequencer[V]) run(partition int) *run[V] {
 	if s.last < len(s.runs) && s.runs[s.last].partition == partition {
 		return &s.runs[s.last]
@@ -106,39 +108,122 @@ func (s *Sequencer[V]) run(partition int) *run[V] {
 		}
 	}
 	s.runs = append(s.runs, run[V]{partition: partition})
+	if len(s.runs) == 2 { // the first run's keys were not kept so far
+		r := &s.runs[0]
+		for i := range r.held.Len() {
+			r.keys |= keyBit(r.held.At(i).Key)
+		}
+	}
 	s.last = len(s.runs) - 1
 	return &s.runs[s.last]
 }
 
-// OfferFrom classifies e, read from the given partition, and, if it is
-// accepted, holds it.
-func (s *Sequencer[V]) OfferFrom(partition int, e Event[V]) Verdict {
+// Offer classifies e, read from the given partition (any int that names the
+// partition; a single input uses 0), and, if it is accepted, holds it.
+func (s *Sequencer[V]) Offer(partition int, e Event[V]) Verdict {
 	if e.Time < s.wm {
 		return Late
 	}
 	r := s.run(partition)
-	s.arrival++
-	h := heldEvent[V]{ev: e, seq: s.arrival}
 	n := r.held.Len()
-	if n == 0 || r.held.Back().ev.Before(&e) {
-		r.held.PushBack(h)
-		return Accepted
+	at := n
+	if n > 0 && !r.held.Back().Before(&e) {
+		at = r.lowerBound(&e)
+		if x := r.held.At(at); x.Time == e.Time && x.Key == e.Key {
+			return Duplicate
+		}
 	}
-	// Lower bound: the first held event that is not before e.
-	lo, hi := 0, n-1 // the back is not before e, so the answer is <= n-1
+	if len(s.runs) > 1 {
+		bit := keyBit(e.Key)
+		if s.heldElsewhere(r, &e, bit) {
+			return Duplicate
+		}
+		r.keys |= bit
+	}
+	if at == n {
+		r.held.PushBack(e)
+	} else {
+		r.held.Insert(at, e)
+	}
+	return Accepted
+}
+
+// heldElsewhere reports whether a run other than r holds e's identity.
+// bit is e.Key's keyBit.
+func (s *Sequencer[V]) heldElsewhere(r *run[V], e *Event[V], bit uint64) bool {
+	for i := range s.runs {
+		q := &s.runs[i]
+		if q == r || q.keys&bit == 0 || q.held.Len() == 0 || e.Before(q.held.Front()) || q.held.Back().Before(e) {
+			continue
+		}
+		// Front <= e <= Back, so the lower bound is an index of q.
+		q.hint = q.lowerBoundFrom(e, q.hint)
+		if x := q.held.At(q.hint); x.Time == e.Time && x.Key == e.Key {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerBound returns the index of the first held event that is not before e;
+// the back must not be before e.
+func (r *run[V]) lowerBound(e *Event[V]) int {
+	lo, hi := 0, r.held.Len()-1
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if r.held.At(mid).ev.Before(&e) {
+		if r.held.At(mid).Before(e) {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
-	if x := r.held.At(lo); x.ev.Time == e.Time && x.ev.Key == e.Key {
-		return Duplicate
+	return lo
+}
+
+// lowerBoundFrom returns the index of the first held event that is not
+// before e, searching outwards from index h (a guess, not necessarily
+// right) in steps that double: O(log d) where d is how far the answer is
+// from h.
+func (r *run[V]) lowerBoundFrom(e *Event[V], h int) int {
+	n := r.held.Len()
+	h = min(max(h, 0), n)
+	lo, hi := 0, n // the answer is in [lo, hi]
+	if h < n && r.held.At(h).Before(e) {
+		lo = h + 1
+		for step := 1; ; step *= 2 {
+			p := lo + step - 1
+			if p >= n {
+				break
+			}
+			if !r.held.At(p).Before(e) {
+				hi = p
+				break
+			}
+			lo = p + 1
+		}
+	} else {
+		hi = h
+		for step := 1; ; step *= 2 {
+			p := hi - step
+			if p < 0 {
+				break
+			}
+			if r.held.At(p).Before(e) {
+				lo = p + 1
+				break
+			}
+			hi = p
+		}
 	}
-	r.held.Insert(lo, h)
-	return Accepted
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if r.held.At(mid).Before(e) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // Advance raises the watermark to wm (a smaller wm is ignored) and releases, in
@@ -150,39 +235,38 @@ func (s *Sequencer[V]) Advance(wm Time, out Emitter[V]) {
 	s.wm = wm
 	if len(s.runs) == 1 { // the common single-partition case: no merge
 		r := &s.runs[0]
-		for r.held.Len() > 0 && r.held.Front().ev.Time < wm {
-			s.release(r.held.PopFront(), out)
+		for r.held.Len() > 0 && r.held.Front().Time < wm {
+			out.Emit(r.held.PopFront())
 		}
 		return
 	}
 	for {
 		best := -1
-		var bh *heldEvent[V]
+		var be *Event[V]
 		for i := range s.runs {
 			r := &s.runs[i]
 			if r.held.Len() == 0 {
 				continue
 			}
 			f := r.held.Front()
-			if f.ev.Time >= wm {
+			if f.Time >= wm {
 				continue
 			}
-			if bh == nil || f.ev.Before(&bh.ev) || (f.ev.Time == bh.ev.Time && f.ev.Key == bh.ev.Key && f.seq < bh.seq) {
-				best, bh = i, f
+			if be == nil || f.Before(be) {
+				best, be = i, f
 			}
 		}
 		if best < 0 {
 			return
 		}
-		s.release(s.runs[best].held.PopFront(), out)
+		r := &s.runs[best]
+		if r.hint > 0 {
+			r.hint--
+		}
+		e := r.held.PopFront()
+		if r.held.Len() == 0 {
+			r.keys = 0
+		}
+		out.Emit(e)
 	}
-}
-
-func (s *Sequencer[V]) release(h heldEvent[V], out Emitter[V]) {
-	if s.released && h.ev.Time == s.releasedAt && h.ev.Key == s.releasedKey {
-		s.mergedDups++ // a later copy held for another partition
-		return
-	}
-	s.released, s.releasedAt, s.releasedKey = true, h.ev.Time, h.ev.Key
-	out.Emit(h.ev)
 }

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -60,7 +61,7 @@ func TestSequencerOffer(t *testing.T) {
 			require.Empty(t, sink.got, "nothing held yet")
 			var got []Verdict
 			for _, e := range tt.offers {
-				got = append(got, s.Offer(e))
+				got = append(got, s.Offer(0, e))
 			}
 			assert.Equal(t, tt.want, got, "verdicts")
 			s.Advance(MaxTime, &sink)
@@ -74,15 +75,15 @@ func TestSequencerReleasesOnlyBelowWatermark(t *testing.T) {
 	s := NewSequencer[int]()
 	var sink collect[int]
 	for _, e := range []Event[int]{ev("a", 10, 0), ev("a", 20, 0), ev("a", 30, 0)} {
-		s.Offer(e)
+		s.Offer(0, e)
 	}
 	s.Advance(20, &sink)
 	assert.Equal(t, []Event[int]{ev("a", 10, 0)}, sink.got, "an event at the watermark is not yet final")
 	s.Advance(15, &sink)
 	assert.Equal(t, Time(20), s.Watermark(), "the watermark never decreases")
-	assert.Equal(t, Late, s.Offer(ev("a", 19, 0)), "below the watermark")
-	assert.Equal(t, Late, s.Offer(ev("a", 10, 0)), "a duplicate below the watermark counts as late")
-	assert.Equal(t, Duplicate, s.Offer(ev("a", 20, 1)), "a duplicate of a held event")
+	assert.Equal(t, Late, s.Offer(0, ev("a", 19, 0)), "below the watermark")
+	assert.Equal(t, Late, s.Offer(0, ev("a", 10, 0)), "a duplicate below the watermark counts as late")
+	assert.Equal(t, Duplicate, s.Offer(0, ev("a", 20, 1)), "a duplicate of a held event")
 	s.Advance(31, &sink)
 	assert.Len(t, sink.got, 3, "a watermark jump releases everything below it")
 }
@@ -185,6 +186,47 @@ func TestDriverLateSinkAndStats(t *testing.T) {
 	assert.Len(t, sink.got, 3, "end of input flushes")
 }
 
+// TestDriverPushAgreesWithStats pushes copies of events into other
+// partitions than their first copy's: Push reports them as duplicates, and
+// Stats counts each event as Push reported it.
+func TestDriverPushAgreesWithStats(t *testing.T) {
+	var sink collect[int]
+	d, err := NewDriver[int, int](&identity[int]{}, &sink, WithLateness(10*time.Second))
+	require.NoError(t, err, "NewDriver")
+	assert.Equal(t, Accepted, d.Push(0, ev("a", 20_000, 1), time.Time{}), "first copy, partition 0")
+	assert.Equal(t, Accepted, d.Push(1, ev("b", 20_000, 2), time.Time{}), "another key, partition 1")
+	assert.Equal(t, Duplicate, d.Push(1, ev("a", 20_000, 3), time.Time{}), "copy held by partition 0")
+	assert.Equal(t, Duplicate, d.Push(2, ev("b", 20_000, 4), time.Time{}), "copy held by partition 1")
+	assert.Equal(t, Duplicate, d.Push(0, ev("a", 20_000, 5), time.Time{}), "copy in its own partition")
+	d.Finish()
+	assert.Equal(t, Stats{Accepted: 2, Duplicates: 3}, d.Stats(), "stats")
+	assert.Equal(t, []Event[int]{ev("a", 20_000, 1), ev("b", 20_000, 2)}, sink.got, "the first copies, once each")
+
+	// The same, at random: copies within and across partitions, out of order
+	// within the lateness.
+	r := rand.New(rand.NewPCG(3, 3))
+	sink.got = nil
+	d, err = NewDriver[int, int](&identity[int]{}, &sink, WithLateness(time.Second))
+	require.NoError(t, err, "NewDriver")
+	var tally Stats
+	for i := range 20_000 {
+		e := ev(string(rune('a'+r.IntN(3))), Time(i/4+r.IntN(1500)), i)
+		switch d.Push(r.IntN(4), e, time.Time{}) {
+		case Accepted:
+			tally.Accepted++
+		case Late:
+			tally.Late++
+		case Duplicate:
+			tally.Duplicates++
+		}
+	}
+	d.Finish()
+	assert.Equal(t, tally, d.Stats(), "Stats counts what Push returned")
+	assert.Positive(t, tally.Duplicates, "some duplicates")
+	assert.Positive(t, tally.Late, "some late events")
+	assert.Equal(t, int(tally.Accepted), len(sink.got), "every accepted event released once")
+}
+
 func TestDriverOptionsValidated(t *testing.T) {
 	var sink collect[int]
 	for _, tt := range []struct {
@@ -192,16 +234,50 @@ func TestDriverOptionsValidated(t *testing.T) {
 		opt  Option
 	}{
 		{"negative lateness", WithLateness(-time.Second)},
-		{"negative idle", WithIdleTimeout(-time.Second, false)},
+		{"negative idle", WithIdleTimeout(-time.Second)},
 		{"late sink of the wrong type", WithLateSink(func(Event[string]) {})},
+		{"clock without an idle timeout", WithClockWhenIdle()},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewDriver[int, int](&identity[int]{}, &sink, tt.opt)
-			assert.ErrorIs(t, err, ErrBadOption, "constructor error")
+			assert.ErrorIs(t, err, ErrInvalidOption, "constructor error")
+			_, err = Run[int, int](context.Background(), &sliceSource{}, &identity[int]{}, &sliceSink{}, tt.opt)
+			assert.ErrorIs(t, err, ErrInvalidOption, "Run's error")
 		})
 	}
-	_, err := NewDriver[int, int](nil, &sink)
-	assert.ErrorIs(t, err, ErrBadOption, "nil operator")
+	_, err := NewDriver[int, int](&identity[int]{}, &sink, WithLateSink(func(Event[string]) {}))
+	assert.EqualError(t, err, "stream: invalid option: WithLateSink with a func(stream.Event[string]), but the input is int: want a func(stream.Event[int])",
+		"the mismatch is named")
+	_, err = NewDriver[int, int](nil, &sink)
+	assert.ErrorIs(t, err, ErrInvalidOption, "nil operator")
+}
+
+// TestDriverIdleOptions: WithIdleTimeout alone lets idle partitions stop
+// holding the watermark back; with WithClockWhenIdle too, the watermark
+// follows the wall clock once every partition is idle.
+func TestDriverIdleOptions(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	for _, byClock := range []bool{false, true} {
+		opts := []Option{WithLateness(time.Second), WithIdleTimeout(5 * time.Second)}
+		if byClock {
+			opts = append(opts, WithClockWhenIdle())
+		}
+		var sink collect[int]
+		d, err := NewDriver[int, int](&identity[int]{}, &sink, opts...)
+		require.NoError(t, err, "NewDriver")
+		d.Push(0, ev("a", 10_000, 1), t0)
+		d.Push(1, ev("b", 50_000, 2), t0.Add(time.Second))
+		assert.Equal(t, Time(9_000), d.Watermark(), "clock %v: partition 0 holds back", byClock)
+		d.Tick(t0.Add(5500 * time.Millisecond))
+		assert.Equal(t, Time(49_000), d.Watermark(), "clock %v: partition 0 idle", byClock)
+		now := t0.Add(time.Hour)
+		d.Tick(now)
+		want := Time(49_000)
+		if byClock {
+			want = TimeOf(now) - 1000
+		}
+		assert.Equal(t, want, d.Watermark(), "clock %v: every partition idle", byClock)
+	}
 }
 
 func TestChain(t *testing.T) {
@@ -234,28 +310,9 @@ func BenchmarkSequencerInOrder(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		tm += 100
-		s.Offer(Event[float64]{Key: "BTCUSDT", Time: tm, Value: 1})
+		s.Offer(0, Event[float64]{Key: "BTCUSDT", Time: tm, Value: 1})
 		s.Advance(tm-10_000, out)
 	}
-}
-
-func ExampleDriver() {
-	var out collect[int]
-	d, _ := NewDriver[int, int](&identity[int]{}, &out, WithLateness(10*time.Second))
-	for _, e := range []Event[int]{ev("BTCUSDT", 20_000, 1), ev("BTCUSDT", 15_000, 2), ev("BTCUSDT", 20_000, 3), ev("BTCUSDT", 5_000, 4)} {
-		fmt.Println(e.Time, d.Push(0, e, time.Time{}))
-	}
-	d.Finish()
-	for _, e := range out.got {
-		fmt.Println("released", e.Time, e.Value)
-	}
-	// Output:
-	// 1970-01-01T00:00:20.000Z accepted
-	// 1970-01-01T00:00:15.000Z accepted
-	// 1970-01-01T00:00:20.000Z duplicate
-	// 1970-01-01T00:00:05.000Z late
-	// released 1970-01-01T00:00:15.000Z 2
-	// released 1970-01-01T00:00:20.000Z 1
 }
 
 // requireSameEvents compares two event sequences and reports the first
@@ -272,8 +329,8 @@ func requireSameEvents[T comparable](t *testing.T, want, got []Event[T], msg str
 // interleaved chunks (as Kafka fetches deliver them), with duplicates within
 // and across partitions, advancing the watermark as far as the events still to
 // come allow: the release is the reference (first arrival of each identity,
-// in (time, key) order), and every duplicate is counted once, either when
-// offered or when merged.
+// in (time, key) order), and every duplicate is reported as such by Offer,
+// whichever partition holds its first copy.
 func TestSequencerPartitionsMerge(t *testing.T) {
 	const seed = 17
 	t.Logf("seed %d", seed)
@@ -316,12 +373,20 @@ func TestSequencerPartitionsMerge(t *testing.T) {
 		k string
 		t Time
 	}
-	seen := map[id]bool{}
+	firstFrom := map[id]int{} // the partition of each identity's first copy
 	var want []Event[int]
-	for _, a := range arrival {
-		if !seen[id{a.e.Key, a.e.Time}] {
-			seen[id{a.e.Key, a.e.Time}] = true
+	isDup := make([]bool, len(arrival))
+	crossDups := 0 // duplicates whose first copy came from another partition
+	for i, a := range arrival {
+		p, ok := firstFrom[id{a.e.Key, a.e.Time}]
+		if !ok {
+			firstFrom[id{a.e.Key, a.e.Time}] = a.part
 			want = append(want, a.e)
+			continue
+		}
+		isDup[i] = true
+		if p != a.part {
+			crossDups++
 		}
 	}
 	slices.SortStableFunc(want, func(a, b Event[int]) int {
@@ -343,11 +408,14 @@ func TestSequencerPartitionsMerge(t *testing.T) {
 	var sink collect[int]
 	dups := 0
 	for i, a := range arrival {
-		switch v := s.OfferFrom(a.part, a.e); v {
-		case Duplicate:
+		v := s.Offer(a.part, a.e)
+		wantV := Accepted
+		if isDup[i] {
+			wantV = Duplicate
+		}
+		require.Equal(t, wantV, v, "record %d: the verdict is final when offered, whichever partition holds the first copy", i)
+		if v == Duplicate {
 			dups++
-		case Late:
-			t.Fatalf("record %d is late although the watermark never passed it", i)
 		}
 		if r.IntN(50) == 0 {
 			s.Advance(minAfter[i+1], &sink)
@@ -355,8 +423,8 @@ func TestSequencerPartitionsMerge(t *testing.T) {
 	}
 	s.Advance(MaxTime, &sink)
 	requireSameEvents(t, want, sink.got, "released sequence")
-	assert.Equal(t, len(arrival)-len(want), dups+int(s.MergedDuplicates()), "every duplicate counted once")
-	assert.Positive(t, s.MergedDuplicates(), "some duplicates were across partitions")
+	assert.Equal(t, len(arrival)-len(want), dups, "every duplicate counted once, when offered")
+	assert.Positive(t, crossDups, "some duplicates were across partitions")
 	assert.Zero(t, s.Held(), "nothing held at the end")
 }
 
@@ -372,7 +440,7 @@ func BenchmarkSequencerInterleavedPartitions(b *testing.B) {
 	for b.Loop() {
 		p := (i / chunk) % parts
 		tm[p] += 100
-		s.OfferFrom(p, Event[float64]{Key: "BTCUSDT", Time: tm[p], Value: 1})
+		s.Offer(p, Event[float64]{Key: "BTCUSDT", Time: tm[p], Value: 1})
 		if i%chunk == chunk-1 {
 			low := tm[0]
 			for _, t := range tm {
@@ -381,5 +449,36 @@ func BenchmarkSequencerInterleavedPartitions(b *testing.B) {
 			s.Advance(low, out)
 		}
 		i++
+	}
+}
+
+// TestLowerBoundFrom checks the search that starts from a guess against a
+// plain one, for every guess, with events that share times.
+func TestLowerBoundFrom(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for trial := range 200 {
+		var rn run[int]
+		tm := Time(0)
+		for range r.IntN(40) {
+			tm += Time(r.IntN(3))
+			e := ev(string(rune('a'+r.IntN(3))), tm, 0)
+			if n := rn.held.Len(); n == 0 || rn.held.Back().Before(&e) {
+				rn.held.PushBack(e)
+			}
+		}
+		n := rn.held.Len()
+		for range 20 {
+			e := ev(string(rune('a'+r.IntN(3))), Time(r.IntN(int(tm)+3)-1), 0)
+			want := n
+			for i := range n {
+				if !rn.held.At(i).Before(&e) {
+					want = i
+					break
+				}
+			}
+			for h := -1; h <= n+1; h++ {
+				require.Equal(t, want, rn.lowerBoundFrom(&e, h), "trial %d: %v from %d in %d events", trial, e, h, n)
+			}
+		}
 	}
 }

@@ -125,7 +125,7 @@ var (
 // through op into out.
 func NewTask[In, Out any](op Operator[In, Out], in Input[In], out Emitter[Out]) (*Task[In, Out], error) {
 	if op == nil || out == nil {
-		return nil, fmt.Errorf("%w: nil operator or emitter", ErrBadOption)
+		return nil, fmt.Errorf("%w: nil operator or emitter", ErrInvalidOption)
 	}
 	t := &Task[In, Out]{op: op}
 	if err := t.core.init(op.Bounds(), 1, t.advance); err != nil {
@@ -143,7 +143,7 @@ func NewTask[In, Out any](op Operator[In, Out], in Input[In], out Emitter[Out]) 
 // each input through op into out.
 func NewTwoInputTask[L, R, Out any](op TwoInput[L, R, Out], left Input[L], right Input[R], out Emitter[Out]) (*TwoInputTask[L, R, Out], error) {
 	if op == nil || out == nil {
-		return nil, fmt.Errorf("%w: nil operator or emitter", ErrBadOption)
+		return nil, fmt.Errorf("%w: nil operator or emitter", ErrInvalidOption)
 	}
 	t := &TwoInputTask[L, R, Out]{op: op}
 	if err := t.core.init(op.Bounds(), 2, t.advance); err != nil {
@@ -340,7 +340,7 @@ type TaskInput[V any] struct {
 
 func (in *TaskInput[V]) init(core *taskCore, _ int, cfg Input[V], deliver Emitter[V]) error {
 	if cfg.Lateness < 0 {
-		return fmt.Errorf("%w: negative lateness %v", ErrBadOption, cfg.Lateness)
+		return fmt.Errorf("%w: negative lateness %v", ErrInvalidOption, cfg.Lateness)
 	}
 	in.core, in.deliver, in.onLate = core, deliver, cfg.OnLate
 	in.st = inputState{lateness: DurationOf(cfg.Lateness), max: MinTime, wm: MinTime, next: -1, resume: -1, check: MinTime}
@@ -391,7 +391,7 @@ func (in *TaskInput[V]) Push(offset int64, e Event[V]) (Verdict, error) {
 	}
 	st := &in.st
 	st.track.observe(offset, e.Time, st.max)
-	v := in.seq.OfferFrom(0, e)
+	v := in.seq.Offer(0, e)
 	switch {
 	case in.core.replaying:
 		st.stats.Replayed++

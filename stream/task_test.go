@@ -424,9 +424,9 @@ func TestTwoInputTaskWatermark(t *testing.T) {
 func TestTaskValidates(t *testing.T) {
 	var rec textRecorder[float64]
 	_, err := stream.NewTask[float64, float64](nil, stream.Input[float64]{}, &rec)
-	assert.ErrorIs(t, err, stream.ErrBadOption, "nil operator")
+	assert.ErrorIs(t, err, stream.ErrInvalidOption, "nil operator")
 	_, err = stream.NewTask[float64, float64](matchDelayOp{}, stream.Input[float64]{Lateness: -1}, &rec)
-	assert.ErrorIs(t, err, stream.ErrBadOption, "negative lateness")
+	assert.ErrorIs(t, err, stream.ErrInvalidOption, "negative lateness")
 	task, err := stream.NewTask[float64, float64](matchDelayOp{}, stream.Input[float64]{}, &rec)
 	require.NoError(t, err, "NewTask")
 	_, err = task.Input().Push(5, stream.Event[float64]{Key: "k", Time: 1})
