@@ -19,7 +19,7 @@ func TestAppendFixed(t *testing.T) {
 	const seed = 6
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, seed))
-	cases := []float64{0, 1, -1, 0.5, 99190.48, 61556.045, 1e-7, -1e-7, 8999999.999999, 9e6, 1e300, math.NaN(), math.Inf(1), -0.0, 0.1 + 0.2}
+	cases := []float64{0, 1, -1, 0.5, 99190.48, 61556.045, 1e-7, -1e-7, 8999999.999999, 9e6, 1e300, math.NaN(), math.Inf(1), math.Copysign(0, -1), 0.1 + 0.2}
 	for range 20000 {
 		cases = append(cases, (r.Float64()-0.5)*math.Pow(10, float64(r.IntN(14)-6)))
 	}

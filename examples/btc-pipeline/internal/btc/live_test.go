@@ -234,9 +234,12 @@ func TestTopicsKeepOldRecords(t *testing.T) {
 	defer adm.Close()
 	require.NoError(t, kafkaio.EnsureTopics(context.Background(), adm, TopicSpecs(2)), "topics")
 	for _, topic := range Topics() {
-		entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}})
+		res, err := adm.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"retention.ms"}}},
+			sarama.DescribeConfigsOptions{})
 		require.NoError(t, err, "config of %s", topic)
-		require.Len(t, entries, 1, "retention.ms of %s", topic)
-		assert.Equal(t, "-1", entries[0].Value, "%s: retention.ms", topic)
+		require.Len(t, res, 1, "config of %s", topic)
+		require.Zero(t, res[0].ErrorCode, "config of %s: %s", topic, res[0].ErrorMsg)
+		require.Len(t, res[0].Configs, 1, "retention.ms of %s", topic)
+		assert.Equal(t, "-1", res[0].Configs[0].Value, "%s: retention.ms", topic)
 	}
 }

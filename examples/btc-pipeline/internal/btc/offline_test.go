@@ -274,7 +274,6 @@ type lookRec struct {
 	Symbol    string   `json:"symbol"`
 	Higher    *float64 `json:"higher_window"`
 	Lower     *float64 `json:"lower_window"`
-	raw       string
 }
 
 func readLines(t *testing.T, path string) []string {

@@ -115,9 +115,7 @@ func (h *Hub) serveEvents(w http.ResponseWriter, r *http.Request) {
 	h.cmu.Unlock()
 	defer func() {
 		h.cmu.Lock()
-		if _, ok := h.clients[c]; ok {
-			delete(h.clients, c)
-		}
+		delete(h.clients, c)
 		h.cmu.Unlock()
 	}()
 
