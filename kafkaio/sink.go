@@ -35,9 +35,14 @@ import (
 // and one when it ends. Only when the brokers have not taken the held records
 // back for the delivery timeout (WithDeliveryTimeout, default two minutes as
 // in Kafka's Java producer) does the Sink fail. A resent record may have been
-// written before (the acknowledgement, not the record, was lost) and records
-// written after it may have landed first: consumers see it at least once,
-// which stream.Sequencer's duplicate check absorbs. Errors that a resend
+// written before (the acknowledgement, not the record, was lost), so
+// consumers see it at least once, which stream.Sequencer's duplicate check
+// absorbs. And order is not kept across an outage: sarama gives back the
+// records whose partition leader it cannot look up at once, while it still
+// retries the later ones of the same partition, which land first when the
+// broker returns (every resent record did in TestSinkBrokerRestart, on kfake
+// and on Apache Kafka). A consumer with an allowed lateness shorter than the
+// outage then sees the resent records as late. Errors that a resend
 // cannot fix fail at once: records too large, authorization, a topic that
 // does not exist (a Sink does not create topics).
 //
