@@ -22,6 +22,10 @@ func (o *options) startDashboard(brokers []string, stats func() []dashboard.Stag
 	if o.uiAddr == "" || o.uiAddr == "off" {
 		return "", func() {}, nil
 	}
+	cfg, err := o.saramaConfig()
+	if err != nil {
+		return "", nil, err
+	}
 	ln, err := net.Listen("tcp", o.uiAddr)
 	if err != nil {
 		return "", nil, fmt.Errorf("dashboard: %w", err)
@@ -44,7 +48,7 @@ func (o *options) startDashboard(brokers []string, stats func() []dashboard.Stag
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
-		if err := dashboard.Follow(ctx, hub, brokers, nil); err != nil && ctx.Err() == nil {
+		if err := dashboard.Follow(ctx, hub, brokers, cfg); err != nil && ctx.Err() == nil {
 			o.log.Warn("dashboard: cannot follow the topics", "error", err)
 		}
 	}()
