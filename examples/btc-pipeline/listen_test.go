@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -173,4 +174,16 @@ func parseProcAddr(t *testing.T, s string) *net.TCPAddr {
 	port, err := strconv.ParseUint(portHex, 16, 16)
 	require.NoError(t, err, "address %q", s)
 	return &net.TCPAddr{IP: net.IP(b), Port: int(port)}
+}
+
+// TestWarnExposed: a dashboard or metrics server bound beyond loopback is
+// warned about, one on loopback is not.
+func TestWarnExposed(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	warnExposed(log, "dashboard", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080})
+	warnExposed(log, "metrics", &net.TCPAddr{IP: net.IPv6loopback, Port: 9464})
+	assert.Empty(t, buf.String(), "loopback")
+	warnExposed(log, "dashboard", &net.TCPAddr{IP: net.IPv6unspecified, Port: 8080})
+	assert.Contains(t, buf.String(), `level=WARN msg="dashboard listens on [::]:8080, beyond this machine, without authentication`)
 }

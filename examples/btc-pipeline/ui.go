@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -54,6 +55,7 @@ func (o *options) startDashboard(brokers []string, stats func() []dashboard.Stag
 	}()
 	url = "http://" + ln.Addr().String() + "/"
 	o.log.Info("dashboard at " + url)
+	warnExposed(o.log, "dashboard", ln.Addr())
 	var once sync.Once
 	return url, func() {
 		once.Do(func() {
@@ -66,6 +68,14 @@ func (o *options) startDashboard(brokers []string, stats func() []dashboard.Stag
 			<-served
 		})
 	}, nil
+}
+
+// warnExposed warns when a server without authentication listens beyond
+// this machine (--ui-addr or --metrics-addr not on loopback).
+func warnExposed(log *slog.Logger, what string, addr net.Addr) {
+	if a, ok := addr.(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		log.Warn(what + " listens on " + a.String() + ", beyond this machine, without authentication: anyone who reaches it can read it")
+	}
 }
 
 // ui serves the dashboard alone, reading the topics, until ctx is done.
