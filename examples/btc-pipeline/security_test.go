@@ -107,8 +107,9 @@ func TestKafkaSecurityFlags(t *testing.T) {
 // TestKafkaSecurity runs stages of the command as processes over TLS with
 // SASL: extract (SCRAM-SHA-512, the password from the environment) replays
 // a trace into btc-price, moving (PLAIN over TLS with a client certificate,
-// the password from a file) computes btc-price-moving, and ui
-// (SCRAM-SHA-256) shows the prices. A wrong password and a certificate from
+// the password from a file) computes btc-price-moving, all --brokers
+// (SCRAM-SHA-512) the z-scores from both, and ui (SCRAM-SHA-256) shows the
+// prices. A wrong password and a certificate from
 // an unknown CA fail at once with a message that says so. No output, error
 // message, --help text or dashboard response holds the password or the
 // client key.
@@ -220,6 +221,25 @@ func testKafkaSecurity(t *testing.T, k securedKafka) {
 		assert.Equal(t, want, n, "moving records of the trace's symbol (offline: %+v); log:\n%s", sum, moving.log)
 		moving.stop(t)
 		moving.raceFree(t)
+	})
+
+	t.Run("all SCRAM-SHA-512", func(t *testing.T) {
+		// The other stages in one process, on the records extract and
+		// moving wrote (its own source is empty), with the embedded MongoDB.
+		empty := filepath.Join(dir, "empty.jsonl")
+		require.NoError(t, os.WriteFile(empty, nil, 0o644))
+		all := &proc{name: "all", log: &syncBuffer{}, env: env,
+			args: concat([]string{"all", "--source", "replay:" + empty, "--view", "log", "--data-dir", filepath.Join(dir, "data"),
+				"--ui-addr", "off", "--metrics-addr", "off"}, brokers, tlsCA, []string{"--kafka-sasl-mechanism", "SCRAM-SHA-512", "--kafka-sasl-user", k.user})}
+		all.start(t)
+		defer func() { outputs = append(outputs, all.log.String()) }()
+		ccfg, err := kafkaio.NewConfig(kafkaio.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool(t, k.ca)}),
+			kafkaio.WithSASL(kafkaio.SASLScramSHA256, k.user, k.password))
+		require.NoError(t, err, "config")
+		n := countRecords(t, []string{k.brokers}, ccfg, btc.ZScore.Topic(), "BTCUSDT", want, time.Minute, all)
+		assert.Equal(t, want, n, "z-score records of the trace's symbol; log:\n%s", all.log)
+		all.stop(t)
+		all.raceFree(t)
 	})
 
 	t.Run("ui SCRAM-SHA-256", func(t *testing.T) {
