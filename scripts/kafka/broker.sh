@@ -452,12 +452,15 @@ cmd_start() {
 	done
 	# 3. with security, a client logs in with SCRAM-SHA-512 over TLS
 	if [[ -n $SECURITY ]]; then
-		{
-			printf '%s\n' default.api.timeout.ms=10000 request.timeout.ms=5000 security.protocol=SASL_SSL \
-				sasl.mechanism=SCRAM-SHA-512 ssl.truststore.type=PEM "ssl.truststore.location=$SEC_DIR/ca.pem"
-			printf 'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";\n' \
-				"$SASL_USER" "$(<"$SEC_DIR/password")"
-		} >"$SEC_DIR/probe.properties"
+		(
+			umask 077
+			{
+				printf '%s\n' default.api.timeout.ms=10000 request.timeout.ms=5000 security.protocol=SASL_SSL \
+					sasl.mechanism=SCRAM-SHA-512 ssl.truststore.type=PEM "ssl.truststore.location=$SEC_DIR/ca.pem"
+				printf 'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";\n' \
+					"$SASL_USER" "$(<"$SEC_DIR/password")"
+			} >"$SEC_DIR/probe.properties"
+		)
 		until run_tool --timeout 30 org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$SASL_SSL_PORT" \
 			--command-config "$SEC_DIR/probe.properties" --list >/dev/null 2>"$STATE_DIR/probe.err"; do
 			if ! kill -0 "$pid" 2>/dev/null; then
