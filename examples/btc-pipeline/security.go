@@ -117,7 +117,7 @@ func (k *kafkaSecurity) password() (string, error) {
 
 // tlsConfig returns the client's TLS configuration.
 func (k *kafkaSecurity) tlsConfig() (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: k.insecure} //nolint:gosec // a flag for tests, warned about
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: k.insecure} // a flag for tests, warned about
 	if k.ca != "" {
 		b, err := os.ReadFile(k.ca)
 		if err != nil {

@@ -42,7 +42,7 @@ var kafkaCommands = []string{"all", "ui", "extract", "moving", "zscore", "bonus"
 // to Kafka (and only there), and their mistakes are usage errors that name
 // the flag and never what the files hold.
 func TestKafkaSecurityFlags(t *testing.T) {
-	const password = "tidemark-pw-flags-Zq7xK2" //nolint:gosec // a test's
+	const password = "tidemark-pw-flags-Zq7xK2"
 	t.Setenv(saslPasswordEnv, password)
 	for cmd := range commands {
 		var stdout, stderr bytes.Buffer
@@ -125,7 +125,7 @@ func TestKafkaSecurity(t *testing.T) {
 	t.Run("kfake", func(t *testing.T) {
 		dir := t.TempDir()
 		certs := newTestCerts(t, dir)
-		const user, password = "btc", "tidemark-pw-kfake-R4nd0m" //nolint:gosec // a test's
+		const user, password = "btc", "tidemark-pw-kfake-R4nd0m"
 		opts := []kfake.Opt{kfake.NumBrokers(1), kfake.TLS(certs.server), kfake.EnableSASL()}
 		for _, m := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 			opts = append(opts, kfake.Superuser(m, user, password))
@@ -164,7 +164,7 @@ type securedKafka struct {
 
 func testKafkaSecurity(t *testing.T, k securedKafka) {
 	dir := t.TempDir()
-	const wrong = "tidemark-wrong-pw-9vQ3" //nolint:gosec // a test's
+	const wrong = "tidemark-wrong-pw-9vQ3"
 	pwFile := filepath.Join(dir, "password")
 	require.NoError(t, os.WriteFile(pwFile, []byte(k.password+"\n"), 0o600))
 	wrongFile := filepath.Join(dir, "wrong")
