@@ -11,6 +11,8 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,4 +141,61 @@ func selfSigned(t *testing.T) (server, client *tls.Config) {
 	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	return server, client
+}
+
+// TestSecuredBroker runs the round trip against the SASL_SSL and
+// SASL_PLAINTEXT listeners of scripts/kafka/broker.sh started with
+// TIDEMARK_KAFKA_SECURITY=sasl_ssl (the integration tier): every mechanism
+// over TLS, SCRAM without TLS, a client certificate; and a wrong password
+// and an unknown CA are refused with errors that say so. Subtest kafka skips
+// without the variables broker.sh prints.
+func TestSecuredBroker(t *testing.T) {
+	t.Run("kafka", func(t *testing.T) {
+		env := map[string]string{}
+		for _, v := range []string{"TIDEMARK_KAFKA_SASL_SSL_BROKERS", "TIDEMARK_KAFKA_SASL_PLAINTEXT_BROKERS", "TIDEMARK_KAFKA_CA",
+			"TIDEMARK_KAFKA_CLIENT_CERT", "TIDEMARK_KAFKA_CLIENT_KEY", "TIDEMARK_KAFKA_SASL_USER", "TIDEMARK_KAFKA_SASL_PASSWORD"} {
+			if env[v] = os.Getenv(v); env[v] == "" {
+				t.Skipf("%s not set: start the broker with TIDEMARK_KAFKA_SECURITY=sasl_ssl scripts/kafka/broker.sh start and export what it prints", v)
+			}
+		}
+		user, password := env["TIDEMARK_KAFKA_SASL_USER"], env["TIDEMARK_KAFKA_SASL_PASSWORD"]
+		ca, err := os.ReadFile(env["TIDEMARK_KAFKA_CA"])
+		require.NoError(t, err, "CA")
+		roots := x509.NewCertPool()
+		require.True(t, roots.AppendCertsFromPEM(ca), "CA certificate")
+		trusted := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+		ssl := &cluster{addrs: strings.Split(env["TIDEMARK_KAFKA_SASL_SSL_BROKERS"], ","), owner: t}
+		plain := &cluster{addrs: strings.Split(env["TIDEMARK_KAFKA_SASL_PLAINTEXT_BROKERS"], ","), owner: t}
+		noRetry := WithConfig(func(c *sarama.Config) { c.Metadata.Retry.Max = 0 })
+
+		for _, mech := range []sarama.SASLMechanism{SASLScramSHA512, SASLScramSHA256} {
+			t.Run("SASL_SSL "+string(mech), func(t *testing.T) {
+				roundTrip(t, ssl, ssl.config(t, WithTLS(trusted), WithSASL(mech, user, password)))
+			})
+		}
+		t.Run("SASL_SSL PLAIN with a client certificate", func(t *testing.T) {
+			pair, err := tls.LoadX509KeyPair(env["TIDEMARK_KAFKA_CLIENT_CERT"], env["TIDEMARK_KAFKA_CLIENT_KEY"])
+			require.NoError(t, err, "client certificate")
+			c := trusted.Clone()
+			c.Certificates = []tls.Certificate{pair}
+			roundTrip(t, ssl, ssl.config(t, WithTLS(c), WithSASL(SASLPlain, user, password)))
+		})
+		t.Run("SASL_PLAINTEXT SCRAM-SHA-512", func(t *testing.T) {
+			roundTrip(t, plain, plain.config(t, WithSASL(SASLScramSHA512, user, password)))
+		})
+		t.Run("wrong password", func(t *testing.T) {
+			for _, mech := range []sarama.SASLMechanism{SASLPlain, SASLScramSHA256, SASLScramSHA512} {
+				_, err := sarama.NewClient(ssl.addrs, ssl.config(t, WithTLS(trusted), WithSASL(mech, user, password+"x"), noRetry))
+				require.Error(t, err, "%s: a wrong password is refused", mech)
+				assert.ErrorIs(t, err, sarama.ErrSASLAuthenticationFailed, "%s", mech)
+				assert.NotContains(t, err.Error(), password, "%s: the error holds no password", mech)
+			}
+		})
+		t.Run("unknown CA", func(t *testing.T) {
+			_, other := selfSigned(t)
+			_, err := sarama.NewClient(ssl.addrs, ssl.config(t, WithTLS(other), WithSASL(SASLScramSHA512, user, password), noRetry))
+			var verr *tls.CertificateVerificationError
+			assert.ErrorAs(t, err, &verr, "the broker's certificate is not trusted")
+		})
+	})
 }

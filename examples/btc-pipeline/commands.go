@@ -87,7 +87,7 @@ func (o *options) newSource(ctx context.Context) (source.Source, *extractStats, 
 // btc-price (key: the symbol; timestamp: the event time) with an idempotent
 // producer, and flushes what is in flight before it returns.
 func (o *options) produce(ctx context.Context, brokers []string, src source.Source, stats *extractStats) error {
-	cfg, err := saramaConfig()
+	cfg, err := o.saramaConfig()
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ type stageSet struct {
 
 // newStages builds the named stages on the services s.
 func (o *options) newStages(ctx context.Context, s *services, m *metrics, names ...string) (*stageSet, error) {
-	cfg, err := saramaConfig()
+	cfg, err := o.saramaConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -343,6 +343,10 @@ func (o *options) all(ctx context.Context) error {
 	if err := o.ensureTopics(ctx, svc.brokers); err != nil {
 		return err
 	}
+	tailCfg, err := o.saramaConfig()
+	if err != nil {
+		return err
+	}
 	m := newMetrics()
 	if err := o.serveMetrics(ctx, m); err != nil {
 		return err
@@ -403,7 +407,7 @@ func (o *options) all(ctx context.Context) error {
 	tailDone := make(chan struct{})
 	go func() {
 		defer close(tailDone)
-		if err := tail.Run(viewCtx, svc.brokers, nil); err != nil {
+		if err := tail.Run(viewCtx, svc.brokers, tailCfg); err != nil {
 			o.log.Warn("view: cannot follow the topics", "error", err)
 		}
 	}()

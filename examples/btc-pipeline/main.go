@@ -127,6 +127,7 @@ type options struct {
 	seed       uint64
 
 	kafkaPort, mongoPort int
+	kafka                kafkaSecurity
 
 	in, out, report string
 
@@ -144,14 +145,14 @@ const (
 
 // commands lists each command's flags (beyond the shared ones).
 var commands = map[string][]string{
-	"all":      {"source", "speed", "binance-url", "interval", "seed", "mongo-uri", "data-dir", "metrics-addr", "ui-addr", "view", "refresh", "kafka-port"},
-	"ui":       {"ui-addr"},
+	"all":      {"source", "speed", "binance-url", "interval", "seed", "mongo-uri", "data-dir", "metrics-addr", "ui-addr", "view", "refresh", "kafka-port", "kafka-security"},
+	"ui":       {"ui-addr", "kafka-security"},
 	"services": {"data-dir", "kafka-port", "mongo-port"},
-	"extract":  {"source", "speed", "binance-url", "interval", "seed"},
-	"moving":   {"instance-id", "metrics-addr", "refresh"},
-	"zscore":   {"instance-id", "metrics-addr", "refresh"},
-	"bonus":    {"instance-id", "metrics-addr", "refresh"},
-	"load":     {"instance-id", "metrics-addr", "refresh", "mongo-uri"},
+	"extract":  {"source", "speed", "binance-url", "interval", "seed", "kafka-security"},
+	"moving":   {"instance-id", "metrics-addr", "refresh", "kafka-security"},
+	"zscore":   {"instance-id", "metrics-addr", "refresh", "kafka-security"},
+	"bonus":    {"instance-id", "metrics-addr", "refresh", "kafka-security"},
+	"load":     {"instance-id", "metrics-addr", "refresh", "mongo-uri", "kafka-security"},
 	"offline":  {"in", "out", "report"},
 }
 
@@ -188,6 +189,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(o.logLevel)) // validated
 	o.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	o.kafka.logWarnings(o.log)
 	var err error
 	switch cmd {
 	case "offline":
@@ -293,6 +295,9 @@ func (o *options) flags(own []string) *flag.FlagSet {
 	if has["mongo-port"] {
 		fs.IntVar(&o.mongoPort, "mongo-port", defaultMongoPort, "embedded MongoDB's port on 127.0.0.1")
 	}
+	if has["kafka-security"] {
+		o.kafka.flags(fs)
+	}
 	return fs
 }
 
@@ -324,6 +329,9 @@ func (o *options) validate() error {
 		return fmt.Errorf("--view %q: want auto, screen, log or off", o.view)
 	case o.source != "" && len(o.symbols) == 0:
 		return errors.New("--symbols: want at least one symbol")
+	}
+	if slices.Contains(commands[o.cmd], "kafka-security") {
+		return o.kafka.validate(o.cmd, o.brokers)
 	}
 	return nil
 }

@@ -152,6 +152,7 @@ func (m *metrics) serve(ctx context.Context, addr string, log *slog.Logger) (str
 	if err != nil {
 		return "", fmt.Errorf("metrics: %w", err)
 	}
+	warnExposed(log, "metrics", ln.Addr())
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -48,6 +48,7 @@ func TestMain(m *testing.M) {
 type proc struct {
 	name string
 	args []string
+	env  []string // added to the test's environment
 	log  *syncBuffer
 
 	mu   sync.Mutex
@@ -64,7 +65,7 @@ func (p *proc) start(t *testing.T) {
 	cmd := exec.Command(os.Args[0], p.args...)
 	// A data race is reported in the log, where the test looks for it,
 	// rather than changing the exit code.
-	cmd.Env = append(os.Environ(), asMainEnv+"=1", "GORACE=exitcode=0")
+	cmd.Env = append(append(os.Environ(), asMainEnv+"=1", "GORACE=exitcode=0"), p.env...)
 	p.runs++
 	fmt.Fprintf(p.log, "==== %s, run %d: %s\n", p.name, p.runs, strings.Join(p.args, " "))
 	cmd.Stdout, cmd.Stderr = p.log, p.log

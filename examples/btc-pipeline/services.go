@@ -125,16 +125,17 @@ func (o *options) connect() *services {
 	return s
 }
 
-// saramaConfig is the client configuration of every command.
-func saramaConfig() (*sarama.Config, error) {
-	return kafkaio.NewConfig(kafkaio.WithClientID("btc-pipeline"))
+// saramaConfig is the client configuration of every command, with the TLS
+// and SASL of the --kafka-tls* and --kafka-sasl-* flags.
+func (o *options) saramaConfig() (*sarama.Config, error) {
+	return kafkaio.NewConfig(append([]kafkaio.ConfigOption{kafkaio.WithClientID("btc-pipeline")}, o.kafka.opts...)...)
 }
 
 // ensureTopics creates the pipeline's topics that are missing, with
 // --partitions partitions each, waiting for the brokers (up to a minute) if
 // they are not reachable yet.
 func (o *options) ensureTopics(ctx context.Context, brokers []string) error {
-	cfg, err := saramaConfig()
+	cfg, err := o.saramaConfig()
 	if err != nil {
 		return err
 	}
@@ -145,6 +146,10 @@ func (o *options) ensureTopics(ctx context.Context, brokers []string) error {
 		client, err = sarama.NewClient(brokers, cfg)
 		if err == nil {
 			break
+		}
+		// A refused login or an untrusted certificate stays so: no retries.
+		if hint := connectHint(err); hint != "" {
+			return fmt.Errorf("Kafka at %v: %s: %w", brokers, hint, err)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("Kafka at %v is not reachable: %w", brokers, err)

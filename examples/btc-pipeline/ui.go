@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,10 @@ import (
 func (o *options) startDashboard(brokers []string, stats func() []dashboard.StageStat, opt dashboard.Options) (url string, stop func(), err error) {
 	if o.uiAddr == "" || o.uiAddr == "off" {
 		return "", func() {}, nil
+	}
+	cfg, err := o.saramaConfig()
+	if err != nil {
+		return "", nil, err
 	}
 	ln, err := net.Listen("tcp", o.uiAddr)
 	if err != nil {
@@ -44,12 +49,13 @@ func (o *options) startDashboard(brokers []string, stats func() []dashboard.Stag
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
-		if err := dashboard.Follow(ctx, hub, brokers, nil); err != nil && ctx.Err() == nil {
+		if err := dashboard.Follow(ctx, hub, brokers, cfg); err != nil && ctx.Err() == nil {
 			o.log.Warn("dashboard: cannot follow the topics", "error", err)
 		}
 	}()
 	url = "http://" + ln.Addr().String() + "/"
 	o.log.Info("dashboard at " + url)
+	warnExposed(o.log, "dashboard", ln.Addr())
 	var once sync.Once
 	return url, func() {
 		once.Do(func() {
@@ -62,6 +68,14 @@ func (o *options) startDashboard(brokers []string, stats func() []dashboard.Stag
 			<-served
 		})
 	}, nil
+}
+
+// warnExposed warns when a server without authentication listens beyond
+// this machine (--ui-addr or --metrics-addr not on loopback).
+func warnExposed(log *slog.Logger, what string, addr net.Addr) {
+	if a, ok := addr.(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		log.Warn(what + " listens on " + a.String() + ", beyond this machine, without authentication: anyone who reaches it can read it")
+	}
 }
 
 // ui serves the dashboard alone, reading the topics, until ctx is done.

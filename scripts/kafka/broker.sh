@@ -5,7 +5,8 @@
 #
 #   broker.sh fetch            resolve the broker's jars into the cache (Maven only)
 #   broker.sh start            fetch if needed, format, start, wait until ready;
-#                              prints TIDEMARK_KAFKA_BROKERS=127.0.0.1:PORT
+#                              prints TIDEMARK_KAFKA_BROKERS=127.0.0.1:PORT (with
+#                              TIDEMARK_KAFKA_SECURITY=sasl_ssl, more: see below)
 #   broker.sh stop [--keep]    SIGTERM, bounded wait, SIGKILL; removes the state
 #                              dir unless --keep (a later start then reuses it)
 #   broker.sh status           running or not (exit 0 / 3)
@@ -21,6 +22,20 @@
 #   TIDEMARK_KAFKA_START_TIMEOUT    seconds to wait for readiness (default 90)
 #   TIDEMARK_KAFKA_HEAP             broker heap options (default "-Xms256m -Xmx512m")
 #   JAVA_HOME / MVN                 which java / mvn to use
+#   TIDEMARK_KAFKA_SECURITY         sasl_ssl: also listen with SASL over TLS and
+#                                   SASL without TLS (default: PLAINTEXT only)
+#   TIDEMARK_KAFKA_SASL_SSL_PORT    its SASL_SSL port (default PORT+2)
+#   TIDEMARK_KAFKA_SASL_PLAINTEXT_PORT  its SASL_PLAINTEXT port (default PORT+3)
+#
+# With TIDEMARK_KAFKA_SECURITY=sasl_ssl, start generates a throwaway CA, a
+# server certificate for 127.0.0.1 and a client certificate (openssl) and a
+# random password into STATE_DIR/security, creates the user "tidemark" for
+# PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, and prints on the same line
+#   TIDEMARK_KAFKA_SASL_SSL_BROKERS=127.0.0.1:PORT+2
+#   TIDEMARK_KAFKA_SASL_PLAINTEXT_BROKERS=127.0.0.1:PORT+3
+#   TIDEMARK_KAFKA_CA=.../ca.pem  TIDEMARK_KAFKA_CLIENT_CERT=...  TIDEMARK_KAFKA_CLIENT_KEY=...
+#   TIDEMARK_KAFKA_SASL_USER=tidemark  TIDEMARK_KAFKA_SASL_PASSWORD=...
+# (a test broker's secret: stdout is meant for `export`, not for a log).
 set -euo pipefail
 
 # Keep in step with <kafka.version> in pom.xml.
@@ -44,7 +59,19 @@ if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
 else
 	JAVA=java
 fi
+SECURITY=${TIDEMARK_KAFKA_SECURITY:-}
+SASL_SSL_PORT=${TIDEMARK_KAFKA_SASL_SSL_PORT:-$((PORT + 2))}
+SASL_PLAINTEXT_PORT=${TIDEMARK_KAFKA_SASL_PLAINTEXT_PORT:-$((PORT + 3))}
+case $SECURITY in
+"" | none) SECURITY= ;;
+sasl_ssl) ;;
+*)
+	printf 'broker.sh: error: TIDEMARK_KAFKA_SECURITY=%s: want sasl_ssl or nothing\n' "$SECURITY" >&2
+	exit 2
+	;;
+esac
 readonly PORT CONTROLLER_PORT CACHE_ROOT KAFKA_HOME LIBS STATE_DIR START_TIMEOUT HEAP MVN JAVA
+readonly SASL_SSL_PORT SASL_PLAINTEXT_PORT
 
 readonly PID_FILE="$STATE_DIR/broker.pid"
 readonly CONFIG="$STATE_DIR/server.properties"
@@ -53,6 +80,8 @@ readonly LOG_DIR="$STATE_DIR/logs"
 readonly OUT_FILE="$STATE_DIR/broker.out"
 readonly KEEP_MARK="$STATE_DIR/.keep"
 readonly BROKERS="127.0.0.1:$PORT"
+readonly SEC_DIR="$STATE_DIR/security"
+readonly SASL_USER=tidemark
 
 log() { printf 'broker.sh: %s\n' "$*" >&2; }
 die() {
@@ -170,18 +199,76 @@ new_cluster_id() {
 	printf '%s\n' "$id"
 }
 
+# ---------------------------------------------------------------- security
+
+# make_security writes a throwaway CA, a server certificate for 127.0.0.1 and
+# localhost, a client certificate and a random password into SEC_DIR.
+make_security() {
+	command -v openssl >/dev/null || die "openssl not found (needed for TIDEMARK_KAFKA_SECURITY=sasl_ssl)"
+	rm -rf "$SEC_DIR"
+	mkdir -p "$SEC_DIR"
+	chmod 700 "$SEC_DIR"
+	(
+		cd "$SEC_DIR"
+		umask 077
+		local ossl=(openssl req -batch -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256)
+		"${ossl[@]}" -x509 -days 2 -subj /CN=tidemark-test-ca -keyout ca.key -out ca.pem \
+			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+		"${ossl[@]}" -subj /CN=127.0.0.1 -keyout server.key -out server.csr
+		printf '%s\n' subjectAltName=IP:127.0.0.1,DNS:localhost extendedKeyUsage=serverAuth >server.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+			-extfile server.ext -out server.pem
+		"${ossl[@]}" -subj /CN=tidemark-client -keyout client.key -out client.csr
+		printf '%s\n' extendedKeyUsage=clientAuth >client.ext
+		openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAserial ca.srl -days 2 \
+			-extfile client.ext -out client.pem
+		# Kafka's PEM key store: the unencrypted PKCS#8 key, then the chain.
+		cat server.key server.pem ca.pem >server-keystore.pem
+		rm -f ./*.csr ./*.ext
+		# 24 random URL-safe characters after a prefix that is easy to grep for.
+		printf 'tidemark-pw-%s\n' "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" >password
+	) >"$STATE_DIR/openssl.out" 2>&1 || {
+		cat "$STATE_DIR/openssl.out" >&2
+		die "generating the test certificates failed"
+	}
+}
+
+# security_env prints the variables a client of the secured listeners needs.
+security_env() {
+	printf ' TIDEMARK_KAFKA_SASL_SSL_BROKERS=127.0.0.1:%s' "$SASL_SSL_PORT"
+	printf ' TIDEMARK_KAFKA_SASL_PLAINTEXT_BROKERS=127.0.0.1:%s' "$SASL_PLAINTEXT_PORT"
+	printf ' TIDEMARK_KAFKA_CA=%s' "$SEC_DIR/ca.pem"
+	printf ' TIDEMARK_KAFKA_CLIENT_CERT=%s TIDEMARK_KAFKA_CLIENT_KEY=%s' "$SEC_DIR/client.pem" "$SEC_DIR/client.key"
+	printf ' TIDEMARK_KAFKA_SASL_USER=%s TIDEMARK_KAFKA_SASL_PASSWORD=%s' "$SASL_USER" "$(<"$SEC_DIR/password")"
+}
+
+# print_env prints start's line: the brokers, and the secured listeners' variables.
+print_env() {
+	printf 'TIDEMARK_KAFKA_BROKERS=%s' "$BROKERS"
+	if [[ -n $SECURITY ]]; then
+		security_env
+	fi
+	printf '\n'
+}
+
 write_config() {
 	mkdir -p "$DATA_DIR" "$LOG_DIR"
+	local listeners="PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
+	local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+	if [[ -n $SECURITY ]]; then
+		listeners+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PLAINTEXT_PORT"
+		protocols+=",SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
+	fi
 	cat >"$CONFIG" <<EOF
 # Generated by scripts/kafka/broker.sh - single combined KRaft node for tests.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+listeners=$listeners
+advertised.listeners=$listeners
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$DATA_DIR
 
 num.partitions=3
@@ -204,6 +291,27 @@ num.io.threads=4
 log.retention.hours=24
 log.segment.bytes=67108864
 EOF
+	if [[ -n $SECURITY ]]; then
+		local pw l m
+		pw=$(<"$SEC_DIR/password")
+		chmod 600 "$CONFIG"
+		{
+			echo
+			echo "# TIDEMARK_KAFKA_SECURITY=sasl_ssl: SASL (PLAIN, SCRAM) with and without TLS."
+			echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+			echo "ssl.keystore.type=PEM"
+			echo "ssl.keystore.location=$SEC_DIR/server-keystore.pem"
+			echo "ssl.truststore.type=PEM"
+			echo "ssl.truststore.location=$SEC_DIR/ca.pem"
+			echo "ssl.client.auth=requested"
+			for l in sasl_ssl sasl_plaintext; do
+				echo "listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER=\"$pw\";"
+				for m in scram-sha-256 scram-sha-512; do
+					echo "listener.name.$l.$m.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+				done
+			done
+		} >>"$CONFIG"
+	fi
 	cat >"$STATE_DIR/log4j2.properties" <<EOF
 status = warn
 appender.file.type = File
@@ -224,7 +332,14 @@ format_storage() {
 	local cid
 	cid=$(new_cluster_id)
 	log "formatting $DATA_DIR (cluster id $cid)"
-	if ! run_tool kafka.tools.StorageTool format --standalone \
+	local -a scram=()
+	if [[ -n $SECURITY ]]; then
+		local pw
+		pw=$(<"$SEC_DIR/password")
+		scram=(--add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$pw]"
+			--add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$pw]")
+	fi
+	if ! run_tool kafka.tools.StorageTool format --standalone "${scram[@]}" \
 		-t "$cid" -c "$CONFIG" >"$STATE_DIR/format.out" 2>&1; then
 		cat "$STATE_DIR/format.out" >&2
 		die "storage format failed"
@@ -247,13 +362,23 @@ cmd_start() {
 	local pid
 	if pid=$(broker_pid); then
 		if port_open "$PORT"; then
+			# The running broker's listeners are those it was started with.
+			if [[ -f $SEC_DIR/password ]]; then
+				SECURITY=sasl_ssl
+			elif [[ -n $SECURITY ]]; then
+				die "the running broker (pid $pid) has no SASL listeners; run '$0 stop' first"
+			fi
 			log "already running (pid $pid)"
-			echo "TIDEMARK_KAFKA_BROKERS=$BROKERS"
+			print_env
 			return 0
 		fi
 		die "broker pid $pid is alive but port $PORT is closed; run '$0 stop' first"
 	fi
-	for p in "$PORT" "$CONTROLLER_PORT"; do
+	local -a ports=("$PORT" "$CONTROLLER_PORT")
+	if [[ -n $SECURITY ]]; then
+		ports+=("$SASL_SSL_PORT" "$SASL_PLAINTEXT_PORT")
+	fi
+	for p in "${ports[@]}"; do
 		port_open "$p" && die "port $p on 127.0.0.1 is already in use by something else"
 	done
 	command -v "$JAVA" >/dev/null || die "java not found (set JAVA_HOME)"
@@ -265,10 +390,19 @@ cmd_start() {
 	if [[ -f $KEEP_MARK && -f $DATA_DIR/meta.properties ]]; then
 		log "reusing kept state in $STATE_DIR"
 		rm -f "$KEEP_MARK" "$PID_FILE"
+		# The SCRAM users were made at format time: the kept state decides.
+		if [[ -f $SEC_DIR/password ]]; then
+			SECURITY=sasl_ssl
+		elif [[ -n $SECURITY ]]; then
+			die "the kept state in $STATE_DIR has no SASL users; run '$0 stop' (without --keep) first"
+		fi
 		write_config
 	else
 		rm -rf "$STATE_DIR"
 		mkdir -p "$STATE_DIR"
+		if [[ -n $SECURITY ]]; then
+			make_security
+		fi
 		write_config
 		format_storage
 	fi
@@ -316,8 +450,36 @@ cmd_start() {
 		fi
 		sleep 0.5
 	done
+	# 3. with security, a client logs in with SCRAM-SHA-512 over TLS
+	if [[ -n $SECURITY ]]; then
+		(
+			umask 077
+			{
+				printf '%s\n' default.api.timeout.ms=10000 request.timeout.ms=5000 security.protocol=SASL_SSL \
+					sasl.mechanism=SCRAM-SHA-512 ssl.truststore.type=PEM "ssl.truststore.location=$SEC_DIR/ca.pem"
+				printf 'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";\n' \
+					"$SASL_USER" "$(<"$SEC_DIR/password")"
+			} >"$SEC_DIR/probe.properties"
+		)
+		until run_tool --timeout 30 org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$SASL_SSL_PORT" \
+			--command-config "$SEC_DIR/probe.properties" --list >/dev/null 2>"$STATE_DIR/probe.err"; do
+			if ! kill -0 "$pid" 2>/dev/null; then
+				show_log_tail
+				rm -f "$PID_FILE"
+				die "broker exited during startup"
+			fi
+			if ((SECONDS >= deadline)); then
+				cat "$STATE_DIR/probe.err" >&2 || true
+				show_log_tail
+				cmd_stop >/dev/null 2>&1 || true
+				die "the SASL_SSL listener on port $SASL_SSL_PORT did not accept a SCRAM-SHA-512 login within ${START_TIMEOUT}s"
+			fi
+			sleep 0.5
+		done
+		log "SASL_SSL on 127.0.0.1:$SASL_SSL_PORT and SASL_PLAINTEXT on 127.0.0.1:$SASL_PLAINTEXT_PORT (user $SASL_USER, CA $SEC_DIR/ca.pem)"
+	fi
 	log "ready (pid $pid)"
-	echo "TIDEMARK_KAFKA_BROKERS=$BROKERS"
+	print_env
 }
 
 cmd_stop() {
@@ -358,7 +520,11 @@ cmd_status() {
 	local pid
 	if pid=$(broker_pid); then
 		if port_open "$PORT"; then
-			echo "running pid=$pid TIDEMARK_KAFKA_BROKERS=$BROKERS state=$STATE_DIR"
+			local sec=""
+			if [[ -f $SEC_DIR/password ]]; then
+				sec=" TIDEMARK_KAFKA_SASL_SSL_BROKERS=127.0.0.1:$SASL_SSL_PORT TIDEMARK_KAFKA_SASL_PLAINTEXT_BROKERS=127.0.0.1:$SASL_PLAINTEXT_PORT"
+			fi
+			echo "running pid=$pid TIDEMARK_KAFKA_BROKERS=$BROKERS$sec state=$STATE_DIR"
 		else
 			echo "starting pid=$pid (port $PORT not open yet) state=$STATE_DIR"
 		fi

@@ -251,14 +251,21 @@ func LogGoroutines(t testing.TB, substrings ...string) {
 }
 
 // ResetKafka deletes consumer groups and topics on a real broker, left over
-// from an earlier run, and waits until the topics are gone.
+// from an earlier run, and waits until the topics are gone. A group that
+// still has members (static members of a test that just ended stay until
+// their session times out, 30 s) is deleted once they are gone.
 func ResetKafka(t testing.TB, addrs []string, groups, topics []string) {
 	t.Helper()
 	adm, err := sarama.NewClusterAdmin(addrs, nil)
 	require.NoError(t, err, "admin")
 	defer adm.Close()
 	for _, g := range groups {
-		if err := adm.DeleteConsumerGroup(g); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+		err := adm.DeleteConsumerGroup(g)
+		for deadline := time.Now().Add(time.Minute); errors.Is(err, sarama.ErrNonEmptyGroup) && time.Now().Before(deadline); {
+			time.Sleep(500 * time.Millisecond)
+			err = adm.DeleteConsumerGroup(g)
+		}
+		if err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
 			require.NoError(t, err, "delete group %s", g)
 		}
 	}
