@@ -78,21 +78,24 @@ func NewTrailing[V, R any](lengths []time.Duration, newAgg func() Aggregator[V, 
 		keys: keyed.New[trailingKey[V, R]](), out: make([]R, len(ls)), sweep: stream.MinTime}, nil
 }
 
-func (tr *Trailing[V, R]) key(k string) *trailingKey[V, R] {
-	s := tr.keys.Get(k)
+// key returns k's state, new if k is new (at time t).
+func (tr *Trailing[V, R]) key(k string, t stream.Time) *trailingKey[V, R] {
+	ke := tr.keys.Get(k)
+	s := &ke.State
 	if s.aggs == nil {
 		s.heads = make([]int64, len(tr.lengths))
 		s.aggs = make([]Aggregator[V, R], len(tr.lengths))
 		for i := range s.aggs {
 			s.aggs[i] = tr.newAgg()
 		}
+		tr.keys.Schedule(ke, idleAt(t, tr.lengths[tr.largest]))
 	}
 	return s
 }
 
 // Process adds e to its key's windows and emits the results at e.
 func (tr *Trailing[V, R]) Process(e stream.Event[V], out stream.Emitter[[]R]) {
-	s := tr.key(e.Key)
+	s := tr.key(e.Key, e.Time)
 	s.buf.PushBack(stream.Event[V]{Time: e.Time, Value: e.Value})
 	s.lastT = e.Time
 	for w, length := range tr.lengths {
@@ -126,15 +129,31 @@ func (tr *Trailing[V, R]) Advance(wm stream.Time, _ stream.Emitter[[]R]) {
 	sweepIdle(&tr.keys, &tr.sweep, wm, tr.lengths[tr.largest], func(s *trailingKey[V, R]) stream.Time { return s.lastT })
 }
 
+// idleAt returns the timer of a key whose last event is at t: the key is idle,
+// its events have all left every window, once the watermark is above it
+// (t + span <= wm).
+func idleAt(t, span stream.Time) stream.Time { return t.Add(span - 1) }
+
 // sweepIdle drops, at most once per span of watermark progress (and at end of
 // input), the state of keys whose last event is span or more behind wm: it has
-// left every window. The sweep costs O(keys), so O(1) amortized per event.
+// left every window. Every key has a timer at or before idleAt(its last
+// event), set when it is created (Process does not move it: an event costs no
+// heap operation); the sweep takes the keys whose timer is due, drops those
+// that are idle and sets the timer of the others to when they will be. A key
+// is taken at most once per sweep, and only if its timer is due: O(log K) per
+// key taken, where the sweep it replaces visited every key.
 func sweepIdle[S any](keys *keyed.Table[S], sweep *stream.Time, wm, span stream.Time, lastT func(*S) stream.Time) {
 	if wm < sweep.Add(span) && wm != stream.MaxTime {
 		return
 	}
 	*sweep = wm
-	keys.Sweep(func(_ string, s *S) bool { return lastT(s) > wm.Add(-span) && wm != stream.MaxTime })
+	for e := keys.PopDue(wm); e != nil; e = keys.PopDue(wm) {
+		if t := lastT(&e.State); t > wm.Add(-span) && wm != stream.MaxTime {
+			keys.Schedule(e, idleAt(t, span)) // idleAt(t) >= wm: not due again in this sweep
+		} else {
+			keys.Delete(e)
+		}
+	}
 }
 
 // Stats is the result of TrailingStats for one window.
@@ -241,10 +260,13 @@ func NewTrailingStats(lengths []time.Duration) (*TrailingStats, error) {
 		out: make([]Stats, len(ls)), sums: make([]windowSums, len(ls)), sweep: stream.MinTime}, nil
 }
 
-func (tr *TrailingStats) key(k string) *statsKey {
-	s := tr.keys.Get(k)
+// key returns k's state, new if k is new (at time t).
+func (tr *TrailingStats) key(k string, t stream.Time) *statsKey {
+	ke := tr.keys.Get(k)
+	s := &ke.State
 	if s.acc == nil {
 		tr.init(s)
+		tr.keys.Schedule(ke, idleAt(t, tr.lengths[tr.largest]))
 	}
 	return s
 }
@@ -350,7 +372,7 @@ func (s *statsKey) rebuild(x float64, withX bool) {
 
 // Process adds e to its key's windows and emits the statistics at e.
 func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]Stats]) {
-	s := tr.key(e.Key)
+	s := tr.key(e.Key, e.Time)
 	x := e.Value
 	if s.end == s.first {
 		s.float = false

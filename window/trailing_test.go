@@ -171,7 +171,7 @@ func TestTrailingStatsWideSums(t *testing.T) {
 	for _, e := range evs {
 		tr.Process(e, &out)
 	}
-	s := tr.keys.Lookup("k")
+	s := &tr.keys.Lookup("k").State
 	require.False(t, s.float, "one shared exact scale holds every value")
 	p1, p2 := s.prefix(s.heads[0])
 	s1, s2 := s.tot1.minus(p1), s.tot2.minus(p2)
@@ -207,6 +207,75 @@ func TestTrailingSweepsIdleKeys(t *testing.T) {
 	assert.Equal(t, 1, tr.keys.Len(), "key a left the largest window and its state is dropped")
 	tr.Process(stream.Event[float64]{Key: "a", Time: 6000, Value: 3}, &out)
 	assert.Equal(t, int64(1), out.stats[2][0].Count, "a starts afresh")
+}
+
+// TestTrailingSweepsLikeAFullScan drives both trailing operators over many
+// keys with random gaps and watermarks, and checks after every Advance that
+// the keys kept are those a scan of every key at each sweep would keep: a key
+// is dropped at the first sweep (once per span of watermark progress) at
+// which its last event is span or more behind the watermark, not earlier.
+func TestTrailingSweepsLikeAFullScan(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, uint64(time.Now().UnixNano())} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Logf("seed %d", seed)
+			r := rand.New(rand.NewPCG(seed, 5))
+			const span = 100
+			lengths := []time.Duration{30 * time.Millisecond, span * time.Millisecond}
+			stats, err := NewTrailingStats(lengths)
+			require.NoError(t, err, "NewTrailingStats")
+			gen, err := NewTrailing(lengths, Func[float64, int64](NewCount[float64]))
+			require.NoError(t, err, "NewTrailing")
+			lastT := map[string]stream.Time{} // the reference: every key kept, and its last event
+			sweep, wm := stream.MinTime, stream.MinTime
+			var out statsOut
+			now := stream.Time(0)
+			for step := range 5000 {
+				now += stream.Time(r.IntN(20))
+				if r.IntN(50) == 0 {
+					now += 3 * span
+				}
+				k := fmt.Sprintf("k%d", r.IntN(40))
+				if r.IntN(3) > 0 {
+					e := stream.Event[float64]{Key: k, Time: now, Value: float64(r.IntN(100))}
+					stats.Process(e, &out)
+					gen.Process(e, stream.EmitFunc[[]int64](func(stream.Event[[]int64]) {}))
+					if t, ok := lastT[k]; !ok || t < now {
+						lastT[k] = now
+					}
+					now++ // each key's events in increasing time order
+					continue
+				}
+				wm = max(wm, now-stream.Time(r.IntN(3*span)))
+				if r.IntN(200) == 0 {
+					wm = stream.MaxTime
+				}
+				if wm >= sweep.Add(span) || wm == stream.MaxTime {
+					sweep = wm
+					for k, t := range lastT {
+						if !(t > wm.Add(-span) && wm != stream.MaxTime) {
+							delete(lastT, k)
+						}
+					}
+				}
+				stats.Advance(wm, &out)
+				gen.Advance(wm, nil)
+				for name, table := range map[string]func(string) bool{
+					"TrailingStats": func(k string) bool { return stats.keys.Lookup(k) != nil },
+					"Trailing":      func(k string) bool { return gen.keys.Lookup(k) != nil },
+				} {
+					for i := range 40 {
+						k := fmt.Sprintf("k%d", i)
+						_, want := lastT[k]
+						require.Equalf(t, want, table(k), "step %d, %s, watermark %d: key %s kept", step, name, wm, k)
+					}
+				}
+				if wm == stream.MaxTime {
+					return
+				}
+				now = max(now, wm)
+			}
+		})
+	}
 }
 
 func TestTrailingGenericAgainstBruteForce(t *testing.T) {
@@ -286,7 +355,7 @@ func TestTrailingStatsRecoversAfterAnOutlier(t *testing.T) {
 			checkAccuracy(t, xs, out.stats[i][w].Mean, out.stats[i][w].Variance, fmt.Sprintf("event %d window %v", i, l))
 		}
 	}
-	assert.False(t, tr.keys.Lookup("k").float, "back on the shared exact scale once the outlier left the largest window")
+	assert.False(t, tr.keys.Lookup("k").State.float, "back on the shared exact scale once the outlier left the largest window")
 }
 
 // TestWindowBounds: each window operator reports how far back its results
