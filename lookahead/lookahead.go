@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tidemark-go/tidemark/internal/keyed"
 	"github.com/tidemark-go/tidemark/internal/ring"
 	"github.com/tidemark-go/tidemark/stream"
 )
@@ -70,7 +71,7 @@ type keyState[V any] struct {
 type Lookahead[V any] struct {
 	horizon stream.Time
 	pred    func(e, f V) bool // does the later f answer e?
-	keys    keyTable[keyState[V]]
+	keys    keyed.Table[keyState[V]]
 }
 
 // checkHorizon returns horizon in milliseconds, or an error wrapping
@@ -92,7 +93,7 @@ func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], e
 	if pred == nil {
 		return nil, errors.New("lookahead: nil predicate")
 	}
-	return &Lookahead[V]{horizon: h, pred: pred, keys: newKeyTable[keyState[V]]()}, nil
+	return &Lookahead[V]{horizon: h, pred: pred, keys: keyed.New[keyState[V]]()}, nil
 }
 
 // Horizon returns the horizon in milliseconds.
@@ -106,8 +107,8 @@ func (l *Lookahead[V]) Bounds() stream.Bounds {
 // Process answers the waiting events that e answers, emits every answer that is
 // now final, and makes e wait for its own answer.
 func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
-	k := l.keys.get(e.Key)
-	s := &k.state
+	k := l.keys.Get(e.Key)
+	s := &k.State
 	l.expire(s, e.Time)
 	for i := 0; i < s.pend.Len(); i++ {
 		if w := s.pend.At(i); !w.done && l.pred(w.v, e.Value) {
@@ -116,7 +117,7 @@ func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) 
 	}
 	s.pend.PushBack(waiting[V]{t: e.Time, v: e.Value})
 	l.flush(e.Key, s, out)
-	l.keys.schedule(k, s.pend.Front().t.Add(l.horizon))
+	l.keys.Schedule(k, s.pend.Front().t.Add(l.horizon))
 }
 
 // expire answers "none" for the waiting events whose horizon ends before t.
@@ -141,17 +142,17 @@ func (l *Lookahead[V]) flush(key string, s *keyState[V], out stream.Emitter[Matc
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *Lookahead[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	if !l.keys.anyDue(wm) {
+	if !l.keys.AnyDue(wm) {
 		return
 	}
-	for _, k := range l.keys.takeDue(wm) {
-		s := &k.state
+	for _, k := range l.keys.TakeDue(wm) {
+		s := &k.State
 		l.expire(s, wm)
-		l.flush(k.key, s, out)
+		l.flush(k.Key(), s, out)
 		if s.pend.Len() == 0 {
-			l.keys.settled(k, 0, false)
+			l.keys.Delete(k)
 		} else {
-			l.keys.settled(k, s.pend.Front().t.Add(l.horizon), true)
+			l.keys.Schedule(k, s.pend.Front().t.Add(l.horizon))
 		}
 	}
 }
