@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/tidemark-go/tidemark/internal/keyed"
+	"github.com/tidemark-go/tidemark/internal/millis"
 	"github.com/tidemark-go/tidemark/internal/ring"
 	"github.com/tidemark-go/tidemark/stream"
 )
@@ -50,8 +51,15 @@ func (m Match[V]) Delay(t, horizon stream.Time) stream.Time {
 	return horizon
 }
 
-// ErrBadHorizon is wrapped by constructor errors for an invalid horizon.
-var ErrBadHorizon = errors.New("lookahead: invalid horizon")
+var (
+	// ErrBadHorizon is wrapped by the errors the constructors return for a
+	// horizon that is not a positive whole number of milliseconds. Test for
+	// it with errors.Is.
+	ErrBadHorizon = errors.New("lookahead: invalid horizon")
+	// ErrBadPredicate is wrapped by the error New returns for a nil
+	// predicate.
+	ErrBadPredicate = errors.New("lookahead: invalid predicate")
+)
 
 type waiting[V any] struct {
 	t     stream.Time
@@ -77,10 +85,11 @@ type Lookahead[V any] struct {
 // checkHorizon returns horizon in milliseconds, or an error wrapping
 // ErrBadHorizon if it is not a positive whole number of milliseconds.
 func checkHorizon(horizon time.Duration) (stream.Time, error) {
-	if horizon < time.Millisecond || horizon%time.Millisecond != 0 {
-		return 0, fmt.Errorf("%w: %v is not a positive whole number of milliseconds", ErrBadHorizon, horizon)
+	h, err := millis.Positive(horizon)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrBadHorizon, err)
 	}
-	return stream.DurationOf(horizon), nil
+	return h, nil
 }
 
 // New returns a lookahead with predicate pred(e, f): does the later event f
@@ -91,7 +100,7 @@ func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], e
 		return nil, err
 	}
 	if pred == nil {
-		return nil, errors.New("lookahead: nil predicate")
+		return nil, fmt.Errorf("%w: nil", ErrBadPredicate)
 	}
 	return &Lookahead[V]{horizon: h, pred: pred, keys: keyed.New[keyState[V]]()}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tidemark-go/tidemark/internal/keyed"
+	"github.com/tidemark-go/tidemark/internal/millis"
 	"github.com/tidemark-go/tidemark/internal/ring"
 	"github.com/tidemark-go/tidemark/stream"
 )
@@ -60,15 +61,18 @@ func NewTumbling[V, R any](size time.Duration, newAgg func() Aggregator[V, R]) (
 // NewHopping returns hopping windows of the given size and hop (both positive
 // whole numbers of milliseconds; a hop larger than the size leaves gaps).
 func NewHopping[V, R any](size, hop time.Duration, newAgg func() Aggregator[V, R]) (*Hopping[V, R], error) {
-	for _, d := range []time.Duration{size, hop} {
-		if d < time.Millisecond || d%time.Millisecond != 0 {
-			return nil, fmt.Errorf("%w: %v is not a positive whole number of milliseconds", ErrBadWindow, d)
-		}
+	sizeMs, err := millis.Positive(size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: size %w", ErrBadWindow, err)
+	}
+	hopMs, err := millis.Positive(hop)
+	if err != nil {
+		return nil, fmt.Errorf("%w: hop %w", ErrBadWindow, err)
 	}
 	if newAgg == nil {
 		return nil, fmt.Errorf("%w: nil aggregator factory", ErrBadWindow)
 	}
-	return &Hopping[V, R]{size: stream.DurationOf(size), hop: stream.DurationOf(hop), newAgg: newAgg,
+	return &Hopping[V, R]{size: sizeMs, hop: hopMs, newAgg: newAgg,
 		keys: keyed.New[hopKey[V, R]]()}, nil
 }
 

@@ -589,3 +589,35 @@ func TestHoppingStdAgainstExact(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorsNameTheArgument: every constructor's error wraps ErrBadWindow, for
+// errors.Is, and says which argument is wrong and why.
+func TestErrorsNameTheArgument(t *testing.T) {
+	mean := window.Func(window.NewMean)
+	for _, tc := range []struct {
+		name string
+		err  func() error
+		want string
+	}{
+		{"hopping size", func() error { _, err := window.NewHopping(0, time.Second, mean); return err },
+			"window: invalid window: size 0s is not a positive whole number of milliseconds"},
+		{"hopping hop", func() error { _, err := window.NewHopping(time.Second, 1500*time.Microsecond, mean); return err },
+			"window: invalid window: hop 1.5ms is not a positive whole number of milliseconds"},
+		{"tumbling size", func() error { _, err := window.NewTumbling(-time.Second, mean); return err },
+			"window: invalid window: size -1s is not a positive whole number of milliseconds"},
+		{"trailing length", func() error { _, err := window.NewTrailing([]time.Duration{time.Second, 0}, mean); return err },
+			"window: invalid window: length 0s is not a positive whole number of milliseconds"},
+		{"trailing statistics length", func() error { _, err := window.NewTrailingStats([]time.Duration{time.Millisecond / 2}); return err },
+			"window: invalid window: length 500µs is not a positive whole number of milliseconds"},
+		{"no lengths", func() error { _, err := window.NewTrailingStats(nil); return err },
+			"window: invalid window: no window lengths"},
+		{"nil factory", func() error { _, err := window.NewTumbling[float64, float64](time.Second, nil); return err },
+			"window: invalid window: nil aggregator factory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.err()
+			assert.ErrorIs(t, err, window.ErrBadWindow, "errors.Is(err, ErrBadWindow)")
+			assert.EqualError(t, err, tc.want, "the message")
+		})
+	}
+}

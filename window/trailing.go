@@ -8,11 +8,15 @@ import (
 	"time"
 
 	"github.com/tidemark-go/tidemark/internal/keyed"
+	"github.com/tidemark-go/tidemark/internal/millis"
 	"github.com/tidemark-go/tidemark/internal/ring"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
-// ErrBadWindow is wrapped by the errors constructors return for invalid lengths.
+// ErrBadWindow is wrapped by the errors the constructors return for invalid
+// arguments: a length, size or hop that is not a positive whole number of
+// milliseconds, no lengths, or a nil aggregator factory. Test for it with
+// errors.Is.
 var ErrBadWindow = errors.New("window: invalid window")
 
 func toLengths(lengths []time.Duration) ([]stream.Time, int, error) {
@@ -22,10 +26,11 @@ func toLengths(lengths []time.Duration) ([]stream.Time, int, error) {
 	out := make([]stream.Time, len(lengths))
 	largest := 0
 	for i, d := range lengths {
-		if d < time.Millisecond || d%time.Millisecond != 0 {
-			return nil, 0, fmt.Errorf("%w: length %v is not a positive whole number of milliseconds", ErrBadWindow, d)
+		ms, err := millis.Positive(d)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: length %w", ErrBadWindow, err)
 		}
-		out[i] = stream.DurationOf(d)
+		out[i] = ms
 		if out[i] > out[largest] {
 			largest = i
 		}
