@@ -13,7 +13,7 @@ var pipelineLengths = []time.Duration{30 * time.Second, time.Minute, 5 * time.Mi
 
 type sinkStats struct{ sum float64 }
 
-func (s *sinkStats) Emit(e stream.Event[[]Stats]) {
+func (s *sinkStats) Emit(e stream.Event[[]Statistics]) {
 	s.sum += e.Value[0].Mean + e.Value[len(e.Value)-1].Std
 }
 
@@ -35,7 +35,7 @@ func priceWalk(n int, seed uint64) []stream.Event[float64] {
 // six trailing windows' count, mean and std together over in-order events.
 func BenchmarkTrailingStatsSixWindows(b *testing.B) {
 	evs := priceWalk(1<<16, 1)
-	tr, err := NewTrailingStats(pipelineLengths)
+	tr, err := NewTrailingStatistics(pipelineLengths)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func (s *resultSink) Emit(e stream.Event[Result[float64]]) { s.n += e.Value.Coun
 func BenchmarkHoppingManyKeys(b *testing.B) {
 	for _, nKeys := range []int{16, 1024, 16384} {
 		b.Run(fmt.Sprintf("keys=%d", nKeys), func(b *testing.B) {
-			h, err := NewHopping(time.Minute, 10*time.Second, Func[float64, float64](NewMean))
+			h, err := NewHopping(time.Minute, 10*time.Second, FactoryOf[float64, float64](NewMean))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -4,7 +4,7 @@
 // # Trailing windows
 //
 // The trailing window of length W at an event at time t holds the events of the
-// same key with time in (t - W, t]. Trailing and TrailingStats compute several
+// same key with time in (t - W, t]. Trailing and TrailingStatistics compute several
 // lengths at once (the pipeline uses 30s, 1m, 5m, 15m, 30m and 1h) over one
 // shared buffer per key, and emit one result per event as soon as the event
 // reaches them: they rely on the stream.Sequencer's guarantee that each key's
@@ -40,7 +40,7 @@
 //
 // # Example
 //
-//	tr, _ := window.NewTrailingStats([]time.Duration{30 * time.Second, time.Hour})
+//	tr, _ := window.NewTrailingStatistics([]time.Duration{30 * time.Second, time.Hour})
 //	tr.Process(stream.Event[float64]{Key: "BTCUSDT", Time: t, Value: 99190.48}, out)
-//	// out receives []window.Stats{{Count, Mean, Variance, Std}, ...} for the event.
+//	// out receives []window.Statistics{{Count, Mean, Variance, Std}, ...} for the event.
 package window

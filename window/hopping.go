@@ -35,7 +35,7 @@ type Result[R any] struct {
 // steady state.
 type Hopping[V, R any] struct {
 	size, hop stream.Time
-	newAgg    func() Aggregator[V, R]
+	newAgg    Factory[V, R]
 	// Per key its open windows, and a timer at the oldest one's End - 1; a
 	// key in a gap between windows (hop > size) has none open and a timer at
 	// the end of the window after the gap, when it is dropped if still empty.
@@ -54,13 +54,13 @@ type openWindow[V, R any] struct {
 }
 
 // NewTumbling returns Hopping windows whose hop is their size.
-func NewTumbling[V, R any](size time.Duration, newAgg func() Aggregator[V, R]) (*Hopping[V, R], error) {
+func NewTumbling[V, R any](size time.Duration, newAgg Factory[V, R]) (*Hopping[V, R], error) {
 	return NewHopping(size, size, newAgg)
 }
 
 // NewHopping returns hopping windows of the given size and hop (both positive
 // whole numbers of milliseconds; a hop larger than the size leaves gaps).
-func NewHopping[V, R any](size, hop time.Duration, newAgg func() Aggregator[V, R]) (*Hopping[V, R], error) {
+func NewHopping[V, R any](size, hop time.Duration, newAgg Factory[V, R]) (*Hopping[V, R], error) {
 	sizeMs, err := millis.Positive(size)
 	if err != nil {
 		return nil, fmt.Errorf("%w: size %w", ErrBadWindow, err)

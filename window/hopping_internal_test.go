@@ -23,7 +23,7 @@ func TestHoppingKeepsOnlyKeysWithWindows(t *testing.T) {
 			t.Run(fmt.Sprintf("%d/size=%d/hop=%d", seed, cfg.size, cfg.hop), func(t *testing.T) {
 				t.Logf("seed %d", seed)
 				r := rand.New(rand.NewPCG(seed, 9))
-				h, err := NewHopping(time.Duration(cfg.size)*time.Millisecond, time.Duration(cfg.hop)*time.Millisecond, Func[float64, int64](NewCount[float64]))
+				h, err := NewHopping(time.Duration(cfg.size)*time.Millisecond, time.Duration(cfg.hop)*time.Millisecond, FactoryOf[float64, int64](NewCount[float64]))
 				require.NoError(t, err, "NewHopping")
 				out := stream.EmitFunc[Result[int64]](func(stream.Event[Result[int64]]) {})
 				now := stream.Time(0)
@@ -64,7 +64,7 @@ func TestHoppingKeepsOnlyKeysWithWindows(t *testing.T) {
 // in gaps, with their watermarks, allocate nothing once the keys are known.
 func TestHoppingNoAllocationsInSteadyState(t *testing.T) {
 	for _, cfg := range []struct{ size, hop time.Duration }{{time.Minute, 10 * time.Second}, {time.Second, 10 * time.Second}} {
-		h, err := NewHopping(cfg.size, cfg.hop, Func[float64, float64](NewMean))
+		h, err := NewHopping(cfg.size, cfg.hop, FactoryOf[float64, float64](NewMean))
 		require.NoError(t, err, "NewHopping")
 		var out resultSink
 		keys := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}

@@ -55,7 +55,7 @@ func toLengths(lengths []time.Duration) ([]stream.Time, int, error) {
 type Trailing[V, R any] struct {
 	lengths []stream.Time
 	largest int
-	newAgg  func() Aggregator[V, R]
+	newAgg  Factory[V, R]
 	keys    keyed.Table[trailingKey[V, R]]
 	out     []R
 	sweep   stream.Time
@@ -71,7 +71,7 @@ type trailingKey[V, R any] struct {
 
 // NewTrailing returns a Trailing over the given lengths (each a positive whole
 // number of milliseconds), with one aggregator per key and length made by newAgg.
-func NewTrailing[V, R any](lengths []time.Duration, newAgg func() Aggregator[V, R]) (*Trailing[V, R], error) {
+func NewTrailing[V, R any](lengths []time.Duration, newAgg Factory[V, R]) (*Trailing[V, R], error) {
 	ls, largest, err := toLengths(lengths)
 	if err != nil {
 		return nil, err
@@ -161,15 +161,15 @@ func sweepIdle[S any](keys *keyed.Table[S], sweep *stream.Time, wm, span stream.
 	}
 }
 
-// Stats is the result of TrailingStats for one window.
-type Stats struct {
+// Statistics is the result of TrailingStatistics for one window.
+type Statistics struct {
 	Count    int64   // number of events in the window
 	Mean     float64 // mean of their values
 	Variance float64 // sample variance (n-1); NaN when Count < 2
 	Std      float64 // sample standard deviation (n-1); NaN when Count < 2
 }
 
-// TrailingStats is Trailing specialised for count, mean, sample variance and std
+// TrailingStatistics is Trailing specialised for count, mean, sample variance and std
 // over float64 values, the statistics of the moving-average stage. Accuracy and
 // exactness are those of Moments. Values must be finite; a non-finite value
 // makes its windows' results NaN while it is held.
@@ -185,11 +185,11 @@ type Stats struct {
 // the statistics with a few floating-point operations and one square root. A
 // value that does not fit the shared scale switches the key to one independent
 // Moments per window until it has left every window.
-type TrailingStats struct {
+type TrailingStatistics struct {
 	lengths []stream.Time
 	largest int
 	keys    keyed.Table[statsKey]
-	out     []Stats
+	out     []Statistics
 	sums    []windowSums // per window, scratch for Process
 	// recip[n] = 1/(n(n-1)) for n >= 2, for as many n as a window has held
 	// (grown by doubling: amortized O(1)): a load instead of a division per
@@ -255,18 +255,18 @@ type statsKey struct {
 	unfitSeq int64
 }
 
-// NewTrailingStats returns a TrailingStats over the given lengths.
-func NewTrailingStats(lengths []time.Duration) (*TrailingStats, error) {
+// NewTrailingStatistics returns a TrailingStatistics over the given lengths.
+func NewTrailingStatistics(lengths []time.Duration) (*TrailingStatistics, error) {
 	ls, largest, err := toLengths(lengths)
 	if err != nil {
 		return nil, err
 	}
-	return &TrailingStats{lengths: ls, largest: largest, keys: keyed.New[statsKey](),
-		out: make([]Stats, len(ls)), sums: make([]windowSums, len(ls)), sweep: stream.MinTime}, nil
+	return &TrailingStatistics{lengths: ls, largest: largest, keys: keyed.New[statsKey](),
+		out: make([]Statistics, len(ls)), sums: make([]windowSums, len(ls)), sweep: stream.MinTime}, nil
 }
 
 // key returns k's state, new if k is new (at time t).
-func (tr *TrailingStats) key(k string, t stream.Time) *statsKey {
+func (tr *TrailingStatistics) key(k string, t stream.Time) *statsKey {
 	ke := tr.keys.Get(k)
 	s := &ke.State
 	if s.acc == nil {
@@ -276,7 +276,7 @@ func (tr *TrailingStats) key(k string, t stream.Time) *statsKey {
 	return s
 }
 
-func (tr *TrailingStats) init(s *statsKey) {
+func (tr *TrailingStatistics) init(s *statsKey) {
 	s.heads = make([]int64, len(tr.lengths))
 	s.acc = make([]Moments, len(tr.lengths))
 }
@@ -376,7 +376,7 @@ func (s *statsKey) rebuild(x float64, withX bool) {
 }
 
 // Process adds e to its key's windows and emits the statistics at e.
-func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]Stats]) {
+func (tr *TrailingStatistics) Process(e stream.Event[float64], out stream.Emitter[[]Statistics]) {
 	s := tr.key(e.Key, e.Time)
 	x := e.Value
 	if s.end == s.first {
@@ -418,7 +418,7 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 			s.unfitSeq = s.end - 1
 		}
 	}
-	out.Emit(stream.Event[[]Stats]{Key: e.Key, Time: e.Time, Value: tr.out})
+	out.Emit(stream.Event[[]Statistics]{Key: e.Key, Time: e.Time, Value: tr.out})
 }
 
 // shared advances every window to the event at now and computes its statistics
@@ -429,7 +429,7 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 // sums), then the statistics (floating-point work without branches to
 // mispredict, so that the windows' square roots overlap; 1/(n(n-1)) comes from
 // a table, as divisions would compete with the square roots for one unit).
-func (tr *TrailingStats) shared(s *statsKey, now stream.Time, x float64, dx int64) {
+func (tr *TrailingStatistics) shared(s *statsKey, now stream.Time, x float64, dx int64) {
 	heads := s.heads[:len(tr.lengths)]
 	advance(s.buf, s.mask, heads, tr.lengths, now)
 	sums := tr.sums[:len(heads)]
@@ -510,7 +510,7 @@ func lowSums(sums []windowSums, buf []statsEntry, mask, end int64, heads []int64
 // with recip[n] = 1/(n(n-1)) for every n >= 2 in sums and x the newest value
 // (every window holds it). It reports whether some window holds fewer than 2
 // events: its results are then left for finish to write.
-func statistics(out []Stats, sums []windowSums, recip []float64, inv, x float64) (few bool) {
+func statistics(out []Statistics, sums []windowSums, recip []float64, inv, x float64) (few bool) {
 	out = out[:len(sums)]
 	var fewer int64
 	for w, ws := range sums {
@@ -518,7 +518,7 @@ func statistics(out []Stats, sums []windowSums, recip []float64, inv, x float64)
 		m := float64(ws.n - 1) // n-1, exactly
 		r := recip[ws.n]       // 1/n = (n-1) r
 		v := ws.num * r * inv * inv
-		out[w] = Stats{Count: ws.n, Mean: meanOf(ws.mt, m*r, inv, x), Variance: v, Std: math.Sqrt(v)}
+		out[w] = Statistics{Count: ws.n, Mean: meanOf(ws.mt, m*r, inv, x), Variance: v, Std: math.Sqrt(v)}
 	}
 	return fewer != 0
 }
@@ -544,7 +544,7 @@ func (s *statsKey) wideSums(sums []windowSums, dx int64) {
 }
 
 // growRecip extends recip to cover n, at least doubling it.
-func (tr *TrailingStats) growRecip(n int64) {
+func (tr *TrailingStatistics) growRecip(n int64) {
 	recip := make([]float64, max(n+1, 2*int64(len(tr.recip)), 64))
 	for i := range recip {
 		n := float64(i)
@@ -562,7 +562,7 @@ func b2i(b bool) int64 {
 }
 
 // independent updates every window's own Moments, in independent mode.
-func (tr *TrailingStats) independent(s *statsKey, now stream.Time, x float64) {
+func (tr *TrailingStatistics) independent(s *statsKey, now stream.Time, x float64) {
 	for w, length := range tr.lengths {
 		m := &s.acc[w]
 		h := s.heads[w]
@@ -577,11 +577,11 @@ func (tr *TrailingStats) independent(s *statsKey, now stream.Time, x float64) {
 }
 
 // Bounds implements stream.Operator: a result looks back by the largest length.
-func (tr *TrailingStats) Bounds() stream.Bounds {
+func (tr *TrailingStatistics) Bounds() stream.Bounds {
 	return stream.Bounds{Back: time.Duration(tr.lengths[tr.largest]) * time.Millisecond}
 }
 
 // Advance drops the state of keys whose events have all left the largest window.
-func (tr *TrailingStats) Advance(wm stream.Time, _ stream.Emitter[[]Stats]) {
+func (tr *TrailingStatistics) Advance(wm stream.Time, _ stream.Emitter[[]Statistics]) {
 	sweepIdle(&tr.keys, &tr.sweep, wm, tr.lengths[tr.largest], func(s *statsKey) stream.Time { return s.lastT })
 }

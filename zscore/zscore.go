@@ -4,7 +4,7 @@
 //
 // Of is the function; Operator applies it to the pairs that the timestamp-keyed
 // join (stream.Join) makes of each value and its trailing-window statistics
-// (window.TrailingStats), one score per window.
+// (window.TrailingStatistics), one score per window.
 package zscore
 
 import (
@@ -51,7 +51,7 @@ type Operator struct {
 func NewOperator() *Operator { return &Operator{} }
 
 // Process emits the scores of e's value against each window's statistics.
-func (o *Operator) Process(e stream.Event[stream.Pair[float64, []window.Stats]], out stream.Emitter[Scored]) {
+func (o *Operator) Process(e stream.Event[stream.Pair[float64, []window.Statistics]], out stream.Emitter[Scored]) {
 	o.out = o.out[:0]
 	for _, st := range e.Value.Right {
 		z, ok := Of(e.Value.Left, st.Mean, st.Std)
