@@ -17,7 +17,8 @@
 // Hopping windows are [start, start + size) with start a multiple of the hop
 // (tumbling windows: hop = size), aligned on the Unix epoch. A window's result
 // is emitted once the watermark passes its end (watermark >= end), on an event
-// with Time = end - 1; empty windows emit nothing.
+// with Time = end - 1; empty windows emit nothing. Windows closed by the same
+// watermark come out in (End, Key) order.
 //
 // # Aggregators and accuracy
 //
@@ -37,6 +38,24 @@
 // float64 update until the window empties; Moments.Exact reports the mode.
 // An undefined result (the mean of nothing, the sample variance of one value)
 // is NaN.
+//
+// # Conventions
+//
+// Options: a constructor takes everything as arguments (the lengths, or the
+// size and hop, as time.Duration, each a positive whole number of
+// milliseconds, and a Factory of aggregators); there are no option functions
+// and no defaults to forget. Errors: a constructor rejects an invalid argument
+// with an error that wraps ErrBadWindow, to test with errors.Is, and names the
+// argument; Process and Advance return nothing and do not fail. Ownership: the
+// slice Trailing and TrailingStatistics emit is reused and valid only during
+// Emit (copy it to keep it, as stream.CopySlice does); a Result is a value the
+// receiver owns; an operator keeps copies of the values it holds, and owns
+// the aggregators its Factory makes. Concurrency: an operator, and its
+// aggregators, are used by one goroutine at a time, the one that runs it (a
+// stream.Task or Driver); different operators share nothing. Names: the
+// statistics of a window are Statistics, not Stats, which in package stream
+// and mongoio are counters; a Factory makes aggregators, and FactoryOf adapts
+// an aggregator's constructor to one.
 //
 // # Example
 //

@@ -1,10 +1,3 @@
-// Package zscore computes z-scores of values against windowed statistics:
-// z = (x - mean) / std, undefined (reported as not ok) when std is undefined
-// (NaN, fewer than two values), zero, or not finite.
-//
-// Of is the function; Operator applies it to the pairs that the timestamp-keyed
-// join (stream.Join) makes of each value and its trailing-window statistics
-// (window.TrailingStatistics), one score per window.
 package zscore
 
 import (
