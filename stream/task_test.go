@@ -93,7 +93,7 @@ type oneInputCase[Out any] struct {
 func trailingCase() oneInputCase[[]window.Statistics] {
 	return oneInputCase[[]window.Statistics]{"trailing stats", 2 * time.Second, func(t *testing.T) stream.Operator[float64, []window.Statistics] {
 		op, err := window.NewTrailingStatistics([]time.Duration{3 * time.Second, 10 * time.Second, time.Minute})
-		require.NoError(t, err, "NewTrailingStats")
+		require.NoError(t, err, "NewTrailingStatistics")
 		return op
 	}}
 }
@@ -182,7 +182,7 @@ func TestTaskCrashRecovery(t *testing.T) {
 // the largest time before it.
 func TestTaskCheckpointMetadata(t *testing.T) {
 	tr, err := window.NewTrailingStatistics([]time.Duration{10 * time.Second})
-	require.NoError(t, err, "NewTrailingStats")
+	require.NoError(t, err, "NewTrailingStatistics")
 	var rec textRecorder[[]window.Statistics]
 	task, err := stream.NewTask(tr, stream.Input[float64]{Lateness: time.Second}, &rec)
 	require.NoError(t, err, "NewTask")
@@ -237,7 +237,7 @@ func TestTaskPartitionsIndependent(t *testing.T) {
 	tasks := make([]*stream.Task[float64, []window.Statistics], 6)
 	for p := range tasks {
 		tr, err := window.NewTrailingStatistics([]time.Duration{time.Minute})
-		require.NoError(t, err, "NewTrailingStats")
+		require.NoError(t, err, "NewTrailingStatistics")
 		tasks[p], err = stream.NewTask(tr, stream.Input[float64]{Lateness: 0}, &rec)
 		require.NoError(t, err, "NewTask")
 	}
@@ -261,7 +261,7 @@ func twoInputLogs(t *testing.T, r *rand.Rand, n int) ([]logRec[float64], []logRe
 		off += 1 + int64(r.IntN(2))
 	})
 	tr, err := window.NewTrailingStatistics([]time.Duration{3 * time.Second, time.Minute})
-	require.NoError(t, err, "NewTrailingStats")
+	require.NoError(t, err, "NewTrailingStatistics")
 	task, err := stream.NewTask(tr, stream.Input[float64]{Lateness: 2 * time.Second}, out)
 	require.NoError(t, err, "NewTask")
 	for _, l := range prices {

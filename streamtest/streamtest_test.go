@@ -123,7 +123,7 @@ func TestCheckRecovery(t *testing.T) {
 	in := stream.Input[float64]{Lateness: time.Second}
 	newStats := func() stream.Operator[float64, []window.Statistics] {
 		op, err := window.NewTrailingStatistics([]time.Duration{5 * time.Second, 30 * time.Second})
-		require.NoError(t, err, "NewTrailingStats")
+		require.NoError(t, err, "NewTrailingStatistics")
 		return op
 	}
 	n, crashes := streamtest.CheckRecovery(t, seed, in, log, newStats)
