@@ -87,11 +87,11 @@ func ExampleNewSink() {
 // meanOver1m is the stage's operator: each price with the mean of the last
 // minute, as text.
 func meanOver1m() (stream.Operator[Price, string], error) {
-	tr, err := window.NewTrailingStats([]time.Duration{time.Minute})
+	tr, err := window.NewTrailingStatistics([]time.Duration{time.Minute})
 	if err != nil {
 		return nil, err
 	}
-	return stream.Chain(stream.Chain[Price, float64, []window.Stats](priceOf{}, tr), stream.Operator[[]window.Stats, string](describe{})), nil
+	return stream.Chain(stream.Chain[Price, float64, []window.Statistics](priceOf{}, tr), stream.Operator[[]window.Statistics, string](describe{})), nil
 }
 
 type priceOf struct{}
@@ -104,7 +104,7 @@ func (priceOf) Bounds() stream.Bounds                        { return stream.Bou
 
 type describe struct{}
 
-func (describe) Process(e stream.Event[[]window.Stats], out stream.Emitter[string]) {
+func (describe) Process(e stream.Event[[]window.Statistics], out stream.Emitter[string]) {
 	out.Emit(stream.Event[string]{Key: e.Key, Time: e.Time, Value: fmt.Sprintf("mean %.2f of %d", e.Value[0].Mean, e.Value[0].Count)})
 }
 func (describe) Advance(stream.Time, stream.Emitter[string]) {}

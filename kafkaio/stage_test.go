@@ -57,7 +57,7 @@ func (priceOf) Bounds() stream.Bounds                        { return stream.Bou
 // toMstat maps window statistics to mstat records.
 type toMstat struct{ buf []mstat }
 
-func (m *toMstat) Process(e stream.Event[[]window.Stats], out stream.Emitter[[]mstat]) {
+func (m *toMstat) Process(e stream.Event[[]window.Statistics], out stream.Emitter[[]mstat]) {
 	m.buf = m.buf[:0]
 	for _, s := range e.Value {
 		var std *float64
@@ -75,11 +75,11 @@ func (m *toMstat) Bounds() stream.Bounds                        { return stream.
 // newMoving is the moving-statistics operator of the tests: windows of 3 s
 // and 1 min.
 func newMoving() (stream.Operator[px, []mstat], error) {
-	tr, err := window.NewTrailingStats([]time.Duration{3 * time.Second, time.Minute})
+	tr, err := window.NewTrailingStatistics([]time.Duration{3 * time.Second, time.Minute})
 	if err != nil {
 		return nil, err
 	}
-	return stream.Chain(stream.Chain[px, float64, []window.Stats](priceOf{}, tr), stream.Operator[[]window.Stats, []mstat](&toMstat{})), nil
+	return stream.Chain(stream.Chain[px, float64, []window.Statistics](priceOf{}, tr), stream.Operator[[]window.Statistics, []mstat](&toMstat{})), nil
 }
 
 // newBonus is the lookahead operator of the tests: higher and lower within 5 s.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"time"
 
+	"github.com/tidemark-go/tidemark/internal/keyed"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -26,7 +27,7 @@ type Both[V any] struct {
 // is not safe for concurrent use.
 type HigherLower[V cmp.Ordered] struct {
 	horizon stream.Time
-	keys    keyTable[monoState[V]]
+	keys    keyed.Table[monoState[V]]
 }
 
 var _ stream.Operator[float64, Both[float64]] = (*HigherLower[float64])(nil)
@@ -38,7 +39,7 @@ func NewHigherLower[V cmp.Ordered](horizon time.Duration) (*HigherLower[V], erro
 	if err != nil {
 		return nil, err
 	}
-	return &HigherLower[V]{horizon: h, keys: newKeyTable[monoState[V]]()}, nil
+	return &HigherLower[V]{horizon: h, keys: keyed.New[monoState[V]]()}, nil
 }
 
 // Horizon returns the horizon in milliseconds.
@@ -52,9 +53,9 @@ func (l *HigherLower[V]) Bounds() stream.Bounds {
 // Process answers the waiting events that e beats in either direction, emits
 // every pair of answers that is now final, and makes e wait for its own.
 func (l *HigherLower[V]) Process(e stream.Event[V], out stream.Emitter[Both[V]]) {
-	k := l.keys.get(e.Key)
-	s := &k.state
-	if k.due(e.Time) { // some events' horizon has passed
+	k := l.keys.Get(e.Key)
+	s := &k.State
+	if k.Due(e.Time) { // some events' horizon has passed
 		l.flush(k, e.Time, out) // they leave the stacks before e looks at them
 	}
 	s.makeRoom()
@@ -63,7 +64,7 @@ func (l *HigherLower[V]) Process(e stream.Event[V], out stream.Emitter[Both[V]])
 	bl := s.answer(lower, e.Value, last)
 	s.add(e.Time, e.Value, unanswered, unanswered, bh, bl)
 	if s.len() == 1 { // e is the oldest pending event
-		l.keys.schedule(k, e.Time.Add(l.horizon))
+		l.keys.Schedule(k, e.Time.Add(l.horizon))
 	} else if min(bh.n, bl.n) < s.first && s.answered() {
 		// The oldest event waits at the bottom of a stack: e can have
 		// given it its last answer only by emptying that stack.
@@ -73,12 +74,12 @@ func (l *HigherLower[V]) Process(e stream.Event[V], out stream.Emitter[Both[V]])
 
 // flush emits, in time order, the answers at the front that are final at
 // watermark bound, and schedules the key for the oldest event left.
-func (l *HigherLower[V]) flush(k *keyEntry[monoState[V]], bound stream.Time, out stream.Emitter[Both[V]]) {
-	s := &k.state
+func (l *HigherLower[V]) flush(k *keyed.Entry[monoState[V]], bound stream.Time, out stream.Emitter[Both[V]]) {
+	s := &k.State
 	r := s.ring() // the ring does not grow while flushing
 	// One event, its fields set over: a composite literal per answer would
 	// be zeroed on the stack first.
-	ev := stream.Event[Both[V]]{Key: k.key}
+	ev := stream.Event[Both[V]]{Key: k.Key()}
 	for s.first < s.next {
 		p := r.at(s.first)
 		if !p.final(bound, l.horizon) {
@@ -91,24 +92,24 @@ func (l *HigherLower[V]) flush(k *keyEntry[monoState[V]], bound stream.Time, out
 		out.Emit(ev)
 	}
 	if s.len() > 0 {
-		l.keys.schedule(k, s.oldestEnd(l.horizon))
+		l.keys.Schedule(k, s.oldestEnd(l.horizon))
 	}
 }
 
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *HigherLower[V]) Advance(wm stream.Time, out stream.Emitter[Both[V]]) {
-	if l.keys.anyDue(wm) { // rarely: the check is small enough to inline
+	if l.keys.AnyDue(wm) { // rarely: the check is small enough to inline
 		l.advance(wm, out)
 	}
 }
 
 // advance is Advance once an answer is due.
 func (l *HigherLower[V]) advance(wm stream.Time, out stream.Emitter[Both[V]]) {
-	for _, k := range l.keys.takeDue(wm) {
+	for _, k := range l.keys.TakeDue(wm) {
 		l.flush(k, wm, out) // which schedules k again if events are left
-		if k.state.len() == 0 {
-			l.keys.settled(k, 0, false)
+		if k.State.len() == 0 {
+			l.keys.Delete(k)
 		}
 	}
 }

@@ -1,28 +1,3 @@
-// Package lookahead answers, for each event, "what is the first later event of
-// the same key within a bounded horizon that satisfies a predicate?".
-//
-// For an event e at time t, with horizon H and predicate P, the answer is the
-// earliest event f of the same key with t < f.Time <= t + H and P(e, f), or
-// none. The answer is final, and emitted, once the watermark is above f.Time
-// (found) or above t + H (none). Answers of one key are emitted in the order
-// of their events' times.
-//
-// NewHigher and NewLower (f strictly above / below e) keep a monotonic stack
-// of the events still waiting for an answer: every event is pushed and popped
-// once, so they cost amortized O(1) per event whatever the horizon.
-// NewHigherLower fuses the two: one operator, one key lookup and one emission
-// per event, carrying both answers (Both), emitted once both are final; it is
-// the cheaper way to get both. New takes any predicate and scans the waiting
-// events, O(waiting) per event.
-//
-// The keys with events waiting are kept in a min-heap on the end of their
-// oldest waiting event's horizon: Advance costs O(1) when no answer is due,
-// otherwise O(log K) per key with a due answer (K keys waiting) plus the
-// answers it emits, in key order; Process pays O(log K) when it changes its
-// key's oldest waiting event, O(1) otherwise.
-//
-// The operators rely on the stream.Sequencer's guarantee: each key's events
-// arrive in increasing time order and are final. They read no clock.
 package lookahead
 
 import (
@@ -30,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tidemark-go/tidemark/internal/keyed"
+	"github.com/tidemark-go/tidemark/internal/millis"
 	"github.com/tidemark-go/tidemark/internal/ring"
 	"github.com/tidemark-go/tidemark/stream"
 )
@@ -49,8 +26,15 @@ func (m Match[V]) Delay(t, horizon stream.Time) stream.Time {
 	return horizon
 }
 
-// ErrBadHorizon is wrapped by constructor errors for an invalid horizon.
-var ErrBadHorizon = errors.New("lookahead: invalid horizon")
+var (
+	// ErrBadHorizon is wrapped by the errors the constructors return for a
+	// horizon that is not a positive whole number of milliseconds. Test for
+	// it with errors.Is.
+	ErrBadHorizon = errors.New("lookahead: invalid horizon")
+	// ErrBadPredicate is wrapped by the error New returns for a nil
+	// predicate.
+	ErrBadPredicate = errors.New("lookahead: invalid predicate")
+)
 
 type waiting[V any] struct {
 	t     stream.Time
@@ -70,16 +54,17 @@ type keyState[V any] struct {
 type Lookahead[V any] struct {
 	horizon stream.Time
 	pred    func(e, f V) bool // does the later f answer e?
-	keys    keyTable[keyState[V]]
+	keys    keyed.Table[keyState[V]]
 }
 
 // checkHorizon returns horizon in milliseconds, or an error wrapping
 // ErrBadHorizon if it is not a positive whole number of milliseconds.
 func checkHorizon(horizon time.Duration) (stream.Time, error) {
-	if horizon < time.Millisecond || horizon%time.Millisecond != 0 {
-		return 0, fmt.Errorf("%w: %v is not a positive whole number of milliseconds", ErrBadHorizon, horizon)
+	h, err := millis.Positive(horizon)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrBadHorizon, err)
 	}
-	return stream.DurationOf(horizon), nil
+	return h, nil
 }
 
 // New returns a lookahead with predicate pred(e, f): does the later event f
@@ -90,9 +75,9 @@ func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], e
 		return nil, err
 	}
 	if pred == nil {
-		return nil, errors.New("lookahead: nil predicate")
+		return nil, fmt.Errorf("%w: nil", ErrBadPredicate)
 	}
-	return &Lookahead[V]{horizon: h, pred: pred, keys: newKeyTable[keyState[V]]()}, nil
+	return &Lookahead[V]{horizon: h, pred: pred, keys: keyed.New[keyState[V]]()}, nil
 }
 
 // Horizon returns the horizon in milliseconds.
@@ -106,8 +91,8 @@ func (l *Lookahead[V]) Bounds() stream.Bounds {
 // Process answers the waiting events that e answers, emits every answer that is
 // now final, and makes e wait for its own answer.
 func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
-	k := l.keys.get(e.Key)
-	s := &k.state
+	k := l.keys.Get(e.Key)
+	s := &k.State
 	l.expire(s, e.Time)
 	for i := 0; i < s.pend.Len(); i++ {
 		if w := s.pend.At(i); !w.done && l.pred(w.v, e.Value) {
@@ -116,7 +101,7 @@ func (l *Lookahead[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) 
 	}
 	s.pend.PushBack(waiting[V]{t: e.Time, v: e.Value})
 	l.flush(e.Key, s, out)
-	l.keys.schedule(k, s.pend.Front().t.Add(l.horizon))
+	l.keys.Schedule(k, s.pend.Front().t.Add(l.horizon))
 }
 
 // expire answers "none" for the waiting events whose horizon ends before t.
@@ -141,17 +126,17 @@ func (l *Lookahead[V]) flush(key string, s *keyState[V], out stream.Emitter[Matc
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *Lookahead[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	if !l.keys.anyDue(wm) {
+	if !l.keys.AnyDue(wm) {
 		return
 	}
-	for _, k := range l.keys.takeDue(wm) {
-		s := &k.state
+	for _, k := range l.keys.TakeDue(wm) {
+		s := &k.State
 		l.expire(s, wm)
-		l.flush(k.key, s, out)
+		l.flush(k.Key(), s, out)
 		if s.pend.Len() == 0 {
-			l.keys.settled(k, 0, false)
+			l.keys.Delete(k)
 		} else {
-			l.keys.settled(k, s.pend.Front().t.Add(l.horizon), true)
+			l.keys.Schedule(k, s.pend.Front().t.Add(l.horizon))
 		}
 	}
 }

@@ -227,7 +227,8 @@ func TestConstructorsRejectBadHorizons(t *testing.T) {
 	}
 	t.Run("nil predicate", func(t *testing.T) {
 		l, err := lookahead.New[int](time.Second, nil)
-		assert.Error(t, err, "a nil predicate must be rejected")
+		assert.ErrorIs(t, err, lookahead.ErrBadPredicate, "a nil predicate must be rejected")
+		assert.NotErrorIs(t, err, lookahead.ErrBadHorizon, "the horizon is valid")
 		assert.Nil(t, l, "no lookahead without a predicate")
 	})
 }
@@ -711,4 +712,18 @@ func TestLookaheadBounds(t *testing.T) {
 	any, err := lookahead.New(h, func(e, f float64) bool { return f != e })
 	require.NoError(t, err, "New")
 	assert.Equal(t, want, any.Bounds(), "Lookahead")
+}
+
+// TestErrorsWrapTheirSentinel: the constructors' errors wrap ErrBadHorizon or
+// ErrBadPredicate, for errors.Is, and say what is wrong.
+func TestErrorsWrapTheirSentinel(t *testing.T) {
+	for _, k := range kinds(farApart) {
+		_, err := k.make(1500 * time.Microsecond)
+		assert.ErrorIsf(t, err, lookahead.ErrBadHorizon, "%s: errors.Is(err, ErrBadHorizon)", k.name)
+		assert.NotErrorIsf(t, err, lookahead.ErrBadPredicate, "%s: the predicate is not the problem", k.name)
+		assert.EqualErrorf(t, err, "lookahead: invalid horizon: 1.5ms is not a positive whole number of milliseconds", "%s: the message", k.name)
+	}
+	_, err := lookahead.New[int](time.Second, nil)
+	assert.ErrorIs(t, err, lookahead.ErrBadPredicate, "errors.Is(err, ErrBadPredicate)")
+	assert.EqualError(t, err, "lookahead: invalid predicate: nil", "the message")
 }

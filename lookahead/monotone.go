@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"time"
 
+	"github.com/tidemark-go/tidemark/internal/keyed"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -19,7 +20,7 @@ import (
 type Monotone[V cmp.Ordered] struct {
 	horizon stream.Time
 	dir     direction
-	keys    keyTable[monoState[V]]
+	keys    keyed.Table[monoState[V]]
 }
 
 var _ stream.Operator[float64, Match[float64]] = (*Monotone[float64])(nil)
@@ -39,7 +40,7 @@ func newMonotone[V cmp.Ordered](horizon time.Duration, d direction) (*Monotone[V
 	if err != nil {
 		return nil, err
 	}
-	return &Monotone[V]{horizon: h, dir: d, keys: newKeyTable[monoState[V]]()}, nil
+	return &Monotone[V]{horizon: h, dir: d, keys: keyed.New[monoState[V]]()}, nil
 }
 
 // Horizon returns the horizon in milliseconds.
@@ -53,9 +54,9 @@ func (l *Monotone[V]) Bounds() stream.Bounds {
 // Process answers the waiting events that e beats, emits every answer that is
 // now final, and makes e wait for its own answer.
 func (l *Monotone[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
-	k := l.keys.get(e.Key)
-	s := &k.state
-	if k.due(e.Time) { // some events' horizon has passed
+	k := l.keys.Get(e.Key)
+	s := &k.State
+	if k.Due(e.Time) { // some events' horizon has passed
 		l.flush(k, e.Time, out) // they leave the stack before e looks at it
 	}
 	s.makeRoom()
@@ -68,7 +69,7 @@ func (l *Monotone[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
 		s.add(e.Time, e.Value, noMatch, unanswered, last, top)
 	}
 	if s.len() == 1 { // e is the oldest pending event
-		l.keys.schedule(k, e.Time.Add(l.horizon))
+		l.keys.Schedule(k, e.Time.Add(l.horizon))
 	} else if top.n < s.first && s.answered() {
 		// The oldest event waits at the bottom of the stack: e can have
 		// answered it only by emptying the stack.
@@ -78,8 +79,8 @@ func (l *Monotone[V]) Process(e stream.Event[V], out stream.Emitter[Match[V]]) {
 
 // flush emits, in time order, the answers at the front that are final at
 // watermark bound, and schedules the key for the oldest event left.
-func (l *Monotone[V]) flush(k *keyEntry[monoState[V]], bound stream.Time, out stream.Emitter[Match[V]]) {
-	s := &k.state
+func (l *Monotone[V]) flush(k *keyed.Entry[monoState[V]], bound stream.Time, out stream.Emitter[Match[V]]) {
+	s := &k.State
 	r := s.ring() // the ring does not grow while flushing
 	for s.first < s.next {
 		p := r.at(s.first)
@@ -87,27 +88,27 @@ func (l *Monotone[V]) flush(k *keyEntry[monoState[V]], bound stream.Time, out st
 			break
 		}
 		s.first++
-		out.Emit(stream.Event[Match[V]]{Key: k.key, Time: p.t, Value: r.match(p.ans[l.dir])})
+		out.Emit(stream.Event[Match[V]]{Key: k.Key(), Time: p.t, Value: r.match(p.ans[l.dir])})
 	}
 	if s.len() > 0 {
-		l.keys.schedule(k, s.oldestEnd(l.horizon))
+		l.keys.Schedule(k, s.oldestEnd(l.horizon))
 	}
 }
 
 // Advance answers "none" for events whose horizon the watermark has passed
 // (t + horizon < wm) and emits what is final, key by key in key order.
 func (l *Monotone[V]) Advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	if l.keys.anyDue(wm) { // rarely: the check is small enough to inline
+	if l.keys.AnyDue(wm) { // rarely: the check is small enough to inline
 		l.advance(wm, out)
 	}
 }
 
 // advance is Advance once an answer is due.
 func (l *Monotone[V]) advance(wm stream.Time, out stream.Emitter[Match[V]]) {
-	for _, k := range l.keys.takeDue(wm) {
+	for _, k := range l.keys.TakeDue(wm) {
 		l.flush(k, wm, out) // which schedules k again if events are left
-		if k.state.len() == 0 {
-			l.keys.settled(k, 0, false)
+		if k.State.len() == 0 {
+			l.keys.Delete(k)
 		}
 	}
 }

@@ -90,10 +90,10 @@ type oneInputCase[Out any] struct {
 	newOp    func(t *testing.T) stream.Operator[float64, Out]
 }
 
-func trailingCase() oneInputCase[[]window.Stats] {
-	return oneInputCase[[]window.Stats]{"trailing stats", 2 * time.Second, func(t *testing.T) stream.Operator[float64, []window.Stats] {
-		op, err := window.NewTrailingStats([]time.Duration{3 * time.Second, 10 * time.Second, time.Minute})
-		require.NoError(t, err, "NewTrailingStats")
+func trailingCase() oneInputCase[[]window.Statistics] {
+	return oneInputCase[[]window.Statistics]{"trailing stats", 2 * time.Second, func(t *testing.T) stream.Operator[float64, []window.Statistics] {
+		op, err := window.NewTrailingStatistics([]time.Duration{3 * time.Second, 10 * time.Second, time.Minute})
+		require.NoError(t, err, "NewTrailingStatistics")
 		return op
 	}}
 }
@@ -110,7 +110,7 @@ func chainCase() oneInputCase[window.Result[float64]] {
 	return oneInputCase[window.Result[float64]]{"lookahead then hopping window", time.Second, func(t *testing.T) stream.Operator[float64, window.Result[float64]] {
 		la, err := lookahead.NewHigher[float64](5 * time.Second)
 		require.NoError(t, err, "NewHigher")
-		hop, err := window.NewHopping(10*time.Second, 2*time.Second, window.Func[float64, float64](window.NewMean))
+		hop, err := window.NewHopping(10*time.Second, 2*time.Second, window.FactoryOf[float64, float64](window.NewMean))
 		require.NoError(t, err, "NewHopping")
 		delays := &matchDelay{}
 		return stream.Chain(stream.Chain[float64, lookahead.Match[float64], float64](la, delays), hop)
@@ -165,7 +165,7 @@ func TestTaskCrashRecovery(t *testing.T) {
 	}
 	c1 := trailingCase()
 	check(c1.name, c1.lateness, func(t *testing.T, seed uint64, in stream.Input[float64], log *streamtest.Log[float64]) (int, int) {
-		return streamtest.CheckRecovery(t, seed, in, log, func() stream.Operator[float64, []window.Stats] { return c1.newOp(t) })
+		return streamtest.CheckRecovery(t, seed, in, log, func() stream.Operator[float64, []window.Statistics] { return c1.newOp(t) })
 	})
 	c2 := lookaheadCase()
 	check(c2.name, c2.lateness, func(t *testing.T, seed uint64, in stream.Input[float64], log *streamtest.Log[float64]) (int, int) {
@@ -181,9 +181,9 @@ func TestTaskCrashRecovery(t *testing.T) {
 // after the earliest time the pending results depend on, and the seed is
 // the largest time before it.
 func TestTaskCheckpointMetadata(t *testing.T) {
-	tr, err := window.NewTrailingStats([]time.Duration{10 * time.Second})
-	require.NoError(t, err, "NewTrailingStats")
-	var rec textRecorder[[]window.Stats]
+	tr, err := window.NewTrailingStatistics([]time.Duration{10 * time.Second})
+	require.NoError(t, err, "NewTrailingStatistics")
+	var rec textRecorder[[]window.Statistics]
 	task, err := stream.NewTask(tr, stream.Input[float64]{Lateness: time.Second}, &rec)
 	require.NoError(t, err, "NewTask")
 	in := task.Input()
@@ -233,11 +233,11 @@ func TestTaskCheckpointMetadata(t *testing.T) {
 // back, with no idle timeout (a shared watermark over the six partitions
 // emitted nothing).
 func TestTaskPartitionsIndependent(t *testing.T) {
-	var rec textRecorder[[]window.Stats]
-	tasks := make([]*stream.Task[float64, []window.Stats], 6)
+	var rec textRecorder[[]window.Statistics]
+	tasks := make([]*stream.Task[float64, []window.Statistics], 6)
 	for p := range tasks {
-		tr, err := window.NewTrailingStats([]time.Duration{time.Minute})
-		require.NoError(t, err, "NewTrailingStats")
+		tr, err := window.NewTrailingStatistics([]time.Duration{time.Minute})
+		require.NoError(t, err, "NewTrailingStatistics")
 		tasks[p], err = stream.NewTask(tr, stream.Input[float64]{Lateness: 0}, &rec)
 		require.NoError(t, err, "NewTask")
 	}
@@ -251,17 +251,17 @@ func TestTaskPartitionsIndependent(t *testing.T) {
 // twoInputLogs returns a price partition and the matching moving-statistics
 // partition, the second computed by a task as the moving stage would, so
 // that the two are co-partitioned and the join finds its pairs.
-func twoInputLogs(t *testing.T, r *rand.Rand, n int) ([]logRec[float64], []logRec[[]window.Stats]) {
+func twoInputLogs(t *testing.T, r *rand.Rand, n int) ([]logRec[float64], []logRec[[]window.Statistics]) {
 	prices := messyLog(r, n, 2000)
-	var moving []logRec[[]window.Stats]
+	var moving []logRec[[]window.Statistics]
 	off := int64(0)
-	out := stream.EmitFunc[[]window.Stats](func(e stream.Event[[]window.Stats]) {
+	out := stream.EmitFunc[[]window.Statistics](func(e stream.Event[[]window.Statistics]) {
 		e.Value = slices.Clone(e.Value)
-		moving = append(moving, logRec[[]window.Stats]{off: off, ev: e})
+		moving = append(moving, logRec[[]window.Statistics]{off: off, ev: e})
 		off += 1 + int64(r.IntN(2))
 	})
-	tr, err := window.NewTrailingStats([]time.Duration{3 * time.Second, time.Minute})
-	require.NoError(t, err, "NewTrailingStats")
+	tr, err := window.NewTrailingStatistics([]time.Duration{3 * time.Second, time.Minute})
+	require.NoError(t, err, "NewTrailingStatistics")
 	task, err := stream.NewTask(tr, stream.Input[float64]{Lateness: 2 * time.Second}, out)
 	require.NoError(t, err, "NewTask")
 	for _, l := range prices {
@@ -271,13 +271,13 @@ func twoInputLogs(t *testing.T, r *rand.Rand, n int) ([]logRec[float64], []logRe
 	return prices, moving
 }
 
-func newZScoreTask(t *testing.T, out stream.Emitter[zscore.Scored]) *stream.TwoInputTask[float64, []window.Stats, zscore.Scored] {
+func newZScoreTask(t *testing.T, out stream.Emitter[zscore.Scored]) *stream.TwoInputTask[float64, []window.Statistics, zscore.Scored] {
 	t.Helper()
-	join, err := stream.NewJoin(stream.JoinConfig[float64, []window.Stats]{CopyRight: stream.CopySlice[window.Stats]})
+	join, err := stream.NewJoin(stream.JoinConfig[float64, []window.Statistics]{CopyRight: stream.CopySlice[window.Statistics]})
 	require.NoError(t, err, "NewJoin")
-	op := stream.ChainTwoInput[float64, []window.Stats, stream.Pair[float64, []window.Stats], zscore.Scored](join, zscore.NewOperator())
+	op := stream.ChainTwoInput[float64, []window.Statistics, stream.Pair[float64, []window.Statistics], zscore.Scored](join, zscore.NewOperator())
 	task, err := stream.NewTwoInputTask(op, stream.Input[float64]{Lateness: 2 * time.Second},
-		stream.Input[[]window.Stats]{Lateness: 0}, out)
+		stream.Input[[]window.Statistics]{Lateness: 0}, out)
 	require.NoError(t, err, "NewTwoInputTask")
 	return task
 }
@@ -349,8 +349,8 @@ func TestTwoInputTaskCrashRecovery(t *testing.T) {
 
 // restoreTwo rebuilds a two-input task from checkpoints, replaying each side
 // (in a random interleaving), and returns where each side goes on.
-func restoreTwo(t *testing.T, r *rand.Rand, task *stream.TwoInputTask[float64, []window.Stats, zscore.Scored],
-	cps []stream.InputCheckpoint, prices []logRec[float64], moving []logRec[[]window.Stats]) (int, int) {
+func restoreTwo(t *testing.T, r *rand.Rand, task *stream.TwoInputTask[float64, []window.Statistics, zscore.Scored],
+	cps []stream.InputCheckpoint, prices []logRec[float64], moving []logRec[[]window.Statistics]) (int, int) {
 	t.Helper()
 	start := [2]stream.Checkpoint{{Offset: prices[0].off}, {Offset: moving[0].off}}
 	for _, c := range cps {

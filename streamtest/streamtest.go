@@ -22,7 +22,7 @@
 //		log.Append(e)
 //	}
 //	streamtest.CheckRecovery(t, 1, stream.Input[float64]{Lateness: time.Second}, log,
-//		func() stream.Operator[float64, []window.Stats] { op, _ := window.NewTrailingStats(lengths); return op })
+//		func() stream.Operator[float64, []window.Statistics] { op, _ := window.NewTrailingStatistics(lengths); return op })
 package streamtest
 
 import (

@@ -121,9 +121,9 @@ func TestCheckRecovery(t *testing.T) {
 	t.Logf("seed %d", seed)
 	log := priceLog(seed, 4000)
 	in := stream.Input[float64]{Lateness: time.Second}
-	newStats := func() stream.Operator[float64, []window.Stats] {
-		op, err := window.NewTrailingStats([]time.Duration{5 * time.Second, 30 * time.Second})
-		require.NoError(t, err, "NewTrailingStats")
+	newStats := func() stream.Operator[float64, []window.Statistics] {
+		op, err := window.NewTrailingStatistics([]time.Duration{5 * time.Second, 30 * time.Second})
+		require.NoError(t, err, "NewTrailingStatistics")
 		return op
 	}
 	n, crashes := streamtest.CheckRecovery(t, seed, in, log, newStats)
@@ -131,7 +131,7 @@ func TestCheckRecovery(t *testing.T) {
 	assert.Greater(t, n, 3900, "results")
 
 	var probe probeTB
-	streamtest.CheckRecovery(&probe, seed, in, log, func() stream.Operator[float64, []window.Stats] {
+	streamtest.CheckRecovery(&probe, seed, in, log, func() stream.Operator[float64, []window.Statistics] {
 		return understated{newStats()}
 	})
 	require.NotEmpty(t, probe.errors, "an operator whose Bounds are too small is caught")
@@ -140,7 +140,7 @@ func TestCheckRecovery(t *testing.T) {
 
 // understated claims to look back less than it does.
 type understated struct {
-	stream.Operator[float64, []window.Stats]
+	stream.Operator[float64, []window.Statistics]
 }
 
 func (understated) Bounds() stream.Bounds { return stream.Bounds{Back: time.Second} }

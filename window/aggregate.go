@@ -22,9 +22,15 @@ type Aggregator[V, R any] interface {
 	Reset()
 }
 
-// Func adapts a factory of a concrete aggregator to the factory type Trailing,
-// Tumbling and Hopping take: window.Func(window.NewMean).
-func Func[V, R any, A Aggregator[V, R]](newAgg func() A) func() Aggregator[V, R] {
+// Factory makes the aggregators of an operator: Trailing makes one per key and
+// length, Hopping and Tumbling one per open window (and recycle them with
+// Reset). Each call must return a new, empty aggregator.
+type Factory[V, R any] func() Aggregator[V, R]
+
+// FactoryOf turns the constructor of a concrete aggregator into a Factory:
+// window.FactoryOf(window.NewMean). (A func() *Mean is not a Factory: Go does
+// not convert the result type of a function value.)
+func FactoryOf[V, R any, A Aggregator[V, R]](newAgg func() A) Factory[V, R] {
 	return func() Aggregator[V, R] { return newAgg() }
 }
 

@@ -114,7 +114,7 @@ func TestAggregatorsOnFewValues(t *testing.T) {
 		assert.Equal(t, "c", l.Result(), "last after removing the oldest")
 	})
 	t.Run("func adapter", func(t *testing.T) {
-		newMean := window.Func(window.NewMean)
+		newMean := window.FactoryOf(window.NewMean)
 		a, b := newMean(), newMean()
 		a.Add(1)
 		a.Add(2)

@@ -4,7 +4,7 @@
 // # Trailing windows
 //
 // The trailing window of length W at an event at time t holds the events of the
-// same key with time in (t - W, t]. Trailing and TrailingStats compute several
+// same key with time in (t - W, t]. Trailing and TrailingStatistics compute several
 // lengths at once (the pipeline uses 30s, 1m, 5m, 15m, 30m and 1h) over one
 // shared buffer per key, and emit one result per event as soon as the event
 // reaches them: they rely on the stream.Sequencer's guarantee that each key's
@@ -17,7 +17,8 @@
 // Hopping windows are [start, start + size) with start a multiple of the hop
 // (tumbling windows: hop = size), aligned on the Unix epoch. A window's result
 // is emitted once the watermark passes its end (watermark >= end), on an event
-// with Time = end - 1; empty windows emit nothing.
+// with Time = end - 1; empty windows emit nothing. Windows closed by the same
+// watermark come out in (End, Key) order.
 //
 // # Aggregators and accuracy
 //
@@ -38,9 +39,27 @@
 // An undefined result (the mean of nothing, the sample variance of one value)
 // is NaN.
 //
+// # Conventions
+//
+// Options: a constructor takes everything as arguments (the lengths, or the
+// size and hop, as time.Duration, each a positive whole number of
+// milliseconds, and a Factory of aggregators); there are no option functions
+// and no defaults to forget. Errors: a constructor rejects an invalid argument
+// with an error that wraps ErrBadWindow, to test with errors.Is, and names the
+// argument; Process and Advance return nothing and do not fail. Ownership: the
+// slice Trailing and TrailingStatistics emit is reused and valid only during
+// Emit (copy it to keep it, as stream.CopySlice does); a Result is a value the
+// receiver owns; an operator keeps copies of the values it holds, and owns
+// the aggregators its Factory makes. Concurrency: an operator, and its
+// aggregators, are used by one goroutine at a time, the one that runs it (a
+// stream.Task or Driver); different operators share nothing. Names: the
+// statistics of a window are Statistics, not Stats, which in package stream
+// and mongoio are counters; a Factory makes aggregators, and FactoryOf adapts
+// an aggregator's constructor to one.
+//
 // # Example
 //
-//	tr, _ := window.NewTrailingStats([]time.Duration{30 * time.Second, time.Hour})
+//	tr, _ := window.NewTrailingStatistics([]time.Duration{30 * time.Second, time.Hour})
 //	tr.Process(stream.Event[float64]{Key: "BTCUSDT", Time: t, Value: 99190.48}, out)
-//	// out receives []window.Stats{{Count, Mean, Variance, Std}, ...} for the event.
+//	// out receives []window.Statistics{{Count, Mean, Variance, Std}, ...} for the event.
 package window

@@ -13,7 +13,7 @@ import (
 // is a calendar minute; a window's result comes out once the watermark reaches
 // its end, and a minute without events has no result.
 func ExampleNewTumbling() {
-	means, err := window.NewTumbling(time.Minute, window.Func(window.NewMean))
+	means, err := window.NewTumbling(time.Minute, window.FactoryOf(window.NewMean))
 	if err != nil {
 		panic(err)
 	}
@@ -48,13 +48,13 @@ func ExampleNewTumbling() {
 // event, the count, mean and sample std of the events of its key in the last
 // 1 s and 3 s, (t - W, t]. The std of one event is undefined (null in the
 // pipeline's JSON); a window of equal prices has a std of exactly 0.
-func ExampleNewTrailingStats() {
-	stats, err := window.NewTrailingStats([]time.Duration{time.Second, 3 * time.Second})
+func ExampleNewTrailingStatistics() {
+	stats, err := window.NewTrailingStatistics([]time.Duration{time.Second, 3 * time.Second})
 	if err != nil {
 		panic(err)
 	}
 	base := stream.TimeOf(time.Date(2025, 5, 8, 4, 12, 0, 0, time.UTC))
-	out := stream.EmitFunc[[]window.Stats](func(e stream.Event[[]window.Stats]) {
+	out := stream.EmitFunc[[]window.Statistics](func(e stream.Event[[]window.Statistics]) {
 		fmt.Printf("t=%.1fs", float64(e.Time-base)/1000)
 		for i, name := range []string{"1s", "3s"} {
 			s := e.Value[i]

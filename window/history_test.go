@@ -17,7 +17,7 @@ func sameBits(a, b float64) bool {
 	return math.Float64bits(a) == math.Float64bits(b) || (math.IsNaN(a) && math.IsNaN(b))
 }
 
-func sameStats(a, b Stats) bool {
+func sameStats(a, b Statistics) bool {
 	return a.Count == b.Count && sameBits(a.Mean, b.Mean) && sameBits(a.Variance, b.Variance) && sameBits(a.Std, b.Std)
 }
 
@@ -76,12 +76,12 @@ func TestTrailingStatsDependOnlyOnTheWindow(t *testing.T) {
 	}
 }
 
-func runStats(t *testing.T, lengths []time.Duration, evs []stream.Event[float64]) [][]Stats {
+func runStats(t *testing.T, lengths []time.Duration, evs []stream.Event[float64]) [][]Statistics {
 	t.Helper()
-	tr, err := NewTrailingStats(lengths)
-	require.NoError(t, err, "NewTrailingStats")
-	var out [][]Stats
-	em := stream.EmitFunc[[]Stats](func(e stream.Event[[]Stats]) { out = append(out, append([]Stats(nil), e.Value...)) })
+	tr, err := NewTrailingStatistics(lengths)
+	require.NoError(t, err, "NewTrailingStatistics")
+	var out [][]Statistics
+	em := stream.EmitFunc[[]Statistics](func(e stream.Event[[]Statistics]) { out = append(out, append([]Statistics(nil), e.Value...)) })
 	for _, e := range evs {
 		tr.Process(e, em)
 	}

@@ -2,9 +2,10 @@ package window
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/tidemark-go/tidemark/internal/keyed"
+	"github.com/tidemark-go/tidemark/internal/millis"
 	"github.com/tidemark-go/tidemark/internal/ring"
 	"github.com/tidemark-go/tidemark/stream"
 )
@@ -25,15 +26,21 @@ type Result[R any] struct {
 // nothing. Windows closed by the same watermark are emitted in (End, Key) order.
 //
 // An event is added to each of the ceil(size/hop) windows that hold it: O(1)
-// per event per window. Aggregators are recycled, so there is no heap
-// allocation per event in steady state.
+// per event per window. Each key with open windows has a timer at the end of
+// its oldest one (less 1 ms: the result's time) in one heap on (time, key), so
+// Advance costs O(1) when no window ends and otherwise O(log K) per window it
+// emits (K keys with open windows), taken from the heap in (End, Key) order:
+// no key without a window ending is visited, and nothing is sorted.
+// Aggregators are recycled, so there is no heap allocation per event in
+// steady state.
 type Hopping[V, R any] struct {
 	size, hop stream.Time
-	newAgg    func() Aggregator[V, R]
-	keys      map[string]*hopKey[V, R]
-	free      []Aggregator[V, R]
-	nextEnd   stream.Time // smallest End of any open window
-	closing   []closed[R]
+	newAgg    Factory[V, R]
+	// Per key its open windows, and a timer at the oldest one's End - 1; a
+	// key in a gap between windows (hop > size) has none open and a timer at
+	// the end of the window after the gap, when it is dropped if still empty.
+	keys keyed.Table[hopKey[V, R]]
+	free []Aggregator[V, R]
 }
 
 type hopKey[V, R any] struct {
@@ -46,29 +53,27 @@ type openWindow[V, R any] struct {
 	agg   Aggregator[V, R]
 }
 
-type closed[R any] struct {
-	key string
-	res Result[R]
-}
-
 // NewTumbling returns Hopping windows whose hop is their size.
-func NewTumbling[V, R any](size time.Duration, newAgg func() Aggregator[V, R]) (*Hopping[V, R], error) {
+func NewTumbling[V, R any](size time.Duration, newAgg Factory[V, R]) (*Hopping[V, R], error) {
 	return NewHopping(size, size, newAgg)
 }
 
 // NewHopping returns hopping windows of the given size and hop (both positive
 // whole numbers of milliseconds; a hop larger than the size leaves gaps).
-func NewHopping[V, R any](size, hop time.Duration, newAgg func() Aggregator[V, R]) (*Hopping[V, R], error) {
-	for _, d := range []time.Duration{size, hop} {
-		if d < time.Millisecond || d%time.Millisecond != 0 {
-			return nil, fmt.Errorf("%w: %v is not a positive whole number of milliseconds", ErrBadWindow, d)
-		}
+func NewHopping[V, R any](size, hop time.Duration, newAgg Factory[V, R]) (*Hopping[V, R], error) {
+	sizeMs, err := millis.Positive(size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: size %w", ErrBadWindow, err)
+	}
+	hopMs, err := millis.Positive(hop)
+	if err != nil {
+		return nil, fmt.Errorf("%w: hop %w", ErrBadWindow, err)
 	}
 	if newAgg == nil {
 		return nil, fmt.Errorf("%w: nil aggregator factory", ErrBadWindow)
 	}
-	return &Hopping[V, R]{size: stream.DurationOf(size), hop: stream.DurationOf(hop), newAgg: newAgg,
-		keys: make(map[string]*hopKey[V, R]), nextEnd: stream.MaxTime}, nil
+	return &Hopping[V, R]{size: sizeMs, hop: hopMs, newAgg: newAgg,
+		keys: keyed.New[hopKey[V, R]]()}, nil
 }
 
 func floorTo(t, step stream.Time) stream.Time {
@@ -82,17 +87,19 @@ func floorTo(t, step stream.Time) stream.Time {
 // Process adds e to the windows that hold it, first closing (and emitting)
 // that key's windows that end at or before e.
 func (h *Hopping[V, R]) Process(e stream.Event[V], out stream.Emitter[Result[R]]) {
-	k, ok := h.keys[e.Key]
-	if !ok {
-		k = &hopKey[V, R]{}
-		h.keys[e.Key] = k
-	}
+	ke := h.keys.Get(e.Key)
+	k := &ke.State
 	for k.open.Len() > 0 && k.open.Front().start+h.size <= e.Time {
 		h.emit(e.Key, k.open.PopFront(), out)
 	}
 	last := floorTo(e.Time, h.hop)
-	if last+h.size <= e.Time {
-		return // a gap between windows (hop > size)
+	if last+h.size <= e.Time { // a gap between windows (hop > size)
+		if k.open.Len() == 0 {
+			h.keys.Schedule(ke, last+h.hop+h.size-1)
+		} else {
+			h.keys.Schedule(ke, k.open.Front().start+h.size-1)
+		}
+		return
 	}
 	first := last
 	for first-h.hop+h.size > e.Time {
@@ -103,13 +110,13 @@ func (h *Hopping[V, R]) Process(e stream.Event[V], out stream.Emitter[Result[R]]
 	}
 	for s := first; s <= last; s += h.hop {
 		k.open.PushBack(openWindow[V, R]{start: s, agg: h.agg()})
-		h.nextEnd = min(h.nextEnd, s+h.size)
 	}
 	for i := 0; i < k.open.Len(); i++ {
 		w := k.open.At(i)
 		w.agg.Add(e.Value)
 		w.count++
 	}
+	h.keys.Schedule(ke, k.open.Front().start+h.size-1)
 }
 
 func (h *Hopping[V, R]) agg() Aggregator[V, R] {
@@ -137,40 +144,24 @@ func (h *Hopping[V, R]) Bounds() stream.Bounds {
 
 // Advance emits every window that ends at or before wm, in (End, Key) order.
 func (h *Hopping[V, R]) Advance(wm stream.Time, out stream.Emitter[Result[R]]) {
-	if wm < h.nextEnd {
-		return
+	if h.keys.AnyDue(wm) { // rarely: the check is small enough to inline
+		h.advance(wm, out)
 	}
-	h.nextEnd = stream.MaxTime
-	h.closing = h.closing[:0]
-	for key, k := range h.keys {
-		for k.open.Len() > 0 && k.open.Front().start+h.size <= wm {
-			w := k.open.PopFront()
-			end := w.start + h.size
-			h.closing = append(h.closing, closed[R]{key: key,
-				res: Result[R]{Start: w.start, End: end, Count: w.count, Value: w.agg.Result()}})
-			w.agg.Reset()
-			h.free = append(h.free, w.agg)
+}
+
+// advance is Advance once a timer is due: it takes the keys from the heap in
+// (End - 1, Key) order, one window at a time, so a key with several windows
+// ending comes back at each of their ends.
+func (h *Hopping[V, R]) advance(wm stream.Time, out stream.Emitter[Result[R]]) {
+	for ke := h.keys.PopDue(wm); ke != nil; ke = h.keys.PopDue(wm) {
+		k := &ke.State
+		if k.open.Len() > 0 { // else a key idle since a gap: dropped below
+			h.emit(ke.Key(), k.open.PopFront(), out)
 		}
 		if k.open.Len() == 0 {
-			delete(h.keys, key)
+			h.keys.Delete(ke)
 		} else {
-			h.nextEnd = min(h.nextEnd, k.open.Front().start+h.size)
+			h.keys.Schedule(ke, k.open.Front().start+h.size-1)
 		}
 	}
-	slices.SortFunc(h.closing, func(a, b closed[R]) int {
-		if a.res.End != b.res.End {
-			return int(min(max(a.res.End-b.res.End, -1), 1))
-		}
-		if a.key < b.key {
-			return -1
-		}
-		if a.key > b.key {
-			return 1
-		}
-		return 0
-	})
-	for _, c := range h.closing {
-		out.Emit(stream.Event[Result[R]]{Key: c.key, Time: c.res.End - 1, Value: c.res})
-	}
-	clear(h.closing)
 }

@@ -275,7 +275,7 @@ func checkCount(vals []float64, got int64) string {
 }
 
 func TestHoppingConstructorsRejectBadLengths(t *testing.T) {
-	mean := window.Func(window.NewMean)
+	mean := window.FactoryOf(window.NewMean)
 	tests := []struct {
 		name      string
 		size, hop time.Duration
@@ -363,7 +363,7 @@ func TestHoppingAssignsEventsToEpochAlignedWindows(t *testing.T) {
 				require.Equalf(t, tc.want[i], span{w.key, w.start, w.start + tc.size, int64(len(w.vals))},
 					"the reference agrees with the hand-written window #%d", i)
 			}
-			h, err := window.NewHopping(time.Duration(tc.size)*time.Millisecond, time.Duration(tc.hop)*time.Millisecond, window.Func(window.NewMean))
+			h, err := window.NewHopping(time.Duration(tc.size)*time.Millisecond, time.Duration(tc.hop)*time.Millisecond, window.FactoryOf(window.NewMean))
 			require.NoError(t, err, "constructor")
 			rec, marks := hopReplay(t, h, evs)
 			checkHopping(t, want, tc.size, rec, marks, checkMean)
@@ -384,7 +384,7 @@ func TestHoppingEmitsWhenTheWatermarkReachesTheEnd(t *testing.T) {
 		{"hopping", time.Second, 250 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := window.NewHopping(tc.size, tc.hop, window.Func(window.NewMax))
+			h, err := window.NewHopping(tc.size, tc.hop, window.FactoryOf(window.NewMax))
 			require.NoError(t, err, "constructor")
 			rec := &hopRecorder[float64]{}
 			rec.process(h, stream.Event[float64]{Key: "A", Time: 1_999, Value: 3})
@@ -419,7 +419,7 @@ func TestHoppingAdvanceOrderIsEndThenKey(t *testing.T) {
 	}
 	var first []stream.Event[window.Result[float64]]
 	for run := range 3 {
-		h, err := window.NewHopping(20*time.Millisecond, 5*time.Millisecond, window.Func(window.NewMean))
+		h, err := window.NewHopping(20*time.Millisecond, 5*time.Millisecond, window.FactoryOf(window.NewMean))
 		require.NoError(t, err, "constructor")
 		// Each key's events in time order, the keys interleaved at random: a
 		// different interleaving in every run.
@@ -475,7 +475,7 @@ func TestHoppingRandomAgainstBruteForce(t *testing.T) {
 			size, hop := time.Duration(cfg.size)*time.Millisecond, time.Duration(cfg.hop)*time.Millisecond
 			t.Run(name+"/mean", func(t *testing.T) {
 				t.Logf("seed %d: %d events, %d windows", seed, len(evs), len(want))
-				h, err := window.NewHopping(size, hop, window.Func(window.NewMean))
+				h, err := window.NewHopping(size, hop, window.FactoryOf(window.NewMean))
 				require.NoError(t, err, "constructor")
 				rec, marks := hopReplay(t, h, evs)
 				checkHopping(t, want, cfg.size, rec, marks, checkMean)
@@ -485,10 +485,10 @@ func TestHoppingRandomAgainstBruteForce(t *testing.T) {
 				new   func() window.Aggregator[float64, float64]
 				check func([]float64, float64) string
 			}{
-				{"min", window.Func(window.NewMin), checkMin},
-				{"max", window.Func(window.NewMax), checkMax},
-				{"first", window.Func(window.NewFirst[float64]), checkFirst},
-				{"last", window.Func(window.NewLast[float64]), checkLast},
+				{"min", window.FactoryOf(window.NewMin), checkMin},
+				{"max", window.FactoryOf(window.NewMax), checkMax},
+				{"first", window.FactoryOf(window.NewFirst[float64]), checkFirst},
+				{"last", window.FactoryOf(window.NewLast[float64]), checkLast},
 			} {
 				t.Run(name+"/"+agg.name, func(t *testing.T) {
 					t.Logf("seed %d", seed)
@@ -500,7 +500,7 @@ func TestHoppingRandomAgainstBruteForce(t *testing.T) {
 			}
 			t.Run(name+"/count", func(t *testing.T) {
 				t.Logf("seed %d", seed)
-				h, err := window.NewHopping(size, hop, window.Func(window.NewCount[float64]))
+				h, err := window.NewHopping(size, hop, window.FactoryOf(window.NewCount[float64]))
 				require.NoError(t, err, "constructor")
 				rec, marks := hopReplay(t, h, evs)
 				checkHopping(t, want, cfg.size, rec, marks, checkCount)
@@ -558,7 +558,7 @@ func TestHoppingStdAgainstExact(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := window.NewTumbling(time.Minute, window.Func(window.NewStd))
+			h, err := window.NewTumbling(time.Minute, window.FactoryOf(window.NewStd))
 			require.NoError(t, err, "constructor")
 			rec, marks := hopReplay(t, h, tc.evs)
 			checkHopping(t, hopBrute(tc.evs, 60_000, 60_000), 60_000, rec, marks, func(vals []float64, got float64) string {
@@ -586,6 +586,41 @@ func TestHoppingStdAgainstExact(t *testing.T) {
 				return ""
 			})
 			assert.Len(t, rec.got, 1, "one minute, one result")
+		})
+	}
+}
+
+// TestErrorsNameTheArgument: every constructor's error wraps ErrBadWindow, for
+// errors.Is, and says which argument is wrong and why.
+func TestErrorsNameTheArgument(t *testing.T) {
+	mean := window.FactoryOf(window.NewMean)
+	for _, tc := range []struct {
+		name string
+		err  func() error
+		want string
+	}{
+		{"hopping size", func() error { _, err := window.NewHopping(0, time.Second, mean); return err },
+			"window: invalid window: size 0s is not a positive whole number of milliseconds"},
+		{"hopping hop", func() error { _, err := window.NewHopping(time.Second, 1500*time.Microsecond, mean); return err },
+			"window: invalid window: hop 1.5ms is not a positive whole number of milliseconds"},
+		{"tumbling size", func() error { _, err := window.NewTumbling(-time.Second, mean); return err },
+			"window: invalid window: size -1s is not a positive whole number of milliseconds"},
+		{"trailing length", func() error { _, err := window.NewTrailing([]time.Duration{time.Second, 0}, mean); return err },
+			"window: invalid window: length 0s is not a positive whole number of milliseconds"},
+		{"trailing statistics length", func() error {
+			_, err := window.NewTrailingStatistics([]time.Duration{time.Millisecond / 2})
+			return err
+		},
+			"window: invalid window: length 500µs is not a positive whole number of milliseconds"},
+		{"no lengths", func() error { _, err := window.NewTrailingStatistics(nil); return err },
+			"window: invalid window: no window lengths"},
+		{"nil factory", func() error { _, err := window.NewTumbling[float64, float64](time.Second, nil); return err },
+			"window: invalid window: nil aggregator factory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.err()
+			assert.ErrorIs(t, err, window.ErrBadWindow, "errors.Is(err, ErrBadWindow)")
+			assert.EqualError(t, err, tc.want, "the message")
 		})
 	}
 }

@@ -41,7 +41,7 @@ type Moments struct {
 	m2    float64 // Welford M2 (float mode)
 
 	// The values held, oldest first, for rebuilding after float mode; Add and
-	// Remove maintain them (TrailingStats' shared mode bypasses both).
+	// Remove maintain them (TrailingStatistics' shared mode bypasses both).
 	vals    ring.Deque[float64]
 	added   int64 // values added since the accumulator was last empty
 	removed int64 // values removed since then
@@ -49,7 +49,7 @@ type Moments struct {
 }
 
 // fixed is a fixed-point scale and reference: values are the integers
-// X = x * 2^scale, kept as X - ref. Moments and TrailingStats' shared buffer
+// X = x * 2^scale, kept as X - ref. Moments and TrailingStatistics' shared buffer
 // both use it.
 type fixed struct {
 	scale int     // s: values are integers in units of 2^-s
@@ -407,10 +407,10 @@ func (m *Moments) PopVariance() float64 {
 }
 
 // stats returns count, mean, sample variance and std with a single division.
-func (m *Moments) stats() Stats {
+func (m *Moments) stats() Statistics {
 	if m.float || m.n == 0 {
 		v := m.Variance()
-		return Stats{Count: m.n, Mean: m.Mean(), Variance: v, Std: math.Sqrt(v)}
+		return Statistics{Count: m.n, Mean: m.Mean(), Variance: v, Std: math.Sqrt(v)}
 	}
 	x := *m.vals.Back()
 	return m.finish(m.n, m.meanTerms(x), numerator(m.n, m.s1, m.s2), x)
@@ -462,19 +462,19 @@ func offsetSum(s1 u192, n, d int64) u192 {
 // scale from their mean terms and n*S2 - S1^2 (rounded once), with a single
 // division; x is the newest value.
 //
-// Every path of Moments and TrailingStats computes the mean as meanOf does:
+// Every path of Moments and TrailingStatistics computes the mean as meanOf does:
 // so the mean, like the variance (n*S2 - S1^2 does not depend on the
 // reference), is a function of the values held, bit for bit, whatever came
 // before them, the key's reference and the scale (rounding commutes with
 // scaling by powers of two). A task rebuilt from a checkpoint relies on it.
-func (f *fixed) finish(n int64, mt meanTerms, num, x float64) Stats {
+func (f *fixed) finish(n int64, mt meanTerms, num, x float64) Statistics {
 	if n < 2 {
-		return Stats{Count: n, Mean: x, Variance: math.NaN(), Std: math.NaN()}
+		return Statistics{Count: n, Mean: x, Variance: math.NaN(), Std: math.NaN()}
 	}
 	nf := float64(n)
 	r := 1 / (nf * (nf - 1)) // 1/n = (n-1) r
 	v := num * r * f.inv * f.inv
-	return Stats{Count: n, Mean: meanOf(mt, (nf-1)*r, f.inv, x), Variance: v, Std: math.Sqrt(v)}
+	return Statistics{Count: n, Mean: meanOf(mt, (nf-1)*r, f.inv, x), Variance: v, Std: math.Sqrt(v)}
 }
 
 // meanOf returns the mean from its terms, for recipN = 1/n and a scale of

@@ -8,11 +8,15 @@ import (
 	"time"
 
 	"github.com/tidemark-go/tidemark/internal/keyed"
+	"github.com/tidemark-go/tidemark/internal/millis"
 	"github.com/tidemark-go/tidemark/internal/ring"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
-// ErrBadWindow is wrapped by the errors constructors return for invalid lengths.
+// ErrBadWindow is wrapped by the errors the constructors return for invalid
+// arguments: a length, size or hop that is not a positive whole number of
+// milliseconds, no lengths, or a nil aggregator factory. Test for it with
+// errors.Is.
 var ErrBadWindow = errors.New("window: invalid window")
 
 func toLengths(lengths []time.Duration) ([]stream.Time, int, error) {
@@ -22,10 +26,11 @@ func toLengths(lengths []time.Duration) ([]stream.Time, int, error) {
 	out := make([]stream.Time, len(lengths))
 	largest := 0
 	for i, d := range lengths {
-		if d < time.Millisecond || d%time.Millisecond != 0 {
-			return nil, 0, fmt.Errorf("%w: length %v is not a positive whole number of milliseconds", ErrBadWindow, d)
+		ms, err := millis.Positive(d)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: length %w", ErrBadWindow, err)
 		}
-		out[i] = stream.DurationOf(d)
+		out[i] = ms
 		if out[i] > out[largest] {
 			largest = i
 		}
@@ -50,7 +55,7 @@ func toLengths(lengths []time.Duration) ([]stream.Time, int, error) {
 type Trailing[V, R any] struct {
 	lengths []stream.Time
 	largest int
-	newAgg  func() Aggregator[V, R]
+	newAgg  Factory[V, R]
 	keys    keyed.Table[trailingKey[V, R]]
 	out     []R
 	sweep   stream.Time
@@ -66,7 +71,7 @@ type trailingKey[V, R any] struct {
 
 // NewTrailing returns a Trailing over the given lengths (each a positive whole
 // number of milliseconds), with one aggregator per key and length made by newAgg.
-func NewTrailing[V, R any](lengths []time.Duration, newAgg func() Aggregator[V, R]) (*Trailing[V, R], error) {
+func NewTrailing[V, R any](lengths []time.Duration, newAgg Factory[V, R]) (*Trailing[V, R], error) {
 	ls, largest, err := toLengths(lengths)
 	if err != nil {
 		return nil, err
@@ -78,21 +83,24 @@ func NewTrailing[V, R any](lengths []time.Duration, newAgg func() Aggregator[V, 
 		keys: keyed.New[trailingKey[V, R]](), out: make([]R, len(ls)), sweep: stream.MinTime}, nil
 }
 
-func (tr *Trailing[V, R]) key(k string) *trailingKey[V, R] {
-	s := tr.keys.Get(k)
+// key returns k's state, new if k is new (at time t).
+func (tr *Trailing[V, R]) key(k string, t stream.Time) *trailingKey[V, R] {
+	ke := tr.keys.Get(k)
+	s := &ke.State
 	if s.aggs == nil {
 		s.heads = make([]int64, len(tr.lengths))
 		s.aggs = make([]Aggregator[V, R], len(tr.lengths))
 		for i := range s.aggs {
 			s.aggs[i] = tr.newAgg()
 		}
+		tr.keys.Schedule(ke, idleAt(t, tr.lengths[tr.largest]))
 	}
 	return s
 }
 
 // Process adds e to its key's windows and emits the results at e.
 func (tr *Trailing[V, R]) Process(e stream.Event[V], out stream.Emitter[[]R]) {
-	s := tr.key(e.Key)
+	s := tr.key(e.Key, e.Time)
 	s.buf.PushBack(stream.Event[V]{Time: e.Time, Value: e.Value})
 	s.lastT = e.Time
 	for w, length := range tr.lengths {
@@ -126,26 +134,42 @@ func (tr *Trailing[V, R]) Advance(wm stream.Time, _ stream.Emitter[[]R]) {
 	sweepIdle(&tr.keys, &tr.sweep, wm, tr.lengths[tr.largest], func(s *trailingKey[V, R]) stream.Time { return s.lastT })
 }
 
+// idleAt returns the timer of a key whose last event is at t: the key is idle,
+// its events have all left every window, once the watermark is above it
+// (t + span <= wm).
+func idleAt(t, span stream.Time) stream.Time { return t.Add(span - 1) }
+
 // sweepIdle drops, at most once per span of watermark progress (and at end of
 // input), the state of keys whose last event is span or more behind wm: it has
-// left every window. The sweep costs O(keys), so O(1) amortized per event.
+// left every window. Every key has a timer at or before idleAt(its last
+// event), set when it is created (Process does not move it: an event costs no
+// heap operation); the sweep takes the keys whose timer is due, drops those
+// that are idle and sets the timer of the others to when they will be. A key
+// is taken at most once per sweep, and only if its timer is due: O(log K) per
+// key taken, where the sweep it replaces visited every key.
 func sweepIdle[S any](keys *keyed.Table[S], sweep *stream.Time, wm, span stream.Time, lastT func(*S) stream.Time) {
 	if wm < sweep.Add(span) && wm != stream.MaxTime {
 		return
 	}
 	*sweep = wm
-	keys.Sweep(func(_ string, s *S) bool { return lastT(s) > wm.Add(-span) && wm != stream.MaxTime })
+	for e := keys.PopDue(wm); e != nil; e = keys.PopDue(wm) {
+		if t := lastT(&e.State); t > wm.Add(-span) && wm != stream.MaxTime {
+			keys.Schedule(e, idleAt(t, span)) // idleAt(t) >= wm: not due again in this sweep
+		} else {
+			keys.Delete(e)
+		}
+	}
 }
 
-// Stats is the result of TrailingStats for one window.
-type Stats struct {
+// Statistics is the result of TrailingStatistics for one window.
+type Statistics struct {
 	Count    int64   // number of events in the window
 	Mean     float64 // mean of their values
 	Variance float64 // sample variance (n-1); NaN when Count < 2
 	Std      float64 // sample standard deviation (n-1); NaN when Count < 2
 }
 
-// TrailingStats is Trailing specialised for count, mean, sample variance and std
+// TrailingStatistics is Trailing specialised for count, mean, sample variance and std
 // over float64 values, the statistics of the moving-average stage. Accuracy and
 // exactness are those of Moments. Values must be finite; a non-finite value
 // makes its windows' results NaN while it is held.
@@ -161,11 +185,11 @@ type Stats struct {
 // the statistics with a few floating-point operations and one square root. A
 // value that does not fit the shared scale switches the key to one independent
 // Moments per window until it has left every window.
-type TrailingStats struct {
+type TrailingStatistics struct {
 	lengths []stream.Time
 	largest int
 	keys    keyed.Table[statsKey]
-	out     []Stats
+	out     []Statistics
 	sums    []windowSums // per window, scratch for Process
 	// recip[n] = 1/(n(n-1)) for n >= 2, for as many n as a window has held
 	// (grown by doubling: amortized O(1)): a load instead of a division per
@@ -231,25 +255,28 @@ type statsKey struct {
 	unfitSeq int64
 }
 
-// NewTrailingStats returns a TrailingStats over the given lengths.
-func NewTrailingStats(lengths []time.Duration) (*TrailingStats, error) {
+// NewTrailingStatistics returns a TrailingStatistics over the given lengths.
+func NewTrailingStatistics(lengths []time.Duration) (*TrailingStatistics, error) {
 	ls, largest, err := toLengths(lengths)
 	if err != nil {
 		return nil, err
 	}
-	return &TrailingStats{lengths: ls, largest: largest, keys: keyed.New[statsKey](),
-		out: make([]Stats, len(ls)), sums: make([]windowSums, len(ls)), sweep: stream.MinTime}, nil
+	return &TrailingStatistics{lengths: ls, largest: largest, keys: keyed.New[statsKey](),
+		out: make([]Statistics, len(ls)), sums: make([]windowSums, len(ls)), sweep: stream.MinTime}, nil
 }
 
-func (tr *TrailingStats) key(k string) *statsKey {
-	s := tr.keys.Get(k)
+// key returns k's state, new if k is new (at time t).
+func (tr *TrailingStatistics) key(k string, t stream.Time) *statsKey {
+	ke := tr.keys.Get(k)
+	s := &ke.State
 	if s.acc == nil {
 		tr.init(s)
+		tr.keys.Schedule(ke, idleAt(t, tr.lengths[tr.largest]))
 	}
 	return s
 }
 
-func (tr *TrailingStats) init(s *statsKey) {
+func (tr *TrailingStatistics) init(s *statsKey) {
 	s.heads = make([]int64, len(tr.lengths))
 	s.acc = make([]Moments, len(tr.lengths))
 }
@@ -349,8 +376,8 @@ func (s *statsKey) rebuild(x float64, withX bool) {
 }
 
 // Process adds e to its key's windows and emits the statistics at e.
-func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]Stats]) {
-	s := tr.key(e.Key)
+func (tr *TrailingStatistics) Process(e stream.Event[float64], out stream.Emitter[[]Statistics]) {
+	s := tr.key(e.Key, e.Time)
 	x := e.Value
 	if s.end == s.first {
 		s.float = false
@@ -391,7 +418,7 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 			s.unfitSeq = s.end - 1
 		}
 	}
-	out.Emit(stream.Event[[]Stats]{Key: e.Key, Time: e.Time, Value: tr.out})
+	out.Emit(stream.Event[[]Statistics]{Key: e.Key, Time: e.Time, Value: tr.out})
 }
 
 // shared advances every window to the event at now and computes its statistics
@@ -402,7 +429,7 @@ func (tr *TrailingStats) Process(e stream.Event[float64], out stream.Emitter[[]S
 // sums), then the statistics (floating-point work without branches to
 // mispredict, so that the windows' square roots overlap; 1/(n(n-1)) comes from
 // a table, as divisions would compete with the square roots for one unit).
-func (tr *TrailingStats) shared(s *statsKey, now stream.Time, x float64, dx int64) {
+func (tr *TrailingStatistics) shared(s *statsKey, now stream.Time, x float64, dx int64) {
 	heads := s.heads[:len(tr.lengths)]
 	advance(s.buf, s.mask, heads, tr.lengths, now)
 	sums := tr.sums[:len(heads)]
@@ -483,7 +510,7 @@ func lowSums(sums []windowSums, buf []statsEntry, mask, end int64, heads []int64
 // with recip[n] = 1/(n(n-1)) for every n >= 2 in sums and x the newest value
 // (every window holds it). It reports whether some window holds fewer than 2
 // events: its results are then left for finish to write.
-func statistics(out []Stats, sums []windowSums, recip []float64, inv, x float64) (few bool) {
+func statistics(out []Statistics, sums []windowSums, recip []float64, inv, x float64) (few bool) {
 	out = out[:len(sums)]
 	var fewer int64
 	for w, ws := range sums {
@@ -491,7 +518,7 @@ func statistics(out []Stats, sums []windowSums, recip []float64, inv, x float64)
 		m := float64(ws.n - 1) // n-1, exactly
 		r := recip[ws.n]       // 1/n = (n-1) r
 		v := ws.num * r * inv * inv
-		out[w] = Stats{Count: ws.n, Mean: meanOf(ws.mt, m*r, inv, x), Variance: v, Std: math.Sqrt(v)}
+		out[w] = Statistics{Count: ws.n, Mean: meanOf(ws.mt, m*r, inv, x), Variance: v, Std: math.Sqrt(v)}
 	}
 	return fewer != 0
 }
@@ -517,7 +544,7 @@ func (s *statsKey) wideSums(sums []windowSums, dx int64) {
 }
 
 // growRecip extends recip to cover n, at least doubling it.
-func (tr *TrailingStats) growRecip(n int64) {
+func (tr *TrailingStatistics) growRecip(n int64) {
 	recip := make([]float64, max(n+1, 2*int64(len(tr.recip)), 64))
 	for i := range recip {
 		n := float64(i)
@@ -535,7 +562,7 @@ func b2i(b bool) int64 {
 }
 
 // independent updates every window's own Moments, in independent mode.
-func (tr *TrailingStats) independent(s *statsKey, now stream.Time, x float64) {
+func (tr *TrailingStatistics) independent(s *statsKey, now stream.Time, x float64) {
 	for w, length := range tr.lengths {
 		m := &s.acc[w]
 		h := s.heads[w]
@@ -550,11 +577,11 @@ func (tr *TrailingStats) independent(s *statsKey, now stream.Time, x float64) {
 }
 
 // Bounds implements stream.Operator: a result looks back by the largest length.
-func (tr *TrailingStats) Bounds() stream.Bounds {
+func (tr *TrailingStatistics) Bounds() stream.Bounds {
 	return stream.Bounds{Back: time.Duration(tr.lengths[tr.largest]) * time.Millisecond}
 }
 
 // Advance drops the state of keys whose events have all left the largest window.
-func (tr *TrailingStats) Advance(wm stream.Time, _ stream.Emitter[[]Stats]) {
+func (tr *TrailingStatistics) Advance(wm stream.Time, _ stream.Emitter[[]Statistics]) {
 	sweepIdle(&tr.keys, &tr.sweep, wm, tr.lengths[tr.largest], func(s *statsKey) stream.Time { return s.lastT })
 }

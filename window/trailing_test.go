@@ -16,13 +16,13 @@ import (
 type statsOut struct {
 	keys  []string
 	times []stream.Time
-	stats [][]Stats
+	stats [][]Statistics
 }
 
-func (o *statsOut) Emit(e stream.Event[[]Stats]) {
+func (o *statsOut) Emit(e stream.Event[[]Statistics]) {
 	o.keys = append(o.keys, e.Key)
 	o.times = append(o.times, e.Time)
-	o.stats = append(o.stats, append([]Stats(nil), e.Value...)) // the slice is reused
+	o.stats = append(o.stats, append([]Statistics(nil), e.Value...)) // the slice is reused
 }
 
 // bruteWindow returns the values of key's events with time in (t-w, t].
@@ -38,8 +38,8 @@ func bruteWindow(evs []stream.Event[float64], key string, t, w stream.Time) []fl
 
 func checkTrailing(t *testing.T, lengths []time.Duration, evs []stream.Event[float64]) {
 	t.Helper()
-	tr, err := NewTrailingStats(lengths)
-	require.NoError(t, err, "NewTrailingStats")
+	tr, err := NewTrailingStatistics(lengths)
+	require.NoError(t, err, "NewTrailingStatistics")
 	var out statsOut
 	for _, e := range evs {
 		tr.Process(e, &out)
@@ -92,8 +92,8 @@ func TestTrailingStatsEdges(t *testing.T) {
 			if tt.name == "values that cannot be exact fall back" {
 				// Only the exact part can be held to the exact reference: once
 				// the huge values have left, results are exact again.
-				tr, err := NewTrailingStats(lengths)
-				require.NoError(t, err, "NewTrailingStats")
+				tr, err := NewTrailingStatistics(lengths)
+				require.NoError(t, err, "NewTrailingStatistics")
 				var out statsOut
 				for _, e := range tt.evs {
 					tr.Process(e, &out)
@@ -165,13 +165,13 @@ func TestTrailingStatsWideSums(t *testing.T) {
 	}
 	checkTrailing(t, []time.Duration{30 * time.Millisecond, time.Second}, evs)
 
-	tr, err := NewTrailingStats([]time.Duration{time.Second})
-	require.NoError(t, err, "NewTrailingStats")
+	tr, err := NewTrailingStatistics([]time.Duration{time.Second})
+	require.NoError(t, err, "NewTrailingStatistics")
 	var out statsOut
 	for _, e := range evs {
 		tr.Process(e, &out)
 	}
-	s := tr.keys.Lookup("k")
+	s := &tr.keys.Lookup("k").State
 	require.False(t, s.float, "one shared exact scale holds every value")
 	p1, p2 := s.prefix(s.heads[0])
 	s1, s2 := s.tot1.minus(p1), s.tot2.minus(p2)
@@ -180,8 +180,8 @@ func TestTrailingStatsWideSums(t *testing.T) {
 }
 
 func TestTrailingStatsNoAllocationsInSteadyState(t *testing.T) {
-	tr, err := NewTrailingStats(pipelineLengths)
-	require.NoError(t, err, "NewTrailingStats")
+	tr, err := NewTrailingStatistics(pipelineLengths)
+	require.NoError(t, err, "NewTrailingStatistics")
 	var out sinkStats
 	evs := priceWalk(1<<14, 3)
 	for _, e := range evs {
@@ -198,8 +198,8 @@ func TestTrailingStatsNoAllocationsInSteadyState(t *testing.T) {
 }
 
 func TestTrailingSweepsIdleKeys(t *testing.T) {
-	tr, err := NewTrailingStats([]time.Duration{time.Second})
-	require.NoError(t, err, "NewTrailingStats")
+	tr, err := NewTrailingStatistics([]time.Duration{time.Second})
+	require.NoError(t, err, "NewTrailingStatistics")
 	var out statsOut
 	tr.Process(stream.Event[float64]{Key: "a", Time: 0, Value: 1}, &out)
 	tr.Process(stream.Event[float64]{Key: "b", Time: 5000, Value: 1}, &out)
@@ -209,12 +209,81 @@ func TestTrailingSweepsIdleKeys(t *testing.T) {
 	assert.Equal(t, int64(1), out.stats[2][0].Count, "a starts afresh")
 }
 
+// TestTrailingSweepsLikeAFullScan drives both trailing operators over many
+// keys with random gaps and watermarks, and checks after every Advance that
+// the keys kept are those a scan of every key at each sweep would keep: a key
+// is dropped at the first sweep (once per span of watermark progress) at
+// which its last event is span or more behind the watermark, not earlier.
+func TestTrailingSweepsLikeAFullScan(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, uint64(time.Now().UnixNano())} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Logf("seed %d", seed)
+			r := rand.New(rand.NewPCG(seed, 5))
+			const span = 100
+			lengths := []time.Duration{30 * time.Millisecond, span * time.Millisecond}
+			stats, err := NewTrailingStatistics(lengths)
+			require.NoError(t, err, "NewTrailingStatistics")
+			gen, err := NewTrailing(lengths, FactoryOf[float64, int64](NewCount[float64]))
+			require.NoError(t, err, "NewTrailing")
+			lastT := map[string]stream.Time{} // the reference: every key kept, and its last event
+			sweep, wm := stream.MinTime, stream.MinTime
+			var out statsOut
+			now := stream.Time(0)
+			for step := range 5000 {
+				now += stream.Time(r.IntN(20))
+				if r.IntN(50) == 0 {
+					now += 3 * span
+				}
+				k := fmt.Sprintf("k%d", r.IntN(40))
+				if r.IntN(3) > 0 {
+					e := stream.Event[float64]{Key: k, Time: now, Value: float64(r.IntN(100))}
+					stats.Process(e, &out)
+					gen.Process(e, stream.EmitFunc[[]int64](func(stream.Event[[]int64]) {}))
+					if t, ok := lastT[k]; !ok || t < now {
+						lastT[k] = now
+					}
+					now++ // each key's events in increasing time order
+					continue
+				}
+				wm = max(wm, now-stream.Time(r.IntN(3*span)))
+				if r.IntN(200) == 0 {
+					wm = stream.MaxTime
+				}
+				if wm >= sweep.Add(span) || wm == stream.MaxTime {
+					sweep = wm
+					for k, t := range lastT {
+						if !(t > wm.Add(-span) && wm != stream.MaxTime) {
+							delete(lastT, k)
+						}
+					}
+				}
+				stats.Advance(wm, &out)
+				gen.Advance(wm, nil)
+				for name, table := range map[string]func(string) bool{
+					"TrailingStatistics": func(k string) bool { return stats.keys.Lookup(k) != nil },
+					"Trailing":           func(k string) bool { return gen.keys.Lookup(k) != nil },
+				} {
+					for i := range 40 {
+						k := fmt.Sprintf("k%d", i)
+						_, want := lastT[k]
+						require.Equalf(t, want, table(k), "step %d, %s, watermark %d: key %s kept", step, name, wm, k)
+					}
+				}
+				if wm == stream.MaxTime {
+					return
+				}
+				now = max(now, wm)
+			}
+		})
+	}
+}
+
 func TestTrailingGenericAgainstBruteForce(t *testing.T) {
 	const seed = 21
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, seed))
 	lengths := []time.Duration{5 * time.Millisecond, 20 * time.Millisecond}
-	tr, err := NewTrailing(lengths, Func[float64, float64](NewMax))
+	tr, err := NewTrailing(lengths, FactoryOf[float64, float64](NewMax))
 	require.NoError(t, err, "NewTrailing")
 	var evs []stream.Event[float64]
 	tm := stream.Time(0)
@@ -241,9 +310,9 @@ func TestTrailingGenericAgainstBruteForce(t *testing.T) {
 
 func TestTrailingValidates(t *testing.T) {
 	for _, ls := range [][]time.Duration{nil, {0}, {-time.Second}, {1500 * time.Microsecond}} {
-		_, err := NewTrailingStats(ls)
+		_, err := NewTrailingStatistics(ls)
 		assert.ErrorIs(t, err, ErrBadWindow, "lengths %v", ls)
-		_, err = NewTrailing(ls, Func[float64, float64](NewMean))
+		_, err = NewTrailing(ls, FactoryOf[float64, float64](NewMean))
 		assert.ErrorIs(t, err, ErrBadWindow, "generic, lengths %v", ls)
 	}
 	_, err := NewTrailing[float64, float64]([]time.Duration{time.Second}, nil)
@@ -259,8 +328,8 @@ func TestTrailingStatsRecoversAfterAnOutlier(t *testing.T) {
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, seed))
 	lengths := []time.Duration{50 * time.Millisecond, 200 * time.Millisecond}
-	tr, err := NewTrailingStats(lengths)
-	require.NoError(t, err, "NewTrailingStats")
+	tr, err := NewTrailingStatistics(lengths)
+	require.NoError(t, err, "NewTrailingStatistics")
 	var evs []stream.Event[float64]
 	cents := int64(9_919_048)
 	outlierAt := stream.Time(-1)
@@ -286,20 +355,20 @@ func TestTrailingStatsRecoversAfterAnOutlier(t *testing.T) {
 			checkAccuracy(t, xs, out.stats[i][w].Mean, out.stats[i][w].Variance, fmt.Sprintf("event %d window %v", i, l))
 		}
 	}
-	assert.False(t, tr.keys.Lookup("k").float, "back on the shared exact scale once the outlier left the largest window")
+	assert.False(t, tr.keys.Lookup("k").State.float, "back on the shared exact scale once the outlier left the largest window")
 }
 
 // TestWindowBounds: each window operator reports how far back its results
 // reach, which the runtime's commits and recovery rely on.
 func TestWindowBounds(t *testing.T) {
 	lengths := []time.Duration{30 * time.Second, time.Hour, time.Minute}
-	tr, err := NewTrailing(lengths, Func[float64, float64](NewMean))
+	tr, err := NewTrailing(lengths, FactoryOf[float64, float64](NewMean))
 	require.NoError(t, err, "NewTrailing")
 	assert.Equal(t, stream.Bounds{Back: time.Hour}, tr.Bounds(), "Trailing: the largest length")
-	ts, err := NewTrailingStats(lengths)
-	require.NoError(t, err, "NewTrailingStats")
-	assert.Equal(t, stream.Bounds{Back: time.Hour}, ts.Bounds(), "TrailingStats: the largest length")
-	h, err := NewHopping(5*time.Minute, time.Minute, Func[float64, float64](NewMax))
+	ts, err := NewTrailingStatistics(lengths)
+	require.NoError(t, err, "NewTrailingStatistics")
+	assert.Equal(t, stream.Bounds{Back: time.Hour}, ts.Bounds(), "TrailingStatistics: the largest length")
+	h, err := NewHopping(5*time.Minute, time.Minute, FactoryOf[float64, float64](NewMax))
 	require.NoError(t, err, "NewHopping")
 	assert.Equal(t, stream.Bounds{Back: 5*time.Minute - time.Millisecond}, h.Bounds(),
 		"Hopping: the result at End-1 covers [End-size, End)")

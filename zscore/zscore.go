@@ -1,10 +1,3 @@
-// Package zscore computes z-scores of values against windowed statistics:
-// z = (x - mean) / std, undefined (reported as not ok) when std is undefined
-// (NaN, fewer than two values), zero, or not finite.
-//
-// Of is the function; Operator applies it to the pairs that the timestamp-keyed
-// join (stream.Join) makes of each value and its trailing-window statistics
-// (window.TrailingStats), one score per window.
 package zscore
 
 import (
@@ -51,7 +44,7 @@ type Operator struct {
 func NewOperator() *Operator { return &Operator{} }
 
 // Process emits the scores of e's value against each window's statistics.
-func (o *Operator) Process(e stream.Event[stream.Pair[float64, []window.Stats]], out stream.Emitter[Scored]) {
+func (o *Operator) Process(e stream.Event[stream.Pair[float64, []window.Statistics]], out stream.Emitter[Scored]) {
 	o.out = o.out[:0]
 	for _, st := range e.Value.Right {
 		z, ok := Of(e.Value.Left, st.Mean, st.Std)

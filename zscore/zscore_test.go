@@ -118,11 +118,11 @@ func (s *scoredSink) Emit(e stream.Event[zscore.Scored]) {
 	s.got = append(s.got, e)
 }
 
-type pairEvent = stream.Event[stream.Pair[float64, []window.Stats]]
+type pairEvent = stream.Event[stream.Pair[float64, []window.Statistics]]
 
 func TestOperator(t *testing.T) {
 	nan := math.NaN()
-	stats := []window.Stats{
+	stats := []window.Statistics{
 		{Count: 150, Mean: 99_012.80, Variance: 1.458 * 1.458, Std: 1.458},
 		{Count: 1, Mean: 99_013.20, Variance: nan, Std: nan}, // one event: std undefined
 		{Count: 3, Mean: 99_013.20, Variance: 0, Std: 0},     // all equal: std 0
@@ -133,21 +133,21 @@ func TestOperator(t *testing.T) {
 		in   []pairEvent
 	}{
 		{name: "no events"},
-		{name: "no windows", in: []pairEvent{{Key: "BTCUSDT", Time: 1, Value: stream.Pair[float64, []window.Stats]{Left: 99_013.2}}}},
+		{name: "no windows", in: []pairEvent{{Key: "BTCUSDT", Time: 1, Value: stream.Pair[float64, []window.Statistics]{Left: 99_013.2}}}},
 		{
 			name: "several windows, keys and times",
 			in: []pairEvent{
-				{Key: "BTCUSDT", Time: 1_000, Value: stream.Pair[float64, []window.Stats]{Left: 99_013.2, Right: stats}},
-				{Key: "ETHUSDT", Time: 1_000, Value: stream.Pair[float64, []window.Stats]{Left: 99_090.0, Right: stats[2:]}},
-				{Key: "BTCUSDT", Time: 1_100, Value: stream.Pair[float64, []window.Stats]{Left: 99_012.8, Right: stats[:1]}},
-				{Key: "BTCUSDT", Time: 900, Value: stream.Pair[float64, []window.Stats]{Left: 1, Right: stats[3:]}},
+				{Key: "BTCUSDT", Time: 1_000, Value: stream.Pair[float64, []window.Statistics]{Left: 99_013.2, Right: stats}},
+				{Key: "ETHUSDT", Time: 1_000, Value: stream.Pair[float64, []window.Statistics]{Left: 99_090.0, Right: stats[2:]}},
+				{Key: "BTCUSDT", Time: 1_100, Value: stream.Pair[float64, []window.Statistics]{Left: 99_012.8, Right: stats[:1]}},
+				{Key: "BTCUSDT", Time: 900, Value: stream.Pair[float64, []window.Statistics]{Left: 1, Right: stats[3:]}},
 			},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			op := zscore.NewOperator()
-			var _ stream.Operator[stream.Pair[float64, []window.Stats], zscore.Scored] = op
+			var _ stream.Operator[stream.Pair[float64, []window.Statistics], zscore.Scored] = op
 			out := &scoredSink{}
 			for i, e := range tc.in {
 				op.Process(e, out)
@@ -214,19 +214,21 @@ func exactWindow(t *testing.T, vals []float64) (mean, std *big.Float, zero bool)
 // pipeline is the zscore stage in miniature: each price is joined on (key,
 // time) with its trailing statistics, and the pair is scored.
 type pipeline struct {
-	tr   *window.TrailingStats
-	join *stream.Join[float64, []window.Stats]
+	tr   *window.TrailingStatistics
+	join *stream.Join[float64, []window.Statistics]
 	z    *zscore.Operator
 	out  *scoredSink
 }
 
 // Emit receives the trailing statistics of a price and joins them with it.
-func (p *pipeline) Emit(e stream.Event[[]window.Stats]) { p.join.ProcessRight(e, pairs{p}) }
+func (p *pipeline) Emit(e stream.Event[[]window.Statistics]) { p.join.ProcessRight(e, pairs{p}) }
 
 // pairs receives the joined pairs and scores them.
 type pairs struct{ p *pipeline }
 
-func (p pairs) Emit(e stream.Event[stream.Pair[float64, []window.Stats]]) { p.p.z.Process(e, p.p.out) }
+func (p pairs) Emit(e stream.Event[stream.Pair[float64, []window.Statistics]]) {
+	p.p.z.Process(e, p.p.out)
+}
 
 func (p *pipeline) process(e stream.Event[float64]) {
 	p.join.ProcessLeft(e, pairs{p})
@@ -240,9 +242,9 @@ func (p *pipeline) advance(wm stream.Time) {
 
 func newPipeline(t *testing.T, lengths []time.Duration, out *scoredSink) *pipeline {
 	t.Helper()
-	tr, err := window.NewTrailingStats(lengths)
+	tr, err := window.NewTrailingStatistics(lengths)
 	require.NoError(t, err, "trailing stats")
-	join, err := stream.NewJoin(stream.JoinConfig[float64, []window.Stats]{CopyRight: stream.CopySlice[window.Stats]})
+	join, err := stream.NewJoin(stream.JoinConfig[float64, []window.Statistics]{CopyRight: stream.CopySlice[window.Statistics]})
 	require.NoError(t, err, "join")
 	return &pipeline{tr: tr, join: join, z: zscore.NewOperator(), out: out}
 }

@@ -49,9 +49,9 @@ func BenchmarkOffline(b *testing.B) {
 func BenchmarkEncodeMoving(b *testing.B) {
 	cfg := DefaultConfig()
 	enc := NewEncoder(cfg.Windows, cfg.Horizon)
-	stats := make([]window.Stats, len(cfg.Windows))
+	stats := make([]window.Statistics, len(cfg.Windows))
 	for i := range stats {
-		stats[i] = window.Stats{Count: int64(300 * (i + 1)), Mean: 99190.48 + float64(i)/7, Variance: 2.25 + float64(i)/3}
+		stats[i] = window.Statistics{Count: int64(300 * (i + 1)), Mean: 99190.48 + float64(i)/7, Variance: 2.25 + float64(i)/3}
 		stats[i].Std = math.Sqrt(stats[i].Variance)
 	}
 	var buf []byte

@@ -214,7 +214,7 @@ func AppendPrice(dst []byte, p Price) []byte {
 }
 
 // AppendMoving appends a btc-price-moving record.
-func (e *Encoder) AppendMoving(dst []byte, key string, t stream.Time, stats []window.Stats) []byte {
+func (e *Encoder) AppendMoving(dst []byte, key string, t stream.Time, stats []window.Statistics) []byte {
 	dst = e.appendHead(dst, key, t)
 	dst = append(dst, `,"windows":[`...)
 	for i, st := range stats {

@@ -20,12 +20,12 @@ import (
 
 // fastMoving decodes a btc-price-moving value of the canonical shape; ok is
 // false when b is not of that shape.
-func (c *MovingCodec) fastMoving(b []byte) (e stream.Event[[]window.Stats], ok bool) {
+func (c *MovingCodec) fastMoving(b []byte) (e stream.Event[[]window.Statistics], ok bool) {
 	s := scanner{b: b}
 	var (
 		ts, sym []byte
 		seen    uint8
-		stats   []window.Stats
+		stats   []window.Statistics
 		bad     bool
 	)
 	s.ws()
@@ -56,18 +56,18 @@ func (c *MovingCodec) fastMoving(b []byte) (e stream.Event[[]window.Stats], ok b
 	if err != nil {
 		return e, false
 	}
-	return stream.Event[[]window.Stats]{Key: c.syms.intern(sym), Time: t, Value: stats}, true
+	return stream.Event[[]window.Statistics]{Key: c.syms.intern(sym), Time: t, Value: stats}, true
 }
 
 // fastWindows scans the windows array of a btc-price-moving value.
-func (c *MovingCodec) fastWindows(s *scanner, bad *bool) []window.Stats {
+func (c *MovingCodec) fastWindows(s *scanner, bad *bool) []window.Statistics {
 	if s.i >= len(s.b) || s.b[s.i] != '[' {
 		*bad = true
 		s.value(1)
 		return nil
 	}
 	s.i++
-	stats := make([]window.Stats, 0, len(c.labels))
+	stats := make([]window.Statistics, 0, len(c.labels))
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == ']' {
 		s.i++
@@ -76,7 +76,7 @@ func (c *MovingCodec) fastWindows(s *scanner, bad *bool) []window.Stats {
 	for !s.err && !*bad {
 		s.ws()
 		var (
-			w     = window.Stats{Variance: math.NaN()}
+			w     = window.Statistics{Variance: math.NaN()}
 			label []byte
 			seen  uint8
 		)

@@ -19,10 +19,10 @@ func codecSamples(r *rand.Rand, n int) (moving, zs [][]byte) {
 	cfg := testConfig()
 	enc := NewEncoder(cfg.Windows, cfg.Horizon)
 	for i := range n {
-		stats := make([]window.Stats, len(cfg.Windows))
+		stats := make([]window.Statistics, len(cfg.Windows))
 		scores := make([]zscore.Score, len(cfg.Windows))
 		for w := range stats {
-			stats[w] = window.Stats{Count: int64(1 + r.IntN(1000)), Mean: r.Float64() * math.Pow(10, float64(r.IntN(12)-4))}
+			stats[w] = window.Statistics{Count: int64(1 + r.IntN(1000)), Mean: r.Float64() * math.Pow(10, float64(r.IntN(12)-4))}
 			switch r.IntN(4) {
 			case 0:
 				stats[w].Std = math.NaN()
@@ -88,7 +88,7 @@ func TestFastDecodeSameAsJSON(t *testing.T) {
 	t.Logf("seed %d", seed)
 	moving, zs := codecSamples(rand.New(rand.NewPCG(seed, seed)), 200)
 	mc, zc := NewMovingCodec(testConfig()), NewZScoreCodec(testConfig())
-	mdec := func(b []byte) (stream.Event[[]window.Stats], error) { return mc.Decode(nil, b, 0) }
+	mdec := func(b []byte) (stream.Event[[]window.Statistics], error) { return mc.Decode(nil, b, 0) }
 	zdec := func(b []byte) (stream.Event[ScoredRecord], error) { return zc.Decode(nil, b, 0) }
 	fast := 0
 	for i := range moving {
@@ -121,7 +121,7 @@ func FuzzFastDecode(f *testing.F) {
 	}
 	mc, zc := NewMovingCodec(testConfig()), NewZScoreCodec(testConfig())
 	f.Fuzz(func(t *testing.T, b []byte) {
-		checkSameAsJSON(t, "moving", b, func(b []byte) (stream.Event[[]window.Stats], error) { return mc.Decode(nil, b, 0) }, mc.decodeJSON)
+		checkSameAsJSON(t, "moving", b, func(b []byte) (stream.Event[[]window.Statistics], error) { return mc.Decode(nil, b, 0) }, mc.decodeJSON)
 		checkSameAsJSON(t, "zscore", b, func(b []byte) (stream.Event[ScoredRecord], error) { return zc.Decode(nil, b, 0) }, zc.decodeJSON)
 	})
 }

@@ -72,8 +72,8 @@ func NewMovingStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, er
 func NewZScoreStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
 	return kafkaio.NewTwoInputStage(ZScoreGroup,
 		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness, SkipDeadLetter: true},
-		kafkaio.Input[[]window.Stats]{Topic: Moving.Topic(), Codec: NewMovingCodec(cfg)},
-		func() (stream.TwoInput[float64, []window.Stats, Output], error) { return NewZScoreOperator() },
+		kafkaio.Input[[]window.Statistics]{Topic: Moving.Topic(), Codec: NewMovingCodec(cfg)},
+		func() (stream.TwoInput[float64, []window.Statistics, Output], error) { return NewZScoreOperator() },
 		kafkaio.ToTopic(ZScore.Topic(), NewOutputCodec(cfg)),
 		append([]kafkaio.StageOption{kafkaio.WithDeadLetter(DeadLetterTopic)}, opts...)...)
 }

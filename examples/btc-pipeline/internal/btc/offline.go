@@ -92,7 +92,7 @@ type record struct {
 
 type batch struct {
 	recs    []record
-	stats   []window.Stats
+	stats   []window.Statistics
 	scores  []zscore.Score
 	pending atomic.Int32 // encoders still reading it
 }

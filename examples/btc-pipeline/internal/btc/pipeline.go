@@ -60,7 +60,7 @@ func (k Kind) Topic() string {
 type Output struct {
 	Kind   Kind
 	Price  float64                  // ZScore
-	Stats  []window.Stats           // Moving
+	Stats  []window.Statistics      // Moving
 	Scores []zscore.Score           // ZScore
 	Match  lookahead.Match[float64] // Higher, Lower
 }
@@ -74,13 +74,13 @@ type Output struct {
 // (printed), which is what that stage reads, so that both write the same
 // z-scores.
 type Pipeline struct {
-	moving *window.TrailingStats
-	join   *stream.Join[float64, []window.Stats]
+	moving *window.TrailingStatistics
+	join   *stream.Join[float64, []window.Statistics]
 	z      *zscore.Operator
 	both   *lookahead.HigherLower[float64] // the higher and lower answers together
 
 	out      stream.Emitter[Output]
-	asRead   []window.Stats // the statistics as the moving record prints them
+	asRead   []window.Statistics // the statistics as the moving record prints them
 	movingEm movingEmitter
 	pairEm   pairEmitter
 	zEm      zEmitter
@@ -91,7 +91,7 @@ var _ stream.Operator[float64, Output] = (*Pipeline)(nil)
 
 // NewPipeline builds the operators for cfg.
 func NewPipeline(cfg Config) (*Pipeline, error) {
-	moving, err := window.NewTrailingStats(cfg.Windows)
+	moving, err := window.NewTrailingStatistics(cfg.Windows)
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
@@ -99,7 +99,7 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
-	join, err := stream.NewJoin(stream.JoinConfig[float64, []window.Stats]{CopyRight: stream.CopySlice[window.Stats]})
+	join, err := stream.NewJoin(stream.JoinConfig[float64, []window.Statistics]{CopyRight: stream.CopySlice[window.Statistics]})
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
@@ -132,7 +132,7 @@ func (p *Pipeline) Advance(wm stream.Time, out stream.Emitter[Output]) {
 
 type movingEmitter struct{ p *Pipeline }
 
-func (m *movingEmitter) Emit(e stream.Event[[]window.Stats]) {
+func (m *movingEmitter) Emit(e stream.Event[[]window.Statistics]) {
 	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Moving, Stats: e.Value}})
 	m.p.asRead = AsPrinted(m.p.asRead[:0], e.Value)
 	e.Value = m.p.asRead
@@ -143,16 +143,16 @@ func (m *movingEmitter) Emit(e stream.Event[[]window.Stats]) {
 // prints them, and as a reader of the topic parses them back: mean and std
 // rounded as the text is (printed), the count exact; the variance is not
 // printed and is left NaN.
-func AsPrinted(dst, stats []window.Stats) []window.Stats {
+func AsPrinted(dst, stats []window.Statistics) []window.Statistics {
 	for _, st := range stats {
-		dst = append(dst, window.Stats{Count: st.Count, Mean: printed(st.Mean, 1), Variance: math.NaN(), Std: printed(st.Std, 1)})
+		dst = append(dst, window.Statistics{Count: st.Count, Mean: printed(st.Mean, 1), Variance: math.NaN(), Std: printed(st.Std, 1)})
 	}
 	return dst
 }
 
 type pairEmitter struct{ p *Pipeline }
 
-func (m *pairEmitter) Emit(e stream.Event[stream.Pair[float64, []window.Stats]]) {
+func (m *pairEmitter) Emit(e stream.Event[stream.Pair[float64, []window.Statistics]]) {
 	m.p.z.Process(e, &m.p.zEm)
 }
 

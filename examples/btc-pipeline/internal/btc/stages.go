@@ -133,7 +133,7 @@ type MovingCodec struct {
 	syms   symbols
 }
 
-var _ kafkaio.Codec[[]window.Stats] = (*MovingCodec)(nil)
+var _ kafkaio.Codec[[]window.Statistics] = (*MovingCodec)(nil)
 
 // NewMovingCodec returns a MovingCodec for cfg's windows.
 func NewMovingCodec(cfg Config) *MovingCodec {
@@ -146,7 +146,7 @@ func NewMovingCodec(cfg Config) *MovingCodec {
 
 // Decode implements kafkaio.Codec. The statistics are a new slice for each
 // record: a stage holds decoded events while it waits for the watermark.
-func (c *MovingCodec) Decode(_, value []byte, _ stream.Time) (stream.Event[[]window.Stats], error) {
+func (c *MovingCodec) Decode(_, value []byte, _ stream.Time) (stream.Event[[]window.Statistics], error) {
 	if e, ok := c.fastMoving(value); ok {
 		return e, nil
 	}
@@ -154,39 +154,39 @@ func (c *MovingCodec) Decode(_, value []byte, _ stream.Time) (stream.Event[[]win
 }
 
 // decodeJSON is Decode with encoding/json.
-func (c *MovingCodec) decodeJSON(value []byte) (stream.Event[[]window.Stats], error) {
+func (c *MovingCodec) decodeJSON(value []byte) (stream.Event[[]window.Statistics], error) {
 	if !utf8.Valid(value) { // encoding/json would replace the bad bytes
-		return stream.Event[[]window.Stats]{}, &kafkaio.DecodeError{Kind: "moving-utf8", Err: errNotUTF8}
+		return stream.Event[[]window.Statistics]{}, &kafkaio.DecodeError{Kind: "moving-utf8", Err: errNotUTF8}
 	}
 	var m movingJSON
 	if err := strictJSON(value, &m); err != nil {
-		return stream.Event[[]window.Stats]{}, &kafkaio.DecodeError{Kind: "moving-json", Err: err}
+		return stream.Event[[]window.Statistics]{}, &kafkaio.DecodeError{Kind: "moving-json", Err: err}
 	}
 	t, err := ParseTime([]byte(m.Timestamp))
 	if err != nil || m.Symbol == "" {
-		return stream.Event[[]window.Stats]{}, &kafkaio.DecodeError{Kind: "moving-head", Err: fmt.Errorf("symbol %q, timestamp %q", m.Symbol, m.Timestamp)}
+		return stream.Event[[]window.Statistics]{}, &kafkaio.DecodeError{Kind: "moving-head", Err: fmt.Errorf("symbol %q, timestamp %q", m.Symbol, m.Timestamp)}
 	}
 	if len(m.Windows) != len(c.labels) {
-		return stream.Event[[]window.Stats]{}, &kafkaio.DecodeError{Kind: "moving-windows",
+		return stream.Event[[]window.Statistics]{}, &kafkaio.DecodeError{Kind: "moving-windows",
 			Err: fmt.Errorf("%d windows, the pipeline has %d (%v)", len(m.Windows), len(c.labels), c.labels)}
 	}
-	stats := make([]window.Stats, len(m.Windows))
+	stats := make([]window.Statistics, len(m.Windows))
 	for i, w := range m.Windows {
 		if w.Window != c.labels[i] || w.Avg == nil || w.Count == nil {
-			return stream.Event[[]window.Stats]{}, &kafkaio.DecodeError{Kind: "moving-windows",
+			return stream.Event[[]window.Statistics]{}, &kafkaio.DecodeError{Kind: "moving-windows",
 				Err: fmt.Errorf("window %d is %q (want %q) or lacks avg_price or count", i, w.Window, c.labels[i])}
 		}
 		std := math.NaN()
 		if w.Std != nil {
 			std = *w.Std
 		}
-		stats[i] = window.Stats{Count: *w.Count, Mean: *w.Avg, Variance: math.NaN(), Std: std}
+		stats[i] = window.Statistics{Count: *w.Count, Mean: *w.Avg, Variance: math.NaN(), Std: std}
 	}
-	return stream.Event[[]window.Stats]{Key: m.Symbol, Time: t, Value: stats}, nil
+	return stream.Event[[]window.Statistics]{Key: m.Symbol, Time: t, Value: stats}, nil
 }
 
 // AppendValue implements kafkaio.Codec; it refuses (see OutputCodec).
-func (c *MovingCodec) AppendValue(dst []byte, _ stream.Event[[]window.Stats]) ([]byte, error) {
+func (c *MovingCodec) AppendValue(dst []byte, _ stream.Event[[]window.Statistics]) ([]byte, error) {
 	return dst, errors.New("btc: MovingCodec only decodes")
 }
 
@@ -281,23 +281,23 @@ func strictJSON(b []byte, v any) error {
 // NewMovingOperator returns the moving stage's operator: the trailing
 // statistics of each price, as Output records of Kind Moving.
 func NewMovingOperator(cfg Config) (stream.Operator[float64, Output], error) {
-	tr, err := window.NewTrailingStats(cfg.Windows)
+	tr, err := window.NewTrailingStatistics(cfg.Windows)
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
-	return stream.Chain(stream.Operator[float64, []window.Stats](tr), stream.Operator[[]window.Stats, Output](asOutput[[]window.Stats]{
-		wrap: func(s []window.Stats) Output { return Output{Kind: Moving, Stats: s} }})), nil
+	return stream.Chain(stream.Operator[float64, []window.Statistics](tr), stream.Operator[[]window.Statistics, Output](asOutput[[]window.Statistics]{
+		wrap: func(s []window.Statistics) Output { return Output{Kind: Moving, Stats: s} }})), nil
 }
 
 // NewZScoreOperator returns the zscore stage's operator: the join of each
 // price (left) with its moving record (right), scored, as Output records of
 // Kind ZScore.
-func NewZScoreOperator() (stream.TwoInput[float64, []window.Stats, Output], error) {
-	j, err := stream.NewJoin(stream.JoinConfig[float64, []window.Stats]{CopyRight: stream.CopySlice[window.Stats]})
+func NewZScoreOperator() (stream.TwoInput[float64, []window.Statistics, Output], error) {
+	j, err := stream.NewJoin(stream.JoinConfig[float64, []window.Statistics]{CopyRight: stream.CopySlice[window.Statistics]})
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
-	scored := stream.ChainTwoInput[float64, []window.Stats, stream.Pair[float64, []window.Stats], zscore.Scored](j, zscore.NewOperator())
+	scored := stream.ChainTwoInput[float64, []window.Statistics, stream.Pair[float64, []window.Statistics], zscore.Scored](j, zscore.NewOperator())
 	return stream.ChainTwoInput(scored, stream.Operator[zscore.Scored, Output](asOutput[zscore.Scored]{
 		wrap: func(s zscore.Scored) Output { return Output{Kind: ZScore, Price: s.Value, Scores: s.Scores} }})), nil
 }

@@ -15,10 +15,10 @@ import (
 	"github.com/tidemark-go/tidemark/zscore"
 )
 
-func benchStats(n int) []window.Stats {
-	stats := make([]window.Stats, n)
+func benchStats(n int) []window.Statistics {
+	stats := make([]window.Statistics, n)
 	for i := range stats {
-		stats[i] = window.Stats{Count: int64(300 * (i + 1)), Mean: 99190.48 + float64(i)/7, Variance: 2.25 + float64(i)/3}
+		stats[i] = window.Statistics{Count: int64(300 * (i + 1)), Mean: 99190.48 + float64(i)/7, Variance: 2.25 + float64(i)/3}
 		stats[i].Std = math.Sqrt(stats[i].Variance)
 	}
 	return stats

@@ -25,7 +25,7 @@ type decoder struct {
 	syms    map[string]string
 	moving  *btc.MovingCodec
 	zs      *btc.ZScoreCodec
-	stats   []window.Stats
+	stats   []window.Statistics
 	scores  []zscore.Score
 }
 
@@ -37,7 +37,7 @@ func newDecoder(cfg btc.Config) *decoder {
 		d.movingW = append(d.movingW, `{"window":"`+l+`","avg_price":`)
 		d.zW = append(d.zW, `{"window":"`+l+`","zscore_price":`)
 	}
-	d.stats = make([]window.Stats, len(d.labels))
+	d.stats = make([]window.Statistics, len(d.labels))
 	d.scores = make([]zscore.Score, len(d.labels))
 	return d
 }
@@ -138,7 +138,7 @@ func (d *decoder) intern(b []byte) string {
 
 // decodeMoving decodes a btc-price-moving record; the statistics are valid
 // until the next call.
-func (d *decoder) decodeMoving(b []byte) (string, stream.Time, []window.Stats, error) {
+func (d *decoder) decodeMoving(b []byte) (string, stream.Time, []window.Statistics, error) {
 	l := lex{b: b}
 	sym, t := d.head(&l)
 	l.lit(`"windows":[`)

@@ -511,10 +511,10 @@ func samePoint(a, b point) bool {
 func totalRecords(m model) uint64 { return uint64(m.count()) }
 
 // statsOf and scoresOf turn a point's values back into records.
-func statsOf(v []float64, n int) []window.Stats {
-	out := make([]window.Stats, n)
+func statsOf(v []float64, n int) []window.Statistics {
+	out := make([]window.Statistics, n)
 	for i := range out {
-		out[i] = window.Stats{Mean: v[i], Std: v[n+i], Count: int64(v[2*n+i]), Variance: math.NaN()}
+		out[i] = window.Statistics{Mean: v[i], Std: v[n+i], Count: int64(v[2*n+i]), Variance: math.NaN()}
 	}
 	return out
 }

@@ -277,7 +277,7 @@ func (h *Hub) AddPrice(symbol string, t stream.Time, price float64) {
 
 // AddMoving adds a btc-price-moving record: one Stats per window, in order
 // (Mean, Std and Count are used; a NaN Std is null).
-func (h *Hub) AddMoving(symbol string, t stream.Time, stats []window.Stats) {
+func (h *Hub) AddMoving(symbol string, t stream.Time, stats []window.Statistics) {
 	if len(stats) != h.n {
 		h.addLost()
 		return

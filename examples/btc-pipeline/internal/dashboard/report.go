@@ -63,7 +63,7 @@ func (r *Report) AddPrice(symbol string, t stream.Time, price float64) {
 }
 
 // AddMoving adds a btc-price-moving record (one Stats per window).
-func (r *Report) AddMoving(symbol string, t stream.Time, stats []window.Stats) {
+func (r *Report) AddMoving(symbol string, t stream.Time, stats []window.Statistics) {
 	n := len(r.st.windows)
 	if len(stats) != n {
 		return
