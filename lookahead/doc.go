@@ -29,8 +29,9 @@
 // Options: a constructor takes the horizon as a time.Duration, a positive
 // whole number of milliseconds, and New the predicate; there are no option
 // functions. Errors: a constructor rejects a bad horizon with an error that
-// wraps ErrBadHorizon and a nil predicate with one that wraps ErrBadPredicate,
-// to test with errors.Is; Process and Advance return nothing and do not fail.
+// wraps ErrInvalidHorizon and a nil predicate with one that wraps ErrInvalidPredicate,
+// to test with errors.Is (both match stream.ErrInvalidOption, as every
+// package's invalid-argument sentinel does); Process and Advance return nothing and do not fail.
 // Ownership: an operator keeps a copy of each event's value until its answer
 // is emitted; a Match or Both is a value the receiver owns (a Match's Value is
 // a copy of the answering event's value: a V that holds references shares

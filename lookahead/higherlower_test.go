@@ -53,7 +53,7 @@ func splitBoth[V any](rec *recorder[lookahead.Both[V]]) (higher, lower *recorder
 func TestHigherLowerConstructor(t *testing.T) {
 	for _, h := range []time.Duration{0, -time.Second, time.Millisecond / 2, 1500 * time.Microsecond} {
 		l, err := lookahead.NewHigherLower[float64](h)
-		assert.ErrorIsf(t, err, lookahead.ErrBadHorizon, "horizon %v must be rejected", h)
+		assert.ErrorIsf(t, err, lookahead.ErrInvalidHorizon, "horizon %v must be rejected", h)
 		assert.Nilf(t, l, "no lookahead with the invalid horizon %v", h)
 	}
 	l, err := lookahead.NewHigherLower[float64](20 * time.Second)

@@ -1,7 +1,6 @@
 package lookahead
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -27,14 +26,23 @@ func (m Match[V]) Delay(t, horizon stream.Time) stream.Time {
 }
 
 var (
-	// ErrBadHorizon is wrapped by the errors the constructors return for a
+	// ErrInvalidHorizon is wrapped by the errors the constructors return for a
 	// horizon that is not a positive whole number of milliseconds. Test for
 	// it with errors.Is.
-	ErrBadHorizon = errors.New("lookahead: invalid horizon")
-	// ErrBadPredicate is wrapped by the error New returns for a nil
+	ErrInvalidHorizon error = invalidArgument("lookahead: invalid horizon")
+	// ErrInvalidPredicate is wrapped by the error New returns for a nil
 	// predicate.
-	ErrBadPredicate = errors.New("lookahead: invalid predicate")
+	ErrInvalidPredicate error = invalidArgument("lookahead: invalid predicate")
 )
+
+// invalidArgument is the type of ErrInvalidHorizon and ErrInvalidPredicate:
+// their own message, and stream.ErrInvalidOption beneath it, so that
+// errors.Is recognises an invalid argument of any Tidemark package by
+// stream's sentinel.
+type invalidArgument string
+
+func (e invalidArgument) Error() string { return string(e) }
+func (invalidArgument) Unwrap() error   { return stream.ErrInvalidOption }
 
 type waiting[V any] struct {
 	t     stream.Time
@@ -58,11 +66,11 @@ type Lookahead[V any] struct {
 }
 
 // checkHorizon returns horizon in milliseconds, or an error wrapping
-// ErrBadHorizon if it is not a positive whole number of milliseconds.
+// ErrInvalidHorizon if it is not a positive whole number of milliseconds.
 func checkHorizon(horizon time.Duration) (stream.Time, error) {
 	h, err := millis.Positive(horizon)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrBadHorizon, err)
+		return 0, fmt.Errorf("%w: %w", ErrInvalidHorizon, err)
 	}
 	return h, nil
 }
@@ -75,7 +83,7 @@ func New[V any](horizon time.Duration, pred func(e, f V) bool) (*Lookahead[V], e
 		return nil, err
 	}
 	if pred == nil {
-		return nil, fmt.Errorf("%w: nil", ErrBadPredicate)
+		return nil, fmt.Errorf("%w: nil", ErrInvalidPredicate)
 	}
 	return &Lookahead[V]{horizon: h, pred: pred, keys: keyed.New[keyState[V]]()}, nil
 }

@@ -215,7 +215,7 @@ func TestConstructorsRejectBadHorizons(t *testing.T) {
 		for _, h := range []time.Duration{0, -time.Second, time.Millisecond / 2, 1500 * time.Microsecond} {
 			t.Run(fmt.Sprintf("%s/%v", k.name, h), func(t *testing.T) {
 				l, err := k.make(h)
-				assert.ErrorIs(t, err, lookahead.ErrBadHorizon, "horizon %v must be rejected", h)
+				assert.ErrorIs(t, err, lookahead.ErrInvalidHorizon, "horizon %v must be rejected", h)
 				assert.Nil(t, l, "no lookahead with an invalid horizon")
 			})
 		}
@@ -227,8 +227,8 @@ func TestConstructorsRejectBadHorizons(t *testing.T) {
 	}
 	t.Run("nil predicate", func(t *testing.T) {
 		l, err := lookahead.New[int](time.Second, nil)
-		assert.ErrorIs(t, err, lookahead.ErrBadPredicate, "a nil predicate must be rejected")
-		assert.NotErrorIs(t, err, lookahead.ErrBadHorizon, "the horizon is valid")
+		assert.ErrorIs(t, err, lookahead.ErrInvalidPredicate, "a nil predicate must be rejected")
+		assert.NotErrorIs(t, err, lookahead.ErrInvalidHorizon, "the horizon is valid")
 		assert.Nil(t, l, "no lookahead without a predicate")
 	})
 }
@@ -714,16 +714,18 @@ func TestLookaheadBounds(t *testing.T) {
 	assert.Equal(t, want, any.Bounds(), "Lookahead")
 }
 
-// TestErrorsWrapTheirSentinel: the constructors' errors wrap ErrBadHorizon or
-// ErrBadPredicate, for errors.Is, and say what is wrong.
+// TestErrorsWrapTheirSentinel: the constructors' errors wrap ErrInvalidHorizon or
+// ErrInvalidPredicate, for errors.Is, and say what is wrong.
 func TestErrorsWrapTheirSentinel(t *testing.T) {
 	for _, k := range kinds(farApart) {
 		_, err := k.make(1500 * time.Microsecond)
-		assert.ErrorIsf(t, err, lookahead.ErrBadHorizon, "%s: errors.Is(err, ErrBadHorizon)", k.name)
-		assert.NotErrorIsf(t, err, lookahead.ErrBadPredicate, "%s: the predicate is not the problem", k.name)
+		assert.ErrorIsf(t, err, lookahead.ErrInvalidHorizon, "%s: errors.Is(err, ErrInvalidHorizon)", k.name)
+		assert.ErrorIsf(t, err, stream.ErrInvalidOption, "%s: errors.Is(err, stream.ErrInvalidOption)", k.name)
+		assert.NotErrorIsf(t, err, lookahead.ErrInvalidPredicate, "%s: the predicate is not the problem", k.name)
 		assert.EqualErrorf(t, err, "lookahead: invalid horizon: 1.5ms is not a positive whole number of milliseconds", "%s: the message", k.name)
 	}
 	_, err := lookahead.New[int](time.Second, nil)
-	assert.ErrorIs(t, err, lookahead.ErrBadPredicate, "errors.Is(err, ErrBadPredicate)")
+	assert.ErrorIs(t, err, lookahead.ErrInvalidPredicate, "errors.Is(err, ErrInvalidPredicate)")
+	assert.ErrorIs(t, err, stream.ErrInvalidOption, "errors.Is(err, stream.ErrInvalidOption)")
 	assert.EqualError(t, err, "lookahead: invalid predicate: nil", "the message")
 }

@@ -45,8 +45,9 @@
 // size and hop, as time.Duration, each a positive whole number of
 // milliseconds, and a Factory of aggregators); there are no option functions
 // and no defaults to forget. Errors: a constructor rejects an invalid argument
-// with an error that wraps ErrBadWindow, to test with errors.Is, and names the
-// argument; Process and Advance return nothing and do not fail. Ownership: the
+// with an error that wraps ErrInvalidWindow, to test with errors.Is, and names the
+// argument (ErrInvalidWindow matches stream.ErrInvalidOption, as every
+// package's invalid-argument sentinel does); Process and Advance return nothing and do not fail. Ownership: the
 // slice Trailing and TrailingStatistics emit is reused and valid only during
 // Emit (copy it to keep it, as stream.CopySlice does); a Result is a value the
 // receiver owns; an operator keeps copies of the values it holds, and owns

@@ -63,14 +63,14 @@ func NewTumbling[V, R any](size time.Duration, newAgg Factory[V, R]) (*Hopping[V
 func NewHopping[V, R any](size, hop time.Duration, newAgg Factory[V, R]) (*Hopping[V, R], error) {
 	sizeMs, err := millis.Positive(size)
 	if err != nil {
-		return nil, fmt.Errorf("%w: size %w", ErrBadWindow, err)
+		return nil, fmt.Errorf("%w: size %w", ErrInvalidWindow, err)
 	}
 	hopMs, err := millis.Positive(hop)
 	if err != nil {
-		return nil, fmt.Errorf("%w: hop %w", ErrBadWindow, err)
+		return nil, fmt.Errorf("%w: hop %w", ErrInvalidWindow, err)
 	}
 	if newAgg == nil {
-		return nil, fmt.Errorf("%w: nil aggregator factory", ErrBadWindow)
+		return nil, fmt.Errorf("%w: nil aggregator factory", ErrInvalidWindow)
 	}
 	return &Hopping[V, R]{size: sizeMs, hop: hopMs, newAgg: newAgg,
 		keys: keyed.New[hopKey[V, R]]()}, nil

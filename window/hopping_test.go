@@ -292,11 +292,11 @@ func TestHoppingConstructorsRejectBadLengths(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := window.NewHopping(tc.size, tc.hop, tc.newAgg)
-			assert.ErrorIs(t, err, window.ErrBadWindow, "NewHopping(%v, %v)", tc.size, tc.hop)
+			assert.ErrorIs(t, err, window.ErrInvalidWindow, "NewHopping(%v, %v)", tc.size, tc.hop)
 			assert.Nil(t, h, "no windows from invalid arguments")
 			if tc.size == tc.hop || tc.newAgg == nil {
 				h, err := window.NewTumbling(tc.size, tc.newAgg)
-				assert.ErrorIs(t, err, window.ErrBadWindow, "NewTumbling(%v)", tc.size)
+				assert.ErrorIs(t, err, window.ErrInvalidWindow, "NewTumbling(%v)", tc.size)
 				assert.Nil(t, h, "no windows from invalid arguments")
 			}
 		})
@@ -590,7 +590,7 @@ func TestHoppingStdAgainstExact(t *testing.T) {
 	}
 }
 
-// TestErrorsNameTheArgument: every constructor's error wraps ErrBadWindow, for
+// TestErrorsNameTheArgument: every constructor's error wraps ErrInvalidWindow, for
 // errors.Is, and says which argument is wrong and why.
 func TestErrorsNameTheArgument(t *testing.T) {
 	mean := window.FactoryOf(window.NewMean)
@@ -619,7 +619,8 @@ func TestErrorsNameTheArgument(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.err()
-			assert.ErrorIs(t, err, window.ErrBadWindow, "errors.Is(err, ErrBadWindow)")
+			assert.ErrorIs(t, err, window.ErrInvalidWindow, "errors.Is(err, ErrInvalidWindow)")
+			assert.ErrorIs(t, err, stream.ErrInvalidOption, "errors.Is(err, stream.ErrInvalidOption)")
 			assert.EqualError(t, err, tc.want, "the message")
 		})
 	}

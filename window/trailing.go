@@ -1,7 +1,6 @@
 package window
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -13,22 +12,30 @@ import (
 	"github.com/tidemark-go/tidemark/stream"
 )
 
-// ErrBadWindow is wrapped by the errors the constructors return for invalid
+// ErrInvalidWindow is wrapped by the errors the constructors return for invalid
 // arguments: a length, size or hop that is not a positive whole number of
 // milliseconds, no lengths, or a nil aggregator factory. Test for it with
 // errors.Is.
-var ErrBadWindow = errors.New("window: invalid window")
+var ErrInvalidWindow error = invalidArgument("window: invalid window")
+
+// invalidArgument is the type of ErrInvalidWindow: its own message, and
+// stream.ErrInvalidOption beneath it, so that errors.Is recognises an
+// invalid argument of any Tidemark package by stream's sentinel.
+type invalidArgument string
+
+func (e invalidArgument) Error() string { return string(e) }
+func (invalidArgument) Unwrap() error   { return stream.ErrInvalidOption }
 
 func toLengths(lengths []time.Duration) ([]stream.Time, int, error) {
 	if len(lengths) == 0 {
-		return nil, 0, fmt.Errorf("%w: no window lengths", ErrBadWindow)
+		return nil, 0, fmt.Errorf("%w: no window lengths", ErrInvalidWindow)
 	}
 	out := make([]stream.Time, len(lengths))
 	largest := 0
 	for i, d := range lengths {
 		ms, err := millis.Positive(d)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: length %w", ErrBadWindow, err)
+			return nil, 0, fmt.Errorf("%w: length %w", ErrInvalidWindow, err)
 		}
 		out[i] = ms
 		if out[i] > out[largest] {
@@ -77,7 +84,7 @@ func NewTrailing[V, R any](lengths []time.Duration, newAgg Factory[V, R]) (*Trai
 		return nil, err
 	}
 	if newAgg == nil {
-		return nil, fmt.Errorf("%w: nil aggregator factory", ErrBadWindow)
+		return nil, fmt.Errorf("%w: nil aggregator factory", ErrInvalidWindow)
 	}
 	return &Trailing[V, R]{lengths: ls, largest: largest, newAgg: newAgg,
 		keys: keyed.New[trailingKey[V, R]](), out: make([]R, len(ls)), sweep: stream.MinTime}, nil

@@ -311,12 +311,12 @@ func TestTrailingGenericAgainstBruteForce(t *testing.T) {
 func TestTrailingValidates(t *testing.T) {
 	for _, ls := range [][]time.Duration{nil, {0}, {-time.Second}, {1500 * time.Microsecond}} {
 		_, err := NewTrailingStatistics(ls)
-		assert.ErrorIs(t, err, ErrBadWindow, "lengths %v", ls)
+		assert.ErrorIs(t, err, ErrInvalidWindow, "lengths %v", ls)
 		_, err = NewTrailing(ls, FactoryOf[float64, float64](NewMean))
-		assert.ErrorIs(t, err, ErrBadWindow, "generic, lengths %v", ls)
+		assert.ErrorIs(t, err, ErrInvalidWindow, "generic, lengths %v", ls)
 	}
 	_, err := NewTrailing[float64, float64]([]time.Duration{time.Second}, nil)
-	assert.ErrorIs(t, err, ErrBadWindow, "nil factory")
+	assert.ErrorIs(t, err, ErrInvalidWindow, "nil factory")
 }
 
 // TestTrailingStatsRecoversAfterAnOutlier puts a 0.01 tick among 1e5 prices:
