@@ -1,8 +1,8 @@
 // Package millis holds the one check of the durations operators take (window
 // lengths, hops, sizes and lookahead horizons): event time has millisecond
 // resolution, so each must be a positive whole number of milliseconds. Each
-// public package wraps the error in its own sentinel (window.ErrBadWindow,
-// lookahead.ErrBadHorizon). It is not public API.
+// public package wraps the error in its own sentinel (window.ErrInvalidWindow,
+// lookahead.ErrInvalidHorizon). It is not public API.
 package millis
 
 import (
