@@ -149,10 +149,10 @@ func (o *options) ensureTopics(ctx context.Context, brokers []string) error {
 		}
 		// A refused login or an untrusted certificate stays so: no retries.
 		if hint := connectHint(err); hint != "" {
-			return fmt.Errorf("Kafka at %v: %s: %w", brokers, hint, err)
+			return fmt.Errorf("the Kafka brokers %v: %s: %w", brokers, hint, err)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("Kafka at %v is not reachable: %w", brokers, err)
+			return fmt.Errorf("the Kafka brokers %v are not reachable: %w", brokers, err)
 		}
 		o.log.Warn("Kafka not reachable yet; retrying", "brokers", brokers, "retry_in", backoff, "error", err)
 		select {
