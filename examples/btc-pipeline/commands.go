@@ -161,7 +161,7 @@ func (o *options) newStages(ctx context.Context, s *services, m *metrics, names 
 			st, err = btc.NewBonusStage(o.cfg, opts...)
 		case "load":
 			var mc interface{ Disconnect(context.Context) error }
-			client, cerr := connectMongo(ctx, s.mongoURI)
+			client, cerr := connectMongo(ctx, s.mongoURI, o.log)
 			if cerr != nil {
 				return nil, cerr
 			}

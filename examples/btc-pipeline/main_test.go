@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -224,9 +225,34 @@ func TestNoSecretsInLogs(t *testing.T) {
 	k := embeddedtest.StartKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	defer func(d time.Duration) { mongoWait = d }(mongoWait)
+	mongoWait = 2 * time.Second
 	var stderr syncBuffer
 	code := run(ctx, []string{"load", "--brokers", k.Addrs()[0], "--mongo-uri", "mongodb://user:s3cret@127.0.0.1:1/?authSource=admin"}, nil, io.Discard, &stderr)
 	assert.Equal(t, 1, code, "no MongoDB to connect to; log:\n%s", &stderr)
 	assert.Contains(t, stderr.String(), "MongoDB at mongodb://user:xxxxx@127.0.0.1:1/", "the failure names the server")
 	assert.NotContains(t, stderr.String(), "s3cret", "the password stays out of the log:\n%s", &stderr)
+}
+
+// TestMongoWaitedForAtStart: a store that is down when a command starts is
+// waited for, with a log line per attempt, and used once it is up.
+func TestMongoWaitedForAtStart(t *testing.T) {
+	m := embeddedtest.StartMongo(t)
+	require.NoError(t, m.Stop(), "stop the store")
+	go func() {
+		time.Sleep(3 * time.Second) // longer than a ping's server selection
+		if err := m.Start(); err != nil {
+			t.Errorf("start the store: %v", err)
+		}
+	}()
+	var logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := connectMongo(ctx, m.URI(), slog.New(slog.NewTextHandler(&logs, nil)))
+	require.NoError(t, err, "connect once the store is up; log:\n%s", &logs)
+	defer c.Disconnect(context.Background())
+	assert.Contains(t, logs.String(), "MongoDB not reachable yet; retrying", "the wait is logged")
+	n, err := c.Database("btc").Collection("x").CountDocuments(ctx, map[string]any{})
+	require.NoError(t, err, "the client works")
+	assert.Zero(t, n, "an empty collection")
 }

@@ -177,19 +177,42 @@ func (o *options) ensureTopics(ctx context.Context, brokers []string) error {
 }
 
 // connectMongo connects to uri and checks the server answers.
-func connectMongo(ctx context.Context, uri string) (*mongo.Client, error) {
-	c, err := mongo.Connect(mongoopts.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
+// A store that is not reachable yet is waited for, with capped backoff and a
+// log line per attempt, for up to mongoWait, as ensureTopics waits for Kafka.
+func connectMongo(ctx context.Context, uri string, log *slog.Logger) (*mongo.Client, error) {
+	c, err := mongo.Connect(mongoopts.Client().ApplyURI(uri).SetServerSelectionTimeout(2 * time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("MongoDB at %s: %w", redactURI(uri), err)
+		return nil, fmt.Errorf("the MongoDB URI %s: %w", redactURI(uri), err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := c.Ping(pctx, nil); err != nil {
-		_ = c.Disconnect(context.Background())
-		return nil, fmt.Errorf("MongoDB at %s is not reachable: %w", redactURI(uri), err)
+	backoff := 250 * time.Millisecond
+	deadline := time.Now().Add(mongoWait)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = c.Ping(pctx, nil)
+		cancel()
+		switch {
+		case err == nil:
+			return c, nil
+		case ctx.Err() != nil:
+			_ = c.Disconnect(context.Background())
+			return nil, ctx.Err()
+		case time.Now().After(deadline):
+			_ = c.Disconnect(context.Background())
+			return nil, fmt.Errorf("MongoDB at %s is not reachable: %w", redactURI(uri), err)
+		}
+		log.Warn("MongoDB not reachable yet; retrying", "uri", redactURI(uri), "retry_in", backoff, "error", err)
+		select {
+		case <-ctx.Done():
+			_ = c.Disconnect(context.Background())
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
-	return c, nil
 }
+
+// mongoWait is how long a command waits for MongoDB at start.
+var mongoWait = time.Minute
 
 // redactURI returns a connection URI for logs and messages: without its
 // password, and without any query (which can hold credentials too).
