@@ -2,6 +2,7 @@ package lookahead_test
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/tidemark-go/tidemark/lookahead"
@@ -90,4 +91,30 @@ func ExampleNewHigherLower() {
 	// t= 2.5s  higher_window=20.0 (none)      lower_window=20.0 (none)
 	// t= 4.0s  higher_window=20.0 (none)      lower_window=20.0 (none)
 	// t=30.0s  higher_window=20.0 (none)      lower_window=20.0 (none)
+}
+
+// Any predicate: for each price, the first later price of its key within 5 s
+// that differs from it by 10 or more, in either direction.
+func ExampleNew() {
+	moves, err := lookahead.New(5*time.Second, func(e, f float64) bool { return math.Abs(f-e) >= 10 })
+	if err != nil {
+		panic(err)
+	}
+	out := stream.EmitFunc[lookahead.Match[float64]](func(e stream.Event[lookahead.Match[float64]]) {
+		delay := float64(e.Value.Delay(e.Time, moves.Horizon())) / 1000
+		if e.Value.Found {
+			fmt.Printf("t=%.0fs: moved to %.0f after %.1f s\n", float64(e.Time)/1000, e.Value.Value, delay)
+		} else {
+			fmt.Printf("t=%.0fs: no move within %.1f s\n", float64(e.Time)/1000, delay)
+		}
+	})
+	for i, price := range []float64{100, 105, 111, 95} {
+		moves.Process(stream.Event[float64]{Key: "BTCUSDT", Time: stream.Time(i * 1000), Value: price}, out)
+	}
+	moves.Advance(stream.MaxTime, out) // end of input
+	// Output:
+	// t=0s: moved to 111 after 2.0 s
+	// t=1s: moved to 95 after 2.0 s
+	// t=2s: moved to 95 after 1.0 s
+	// t=3s: no move within 5.0 s
 }
