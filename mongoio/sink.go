@@ -479,11 +479,22 @@ func (s *Sink[T]) flushOnce(ctx context.Context) error {
 func (s *Sink[T]) attempt(ctx context.Context, op func(context.Context) error) error {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.attemptTimeout)
 	defer cancel()
+	deadline, _ := actx.Deadline()
 	err := op(actx)
-	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+	// The driver sets its socket deadlines from actx's, so an attempt that
+	// ran out of time may fail before actx's own timer has fired: compare
+	// with the clock too.
+	if err != nil && ctx.Err() == nil && (actx.Err() != nil || !time.Now().Before(deadline)) && !ctxExpired(ctx) {
 		return retryableError{fmt.Errorf("no answer within the attempt timeout (%v): %w", s.cfg.attemptTimeout, err)}
 	}
 	return err
+}
+
+// ctxExpired reports whether ctx's own deadline has passed, which
+// ctx.Err() may not say yet.
+func ctxExpired(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // nextRetry returns the wait before retry number retry of an operation that
