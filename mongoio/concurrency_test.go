@@ -40,10 +40,10 @@ func TestFlushConcurrency(t *testing.T) {
 	}{
 		{name: "default", want: min(mongoio.DefaultFlushConcurrency, len(windows))},
 		{name: "FerretDB default", ferretDB: true, want: 1},
-		{name: "FerretDB set", ferretDB: true, opts: []mongoio.Option{mongoio.FlushConcurrency(6)}, want: 6},
-		{name: "one at a time", opts: []mongoio.Option{mongoio.FlushConcurrency(1)}, want: 1},
-		{name: "three", opts: []mongoio.Option{mongoio.FlushConcurrency(3)}, want: 3},
-		{name: "more than collections", opts: []mongoio.Option{mongoio.FlushConcurrency(100)}, want: len(windows)},
+		{name: "FerretDB set", ferretDB: true, opts: []mongoio.Option{mongoio.WithFlushConcurrency(6)}, want: 6},
+		{name: "one at a time", opts: []mongoio.Option{mongoio.WithFlushConcurrency(1)}, want: 1},
+		{name: "three", opts: []mongoio.Option{mongoio.WithFlushConcurrency(3)}, want: 3},
+		{name: "more than collections", opts: []mongoio.Option{mongoio.WithFlushConcurrency(100)}, want: len(windows)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -99,7 +99,7 @@ func TestFailedCollectionRetriedAlone(t *testing.T) {
 				}
 				return nil
 			}}
-			s := newSink(t, startFakeServer(t, f), mongoio.FlushConcurrency(6))
+			s := newSink(t, startFakeServer(t, f), mongoio.WithFlushConcurrency(6))
 			writeAll(t, s, zscores(3, 1))
 			require.NoError(t, s.Flush(t.Context()), "flush recovers")
 			commands, docs := callCounts(f.Calls())
@@ -121,7 +121,7 @@ func TestFailedCollectionRetriedAlone(t *testing.T) {
 
 // TestNonTransientErrorInOneCollection fails one collection for good: the
 // flush returns its error at once and keeps its writes; the collections
-// written concurrently are done, and with FlushConcurrency(1) the
+// written concurrently are done, and with WithFlushConcurrency(1) the
 // collections after it are not started.
 func TestNonTransientErrorInOneCollection(t *testing.T) {
 	t.Parallel()
@@ -141,7 +141,7 @@ func TestNonTransientErrorInOneCollection(t *testing.T) {
 				}
 				return nil
 			}}
-			s := newSink(t, startFakeServer(t, f), mongoio.FlushConcurrency(tt.concurrency))
+			s := newSink(t, startFakeServer(t, f), mongoio.WithFlushConcurrency(tt.concurrency))
 			writeAll(t, s, zscores(2, 1))
 			err := s.Flush(t.Context())
 			require.Error(t, err, "flush fails")
@@ -184,9 +184,9 @@ func TestInsertFirstStrategy(t *testing.T) {
 		insert   bool
 	}{
 		{name: "MongoDB default: upserts", insert: false},
-		{name: "MongoDB forced", opts: []mongoio.Option{mongoio.InsertFirst(true)}, insert: true},
+		{name: "MongoDB forced", opts: []mongoio.Option{mongoio.WithInsertFirst()}, insert: true},
 		{name: "FerretDB default: insert first", ferretDB: true, insert: true},
-		{name: "FerretDB forced off", ferretDB: true, opts: []mongoio.Option{mongoio.InsertFirst(false)}, insert: false},
+		{name: "FerretDB forced off", ferretDB: true, opts: []mongoio.Option{mongoio.WithUpsertOnly()}, insert: false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -197,7 +197,7 @@ func TestInsertFirstStrategy(t *testing.T) {
 					}
 					return nil
 				}}
-			s := newSink(t, startFakeServer(t, f), append([]mongoio.Option{mongoio.FlushConcurrency(6)}, tt.opts...)...)
+			s := newSink(t, startFakeServer(t, f), append([]mongoio.Option{mongoio.WithFlushConcurrency(6)}, tt.opts...)...)
 			warmUp(t, s, f)
 			calls := len(f.Calls())
 			writeAll(t, s, zscores(40, 1)) // 40 writes per collection
@@ -350,15 +350,18 @@ func TestInsertFirstSkipsUnchanged(t *testing.T) {
 // same.
 func TestInsertFirstMixed(t *testing.T) {
 	t.Parallel()
-	for _, insertFirst := range []bool{true, false} {
-		name := "insert first"
-		if !insertFirst {
-			name = "upserts only"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		opt         mongoio.Option
+		insertFirst bool
+	}{
+		{name: "insert first", opt: mongoio.WithInsertFirst(), insertFirst: true},
+		{name: "upserts only", opt: mongoio.WithUpsertOnly()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, db := startDB(t)
-			s := newSink(t, db, mongoio.InsertFirst(insertFirst))
+			s := newSink(t, db, tt.opt)
 			writeAll(t, s, zscores(3, 1))
 			require.NoError(t, s.Flush(t.Context()), "first flush")
 			writeAll(t, s, zscores(6, 2)) // events 0-2 exist, 3-5 are new
@@ -374,7 +377,7 @@ func TestInsertFirstMixed(t *testing.T) {
 			assert.Equal(t, int64(18+36), st.Written, "every write acknowledged")
 			assert.Equal(t, int64(36), st.Upserted, "documents created")
 			assert.Zero(t, st.Retries, "no retries")
-			if insertFirst {
+			if tt.insertFirst {
 				assert.Equal(t, int64(6+12), st.Batches, "first flush: inserts; second: inserts and replacements")
 			} else {
 				assert.Equal(t, int64(12), st.Batches, "one bulk write per collection per flush")
@@ -400,7 +403,7 @@ func TestInsertFirstMixed(t *testing.T) {
 			st2 := s.Stats()
 			assert.Equal(t, int64(36), st2.Written-st.Written, "every write of the replay counts as written")
 			assert.Zero(t, st2.Upserted-st.Upserted, "no document created")
-			if insertFirst {
+			if tt.insertFirst {
 				assert.Equal(t, int64(6+1), st2.Batches-st.Batches, "inserts, and one replacement for the changed document")
 			} else {
 				assert.Equal(t, int64(6), st2.Batches-st.Batches, "one bulk write per collection")
@@ -420,7 +423,7 @@ func TestOneCollectionFailsOnFerretDB(t *testing.T) {
 			return mongoio.Route{Collection: "_ferretdb_reserved", Doc: d}, nil
 		}
 		return routeZ(d)
-	}, mongoio.Logger(quietLogger(t)), mongoio.FlushConcurrency(6))
+	}, mongoio.WithLogger(quietLogger(t)), mongoio.WithFlushConcurrency(6))
 	require.NoError(t, err, "NewSink")
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	writeAll(t, s, zscores(2, 1))
@@ -456,7 +459,7 @@ func TestPostgresBackend(t *testing.T) {
 	db := client.Database(fmt.Sprintf("mongoio_%d", time.Now().UnixNano()))
 	t.Cleanup(func() { _ = db.Drop(context.Background()) })
 
-	s := newSink(t, db, mongoio.FlushConcurrency(6))
+	s := newSink(t, db, mongoio.WithFlushConcurrency(6))
 	writeAll(t, s, zscores(40, 1))
 	require.NoError(t, s.Flush(t.Context()), "first flush")
 	writeAll(t, s, zscores(80, 2)) // 40 replaced, 40 new per collection

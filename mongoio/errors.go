@@ -32,14 +32,14 @@ var (
 	ErrRejected = errors.New("mongoio: writes rejected")
 
 	// ErrRetriesExhausted is wrapped, together with the last transient
-	// error, when a flush still fails after [MaxRetries] retries. The
+	// error, when a flush still fails after [WithMaxRetries] retries. The
 	// writes that were not acknowledged stay buffered for the next flush.
 	ErrRetriesExhausted = errors.New("mongoio: retries exhausted")
 
 	// ErrClosed is returned by every method of a [Sink] after [Sink.Close].
 	ErrClosed = errors.New("mongoio: sink closed")
 
-	// ErrBufferFull is wrapped by [Sink.Write] when [MaxBuffered] writes
+	// ErrBufferFull is wrapped by [Sink.Write] when [WithMaxBuffered] writes
 	// are buffered and a flush could not make room: the record was not
 	// buffered.
 	ErrBufferFull = errors.New("mongoio: buffer full")

@@ -44,7 +44,7 @@ func Example() {
 	sink, err := mongoio.NewSink(db, func(z ZScore) (mongoio.Route, error) {
 		// The _id comes from the document itself.
 		return mongoio.Route{Collection: "btc-price-zscore-" + z.Window, Doc: z}, nil
-	}, mongoio.BatchSize(1000))
+	}, mongoio.WithBatchSize(1000))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -54,8 +54,8 @@ type Stats struct {
 	// later write to the same collection and _id replaced them before a flush.
 	Deduplicated int64
 	// Batches counts the successful bulk writes: one per collection per
-	// flush, or more with [InsertFirst] (inserts, then replacements) or
-	// [MaxWritesPerCommand].
+	// flush, or more with [WithInsertFirst] (inserts, then replacements) or
+	// [WithMaxWritesPerCommand].
 	Batches int64
 	// Retries counts the waits after transient errors.
 	Retries int64
@@ -88,11 +88,11 @@ type Sink[T any] struct {
 	// from the server's buildInfo reply.
 	detected bool
 	// perCommand is the most writes per bulk write of replacements:
-	// MaxWritesPerCommand, or, when that is 0, -1 (no limit) or, on
+	// WithMaxWritesPerCommand, or, when that is 0, -1 (no limit) or, on
 	// FerretDB, ferretDBMaxWrites.
 	perCommand int
-	// insertFirst and concurrency: see [InsertFirst] and
-	// [FlushConcurrency]; resolved like perCommand.
+	// insertFirst and concurrency: see [WithInsertFirst] and
+	// [WithFlushConcurrency]; resolved like perCommand.
 	insertFirst bool
 	concurrency int
 	// oneReplace, set on FerretDB, lets only one bulk write of
@@ -101,7 +101,7 @@ type Sink[T any] struct {
 	// replacing is the lock of oneReplace.
 	replacing chan struct{}
 
-	stopBackground context.CancelFunc // nil without FlushInterval
+	stopBackground context.CancelFunc // nil without WithFlushInterval
 	background     sync.WaitGroup
 
 	written, upserted, rejectedN, deduplicated, batches, retries, bufferedN atomic.Int64
@@ -167,10 +167,10 @@ func NewSink[T any](db *mongo.Database, route func(T) (Route, error), opts ...Op
 }
 
 // Write routes rec and buffers its upsert. When the buffer reaches
-// [BatchSize] writes, Write flushes it before returning, under ctx, and
+// [WithBatchSize] writes, Write flushes it before returning, under ctx, and
 // returns the flush's error.
 //
-// When [MaxBuffered] writes are buffered already (the server is away),
+// When [WithMaxBuffered] writes are buffered already (the server is away),
 // Write flushes before it buffers rec, and if that flush cannot make room
 // it returns an error wrapping [ErrBufferFull] and the flush's error.
 //
@@ -209,7 +209,7 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 		// Full: make room first, or refuse the record.
 		flushErr = s.flushLocked(ctx)
 		if s.buffered >= s.cfg.maxBuffered {
-			return fmt.Errorf("%w: %d writes buffered (MaxBuffered) and the flush failed: %w", ErrBufferFull, s.buffered, flushErr)
+			return fmt.Errorf("%w: %d writes buffered (WithMaxBuffered) and the flush failed: %w", ErrBufferFull, s.buffered, flushErr)
 		}
 	}
 	if b == nil {
@@ -251,8 +251,8 @@ func (b *batch[T]) lookup(k idKey) (int, bool) {
 // Flush writes every buffered write and returns when the server has
 // acknowledged them, under the sink's write concern. Each flush sends one
 // unordered bulk write of ReplaceOne upserts per collection (or several,
-// see [MaxWritesPerCommand]; or inserts first, see [InsertFirst]), up to
-// [FlushConcurrency] collections at a time, retrying transient errors as
+// see [WithMaxWritesPerCommand]; or inserts first, see [WithInsertFirst]), up to
+// [WithFlushConcurrency] collections at a time, retrying transient errors as
 // the package documentation describes.
 //
 // Flush returns nil when every write buffered before the call is written.
@@ -473,7 +473,7 @@ func (s *Sink[T]) flushOnce(ctx context.Context) error {
 	}
 }
 
-// attempt runs one attempt of an operation under [AttemptTimeout]. When the
+// attempt runs one attempt of an operation under [WithAttemptTimeout]. When the
 // attempt, not ctx, ran out of time, its error is marked transient and says
 // so.
 func (s *Sink[T]) attempt(ctx context.Context, op func(context.Context) error) error {
@@ -499,14 +499,14 @@ func ctxExpired(ctx context.Context) bool {
 
 // nextRetry returns the wait before retry number retry of an operation that
 // began at began and last failed with err, or the error to give up with
-// when [MaxRetries] or [MaxRetryTime] forbid another retry.
+// when [WithMaxRetries] or [WithMaxRetryTime] forbid another retry.
 func (s *Sink[T]) nextRetry(retry int, began time.Time, err error) (time.Duration, error) {
 	if s.cfg.maxRetries >= 0 && retry >= s.cfg.maxRetries {
 		return 0, fmt.Errorf("%w after %d retries: %w", ErrRetriesExhausted, retry, err)
 	}
 	d := backoff(retry, s.cfg.minBackoff, s.cfg.maxBackoff)
 	if s.cfg.maxRetryTime >= 0 && time.Since(began)+d > s.cfg.maxRetryTime {
-		return 0, fmt.Errorf("%w after %d retries in %v (MaxRetryTime %v): %w", ErrRetriesExhausted, retry,
+		return 0, fmt.Errorf("%w after %d retries in %v (WithMaxRetryTime %v): %w", ErrRetriesExhausted, retry,
 			time.Since(began).Round(time.Millisecond), s.cfg.maxRetryTime, err)
 	}
 	return d, nil
@@ -521,7 +521,7 @@ func (s *Sink[T]) wait(ctx context.Context, d time.Duration, retry int, err erro
 }
 
 // writeAll sends the buffered writes of each collection, up to
-// [FlushConcurrency] collections at a time, in the order collections were
+// [WithFlushConcurrency] collections at a time, in the order collections were
 // first written to. Once a collection's writes fail other than by
 // rejection, it starts no further collection; the collections that
 // succeed are emptied, the others keep the writes not yet made. s.mu must
@@ -606,12 +606,12 @@ func (s *Sink[T]) writeCollection(ctx context.Context, b *batch[T]) error {
 	return nil
 }
 
-// ferretDBMaxWrites is the default [MaxWritesPerCommand] of replacements
+// ferretDBMaxWrites is the default [WithMaxWritesPerCommand] of replacements
 // on FerretDB.
 const ferretDBMaxWrites = 32
 
-// detectServer resolves, once, the defaults of [MaxWritesPerCommand],
-// [InsertFirst] and [FlushConcurrency]: no limit, replacements only and
+// detectServer resolves, once, the defaults of [WithMaxWritesPerCommand],
+// [WithInsertFirst] and [WithFlushConcurrency]: no limit, replacements only and
 // [DefaultFlushConcurrency], except on FerretDB, which says so in its
 // buildInfo reply.
 func (s *Sink[T]) detectServer(ctx context.Context) error {
@@ -658,7 +658,7 @@ func (s *Sink[T]) detectServer(ctx context.Context) error {
 
 var unordered = options.BulkWrite().SetOrdered(false)
 
-// writeBatch sends b's writes: with [InsertFirst], unordered bulk writes of
+// writeBatch sends b's writes: with [WithInsertFirst], unordered bulk writes of
 // inserts, then, leaving out the writes whose document is stored already
 // as it is (see unchanged), the writes the inserts could not make as
 // unordered bulk writes of ReplaceOne upserts; otherwise only the latter.

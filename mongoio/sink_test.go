@@ -85,7 +85,7 @@ func startDB(t *testing.T) (*embedded.Mongo, *mongo.Database) {
 
 func newSink(t *testing.T, db *mongo.Database, opts ...mongoio.Option) *mongoio.Sink[zscore] {
 	t.Helper()
-	opts = append([]mongoio.Option{mongoio.Logger(quietLogger(t)), mongoio.Backoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
+	opts = append([]mongoio.Option{mongoio.WithLogger(quietLogger(t)), mongoio.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
 	s, err := mongoio.NewSink(db, routeZ, opts...)
 	require.NoError(t, err, "NewSink")
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
@@ -118,9 +118,9 @@ func TestUpsertIdempotent(t *testing.T) {
 		opts []mongoio.Option
 		n    int // events; documents are n per window
 	}{
-		{name: "batches of 7", n: 5, opts: []mongoio.Option{mongoio.BatchSize(7)}},
+		{name: "batches of 7", n: 5, opts: []mongoio.Option{mongoio.WithBatchSize(7)}},
 		{name: "one batch", n: 5},
-		{name: "explicit command cap", n: 10, opts: []mongoio.Option{mongoio.MaxWritesPerCommand(4)}},
+		{name: "explicit command cap", n: 10, opts: []mongoio.Option{mongoio.WithMaxWritesPerCommand(4)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,7 +164,7 @@ func TestFerretDBCommandCap(t *testing.T) {
 	s, err := mongoio.NewSink(db, func(d zscore) (mongoio.Route, error) {
 		d.ID = d.Window + "|" + d.ID
 		return mongoio.Route{Collection: "one", Doc: d}, nil
-	}, mongoio.Logger(quietLogger(t)))
+	}, mongoio.WithLogger(quietLogger(t)))
 	require.NoError(t, err, "NewSink")
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -228,7 +228,7 @@ func TestRouting(t *testing.T) {
 func TestBatchSize(t *testing.T) {
 	t.Parallel()
 	_, db := startDB(t)
-	s := newSink(t, db, mongoio.BatchSize(10))
+	s := newSink(t, db, mongoio.WithBatchSize(10))
 	writeAll(t, s, zscores(4, 100)) // 24 writes: two automatic flushes
 	st := s.Stats()
 	assert.Equal(t, int64(20), st.Written, "two full batches written by Write")
@@ -255,7 +255,7 @@ func TestServerRestart(t *testing.T) {
 			m, db := startDB(t)
 			// Bulk writes of 8: the 300 documents take about 50 bulk
 			// writes (inserts are fast), so the server stops in the middle.
-			s := newSink(t, db, mongoio.MaxRetries(-1), mongoio.BatchSize(1_000_000), mongoio.MaxWritesPerCommand(8))
+			s := newSink(t, db, mongoio.WithMaxRetries(-1), mongoio.WithBatchSize(1_000_000), mongoio.WithMaxWritesPerCommand(8))
 
 			// A first flush opens connections, which the outage breaks.
 			// Its documents are replaced by the next flush, the others
@@ -314,7 +314,7 @@ func TestServerRestart(t *testing.T) {
 func TestRetriesExhausted(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.MaxRetries(2), mongoio.Backoff(10*time.Millisecond, 10*time.Millisecond))
+	s := newSink(t, db, mongoio.WithMaxRetries(2), mongoio.WithBackoff(10*time.Millisecond, 10*time.Millisecond))
 	writeAll(t, s, zscores(2, 1))
 	require.NoError(t, m.Stop(), "stop the server")
 
@@ -343,7 +343,7 @@ func TestRetriesExhausted(t *testing.T) {
 func TestWriteWaitsUnderContext(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.MaxRetries(-1), mongoio.FlushInterval(time.Millisecond))
+	s := newSink(t, db, mongoio.WithMaxRetries(-1), mongoio.WithFlushInterval(time.Millisecond))
 	require.NoError(t, m.Stop(), "stop the server")
 	writeAll(t, s, zscores(1, 1)[:1])
 	require.Eventually(t, func() bool { return s.Stats().Retries > 0 }, 10*time.Second, time.Millisecond,
@@ -464,7 +464,7 @@ func TestRejectedWrites(t *testing.T) {
 			_, db := startDB(t)
 			s, err := mongoio.NewSink(db, func(r rec) (mongoio.Route, error) {
 				return mongoio.Route{Collection: "rejects", ID: r.ID, Doc: r.Doc}, nil
-			}, mongoio.Logger(quietLogger(t)))
+			}, mongoio.WithLogger(quietLogger(t)))
 			require.NoError(t, err, "NewSink")
 			t.Cleanup(func() { _ = s.Close(context.Background()) })
 			if tt.unique {
@@ -516,7 +516,7 @@ func TestNonTransientError(t *testing.T) {
 	// FerretDB refuses this collection name, which MongoDB accepts.
 	s, err := mongoio.NewSink(db, func(i int) (mongoio.Route, error) {
 		return mongoio.Route{Collection: "_ferretdb_reserved", ID: i, Doc: bson.D{}}, nil
-	}, mongoio.Logger(quietLogger(t)))
+	}, mongoio.WithLogger(quietLogger(t)))
 	require.NoError(t, err, "NewSink")
 	require.NoError(t, s.Write(t.Context(), 1), "write")
 	err = s.Flush(t.Context())
@@ -539,8 +539,8 @@ func TestHungServer(t *testing.T) {
 	t.Parallel()
 	f := &fakeServer{hang: true}
 	db := startFakeServer(t, f)
-	s := newSink(t, db, mongoio.AttemptTimeout(300*time.Millisecond), mongoio.MaxRetryTime(2*time.Second),
-		mongoio.MaxRetries(-1), mongoio.Backoff(50*time.Millisecond, 200*time.Millisecond))
+	s := newSink(t, db, mongoio.WithAttemptTimeout(300*time.Millisecond), mongoio.WithMaxRetryTime(2*time.Second),
+		mongoio.WithMaxRetries(-1), mongoio.WithBackoff(50*time.Millisecond, 200*time.Millisecond))
 	writeAll(t, s, zscores(3, 1))
 	began := time.Now()
 	err := s.Flush(t.Context())
@@ -562,8 +562,8 @@ func TestHungServer(t *testing.T) {
 func TestMaxRetryTime(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.MaxRetries(-1), mongoio.MaxRetryTime(1500*time.Millisecond),
-		mongoio.Backoff(20*time.Millisecond, 100*time.Millisecond))
+	s := newSink(t, db, mongoio.WithMaxRetries(-1), mongoio.WithMaxRetryTime(1500*time.Millisecond),
+		mongoio.WithBackoff(20*time.Millisecond, 100*time.Millisecond))
 	writeAll(t, s, zscores(1, 1))
 	require.NoError(t, m.Stop(), "stop the server")
 	began := time.Now()
@@ -585,7 +585,7 @@ func TestMaxRetryTime(t *testing.T) {
 func TestBufferBounded(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.BatchSize(2), mongoio.MaxBuffered(5), mongoio.MaxRetries(0))
+	s := newSink(t, db, mongoio.WithBatchSize(2), mongoio.WithMaxBuffered(5), mongoio.WithMaxRetries(0))
 	require.NoError(t, m.Stop(), "stop the server")
 	docs := zscores(2, 1) // 12 records, one collection per window
 	var full, accepted int
@@ -624,8 +624,8 @@ func TestBufferBounded(t *testing.T) {
 func TestCloseDuringOutage(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.MaxRetries(1), mongoio.Backoff(10*time.Millisecond, 10*time.Millisecond),
-		mongoio.FlushInterval(10*time.Millisecond))
+	s := newSink(t, db, mongoio.WithMaxRetries(1), mongoio.WithBackoff(10*time.Millisecond, 10*time.Millisecond),
+		mongoio.WithFlushInterval(10*time.Millisecond))
 	writeAll(t, s, zscores(1, 1))
 	require.NoError(t, m.Stop(), "stop the server")
 	writeAll(t, s, zscores(2, 2)[6:])
@@ -653,25 +653,25 @@ func TestOptionValidation(t *testing.T) {
 	}{
 		{name: "defaults", ok: true},
 		{name: "everything set", ok: true, opts: []mongoio.Option{
-			mongoio.BatchSize(1), mongoio.FlushInterval(time.Second), mongoio.MaxRetries(0),
-			mongoio.Backoff(time.Millisecond, time.Millisecond), mongoio.WriteConcern(writeconcern.W1()),
-			mongoio.MaxWritesPerCommand(1), mongoio.Logger(nil), mongoio.FlushConcurrency(1),
-			mongoio.InsertFirst(false),
+			mongoio.WithBatchSize(1), mongoio.WithFlushInterval(time.Second), mongoio.WithMaxRetries(0),
+			mongoio.WithBackoff(time.Millisecond, time.Millisecond), mongoio.WithWriteConcern(writeconcern.W1()),
+			mongoio.WithMaxWritesPerCommand(1), mongoio.WithLogger(nil), mongoio.WithFlushConcurrency(1),
+			mongoio.WithUpsertOnly(),
 		}},
-		{name: "unbounded retries", ok: true, opts: []mongoio.Option{mongoio.MaxRetries(-1)}},
-		{name: "inherited write concern", ok: true, opts: []mongoio.Option{mongoio.WriteConcern(nil)}},
+		{name: "unbounded retries", ok: true, opts: []mongoio.Option{mongoio.WithMaxRetries(-1)}},
+		{name: "inherited write concern", ok: true, opts: []mongoio.Option{mongoio.WithWriteConcern(nil)}},
 		{name: "nil database", db: nil},
 		{name: "nil route", route: nil},
 		{name: "nil option", opts: []mongoio.Option{nil}},
-		{name: "zero batch size", opts: []mongoio.Option{mongoio.BatchSize(0)}},
-		{name: "negative flush interval", opts: []mongoio.Option{mongoio.FlushInterval(-time.Second)}},
-		{name: "negative writes per command", opts: []mongoio.Option{mongoio.MaxWritesPerCommand(-1)}},
-		{name: "zero flush concurrency", opts: []mongoio.Option{mongoio.FlushConcurrency(0)}},
-		{name: "retries below -1", opts: []mongoio.Option{mongoio.MaxRetries(-2)}},
-		{name: "zero backoff", opts: []mongoio.Option{mongoio.Backoff(0, time.Second)}},
-		{name: "backoff max below min", opts: []mongoio.Option{mongoio.Backoff(time.Second, time.Millisecond)}},
-		{name: "unacknowledged write concern", opts: []mongoio.Option{mongoio.WriteConcern(writeconcern.Unacknowledged())}},
-		{name: "invalid write concern", opts: []mongoio.Option{mongoio.WriteConcern(&writeconcern.WriteConcern{W: -1})}},
+		{name: "zero batch size", opts: []mongoio.Option{mongoio.WithBatchSize(0)}},
+		{name: "negative flush interval", opts: []mongoio.Option{mongoio.WithFlushInterval(-time.Second)}},
+		{name: "negative writes per command", opts: []mongoio.Option{mongoio.WithMaxWritesPerCommand(-1)}},
+		{name: "zero flush concurrency", opts: []mongoio.Option{mongoio.WithFlushConcurrency(0)}},
+		{name: "retries below -1", opts: []mongoio.Option{mongoio.WithMaxRetries(-2)}},
+		{name: "zero backoff", opts: []mongoio.Option{mongoio.WithBackoff(0, time.Second)}},
+		{name: "backoff max below min", opts: []mongoio.Option{mongoio.WithBackoff(time.Second, time.Millisecond)}},
+		{name: "unacknowledged write concern", opts: []mongoio.Option{mongoio.WithWriteConcern(writeconcern.Unacknowledged())}},
+		{name: "invalid write concern", opts: []mongoio.Option{mongoio.WithWriteConcern(&writeconcern.WriteConcern{W: -1})}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -735,7 +735,7 @@ func TestEnsureIndexes(t *testing.T) {
 func TestFlushInterval(t *testing.T) {
 	t.Parallel()
 	_, db := startDB(t)
-	s := newSink(t, db, mongoio.FlushInterval(20*time.Millisecond))
+	s := newSink(t, db, mongoio.WithFlushInterval(20*time.Millisecond))
 	writeAll(t, s, zscores(2, 1))
 	require.Eventually(t, func() bool { return s.Stats().Written == 12 }, 10*time.Second, 10*time.Millisecond,
 		"background flush writes the buffer")
@@ -762,7 +762,7 @@ func TestClose(t *testing.T) {
 func TestConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	_, db := startDB(t)
-	s := newSink(t, db, mongoio.BatchSize(50), mongoio.FlushInterval(5*time.Millisecond))
+	s := newSink(t, db, mongoio.WithBatchSize(50), mongoio.WithFlushInterval(5*time.Millisecond))
 	const writers, perWriter = 4, 60
 	var wg sync.WaitGroup
 	for w := range writers {

@@ -57,7 +57,7 @@ func NewLoader(db *mongo.Database, cfg Config, log *slog.Logger, opts ...mongoio
 	}
 	sink, err := mongoio.NewSink(db, func(d ZDoc) (mongoio.Route, error) {
 		return mongoio.Route{Collection: Collection(d.Window), Doc: d}, nil
-	}, append([]mongoio.Option{mongoio.Logger(log)}, opts...)...)
+	}, append([]mongoio.Option{mongoio.WithLogger(log)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("btc: loader: %w", err)
 	}
