@@ -78,7 +78,7 @@ func ExampleNewSink() {
 		log.Fatal(err)
 	}
 	fmt.Printf("%+v\n", sink.Stats())
-	if err := sink.Close(); err != nil {
+	if err := sink.Close(ctx); err != nil {
 		log.Fatal(err)
 	}
 	// Output: {Written:3 Acked:3 Failed:0 Resent:0 Outages:0}

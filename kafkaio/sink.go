@@ -77,9 +77,12 @@ type Sink[T any] struct {
 		last      *ProduceError // the latest retriable failure
 	}
 
-	acksDone  chan struct{}
-	pool      sync.Pool
-	closeOnce sync.Once
+	acksDone chan struct{}
+	pool     sync.Pool
+	// closing, a lock that waits under a context, serializes Closes and
+	// guards closeDone and closeErr.
+	closing   chan struct{}
+	closeDone bool
 	closeErr  error
 
 	stats struct{ written, acked, failed, resent, outages atomic.Uint64 }
@@ -158,6 +161,7 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 		log:      cfg.logger,
 		delivery: cmp.Or(cfg.delivery, DefaultDeliveryTimeout),
 		acksDone: make(chan struct{}),
+		closing:  make(chan struct{}, 1),
 	}
 	go s.acks()
 	return s, nil
@@ -261,22 +265,31 @@ func (s *Sink[T]) waitOutage(ctx context.Context) error {
 // is acknowledged (or failed), then returns the first delivery error, if any.
 // Concurrent Writes delay it. If ctx is done first it returns ctx.Err().
 func (s *Sink[T]) Flush(ctx context.Context) error {
-	if s.inflight.Load() != 0 {
-		s.mu.Lock()
-		if s.inflight.Load() == 0 {
-			s.mu.Unlock()
-		} else {
-			w := make(chan struct{})
-			s.waiters = append(s.waiters, w)
-			s.mu.Unlock()
-			select {
-			case <-w:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	if err := s.drain(ctx); err != nil {
+		return err
 	}
 	return s.err()
+}
+
+// drain waits until no record is in flight, or returns ctx.Err().
+func (s *Sink[T]) drain(ctx context.Context) error {
+	if s.inflight.Load() == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	if s.inflight.Load() == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	w := make(chan struct{})
+	s.waiters = append(s.waiters, w)
+	s.mu.Unlock()
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Stats returns the counts so far.
@@ -285,28 +298,45 @@ func (s *Sink[T]) Stats() SinkStats {
 		Resent: s.stats.resent.Load(), Outages: s.stats.outages.Load()}
 }
 
-// Close waits for the records in flight (through an outage, for up to the
-// delivery timeout), stops the producer and closes the client if WithBrokers
-// made it. It returns the delivery error of any failed record, like Flush.
-// Close is idempotent; Write returns ErrClosed afterwards.
-func (s *Sink[T]) Close() error {
-	s.closeOnce.Do(func() {
-		s.gate.Lock()
-		s.closed = true
-		s.gate.Unlock()
-		// Held records are resent on the producer, so it stays open until
-		// nothing is in flight.
-		_ = s.Flush(context.Background())
-		s.prod.AsyncClose()
-		<-s.acksDone
-		errs := []error{s.err()}
-		if s.own {
-			if err := s.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-				errs = append(errs, fmt.Errorf("kafkaio: close client: %w", err))
-			}
+// Close refuses further Writes (they return ErrClosed), waits under ctx for
+// the records in flight (through an outage, for up to the delivery timeout),
+// stops the producer and closes the client if WithBrokers made it. It returns
+// the delivery error of any failed record, like Flush.
+//
+// If ctx is done before every record in flight is acknowledged or failed,
+// Close returns an error wrapping ctx.Err() that says how many are left, and
+// leaves the producer running with them, so that none is dropped: call Close
+// again (a caller that commits input positions after Close must not commit
+// them then). Once Close has stopped the producer, later calls return what
+// it returned. Close is safe for concurrent use.
+func (s *Sink[T]) Close(ctx context.Context) error {
+	select {
+	case s.closing <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("kafkaio: close: %w", ctx.Err())
+	}
+	defer func() { <-s.closing }()
+	if s.closeDone {
+		return s.closeErr
+	}
+	s.gate.Lock()
+	s.closed = true
+	s.gate.Unlock()
+	// Held records are resent on the producer, so it stays open until
+	// nothing is in flight.
+	if err := s.drain(ctx); err != nil {
+		return fmt.Errorf("kafkaio: close: %d records still in flight, the sink stays open (call Close again): %w", s.inflight.Load(), err)
+	}
+	s.prod.AsyncClose()
+	<-s.acksDone
+	errs := []error{s.err()}
+	if s.own {
+		if err := s.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			errs = append(errs, fmt.Errorf("kafkaio: close client: %w", err))
 		}
-		s.closeErr = errors.Join(errs...)
-	})
+	}
+	s.closeErr = errors.Join(errs...)
+	s.closeDone = true
 	return s.closeErr
 }
 

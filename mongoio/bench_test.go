@@ -246,11 +246,11 @@ func benchLoad(b *testing.B, uri string, replay bool, events, coll int, opts ...
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "docs/s")
 
 	st := s.Stats()
-	created := int64(n)
+	created := uint64(n)
 	if replay {
 		created = 0
 	}
-	if st.Written-before.Written != int64(n) || st.Upserted-before.Upserted != created || st.Retries != 0 || st.Rejected != 0 {
+	if st.Written-before.Written != uint64(n) || st.Upserted-before.Upserted != created || st.Retries != 0 || st.Rejected != 0 {
 		b.Fatalf("stats %+v after %d documents (replay %v); before: %+v", st, n, replay, before)
 	}
 	for _, w := range windows {

@@ -61,7 +61,7 @@ func TestFlushConcurrency(t *testing.T) {
 			for _, c := range windowColls() {
 				assert.Equal(t, 2+1, docs[cmd+" "+c], "documents sent to %s", c)
 			}
-			assert.Equal(t, int64(12+6), s.Stats().Written, "every write acknowledged")
+			assert.Equal(t, uint64(12+6), s.Stats().Written, "every write acknowledged")
 		})
 	}
 }
@@ -112,8 +112,8 @@ func TestFailedCollectionRetriedAlone(t *testing.T) {
 				assert.Equal(t, 3*want, docs["update "+c], "documents sent to %s", c)
 			}
 			st := s.Stats()
-			assert.Equal(t, int64(1), st.Retries, "one retry")
-			assert.Equal(t, int64(18), st.Written, "every write acknowledged once")
+			assert.Equal(t, uint64(1), st.Retries, "one retry")
+			assert.Equal(t, uint64(18), st.Written, "every write acknowledged once")
 			assert.Zero(t, st.Buffered, "nothing left buffered")
 		})
 	}
@@ -151,8 +151,8 @@ func TestNonTransientErrorInOneCollection(t *testing.T) {
 			assert.ErrorContains(t, err, "btc.btc-price-zscore-1m", "the collection is named")
 			st := s.Stats()
 			assert.Zero(t, st.Retries, "not retried")
-			assert.Equal(t, int64(2*len(tt.written)), st.Written, "writes acknowledged")
-			assert.Equal(t, int64(12-2*len(tt.written)), st.Buffered, "writes kept")
+			assert.Equal(t, uint64(2*len(tt.written)), st.Written, "writes acknowledged")
+			assert.Equal(t, uint64(12-2*len(tt.written)), st.Buffered, "writes kept")
 			_, docs := callCounts(f.Calls())
 			for _, w := range tt.written {
 				assert.Equal(t, 2, docs["update btc-price-zscore-"+w], "documents sent to %s", w)
@@ -167,7 +167,7 @@ func TestNonTransientErrorInOneCollection(t *testing.T) {
 				}
 				assert.Equal(t, want, docs["update "+c], "documents sent to %s in all", c)
 			}
-			assert.Equal(t, int64(12), s.Stats().Written, "every write acknowledged once")
+			assert.Equal(t, uint64(12), s.Stats().Written, "every write acknowledged once")
 		})
 	}
 }
@@ -230,7 +230,7 @@ func TestInsertFirstStrategy(t *testing.T) {
 				assert.Greater(t, f.MaxInFlight("update"), 1, "replacements run concurrently")
 			}
 			st := s.Stats()
-			assert.Equal(t, int64(240+6), st.Written, "every write acknowledged once")
+			assert.Equal(t, uint64(240+6), st.Written, "every write acknowledged once")
 			assert.Zero(t, st.Retries, "no retries")
 		})
 	}
@@ -261,9 +261,9 @@ func TestInsertFirstPartialFailure(t *testing.T) {
 		assert.Equal(t, 2, docs["update "+c], "documents replaced in %s", c)
 	}
 	st := s.Stats()
-	assert.Equal(t, int64(30), st.Written, "every write acknowledged once")
-	assert.Equal(t, int64(30), st.Upserted, "18 inserted, 12 upserted by the fake")
-	assert.Equal(t, int64(12), st.Batches, "an insert and a replacement per collection")
+	assert.Equal(t, uint64(30), st.Written, "every write acknowledged once")
+	assert.Equal(t, uint64(30), st.Upserted, "18 inserted, 12 upserted by the fake")
+	assert.Equal(t, uint64(12), st.Batches, "an insert and a replacement per collection")
 
 	// An insert reply whose counts do not add up: everything is replaced.
 	f.reply = func(cmd, _ string, _ int, docs []bson.Raw) bson.D {
@@ -338,7 +338,7 @@ func TestInsertFirstSkipsUnchanged(t *testing.T) {
 				assert.Equal(t, tt.replaced, n["update "+c], "documents replaced in %s", c)
 			}
 			st := s.Stats()
-			assert.Equal(t, int64(30), st.Written, "every write counts as written")
+			assert.Equal(t, uint64(30), st.Written, "every write counts as written")
 			assert.Zero(t, st.Buffered, "nothing left buffered")
 			assert.Zero(t, st.Retries, "no retries")
 		})
@@ -374,13 +374,13 @@ func TestInsertFirstMixed(t *testing.T) {
 				}
 			}
 			st := s.Stats()
-			assert.Equal(t, int64(18+36), st.Written, "every write acknowledged")
-			assert.Equal(t, int64(36), st.Upserted, "documents created")
+			assert.Equal(t, uint64(18+36), st.Written, "every write acknowledged")
+			assert.Equal(t, uint64(36), st.Upserted, "documents created")
 			assert.Zero(t, st.Retries, "no retries")
 			if tt.insertFirst {
-				assert.Equal(t, int64(6+12), st.Batches, "first flush: inserts; second: inserts and replacements")
+				assert.Equal(t, uint64(6+12), st.Batches, "first flush: inserts; second: inserts and replacements")
 			} else {
-				assert.Equal(t, int64(12), st.Batches, "one bulk write per collection per flush")
+				assert.Equal(t, uint64(12), st.Batches, "one bulk write per collection per flush")
 			}
 
 			// A replay of the second flush in which one document changed:
@@ -401,12 +401,12 @@ func TestInsertFirstMixed(t *testing.T) {
 				}
 			}
 			st2 := s.Stats()
-			assert.Equal(t, int64(36), st2.Written-st.Written, "every write of the replay counts as written")
+			assert.Equal(t, uint64(36), st2.Written-st.Written, "every write of the replay counts as written")
 			assert.Zero(t, st2.Upserted-st.Upserted, "no document created")
 			if tt.insertFirst {
-				assert.Equal(t, int64(6+1), st2.Batches-st.Batches, "inserts, and one replacement for the changed document")
+				assert.Equal(t, uint64(6+1), st2.Batches-st.Batches, "inserts, and one replacement for the changed document")
 			} else {
-				assert.Equal(t, int64(6), st2.Batches-st.Batches, "one bulk write per collection")
+				assert.Equal(t, uint64(6), st2.Batches-st.Batches, "one bulk write per collection")
 			}
 		})
 	}
@@ -431,8 +431,8 @@ func TestOneCollectionFailsOnFerretDB(t *testing.T) {
 	require.Error(t, err, "flush fails")
 	assert.ErrorContains(t, err, "btc._ferretdb_reserved", "the failing collection is named")
 	st := s.Stats()
-	assert.Equal(t, int64(10), st.Written, "the other collections are written")
-	assert.Equal(t, int64(2), st.Buffered, "the failing collection's writes stay buffered")
+	assert.Equal(t, uint64(10), st.Written, "the other collections are written")
+	assert.Equal(t, uint64(2), st.Buffered, "the failing collection's writes stay buffered")
 	assert.Zero(t, st.Retries, "not retried")
 	for _, w := range []string{"30s", "1m", "5m", "30m", "1h"} {
 		assert.Len(t, readAll(t, db, "btc-price-zscore-"+w), 2, "documents in %s", w)
@@ -472,7 +472,7 @@ func TestPostgresBackend(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	assert.Equal(t, int64(6*(40+80)), st.Written, "every write acknowledged")
-	assert.Equal(t, int64(6*80), st.Upserted, "documents created")
+	assert.Equal(t, uint64(6*(40+80)), st.Written, "every write acknowledged")
+	assert.Equal(t, uint64(6*80), st.Upserted, "documents created")
 	assert.Zero(t, st.Retries, "no retries")
 }

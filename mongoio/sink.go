@@ -40,27 +40,30 @@ type Route struct {
 	Doc any
 }
 
-// Stats are a sink's counters since it was created.
-type Stats struct {
+// SinkStats are a sink's counters since it was created, as
+// [Sink.Stats] returns them. They are uint64, as kafkaio's SinkStats and
+// StageStats are: counts that only grow (Buffered, a gauge, is never
+// negative either).
+type SinkStats struct {
 	// Written counts the writes the server acknowledged, each one a
 	// document created or replaced.
-	Written int64
+	Written uint64
 	// Upserted counts the writes of Written that created a document;
 	// Written - Upserted replaced an existing one (replays, updates).
-	Upserted int64
+	Upserted uint64
 	// Rejected counts the writes the server refused for good.
-	Rejected int64
+	Rejected uint64
 	// Deduplicated counts the writes dropped from the buffer because a
 	// later write to the same collection and _id replaced them before a flush.
-	Deduplicated int64
+	Deduplicated uint64
 	// Batches counts the successful bulk writes: one per collection per
 	// flush, or more with [WithInsertFirst] (inserts, then replacements) or
 	// [WithMaxWritesPerCommand].
-	Batches int64
+	Batches uint64
 	// Retries counts the waits after transient errors.
-	Retries int64
+	Retries uint64
 	// Buffered is the number of writes waiting for the next flush.
-	Buffered int64
+	Buffered uint64
 }
 
 // Sink writes records to MongoDB as batched, idempotent upserts keyed by
@@ -104,7 +107,7 @@ type Sink[T any] struct {
 	stopBackground context.CancelFunc // nil without WithFlushInterval
 	background     sync.WaitGroup
 
-	written, upserted, rejectedN, deduplicated, batches, retries, bufferedN atomic.Int64
+	written, upserted, rejectedN, deduplicated, batches, retries, bufferedN atomic.Uint64
 }
 
 // batch is the buffered writes of one collection.
@@ -232,7 +235,7 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	b.entries = append(b.entries, e)
 	b.models = append(b.models, model)
 	s.buffered++
-	s.bufferedN.Store(int64(s.buffered))
+	s.bufferedN.Store(uint64(s.buffered))
 	if s.buffered < s.cfg.batchSize {
 		return flushErr
 	}
@@ -369,8 +372,8 @@ func (s *Sink[T]) createIndex(ctx context.Context, coll *mongo.Collection, m mon
 }
 
 // Stats returns the sink's counters. It does not wait for a running flush.
-func (s *Sink[T]) Stats() Stats {
-	return Stats{
+func (s *Sink[T]) Stats() SinkStats {
+	return SinkStats{
 		Written:      s.written.Load(),
 		Upserted:     s.upserted.Load(),
 		Rejected:     s.rejectedN.Load(),
@@ -569,7 +572,7 @@ func (s *Sink[T]) writeAll(ctx context.Context) error {
 		clear(b.rejected)
 		b.rejected = b.rejected[:0]
 	}
-	s.bufferedN.Store(int64(s.buffered))
+	s.bufferedN.Store(uint64(s.buffered))
 
 	// A non-transient error ends the flush: report only those, so that
 	// the flush does not retry.
@@ -690,7 +693,7 @@ func (s *Sink[T]) writeBatch(ctx context.Context, b *batch[T]) error {
 		if stop == nil && len(dups) > 0 {
 			if same := s.unchanged(ctx, b, dups); len(same) > 0 {
 				replace = slices.DeleteFunc(replace, func(p int) bool { return same[p] })
-				s.written.Add(int64(len(same)))
+				s.written.Add(uint64(len(same)))
 			}
 		}
 	} else {
@@ -917,8 +920,8 @@ func appendRange(dst []int, lo, hi int) []int {
 // acknowledged counts one successful bulk write of written writes, created
 // of which created a document.
 func (s *Sink[T]) acknowledged(written, created int64) {
-	s.written.Add(written)
-	s.upserted.Add(created)
+	s.written.Add(uint64(written))
+	s.upserted.Add(uint64(created))
 	s.batches.Add(1)
 }
 

@@ -147,7 +147,7 @@ func TestUpsertIdempotent(t *testing.T) {
 				assert.True(t, t0.Equal(got[0].Time), "timestamp is a BSON date: %v", got[0].Time)
 			}
 			st := s.Stats()
-			total := int64(tt.n * len(windows))
+			total := uint64(tt.n * len(windows))
 			assert.Equal(t, 3*total, st.Written, "every write acknowledged")
 			assert.Equal(t, total, st.Upserted, "only the first flush creates documents")
 			assert.Zero(t, st.Retries, "no retries")
@@ -191,12 +191,12 @@ func TestBufferDeduplicates(t *testing.T) {
 		d := zscores(1, p)[0]
 		require.NoError(t, s.Write(t.Context(), d), "write price %v", p)
 	}
-	assert.Equal(t, int64(1), s.Stats().Buffered, "one buffered write per _id")
+	assert.Equal(t, uint64(1), s.Stats().Buffered, "one buffered write per _id")
 	require.NoError(t, s.Flush(t.Context()), "flush")
 	got := readAll(t, db, "btc-price-zscore-30s")
 	require.Len(t, got, 1, "one document")
 	assert.InDelta(t, 3.0, got[0].Price, 0, "last write wins")
-	assert.Equal(t, int64(2), s.Stats().Deduplicated, "two writes replaced in the buffer")
+	assert.Equal(t, uint64(2), s.Stats().Deduplicated, "two writes replaced in the buffer")
 }
 
 // TestRouting sends each window's documents to its own collection.
@@ -221,7 +221,7 @@ func TestRouting(t *testing.T) {
 			assert.Equal(t, w, d.Window, "document %s routed to its window", d.ID)
 		}
 	}
-	assert.Equal(t, int64(len(windows)), s.Stats().Batches, "one bulk write per collection")
+	assert.Equal(t, uint64(len(windows)), s.Stats().Batches, "one bulk write per collection")
 }
 
 // TestBatchSize flushes from Write when the buffer is full.
@@ -231,10 +231,10 @@ func TestBatchSize(t *testing.T) {
 	s := newSink(t, db, mongoio.WithBatchSize(10))
 	writeAll(t, s, zscores(4, 100)) // 24 writes: two automatic flushes
 	st := s.Stats()
-	assert.Equal(t, int64(20), st.Written, "two full batches written by Write")
-	assert.Equal(t, int64(4), st.Buffered, "the rest stays buffered")
+	assert.Equal(t, uint64(20), st.Written, "two full batches written by Write")
+	assert.Equal(t, uint64(4), st.Buffered, "the rest stays buffered")
 	require.NoError(t, s.Flush(t.Context()), "flush")
-	assert.Equal(t, int64(24), s.Stats().Written, "everything written after Flush")
+	assert.Equal(t, uint64(24), s.Stats().Written, "everything written after Flush")
 }
 
 // TestServerRestart stops the server around a flush and starts it again
@@ -324,14 +324,14 @@ func TestRetriesExhausted(t *testing.T) {
 	// selection timeout or as a refused connection during the handshake.
 	assert.Regexp(t, `server selection|connection refused`, err.Error(), "the last error is in the message")
 	st := s.Stats()
-	assert.Equal(t, int64(2), st.Retries, "MaxRetries retries")
-	assert.Equal(t, int64(12), st.Buffered, "the writes stay buffered")
+	assert.Equal(t, uint64(2), st.Retries, "MaxRetries retries")
+	assert.Equal(t, uint64(12), st.Buffered, "the writes stay buffered")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err = s.Flush(ctx)
 	require.ErrorIs(t, err, context.Canceled, "a canceled flush reports its context")
-	assert.Equal(t, int64(12), s.Stats().Buffered, "the writes stay buffered")
+	assert.Equal(t, uint64(12), s.Stats().Buffered, "the writes stay buffered")
 
 	require.NoError(t, m.Start(), "start the server")
 	require.NoError(t, s.Flush(t.Context()), "a later flush writes them")
@@ -498,7 +498,7 @@ func TestRejectedWrites(t *testing.T) {
 			st := s.Stats()
 			assert.Zero(t, st.Retries, "rejections are not retried")
 			assert.Zero(t, st.Buffered, "rejected writes leave the buffer")
-			assert.Equal(t, int64(len(tt.bad)), st.Rejected, "rejection count")
+			assert.Equal(t, uint64(len(tt.bad)), st.Rejected, "rejection count")
 			n, err := db.Collection("rejects").CountDocuments(t.Context(), bson.D{})
 			require.NoError(t, err, "count")
 			assert.Equal(t, int64(len(tt.recs)-len(tt.bad)), n, "every good record is written")
@@ -525,10 +525,10 @@ func TestNonTransientError(t *testing.T) {
 	var ce mongo.CommandError
 	assert.ErrorAs(t, err, &ce, "the driver error is wrapped")
 	assert.Zero(t, s.Stats().Retries, "not retried")
-	assert.Equal(t, int64(1), s.Stats().Buffered, "the write stays buffered")
+	assert.Equal(t, uint64(1), s.Stats().Buffered, "the write stays buffered")
 	err = s.Close(t.Context())
 	assert.ErrorContains(t, err, "1 writes still buffered", "Close reports what it could not write")
-	assert.Equal(t, int64(1), s.Stats().Buffered, "and keeps it")
+	assert.Equal(t, uint64(1), s.Stats().Buffered, "and keeps it")
 }
 
 // TestHungServer: a server that accepts connections and commands but never
@@ -551,8 +551,8 @@ func TestHungServer(t *testing.T) {
 	assert.Less(t, took, 2500*time.Millisecond, "within MaxRetryTime and one attempt")
 	assert.GreaterOrEqual(t, took, 1500*time.Millisecond, "after retrying for most of MaxRetryTime")
 	st := s.Stats()
-	assert.Equal(t, int64(18), st.Buffered, "the writes stay buffered")
-	assert.GreaterOrEqual(t, st.Retries, int64(3), "retried")
+	assert.Equal(t, uint64(18), st.Buffered, "the writes stay buffered")
+	assert.GreaterOrEqual(t, st.Retries, uint64(3), "retried")
 	assert.NotEmpty(t, f.Calls(), "the server got the commands")
 	t.Logf("gave up after %v and %d retries: %v", took.Round(time.Millisecond), st.Retries, err)
 }
@@ -572,7 +572,7 @@ func TestMaxRetryTime(t *testing.T) {
 	require.ErrorIs(t, err, mongoio.ErrRetriesExhausted, "the flush gives up")
 	assert.GreaterOrEqual(t, took, time.Second, "after retrying")
 	assert.Less(t, took, 10*time.Second, "not forever")
-	assert.Equal(t, int64(6), s.Stats().Buffered, "the writes stay buffered")
+	assert.Equal(t, uint64(6), s.Stats().Buffered, "the writes stay buffered")
 	require.NoError(t, m.Start(), "start the server")
 	require.NoError(t, s.Flush(t.Context()), "a later flush writes them")
 }
@@ -599,11 +599,11 @@ func TestBufferBounded(t *testing.T) {
 		accepted++
 	}
 	st := s.Stats()
-	assert.Equal(t, int64(5), st.Buffered, "the buffer stops at MaxBuffered")
+	assert.Equal(t, uint64(5), st.Buffered, "the buffer stops at MaxBuffered")
 	assert.Equal(t, 5, accepted, "records buffered")
 	assert.Equal(t, len(docs)-5, full, "records refused")
 	require.NoError(t, s.Write(t.Context(), docs[0]), "a write of a buffered _id replaces it")
-	assert.Equal(t, int64(5), s.Stats().Buffered, "still 5")
+	assert.Equal(t, uint64(5), s.Stats().Buffered, "still 5")
 
 	require.NoError(t, m.Start(), "start the server")
 	require.NoError(t, s.Flush(t.Context()), "the buffered writes are written")
@@ -781,7 +781,7 @@ func TestConcurrentWriters(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, s.Flush(t.Context()), "flush")
 	assert.Len(t, readAll(t, db, "btc-price-zscore-30s"), writers*perWriter, "every write from every goroutine")
-	assert.Equal(t, int64(writers*perWriter), s.Stats().Written, "acknowledged writes")
+	assert.Equal(t, uint64(writers*perWriter), s.Stats().Written, "acknowledged writes")
 }
 
 // TestNullZscore stores a null z-score as BSON null.

@@ -129,12 +129,12 @@ func (l *Loader) Close(ctx context.Context) error { return l.sink.Close(ctx) }
 type LoaderStats struct {
 	Records  uint64 // btc-price-zscore records written
 	Rejected uint64 // documents the server refused for good
-	mongoio.Stats
+	mongoio.SinkStats
 }
 
 // Stats returns the counts so far.
 func (l *Loader) Stats() LoaderStats {
-	return LoaderStats{Records: l.records.Load(), Rejected: l.rejected.Load(), Stats: l.sink.Stats()}
+	return LoaderStats{Records: l.records.Load(), Rejected: l.rejected.Load(), SinkStats: l.sink.Stats()}
 }
 
 // NewLoadStage returns the load stage: it reads btc-price-zscore (written by
