@@ -201,7 +201,7 @@ func TestNewSinkKafka(t *testing.T) {
 		cfg := sarama.NewConfig()
 		cfg.Producer.Return.Successes = true
 		_, err := NewSink(k.client(t, cfg), JSON[tick]{}, WithTopic(topic))
-		assert.ErrorIs(t, err, ErrBadConfig, "sarama's defaults are refused")
+		assert.ErrorIs(t, err, ErrInvalidConfig, "sarama's defaults are refused")
 	})
 }
 

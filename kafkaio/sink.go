@@ -149,7 +149,7 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 		if own {
 			_ = client.Close()
 		}
-		return nil, fmt.Errorf("%w: producer: %w", ErrBadConfig, err)
+		return nil, fmt.Errorf("%w: producer: %w", ErrInvalidConfig, err)
 	}
 	s := &Sink[T]{
 		client:   client,
@@ -170,9 +170,9 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 func checkProducerConfig(c *sarama.Config) error {
 	switch {
 	case !c.Producer.Idempotent || c.Producer.RequiredAcks != sarama.WaitForAll:
-		return fmt.Errorf("%w: the Sink needs Producer.Idempotent and RequiredAcks = WaitForAll (use kafkaio.NewConfig)", ErrBadConfig)
+		return fmt.Errorf("%w: the Sink needs Producer.Idempotent and RequiredAcks = WaitForAll (use kafkaio.NewConfig)", ErrInvalidConfig)
 	case !c.Producer.Return.Successes || !c.Producer.Return.Errors:
-		return fmt.Errorf("%w: the Sink needs Producer.Return.Successes and Producer.Return.Errors (use kafkaio.NewConfig)", ErrBadConfig)
+		return fmt.Errorf("%w: the Sink needs Producer.Return.Successes and Producer.Return.Errors (use kafkaio.NewConfig)", ErrInvalidConfig)
 	}
 	return nil
 }

@@ -162,7 +162,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		c.Consumer.Group.InstanceId = s.cfg.instanceID
 	})
 	if err := groupCfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if rt.groupCl, err = dial(ctx, s, groupCfg, "group"); err != nil {
 		return fail(err)
@@ -174,7 +174,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		return fail(err)
 	}
 	if rt.replayer, err = sarama.NewConsumerFromClient(rt.replayCl); err != nil {
-		return fail(fmt.Errorf("%w: replay consumer: %w", ErrBadConfig, err))
+		return fail(fmt.Errorf("%w: replay consumer: %w", ErrInvalidConfig, err))
 	}
 	if s.exactly || s.cfg.deadLetter != "" {
 		rt.txID = ""
@@ -197,7 +197,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 			c.Producer.Transaction.Timeout = s.cfg.txnTimeout
 		})
 		if err := prodCfg.Validate(); err != nil {
-			return fail(fmt.Errorf("%w: %w", ErrBadConfig, err))
+			return fail(fmt.Errorf("%w: %w", ErrInvalidConfig, err))
 		}
 		if rt.prodCl, err = dial(ctx, s, prodCfg, "producer"); err != nil {
 			return fail(err)
@@ -207,7 +207,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		}
 	}
 	if rt.group, err = sarama.NewConsumerGroupFromClient(s.group, rt.groupCl); err != nil {
-		return fail(fmt.Errorf("%w: consumer group %q: %w", ErrBadConfig, s.group, err))
+		return fail(fmt.Errorf("%w: consumer group %q: %w", ErrInvalidConfig, s.group, err))
 	}
 	go rt.consume()
 	go rt.groupErrors()
@@ -238,7 +238,7 @@ func dial(ctx context.Context, s *Stage, cfg *sarama.Config, role string) (saram
 		}
 		var ce sarama.ConfigurationError
 		if errors.As(err, &ce) {
-			return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 		if attempt == 1 || attempt%10 == 0 {
 			s.log.Warn("kafkaio: brokers unreachable; retrying", "brokers", s.cfg.brokers, "client", role,
@@ -289,7 +289,7 @@ func (rt *runtime) newProducer() error {
 		}
 		var ce sarama.ConfigurationError
 		if errors.As(err, &ce) {
-			return fmt.Errorf("%w: producer: %w", ErrBadConfig, err)
+			return fmt.Errorf("%w: producer: %w", ErrInvalidConfig, err)
 		}
 		if attempt == 1 || attempt%10 == 0 {
 			rt.log.Warn("kafkaio: cannot start the producer; retrying", "group", rt.st.group, "transactional_id", rt.txID,
@@ -740,7 +740,7 @@ func (rt *runtime) tryBuild(s *slot, upTo []int64) (err error) {
 			continue // nothing committed: the task starts with the partition
 		}
 		f, err := inputs[i].restore(stream.Checkpoint{Offset: c.offset, Metadata: c.meta})
-		if errors.Is(err, stream.ErrBadCheckpoint) {
+		if errors.Is(err, stream.ErrInvalidCheckpoint) {
 			rt.log.Warn("kafkaio: committed offset without usable task state; starting there without a replay",
 				"group", rt.st.group, "topic", in.topic, "partition", s.p, "offset", c.offset, "error", err)
 		} else if err != nil {
