@@ -97,12 +97,59 @@
 // or in [options.ClientOptions]; the sink only ever sees the connected
 // [*mongo.Database].
 //
-// # Concurrency
+// # Conventions
+//
+// They are package stream's, as in package kafkaio. Options are With*
+// functions, checked by [NewSink], which returns an error wrapping
+// [ErrInvalidOption] for an invalid option or argument (a nil database or
+// route function, a batch size below 1) instead of panicking or failing
+// later; ErrInvalidOption matches [stream.ErrInvalidOption], so
+// errors.Is(err, stream.ErrInvalidOption) recognises it, as it does
+// kafkaio's. A choice is an option of its own rather than a boolean:
+// [WithInsertFirst] or [WithUpsertOnly], or neither for the server's
+// default.
+//
+// Errors that callers branch on are sentinels ([ErrInvalidOption],
+// [ErrInvalidRecord], [ErrRejected], [ErrRetriesExhausted],
+// [ErrBufferFull], [ErrClosed]), wrapped with details and the driver's
+// error: test them with errors.Is, not by comparing errors or messages;
+// errors.As gets the rejected records from a [*RejectedError].
+//
+// What talks to the server takes a context.Context: [Sink.Write] (which
+// flushes a full buffer), [Sink.Flush], [Sink.Close] and
+// [Sink.EnsureIndexes]. A flush that ctx ends keeps the writes it has not
+// made, and Close keeps the sink open with them, as kafkaio's Sink.Close
+// keeps the records it still has in flight. [NewSink] does not contact the
+// server. The sink does not own the database's client: the caller
+// disconnects it after Close.
+//
+// Write takes a record of the sink's type T, not a stream.Event[T]: a sink
+// stores documents, and what an event's key and time become in a document
+// (its _id, fields) is the route function's choice, as is how many
+// documents an event makes. So [Sink] is not a stream.Sink; a stage adapts
+// its events to records, as the BTC pipeline's Loader
+// (examples/btc-pipeline/internal/btc) does, one document per window of
+// each event, and gives the adapter to kafkaio.ToSink. The sink has
+// kafkaio's Sink's other methods: Flush, Close(ctx) and Stats, whose
+// [SinkStats] counters are uint64 as kafkaio's are.
+//
+// Ownership differs from stream.Sink's, whose values are only valid during
+// Write: Write marshals the document before it returns, so later changes to
+// the record or to [Route.Doc] do not change what is written, but it keeps
+// the record itself, by value, until the write is acknowledged or its
+// rejection reported, to give it back in a [Rejection] if the server
+// refuses it for good. The record is
+// handed over: for a T of plain values that is a copy, but the memory that
+// a T's pointers, slices or maps refer to must not be modified after Write
+// (pass a copy when you reuse buffers), or a Rejection's Record shows the
+// modified contents. The BTC pipeline's Loader builds a new document for
+// each write.
 //
 // A Sink is safe for concurrent use. Flushes run one at a time, and Write
 // waits while a flush (its own, another goroutine's or the background
 // one) is in progress, so a slow database slows the writers down. Write
-// marshals the document before it waits.
+// marshals the document before it waits. The route function is called
+// from the goroutine that calls Write, concurrently when Write is.
 //
 // # MongoDB-compatible servers
 //

@@ -55,7 +55,9 @@ func (invalidOption) Unwrap() error   { return stream.ErrInvalidOption }
 // Rejection is one write the server refused for good.
 type Rejection[T any] struct {
 	// Record is the record whose write was rejected, as given to
-	// [Sink.Write], for a dead-letter queue.
+	// [Sink.Write], for a dead-letter queue: the value Write kept, so the
+	// memory its pointers, slices or maps refer to is the caller's, as it
+	// was after Write (see Conventions in the package documentation).
 	Record T
 	// Collection and ID are where the record was routed.
 	Collection string

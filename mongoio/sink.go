@@ -135,6 +135,11 @@ func NewSink[T any](db *mongo.Database, route func(T) (Route, error), opts ...Op
 // An error wrapping [ErrInvalidRecord], [ErrBufferFull] or [ErrClosed]
 // means rec was not buffered. Any other error comes from a flush (see
 // [Sink.Flush]) and rec was buffered all the same.
+//
+// The document is marshalled before Write returns; rec itself is kept, by
+// value, until its write is acknowledged, for a [Rejection]: what its
+// pointers, slices or maps refer to must not be modified after the call
+// (see Conventions in the package documentation).
 func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	r, err := s.route(rec)
 	if err != nil {
