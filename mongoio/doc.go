@@ -11,9 +11,9 @@
 // that option is set. A flush sends, for each collection with buffered
 // writes, one unordered bulk write of ReplaceOne models with upsert: true
 // and the filter {_id: ID} (several bulk writes when the collection has
-// more than [WithMaxWritesPerCommand] writes); with [WithInsertFirst], the default
-// on FerretDB, it inserts the documents first and replaces only those
-// whose _id exists already with other content. It writes up to
+// more than [WithMaxWritesPerCommand] writes); with [WithInsertFirst],
+// the default on FerretDB, it inserts the documents first and replaces
+// only those whose _id exists already with other content. It writes up to
 // [WithFlushConcurrency] collections at a time. So:
 //
 //   - writing a record again (a replay after a restart) replaces the
@@ -38,12 +38,11 @@
 // # Errors and retries
 //
 // Transient errors are retried with exponential backoff and jitter
-// ([WithBackoff]), up to [WithMaxRetries] times and for up to [WithMaxRetryTime] per
-// flush: network errors,
-// timeouts, server selection errors (the server is down or unreachable),
-// connection pool clears, and server errors that carry a retryable code or
-// label (a primary stepping down, a server shutting down, write concern
-// timeouts and so on). Each retry is logged at WARN with its cause and
+// ([WithBackoff]), up to [WithMaxRetries] times and for up to
+// [WithMaxRetryTime] per flush: network errors, timeouts, server selection
+// errors (the server is down or unreachable), connection pool clears, and
+// server errors that carry a retryable code or label (a primary stepping
+// down, a server shutting down, write concern timeouts and so on). Each retry is logged at WARN with its cause and
 // wait, and a flush that succeeds after retries is logged at INFO.
 //
 // On a transient error the sink sends again every write of the collections
