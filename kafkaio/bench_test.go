@@ -69,7 +69,7 @@ func BenchmarkProduce(b *testing.B) {
 						cfg := k.config(b, WithCompression(comp.codec), batch.opt)
 						sink, err := NewSink(k.client(b, cfg), Raw{}, WithTopic(topic))
 						require.NoError(b, err, "NewSink")
-						defer sink.Close()
+						defer sink.Close(context.Background())
 						ctx := context.Background()
 						keys := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "TRXUSDT"}
 						var n, bytes int
@@ -118,7 +118,7 @@ func backlogTopic(b *testing.B, k *cluster, parts int32, n int) string {
 			b.Fatal(err)
 		}
 	}
-	require.NoError(b, sink.Close(), "produce the backlog")
+	require.NoError(b, sink.Close(context.Background()), "produce the backlog")
 	return topic
 }
 
@@ -170,7 +170,7 @@ func BenchmarkStage(b *testing.B) {
 						b.StopTimer()
 						require.NoError(b, run.stop(), "Run")
 						if sink != nil {
-							require.NoError(b, sink.Close(), "close sink")
+							require.NoError(b, sink.Close(context.Background()), "close sink")
 						}
 						b.StartTimer()
 					}
@@ -229,7 +229,7 @@ func BenchmarkStageLatency(b *testing.B) {
 				}
 			}
 			tick.Stop()
-			require.NoError(b, sink.Close(), "close sink")
+			require.NoError(b, sink.Close(context.Background()), "close sink")
 			// Read until no result came for a second: the records of the
 			// last millisecond of each partition wait for a later one.
 			var got []time.Duration

@@ -88,7 +88,7 @@ func NewConfig(opts ...ConfigOption) (*sarama.Config, error) {
 		f(cfg)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return cfg, nil
 }

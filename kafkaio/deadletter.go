@@ -1,6 +1,7 @@
 package kafkaio
 
 import (
+	"cmp"
 	"strconv"
 
 	"github.com/IBM/sarama"
@@ -64,4 +65,34 @@ func deadLetterMessage(m *sarama.ConsumerMessage, err error, kind, topic string,
 		hs = append(hs, sarama.RecordHeader{Key: []byte(HeaderTruncated), Value: strconv.AppendInt(nil, int64(len(m.Value)), 10)})
 	}
 	return &sarama.ProducerMessage{Topic: topic, Headers: hs, Timestamp: m.Timestamp, Partition: -1}
+}
+
+func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error, skip bool) {
+	if rt.prod != nil && rt.prod.err() != nil {
+		return // the transaction failed: recovery writes it again
+	}
+	kind := errorKind(err)
+	if !rt.kinds[kind] {
+		rt.kinds[kind] = true
+		rt.log.Warn("kafkaio: undecodable record (logged once per kind; see StageStats.Rejected)",
+			"kind", kind, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
+			"dead_letter", cmp.Or(rt.st.cfg.deadLetter, "none"), "skip_dead_letter", skip, "error", err)
+	}
+	if rt.st.cfg.deadLetter == "" || rt.prod == nil || skip {
+		return
+	}
+	om := rt.prod.message()
+	val, cut := deadLetterValue(m, rt.st.cfg.config.Producer.MaxMessageBytes)
+	om.key.b = append(om.key.b, m.Key...)
+	om.val.b = append(om.val.b, val...)
+	om.msg = *deadLetterMessage(m, err, kind, rt.st.cfg.deadLetter, cut)
+	if m.Key != nil {
+		om.msg.Key = &om.key
+	}
+	if m.Value != nil {
+		om.msg.Value = &om.val
+	}
+	if rt.prod.send(rt.writes, om) == nil {
+		rt.st.stats.deadLettered.Add(1)
+	}
 }

@@ -178,6 +178,56 @@
 // being github.com/xdg-go/scram) configure every client of a stage or sink;
 // PLAIN should only be used over TLS.
 //
+// # Conventions
+//
+// They are package stream's. Options are With* functions, checked when the
+// value they configure is made: NewConfig, NewSink, NewStage and
+// NewTwoInputStage return an error wrapping ErrInvalidOption for an invalid
+// option or argument, and one wrapping ErrInvalidConfig for a
+// *sarama.Config that a Sink or Stage cannot work with (NewConfig's always
+// fits), instead of panicking or failing later. ErrInvalidOption matches
+// stream.ErrInvalidOption, so errors.Is(err, stream.ErrInvalidOption)
+// recognises it, as it does mongoio's. An option fits the constructors its
+// type names: ConfigOption for NewConfig, SinkOption for NewSink,
+// StageOption for the stages, and Option (WithLogger, WithBrokers) for a
+// Sink and a Stage alike. WithRouter[T] takes a type parameter that NewSink
+// checks against the Sink's, for the reason stream's WithLateSink gives.
+//
+// Errors that callers branch on are sentinels (ErrInvalidOption,
+// ErrInvalidConfig, ErrClosed, ErrTopicMismatch, ErrNotCoPartitioned,
+// ErrStageRunning), wrapped with details, and *ProduceError for a record
+// the brokers did not take: test them with errors.Is and errors.As, not by
+// comparing errors or messages.
+//
+// What waits for the brokers takes a context.Context: Stage.Run,
+// Sink.Write, Sink.Flush, Sink.Close and EnsureTopics. Run returns once ctx
+// is done, after its final commit; Sink.Close waits for the records in
+// flight while ctx lasts (an outage may hold them back for up to the
+// delivery timeout), and when ctx ends first it says how many are left and
+// keeps them, as mongoio's Sink.Close does with its buffer. NewSink, given
+// WithBrokers, connects its client without a context, as sarama does.
+//
+// Ownership follows stream's: an event given to Sink.Write, or to the
+// stream.Sink of ToSink, is only valid during the call. Sink.Write encodes
+// the value and copies the key before it returns, so the caller may reuse
+// the event's memory at once; a Codec's Decode gets record bytes that are
+// only valid during the call. A Sink owns the client WithBrokers made it,
+// and closes it in Close; a client passed to NewSink stays the caller's, to
+// close after the Sink. A Stage makes and closes its own clients.
+//
+// A Sink is safe for concurrent use (Write, Flush, Stats and Close). A
+// Stage runs once (Run returns ErrStageRunning to a second call), on one
+// processing goroutine of its own that calls its codecs, operators and
+// ToSink's sink; Stats may be called from any goroutine. Both report with
+// a method Stats: the counters of SinkStats and StageStats are uint64, as
+// mongoio's SinkStats are, because they only grow; StageStats' gauges
+// (Tasks, Lag) are int64, and its Watermark a stream.Time.
+//
+// # Examples
+//
+// The package's examples run against an in-process kfake broker:
+// ExampleNewConfig, ExampleEnsureTopics, ExampleNewSink and ExampleNewStage.
+//
 // # Tests
 //
 // The package's tests run against an in-process kfake cluster and, when the

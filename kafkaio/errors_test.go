@@ -12,7 +12,7 @@ import (
 func TestErrInvalidOptionMatchesStream(t *testing.T) {
 	assert.ErrorIs(t, ErrInvalidOption, stream.ErrInvalidOption, "the sentinel itself")
 	assert.NotErrorIs(t, stream.ErrInvalidOption, ErrInvalidOption, "not the other way round")
-	assert.NotErrorIs(t, ErrBadConfig, stream.ErrInvalidOption, "another sentinel does not match")
+	assert.NotErrorIs(t, ErrInvalidConfig, stream.ErrInvalidOption, "another sentinel does not match")
 
 	_, err := NewConfig(WithClientID(""))
 	assert.ErrorIs(t, err, ErrInvalidOption, "NewConfig")

@@ -3,8 +3,11 @@ package kafkaio_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -56,6 +59,53 @@ func startKafka() (*embedded.Kafka, sarama.Client) {
 	return k, client
 }
 
+func ExampleEnsureTopics() {
+	k, err := embedded.NewKafka()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer k.Close()
+	cfg, err := kafkaio.NewConfig()
+	if err != nil {
+		log.Fatal(err)
+	}
+	admin, err := sarama.NewClusterAdmin(k.Addrs(), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer admin.Close()
+
+	ctx := context.Background()
+	topics := []kafkaio.TopicSpec{
+		{Name: "btc-price", Partitions: 3},
+		// Results of old events are kept: retention by time would delete
+		// them (see the package documentation).
+		{Name: "btc-price-moving", Partitions: 3, Config: map[string]string{"retention.ms": "-1"}},
+	}
+	if err := kafkaio.EnsureTopics(ctx, admin, topics); err != nil {
+		log.Fatal(err)
+	}
+	// At every start: the topics exist, nothing changes.
+	fmt.Println(kafkaio.EnsureTopics(ctx, admin, topics))
+	// An existing topic with other partitions than its spec is an error.
+	err = kafkaio.EnsureTopics(ctx, admin, []kafkaio.TopicSpec{{Name: "btc-price", Partitions: 6}})
+	fmt.Println(errors.Is(err, kafkaio.ErrTopicMismatch))
+
+	meta, err := admin.DescribeTopics([]string{"btc-price", "btc-price-moving"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	slices.SortFunc(meta, func(a, b *sarama.TopicMetadata) int { return strings.Compare(a.Name, b.Name) })
+	for _, m := range meta {
+		fmt.Println(m.Name, len(m.Partitions))
+	}
+	// Output:
+	// <nil>
+	// true
+	// btc-price 3
+	// btc-price-moving 3
+}
+
 func ExampleNewSink() {
 	k, client := startKafka()
 	defer k.Close()
@@ -78,7 +128,7 @@ func ExampleNewSink() {
 		log.Fatal(err)
 	}
 	fmt.Printf("%+v\n", sink.Stats())
-	if err := sink.Close(); err != nil {
+	if err := sink.Close(ctx); err != nil {
 		log.Fatal(err)
 	}
 	// Output: {Written:3 Acked:3 Failed:0 Resent:0 Outages:0}

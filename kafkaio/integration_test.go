@@ -327,7 +327,7 @@ func produce[T any](tb testing.TB, k *cluster, topic string, codec Codec[T], eve
 		require.NoError(tb, sink.Write(ctx, e), "Write %v", e)
 	}
 	require.NoError(tb, sink.Flush(ctx), "Flush")
-	require.NoError(tb, sink.Close(), "Close sink")
+	require.NoError(tb, sink.Close(context.Background()), "Close sink")
 }
 
 // testLogLevel is warnings, or TIDEMARK_TEST_LOG (debug, info) when set.

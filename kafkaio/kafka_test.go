@@ -121,7 +121,7 @@ func TestProduceErrors(t *testing.T) {
 				assert.Contains(t, err.Error(), "kafkaio: produce "+topic+"/", "message")
 				assert.ErrorIs(t, sink.Write(ctx, big), want, "the failure is sticky")
 				assert.Equal(t, uint64(1), sink.Stats().Failed, "failed count")
-				assert.ErrorIs(t, sink.Close(), want, "Close reports it too")
+				assert.ErrorIs(t, sink.Close(context.Background()), want, "Close reports it too")
 				assert.ErrorIs(t, sink.Write(ctx, big), want, "Write after Close")
 			})
 		}
@@ -187,21 +187,21 @@ func TestNewSinkKafka(t *testing.T) {
 		require.NoError(t, err, "NewSink with default config")
 		require.NoError(t, sink.Write(context.Background(), stream.Event[tick]{Key: "a", Time: 1}), "Write")
 		require.NoError(t, sink.Flush(context.Background()), "Flush")
-		require.NoError(t, sink.Close(), "Close")
+		require.NoError(t, sink.Close(context.Background()), "Close")
 		assert.True(t, sink.client.Closed(), "own client closed")
 	})
 	t.Run("an injected client stays open", func(t *testing.T) {
 		c := k.client(t, nil)
 		sink, err := NewSink(c, JSON[tick]{}, WithTopic(topic))
 		require.NoError(t, err, "NewSink")
-		require.NoError(t, sink.Close(), "Close")
+		require.NoError(t, sink.Close(context.Background()), "Close")
 		assert.False(t, c.Closed(), "injected client open")
 	})
 	t.Run("a sink needs an idempotent producer", func(t *testing.T) {
 		cfg := sarama.NewConfig()
 		cfg.Producer.Return.Successes = true
 		_, err := NewSink(k.client(t, cfg), JSON[tick]{}, WithTopic(topic))
-		assert.ErrorIs(t, err, ErrBadConfig, "sarama's defaults are refused")
+		assert.ErrorIs(t, err, ErrInvalidConfig, "sarama's defaults are refused")
 	})
 }
 
@@ -234,7 +234,7 @@ func TestRouter(t *testing.T) {
 			require.NoError(t, sink.Write(ctx, e), "Write")
 		}
 		require.NoError(t, sink.Flush(ctx), "Flush")
-		require.NoError(t, sink.Close(), "Close")
+		require.NoError(t, sink.Close(context.Background()), "Close")
 		for topic, want := range map[string]string{up: "k00", down: "k01"} {
 			msgs := k.readAll(t, topic, 1)
 			assert.Len(t, msgs, 5, "records in %s", topic)
@@ -245,7 +245,7 @@ func TestRouter(t *testing.T) {
 
 		empty, err := NewSink(k.client(t, nil), JSON[tick]{}, WithRouter(func(stream.Event[tick]) string { return "" }))
 		require.NoError(t, err, "NewSink")
-		defer empty.Close()
+		defer empty.Close(context.Background())
 		assert.ErrorContains(t, empty.Write(ctx, stream.Event[tick]{Key: "a"}), "no topic", "an empty route is an error")
 	})
 }

@@ -17,10 +17,10 @@ var (
 	// invalid arguments or options. It matches stream.ErrInvalidOption with
 	// errors.Is, as mongoio's does.
 	ErrInvalidOption error = invalidOption("kafkaio: invalid option")
-	// ErrBadConfig is wrapped when a client's *sarama.Config lacks a setting
-	// the Stage or Sink needs (NewConfig has them all), or fails sarama's
-	// validation.
-	ErrBadConfig = errors.New("kafkaio: unsuitable sarama config")
+	// ErrInvalidConfig is wrapped when a client's *sarama.Config lacks a
+	// setting the Stage or Sink needs (NewConfig has them all), or fails
+	// sarama's validation.
+	ErrInvalidConfig = errors.New("kafkaio: invalid sarama config")
 	// ErrClosed is returned by the methods of a closed Sink.
 	ErrClosed = errors.New("kafkaio: closed")
 	// ErrTopicMismatch is wrapped by EnsureTopics when an existing topic does
@@ -283,7 +283,7 @@ func (c *common) resolve(client sarama.Client) (cl sarama.Client, own bool, err 
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, false, fmt.Errorf("%w: %w", ErrBadConfig, err)
+		return nil, false, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	cl, err = sarama.NewClient(c.brokers, cfg)
 	if err != nil {

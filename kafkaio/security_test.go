@@ -53,7 +53,7 @@ func roundTrip(t *testing.T, k *cluster, cfg *sarama.Config) {
 	// A later event makes the first one final (lateness 0).
 	require.NoError(t, sink.Write(ctx, stream.Event[tick]{Key: "k", Time: 2000, Value: tick{N: 8}}), "Write")
 	require.NoError(t, sink.Flush(ctx), "Flush")
-	require.NoError(t, sink.Close(), "close sink")
+	require.NoError(t, sink.Close(context.Background()), "close sink")
 
 	group := name(t, "group")
 	stage, err := NewStage(group, Input[tick]{Topic: in, Codec: JSON[tick]{}}, identityOp, ToTopic(out, JSON[tick]{}),

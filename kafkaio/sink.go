@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,9 +81,12 @@ type Sink[T any] struct {
 		last      *ProduceError // the latest retriable failure
 	}
 
-	acksDone  chan struct{}
-	pool      sync.Pool
-	closeOnce sync.Once
+	acksDone chan struct{}
+	pool     sync.Pool
+	// closing, a lock that waits under a context, serializes Closes and
+	// guards closeDone and closeErr.
+	closing   chan struct{}
+	closeDone bool
 	closeErr  error
 
 	stats struct{ written, acked, failed, resent, outages atomic.Uint64 }
@@ -151,7 +153,7 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 		if own {
 			_ = client.Close()
 		}
-		return nil, fmt.Errorf("%w: producer: %w", ErrBadConfig, err)
+		return nil, fmt.Errorf("%w: producer: %w", ErrInvalidConfig, err)
 	}
 	s := &Sink[T]{
 		client:   client,
@@ -163,6 +165,7 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 		log:      cfg.logger,
 		delivery: cmp.Or(cfg.delivery, DefaultDeliveryTimeout),
 		acksDone: make(chan struct{}),
+		closing:  make(chan struct{}, 1),
 	}
 	go s.acks()
 	return s, nil
@@ -171,9 +174,9 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 func checkProducerConfig(c *sarama.Config) error {
 	switch {
 	case !c.Producer.Idempotent || c.Producer.RequiredAcks != sarama.WaitForAll:
-		return fmt.Errorf("%w: the Sink needs Producer.Idempotent and RequiredAcks = WaitForAll (use kafkaio.NewConfig)", ErrBadConfig)
+		return fmt.Errorf("%w: the Sink needs Producer.Idempotent and RequiredAcks = WaitForAll (use kafkaio.NewConfig)", ErrInvalidConfig)
 	case !c.Producer.Return.Successes || !c.Producer.Return.Errors:
-		return fmt.Errorf("%w: the Sink needs Producer.Return.Successes and Producer.Return.Errors (use kafkaio.NewConfig)", ErrBadConfig)
+		return fmt.Errorf("%w: the Sink needs Producer.Return.Successes and Producer.Return.Errors (use kafkaio.NewConfig)", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -246,42 +249,35 @@ func (s *Sink[T]) Write(ctx context.Context, e stream.Event[T]) error {
 	}
 }
 
-// waitOutage waits until the outage that holds records back has ended.
-func (s *Sink[T]) waitOutage(ctx context.Context) error {
-	s.mu.Lock()
-	resume := s.outage.resume
-	s.mu.Unlock()
-	if resume == nil {
-		return nil
-	}
-	select {
-	case <-resume:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Flush implements stream.Flusher: it waits until every record written so far
 // is acknowledged (or failed), then returns the first delivery error, if any.
 // Concurrent Writes delay it. If ctx is done first it returns ctx.Err().
 func (s *Sink[T]) Flush(ctx context.Context) error {
-	if s.inflight.Load() != 0 {
-		s.mu.Lock()
-		if s.inflight.Load() == 0 {
-			s.mu.Unlock()
-		} else {
-			w := make(chan struct{})
-			s.waiters = append(s.waiters, w)
-			s.mu.Unlock()
-			select {
-			case <-w:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	if err := s.drain(ctx); err != nil {
+		return err
 	}
 	return s.err()
+}
+
+// drain waits until no record is in flight, or returns ctx.Err().
+func (s *Sink[T]) drain(ctx context.Context) error {
+	if s.inflight.Load() == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	if s.inflight.Load() == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	w := make(chan struct{})
+	s.waiters = append(s.waiters, w)
+	s.mu.Unlock()
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Stats returns the counts so far.
@@ -290,28 +286,45 @@ func (s *Sink[T]) Stats() SinkStats {
 		Resent: s.stats.resent.Load(), Outages: s.stats.outages.Load()}
 }
 
-// Close waits for the records in flight (through an outage, for up to the
-// delivery timeout), stops the producer and closes the client if WithBrokers
-// made it. It returns the delivery error of any failed record, like Flush.
-// Close is idempotent; Write returns ErrClosed afterwards.
-func (s *Sink[T]) Close() error {
-	s.closeOnce.Do(func() {
-		s.gate.Lock()
-		s.closed = true
-		s.gate.Unlock()
-		// Held records are resent on the producer, so it stays open until
-		// nothing is in flight.
-		_ = s.Flush(context.Background())
-		s.prod.AsyncClose()
-		<-s.acksDone
-		errs := []error{s.err()}
-		if s.own {
-			if err := s.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-				errs = append(errs, fmt.Errorf("kafkaio: close client: %w", err))
-			}
+// Close refuses further Writes (they return ErrClosed), waits under ctx for
+// the records in flight (through an outage, for up to the delivery timeout),
+// stops the producer and closes the client if WithBrokers made it. It returns
+// the delivery error of any failed record, like Flush.
+//
+// If ctx is done before every record in flight is acknowledged or failed,
+// Close returns an error wrapping ctx.Err() that says how many are left, and
+// leaves the producer running with them, so that none is dropped: call Close
+// again (a caller that commits input positions after Close must not commit
+// them then). Once Close has stopped the producer, later calls return what
+// it returned. Close is safe for concurrent use.
+func (s *Sink[T]) Close(ctx context.Context) error {
+	select {
+	case s.closing <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("kafkaio: close: %w", ctx.Err())
+	}
+	defer func() { <-s.closing }()
+	if s.closeDone {
+		return s.closeErr
+	}
+	s.gate.Lock()
+	s.closed = true
+	s.gate.Unlock()
+	// Held records are resent on the producer, so it stays open until
+	// nothing is in flight.
+	if err := s.drain(ctx); err != nil {
+		return fmt.Errorf("kafkaio: close: %d records still in flight, the sink stays open (call Close again): %w", s.inflight.Load(), err)
+	}
+	s.prod.AsyncClose()
+	<-s.acksDone
+	errs := []error{s.err()}
+	if s.own {
+		if err := s.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			errs = append(errs, fmt.Errorf("kafkaio: close client: %w", err))
 		}
-		s.closeErr = errors.Join(errs...)
-	})
+	}
+	s.closeErr = errors.Join(errs...)
+	s.closeDone = true
 	return s.closeErr
 }
 
@@ -368,112 +381,6 @@ func (s *Sink[T]) settle() {
 	clear(s.waiters)
 	s.waiters = s.waiters[:0]
 	s.mu.Unlock()
-}
-
-// retriable reports whether a record that failed with err may succeed when
-// resent: the connection, the leader or the time ran out, rather than the
-// record, the topic or the credentials being wrong.
-func retriable(err error) bool {
-	var encoding sarama.PacketEncodingError
-	var config sarama.ConfigurationError
-	if errors.As(err, &encoding) || errors.As(err, &config) ||
-		errors.Is(err, sarama.ErrShuttingDown) || errors.Is(err, sarama.ErrClosedClient) {
-		return false
-	}
-	var kerr sarama.KError
-	if errors.As(err, &kerr) {
-		switch kerr {
-		case sarama.ErrMessageSizeTooLarge, sarama.ErrInvalidMessage, sarama.ErrInvalidMessageSize,
-			sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidRecord, sarama.ErrInvalidTimestamp,
-			sarama.ErrUnknownTopicOrPartition, sarama.ErrInvalidTopic, sarama.ErrPolicyViolation,
-			sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed,
-			sarama.ErrTransactionalIDAuthorizationFailed, sarama.ErrSASLAuthenticationFailed,
-			sarama.ErrUnsupportedVersion, sarama.ErrUnsupportedForMessageFormat, sarama.ErrInvalidRequiredAcks,
-			sarama.ErrProducerFenced:
-			return false
-		}
-	}
-	return true
-}
-
-// hold keeps a record that failed retriably for resending; the first one of
-// an outage pauses Writes.
-func (s *Sink[T]) hold(m *outMsg, pe *sarama.ProducerError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o := &s.outage
-	if !s.paused.Load() {
-		o.resume, o.began, o.attempts = make(chan struct{}), time.Now(), 0
-		s.paused.Store(true)
-		s.stats.outages.Add(1)
-		s.log.Warn("kafkaio: produce failed; holding records back and resending them once the brokers answer (Writes wait)",
-			"topic", pe.Msg.Topic, "partition", pe.Msg.Partition, "error", pe.Err, "gives_up_after", s.delivery)
-	}
-	o.held = append(o.held, m)
-	o.last = &ProduceError{Topic: pe.Msg.Topic, Partition: pe.Msg.Partition, Err: pe.Err}
-	s.stepOutage()
-}
-
-// stepOutage moves an outage on, with mu held: once every record in flight
-// is held, it resends them (or gives up); once none is in flight, the outage
-// is over and Writes go on.
-func (s *Sink[T]) stepOutage() {
-	o := &s.outage
-	if !s.paused.Load() || o.resending {
-		return
-	}
-	inflight := s.inflight.Load()
-	switch {
-	case len(o.held) > 0 && inflight == int64(len(o.held)):
-		o.resending = true
-		held := o.held
-		o.held = nil
-		wait := min(250*time.Millisecond<<min(o.attempts, 3), 2*time.Second)
-		o.attempts++
-		if time.Since(o.began) >= s.delivery {
-			go s.giveUp(held, o.last)
-		} else {
-			go s.resend(held, wait)
-		}
-	case len(o.held) == 0 && inflight == 0:
-		s.paused.Store(false)
-		close(o.resume)
-		o.resume = nil
-		if s.failure == nil {
-			s.log.Info("kafkaio: produce recovered; held records were resent", "after", time.Since(o.began).Round(time.Millisecond),
-				"resent", s.stats.resent.Load())
-		}
-	}
-}
-
-// resend hands held records back to the producer, in the order they were
-// written, after wait.
-func (s *Sink[T]) resend(held []*outMsg, wait time.Duration) {
-	time.Sleep(wait)
-	slices.SortFunc(held, func(a, b *outMsg) int { return cmp.Compare(a.seq, b.seq) })
-	for _, m := range held {
-		s.prod.Input() <- &m.msg
-		s.stats.resent.Add(1)
-	}
-	s.mu.Lock()
-	s.outage.resending = false
-	s.stepOutage()
-	s.mu.Unlock()
-}
-
-// giveUp fails held records: the outage outlasted the delivery timeout.
-func (s *Sink[T]) giveUp(held []*outMsg, last *ProduceError) {
-	s.log.Error("kafkaio: the brokers did not take the held records back within the delivery timeout; the sink fails",
-		"records", len(held), "timeout", s.delivery, "error", last.Err)
-	for _, m := range held {
-		s.fail(&sarama.ProducerError{Msg: &m.msg, Err: last.Err})
-	}
-	s.mu.Lock()
-	s.outage.resending = false
-	s.mu.Unlock()
-	for _, m := range held {
-		s.release(&m.msg)
-	}
 }
 
 func (s *Sink[T]) fail(pe *sarama.ProducerError) {

@@ -93,7 +93,7 @@ func TestSinkBrokerRestart(t *testing.T) {
 		require.Eventually(t, func() bool { return written.Load() >= n/5 }, time.Minute, time.Millisecond, "writing")
 		k.restart(t, 3*time.Second)
 		require.NoError(t, <-done, "Write and Flush across the restart")
-		require.NoError(t, sink.Close(), "Close")
+		require.NoError(t, sink.Close(context.Background()), "Close")
 		st := sink.Stats()
 		t.Logf("stats %+v", st)
 		assert.Equal(t, uint64(n), st.Written, "written")
@@ -160,8 +160,43 @@ func TestSinkDeliveryTimeout(t *testing.T) {
 	st := sink.Stats()
 	assert.Equal(t, uint64(1), st.Failed, "failed")
 	assert.Equal(t, uint64(1), st.Outages, "outages")
-	assert.Error(t, sink.Close(), "Close reports it")
+	assert.Error(t, sink.Close(context.Background()), "Close reports it")
 	t.Logf("failed after %v: %v; stats %+v", took.Round(time.Millisecond), err, st)
+}
+
+// TestSinkCloseContext: a Close whose context ends while records are held
+// back by an outage says how many are left and keeps them (the sink stays
+// open, refusing Writes); a later Close waits for them, here until the
+// delivery timeout fails them, and every Close after that returns the same.
+func TestSinkCloseContext(t *testing.T) {
+	k := fakeCluster(t)
+	topic := k.topic(t, 1, nil)
+	sink, err := NewSink(nil, JSON[tick]{}, WithTopic(topic), WithBrokers(k.addrs, k.config(t)),
+		WithDeliveryTimeout(3*time.Second), WithLogger(testLogger(t)))
+	require.NoError(t, err, "NewSink")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e := stream.Event[tick]{Key: "a", Time: stream.TimeOf(time.Now())}
+	require.NoError(t, sink.Write(ctx, e), "Write")
+	require.NoError(t, sink.Flush(ctx), "Flush while the broker is up")
+	require.NoError(t, k.fake.Close(), "stop the broker")
+	require.NoError(t, sink.Write(ctx, e), "Write hands the record over")
+
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancelShort()
+	err = sink.Close(short)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "Close gives up with its context")
+	assert.ErrorContains(t, err, "1 records still in flight", "and says what it keeps")
+	assert.ErrorIs(t, sink.Write(ctx, e), ErrClosed, "Writes are refused from the first Close")
+
+	err = sink.Close(ctx)
+	var pe *ProduceError
+	require.ErrorAs(t, err, &pe, "the next Close waits for the delivery timeout: %v", err)
+	require.NoError(t, ctx.Err(), "Close did not time out")
+	assert.Equal(t, err, sink.Close(ctx), "a closed sink's Close returns the same")
+	st := sink.Stats()
+	assert.Equal(t, uint64(2), st.Written, "written")
+	assert.Equal(t, uint64(1), st.Failed, "failed")
 }
 
 // testLogger logs to t at info level, so that a test shows the Sink's

@@ -191,7 +191,7 @@ func TestNewConfig(t *testing.T) {
 		{"negative batch", WithBatch(-1, 0, 0), ErrInvalidOption},
 		{"empty client id", WithClientID(""), ErrInvalidOption},
 		{"nil config func", WithConfig(nil), ErrInvalidOption},
-		{"sarama rejects", WithConfig(func(c *sarama.Config) { c.Net.MaxOpenRequests = 5 }), ErrBadConfig},
+		{"sarama rejects", WithConfig(func(c *sarama.Config) { c.Net.MaxOpenRequests = 5 }), ErrInvalidConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewConfig(tc.opt)
@@ -396,13 +396,13 @@ func TestOptionValidation(t *testing.T) {
 			c.Producer.Return.Successes = true
 			_, err := NewSink[tick](nil, codec, WithBrokers([]string{"127.0.0.1:1"}, c), WithTopic("t"))
 			return err
-		}, ErrBadConfig},
+		}, ErrInvalidConfig},
 		{"sink: config without successes", func() error {
 			c, _ := NewConfig()
 			c.Producer.Return.Successes = false
 			_, err := NewSink[tick](nil, codec, WithBrokers([]string{"127.0.0.1:1"}, c), WithTopic("t"))
 			return err
-		}, ErrBadConfig},
+		}, ErrInvalidConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.ErrorIs(t, tc.new(), tc.want, "constructor error")

@@ -33,7 +33,7 @@ func BenchmarkBulkUpsert(b *testing.B) {
 			}
 			b.Cleanup(func() { _ = client.Disconnect(context.Background()) })
 			s, err := mongoio.NewSink(client.Database("btc"), routeZ,
-				mongoio.BatchSize(1_000_000), mongoio.Logger(slog.New(slog.DiscardHandler)))
+				mongoio.WithBatchSize(1_000_000), mongoio.WithLogger(slog.New(slog.DiscardHandler)))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func BenchmarkWrite(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	s, err := mongoio.NewSink(client.Database("btc"), routeZ, mongoio.BatchSize(1_000_000))
+	s, err := mongoio.NewSink(client.Database("btc"), routeZ, mongoio.WithBatchSize(1_000_000))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,10 +105,10 @@ func BenchmarkWrite(b *testing.B) {
 //     synchronous(normal)), or postgresql when TIDEMARK_POSTGRES_URL names a
 //     server (scripts/postgres/pg.sh start);
 //   - K is the sink's settings: old (upserts only, one collection at a
-//     time: the behaviour before InsertFirst and FlushConcurrency), new
+//     time: the behaviour before WithInsertFirst and WithFlushConcurrency), new
 //     (the defaults: on FerretDB, insert first, one collection at a time),
-//     new-conc6 (the defaults with FlushConcurrency(6)) or, on PostgreSQL
-//     only, upsert-conc6 (upserts only, FlushConcurrency(6));
+//     new-conc6 (the defaults with WithFlushConcurrency(6)) or, on PostgreSQL
+//     only, upsert-conc6 (upserts only, WithFlushConcurrency(6));
 //   - W is fresh (every document is new) or replay (every document exists
 //     with the same content, as after a restart from the last commit);
 //   - C is the number of documents in each collection when a flush starts:
@@ -131,10 +131,10 @@ func BenchmarkLoad(b *testing.B) {
 		name string
 		opts []mongoio.Option
 	}{
-		{name: "old", opts: []mongoio.Option{mongoio.InsertFirst(false), mongoio.FlushConcurrency(1)}},
+		{name: "old", opts: []mongoio.Option{mongoio.WithUpsertOnly(), mongoio.WithFlushConcurrency(1)}},
 		{name: "new"},
-		{name: "new-conc6", opts: []mongoio.Option{mongoio.FlushConcurrency(6)}},
-		{name: "upsert-conc6", opts: []mongoio.Option{mongoio.InsertFirst(false), mongoio.FlushConcurrency(6)}},
+		{name: "new-conc6", opts: []mongoio.Option{mongoio.WithFlushConcurrency(6)}},
+		{name: "upsert-conc6", opts: []mongoio.Option{mongoio.WithUpsertOnly(), mongoio.WithFlushConcurrency(6)}},
 	}
 	type shape struct {
 		write      string
@@ -174,7 +174,7 @@ func benchLoad(b *testing.B, uri string, replay bool, events, coll int, opts ...
 	db := client.Database(fmt.Sprintf("bench_%d", time.Now().UnixNano()))
 	b.Cleanup(func() { _ = db.Drop(context.Background()) })
 	ctx := b.Context()
-	quiet := mongoio.Logger(slog.New(slog.DiscardHandler))
+	quiet := mongoio.WithLogger(slog.New(slog.DiscardHandler))
 
 	// The existing documents, inserted fast. They also create the
 	// collections (FerretDB creates a table and an index for each).
@@ -185,7 +185,7 @@ func benchLoad(b *testing.B, uri string, replay bool, events, coll int, opts ...
 			old[i].ID = "warm-up|" + old[i].ID
 		}
 	}
-	fill, err := mongoio.NewSink(db, routeZ, mongoio.BatchSize(1_000_000), mongoio.InsertFirst(true), quiet)
+	fill, err := mongoio.NewSink(db, routeZ, mongoio.WithBatchSize(1_000_000), mongoio.WithInsertFirst(), quiet)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func benchLoad(b *testing.B, uri string, replay bool, events, coll int, opts ...
 			docs[i].ID = "new|" + docs[i].ID
 		}
 	}
-	s, err := mongoio.NewSink(db, routeZ, append([]mongoio.Option{mongoio.BatchSize(1_000_000), quiet}, opts...)...)
+	s, err := mongoio.NewSink(db, routeZ, append([]mongoio.Option{mongoio.WithBatchSize(1_000_000), quiet}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -246,11 +246,11 @@ func benchLoad(b *testing.B, uri string, replay bool, events, coll int, opts ...
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "docs/s")
 
 	st := s.Stats()
-	created := int64(n)
+	created := uint64(n)
 	if replay {
 		created = 0
 	}
-	if st.Written-before.Written != int64(n) || st.Upserted-before.Upserted != created || st.Retries != 0 || st.Rejected != 0 {
+	if st.Written-before.Written != uint64(n) || st.Upserted-before.Upserted != created || st.Retries != 0 || st.Rejected != 0 {
 		b.Fatalf("stats %+v after %d documents (replay %v); before: %+v", st, n, replay, before)
 	}
 	for _, w := range windows {

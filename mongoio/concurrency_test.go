@@ -40,10 +40,10 @@ func TestFlushConcurrency(t *testing.T) {
 	}{
 		{name: "default", want: min(mongoio.DefaultFlushConcurrency, len(windows))},
 		{name: "FerretDB default", ferretDB: true, want: 1},
-		{name: "FerretDB set", ferretDB: true, opts: []mongoio.Option{mongoio.FlushConcurrency(6)}, want: 6},
-		{name: "one at a time", opts: []mongoio.Option{mongoio.FlushConcurrency(1)}, want: 1},
-		{name: "three", opts: []mongoio.Option{mongoio.FlushConcurrency(3)}, want: 3},
-		{name: "more than collections", opts: []mongoio.Option{mongoio.FlushConcurrency(100)}, want: len(windows)},
+		{name: "FerretDB set", ferretDB: true, opts: []mongoio.Option{mongoio.WithFlushConcurrency(6)}, want: 6},
+		{name: "one at a time", opts: []mongoio.Option{mongoio.WithFlushConcurrency(1)}, want: 1},
+		{name: "three", opts: []mongoio.Option{mongoio.WithFlushConcurrency(3)}, want: 3},
+		{name: "more than collections", opts: []mongoio.Option{mongoio.WithFlushConcurrency(100)}, want: len(windows)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -61,7 +61,7 @@ func TestFlushConcurrency(t *testing.T) {
 			for _, c := range windowColls() {
 				assert.Equal(t, 2+1, docs[cmd+" "+c], "documents sent to %s", c)
 			}
-			assert.Equal(t, int64(12+6), s.Stats().Written, "every write acknowledged")
+			assert.Equal(t, uint64(12+6), s.Stats().Written, "every write acknowledged")
 		})
 	}
 }
@@ -99,7 +99,7 @@ func TestFailedCollectionRetriedAlone(t *testing.T) {
 				}
 				return nil
 			}}
-			s := newSink(t, startFakeServer(t, f), mongoio.FlushConcurrency(6))
+			s := newSink(t, startFakeServer(t, f), mongoio.WithFlushConcurrency(6))
 			writeAll(t, s, zscores(3, 1))
 			require.NoError(t, s.Flush(t.Context()), "flush recovers")
 			commands, docs := callCounts(f.Calls())
@@ -112,8 +112,8 @@ func TestFailedCollectionRetriedAlone(t *testing.T) {
 				assert.Equal(t, 3*want, docs["update "+c], "documents sent to %s", c)
 			}
 			st := s.Stats()
-			assert.Equal(t, int64(1), st.Retries, "one retry")
-			assert.Equal(t, int64(18), st.Written, "every write acknowledged once")
+			assert.Equal(t, uint64(1), st.Retries, "one retry")
+			assert.Equal(t, uint64(18), st.Written, "every write acknowledged once")
 			assert.Zero(t, st.Buffered, "nothing left buffered")
 		})
 	}
@@ -121,7 +121,7 @@ func TestFailedCollectionRetriedAlone(t *testing.T) {
 
 // TestNonTransientErrorInOneCollection fails one collection for good: the
 // flush returns its error at once and keeps its writes; the collections
-// written concurrently are done, and with FlushConcurrency(1) the
+// written concurrently are done, and with WithFlushConcurrency(1) the
 // collections after it are not started.
 func TestNonTransientErrorInOneCollection(t *testing.T) {
 	t.Parallel()
@@ -141,7 +141,7 @@ func TestNonTransientErrorInOneCollection(t *testing.T) {
 				}
 				return nil
 			}}
-			s := newSink(t, startFakeServer(t, f), mongoio.FlushConcurrency(tt.concurrency))
+			s := newSink(t, startFakeServer(t, f), mongoio.WithFlushConcurrency(tt.concurrency))
 			writeAll(t, s, zscores(2, 1))
 			err := s.Flush(t.Context())
 			require.Error(t, err, "flush fails")
@@ -151,8 +151,8 @@ func TestNonTransientErrorInOneCollection(t *testing.T) {
 			assert.ErrorContains(t, err, "btc.btc-price-zscore-1m", "the collection is named")
 			st := s.Stats()
 			assert.Zero(t, st.Retries, "not retried")
-			assert.Equal(t, int64(2*len(tt.written)), st.Written, "writes acknowledged")
-			assert.Equal(t, int64(12-2*len(tt.written)), st.Buffered, "writes kept")
+			assert.Equal(t, uint64(2*len(tt.written)), st.Written, "writes acknowledged")
+			assert.Equal(t, uint64(12-2*len(tt.written)), st.Buffered, "writes kept")
 			_, docs := callCounts(f.Calls())
 			for _, w := range tt.written {
 				assert.Equal(t, 2, docs["update btc-price-zscore-"+w], "documents sent to %s", w)
@@ -167,7 +167,7 @@ func TestNonTransientErrorInOneCollection(t *testing.T) {
 				}
 				assert.Equal(t, want, docs["update "+c], "documents sent to %s in all", c)
 			}
-			assert.Equal(t, int64(12), s.Stats().Written, "every write acknowledged once")
+			assert.Equal(t, uint64(12), s.Stats().Written, "every write acknowledged once")
 		})
 	}
 }
@@ -184,9 +184,9 @@ func TestInsertFirstStrategy(t *testing.T) {
 		insert   bool
 	}{
 		{name: "MongoDB default: upserts", insert: false},
-		{name: "MongoDB forced", opts: []mongoio.Option{mongoio.InsertFirst(true)}, insert: true},
+		{name: "MongoDB forced", opts: []mongoio.Option{mongoio.WithInsertFirst()}, insert: true},
 		{name: "FerretDB default: insert first", ferretDB: true, insert: true},
-		{name: "FerretDB forced off", ferretDB: true, opts: []mongoio.Option{mongoio.InsertFirst(false)}, insert: false},
+		{name: "FerretDB forced off", ferretDB: true, opts: []mongoio.Option{mongoio.WithUpsertOnly()}, insert: false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -197,7 +197,7 @@ func TestInsertFirstStrategy(t *testing.T) {
 					}
 					return nil
 				}}
-			s := newSink(t, startFakeServer(t, f), append([]mongoio.Option{mongoio.FlushConcurrency(6)}, tt.opts...)...)
+			s := newSink(t, startFakeServer(t, f), append([]mongoio.Option{mongoio.WithFlushConcurrency(6)}, tt.opts...)...)
 			warmUp(t, s, f)
 			calls := len(f.Calls())
 			writeAll(t, s, zscores(40, 1)) // 40 writes per collection
@@ -230,7 +230,7 @@ func TestInsertFirstStrategy(t *testing.T) {
 				assert.Greater(t, f.MaxInFlight("update"), 1, "replacements run concurrently")
 			}
 			st := s.Stats()
-			assert.Equal(t, int64(240+6), st.Written, "every write acknowledged once")
+			assert.Equal(t, uint64(240+6), st.Written, "every write acknowledged once")
 			assert.Zero(t, st.Retries, "no retries")
 		})
 	}
@@ -261,9 +261,9 @@ func TestInsertFirstPartialFailure(t *testing.T) {
 		assert.Equal(t, 2, docs["update "+c], "documents replaced in %s", c)
 	}
 	st := s.Stats()
-	assert.Equal(t, int64(30), st.Written, "every write acknowledged once")
-	assert.Equal(t, int64(30), st.Upserted, "18 inserted, 12 upserted by the fake")
-	assert.Equal(t, int64(12), st.Batches, "an insert and a replacement per collection")
+	assert.Equal(t, uint64(30), st.Written, "every write acknowledged once")
+	assert.Equal(t, uint64(30), st.Upserted, "18 inserted, 12 upserted by the fake")
+	assert.Equal(t, uint64(12), st.Batches, "an insert and a replacement per collection")
 
 	// An insert reply whose counts do not add up: everything is replaced.
 	f.reply = func(cmd, _ string, _ int, docs []bson.Raw) bson.D {
@@ -338,7 +338,7 @@ func TestInsertFirstSkipsUnchanged(t *testing.T) {
 				assert.Equal(t, tt.replaced, n["update "+c], "documents replaced in %s", c)
 			}
 			st := s.Stats()
-			assert.Equal(t, int64(30), st.Written, "every write counts as written")
+			assert.Equal(t, uint64(30), st.Written, "every write counts as written")
 			assert.Zero(t, st.Buffered, "nothing left buffered")
 			assert.Zero(t, st.Retries, "no retries")
 		})
@@ -350,15 +350,18 @@ func TestInsertFirstSkipsUnchanged(t *testing.T) {
 // same.
 func TestInsertFirstMixed(t *testing.T) {
 	t.Parallel()
-	for _, insertFirst := range []bool{true, false} {
-		name := "insert first"
-		if !insertFirst {
-			name = "upserts only"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		opt         mongoio.Option
+		insertFirst bool
+	}{
+		{name: "insert first", opt: mongoio.WithInsertFirst(), insertFirst: true},
+		{name: "upserts only", opt: mongoio.WithUpsertOnly()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, db := startDB(t)
-			s := newSink(t, db, mongoio.InsertFirst(insertFirst))
+			s := newSink(t, db, tt.opt)
 			writeAll(t, s, zscores(3, 1))
 			require.NoError(t, s.Flush(t.Context()), "first flush")
 			writeAll(t, s, zscores(6, 2)) // events 0-2 exist, 3-5 are new
@@ -371,13 +374,13 @@ func TestInsertFirstMixed(t *testing.T) {
 				}
 			}
 			st := s.Stats()
-			assert.Equal(t, int64(18+36), st.Written, "every write acknowledged")
-			assert.Equal(t, int64(36), st.Upserted, "documents created")
+			assert.Equal(t, uint64(18+36), st.Written, "every write acknowledged")
+			assert.Equal(t, uint64(36), st.Upserted, "documents created")
 			assert.Zero(t, st.Retries, "no retries")
-			if insertFirst {
-				assert.Equal(t, int64(6+12), st.Batches, "first flush: inserts; second: inserts and replacements")
+			if tt.insertFirst {
+				assert.Equal(t, uint64(6+12), st.Batches, "first flush: inserts; second: inserts and replacements")
 			} else {
-				assert.Equal(t, int64(12), st.Batches, "one bulk write per collection per flush")
+				assert.Equal(t, uint64(12), st.Batches, "one bulk write per collection per flush")
 			}
 
 			// A replay of the second flush in which one document changed:
@@ -398,12 +401,12 @@ func TestInsertFirstMixed(t *testing.T) {
 				}
 			}
 			st2 := s.Stats()
-			assert.Equal(t, int64(36), st2.Written-st.Written, "every write of the replay counts as written")
+			assert.Equal(t, uint64(36), st2.Written-st.Written, "every write of the replay counts as written")
 			assert.Zero(t, st2.Upserted-st.Upserted, "no document created")
-			if insertFirst {
-				assert.Equal(t, int64(6+1), st2.Batches-st.Batches, "inserts, and one replacement for the changed document")
+			if tt.insertFirst {
+				assert.Equal(t, uint64(6+1), st2.Batches-st.Batches, "inserts, and one replacement for the changed document")
 			} else {
-				assert.Equal(t, int64(6), st2.Batches-st.Batches, "one bulk write per collection")
+				assert.Equal(t, uint64(6), st2.Batches-st.Batches, "one bulk write per collection")
 			}
 		})
 	}
@@ -420,7 +423,7 @@ func TestOneCollectionFailsOnFerretDB(t *testing.T) {
 			return mongoio.Route{Collection: "_ferretdb_reserved", Doc: d}, nil
 		}
 		return routeZ(d)
-	}, mongoio.Logger(quietLogger(t)), mongoio.FlushConcurrency(6))
+	}, mongoio.WithLogger(quietLogger(t)), mongoio.WithFlushConcurrency(6))
 	require.NoError(t, err, "NewSink")
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	writeAll(t, s, zscores(2, 1))
@@ -428,8 +431,8 @@ func TestOneCollectionFailsOnFerretDB(t *testing.T) {
 	require.Error(t, err, "flush fails")
 	assert.ErrorContains(t, err, "btc._ferretdb_reserved", "the failing collection is named")
 	st := s.Stats()
-	assert.Equal(t, int64(10), st.Written, "the other collections are written")
-	assert.Equal(t, int64(2), st.Buffered, "the failing collection's writes stay buffered")
+	assert.Equal(t, uint64(10), st.Written, "the other collections are written")
+	assert.Equal(t, uint64(2), st.Buffered, "the failing collection's writes stay buffered")
 	assert.Zero(t, st.Retries, "not retried")
 	for _, w := range []string{"30s", "1m", "5m", "30m", "1h"} {
 		assert.Len(t, readAll(t, db, "btc-price-zscore-"+w), 2, "documents in %s", w)
@@ -456,7 +459,7 @@ func TestPostgresBackend(t *testing.T) {
 	db := client.Database(fmt.Sprintf("mongoio_%d", time.Now().UnixNano()))
 	t.Cleanup(func() { _ = db.Drop(context.Background()) })
 
-	s := newSink(t, db, mongoio.FlushConcurrency(6))
+	s := newSink(t, db, mongoio.WithFlushConcurrency(6))
 	writeAll(t, s, zscores(40, 1))
 	require.NoError(t, s.Flush(t.Context()), "first flush")
 	writeAll(t, s, zscores(80, 2)) // 40 replaced, 40 new per collection
@@ -469,7 +472,7 @@ func TestPostgresBackend(t *testing.T) {
 		}
 	}
 	st := s.Stats()
-	assert.Equal(t, int64(6*(40+80)), st.Written, "every write acknowledged")
-	assert.Equal(t, int64(6*80), st.Upserted, "documents created")
+	assert.Equal(t, uint64(6*(40+80)), st.Written, "every write acknowledged")
+	assert.Equal(t, uint64(6*80), st.Upserted, "documents created")
 	assert.Zero(t, st.Retries, "no retries")
 }

@@ -6,15 +6,15 @@
 //
 // A [Sink] turns each record given to [Sink.Write] into a [Route]: the
 // collection, the document's _id and the whole document. Writes are
-// buffered; the buffer is flushed when it holds [BatchSize] writes, when
-// [Sink.Flush] or [Sink.Close] is called, and every [FlushInterval] if
+// buffered; the buffer is flushed when it holds [WithBatchSize] writes, when
+// [Sink.Flush] or [Sink.Close] is called, and every [WithFlushInterval] if
 // that option is set. A flush sends, for each collection with buffered
 // writes, one unordered bulk write of ReplaceOne models with upsert: true
 // and the filter {_id: ID} (several bulk writes when the collection has
-// more than [MaxWritesPerCommand] writes); with [InsertFirst], the default
-// on FerretDB, it inserts the documents first and replaces only those
-// whose _id exists already with other content. It writes up to
-// [FlushConcurrency] collections at a time. So:
+// more than [WithMaxWritesPerCommand] writes); with [WithInsertFirst],
+// the default on FerretDB, it inserts the documents first and replaces
+// only those whose _id exists already with other content. It writes up to
+// [WithFlushConcurrency] collections at a time. So:
 //
 //   - writing a record again (a replay after a restart) replaces the
 //     document with the same content, and never creates a second one;
@@ -38,12 +38,11 @@
 // # Errors and retries
 //
 // Transient errors are retried with exponential backoff and jitter
-// ([Backoff]), up to [MaxRetries] times and for up to [MaxRetryTime] per
-// flush: network errors,
-// timeouts, server selection errors (the server is down or unreachable),
-// connection pool clears, and server errors that carry a retryable code or
-// label (a primary stepping down, a server shutting down, write concern
-// timeouts and so on). Each retry is logged at WARN with its cause and
+// ([WithBackoff]), up to [WithMaxRetries] times and for up to
+// [WithMaxRetryTime] per flush: network errors, timeouts, server selection
+// errors (the server is down or unreachable), connection pool clears, and
+// server errors that carry a retryable code or label (a primary stepping
+// down, a server shutting down, write concern timeouts and so on). Each retry is logged at WARN with its cause and
 // wait, and a flush that succeeds after retries is logged at INFO.
 //
 // On a transient error the sink sends again every write of the collections
@@ -68,11 +67,11 @@
 // A store that is down, or that accepts connections but never answers,
 // does not block a writer forever and does not make the buffer grow
 // without bound:
-//   - each attempt of a flush ends after [AttemptTimeout] (a hung server's
+//   - each attempt of a flush ends after [WithAttemptTimeout] (a hung server's
 //     attempt fails as a transient error), and a flush gives up with
-//     [ErrRetriesExhausted] after [MaxRetries] retries or [MaxRetryTime],
+//     [ErrRetriesExhausted] after [WithMaxRetries] retries or [WithMaxRetryTime],
 //     whichever comes first, keeping the writes it could not make;
-//   - the buffer holds at most [MaxBuffered] writes: a Write beyond that
+//   - the buffer holds at most [WithMaxBuffered] writes: a Write beyond that
 //     flushes first (back-pressure: the writer waits for the flush and its
 //     retries) and, if that fails too, refuses the record with
 //     [ErrBufferFull];
@@ -88,21 +87,68 @@
 //
 // # Write concern, authentication and TLS
 //
-// Writes use [writeconcern.Majority] unless [WriteConcern] says otherwise,
+// Writes use [writeconcern.Majority] unless [WithWriteConcern] says otherwise,
 // so that an acknowledged write survives the loss of a replica set
-// primary; WriteConcern(nil) inherits the database's write concern, such
+// primary; WithWriteConcern(nil) inherits the database's write concern, such
 // as the w parameter of the connection string. Authentication and TLS are
 // the client's business: put them in the URI
 // (mongodb://user:password@host/?authSource=admin&tls=true&tlsCAFile=ca.pem)
 // or in [options.ClientOptions]; the sink only ever sees the connected
 // [*mongo.Database].
 //
-// # Concurrency
+// # Conventions
+//
+// They are package stream's, as in package kafkaio. Options are With*
+// functions, checked by [NewSink], which returns an error wrapping
+// [ErrInvalidOption] for an invalid option or argument (a nil database or
+// route function, a batch size below 1) instead of panicking or failing
+// later; ErrInvalidOption matches [stream.ErrInvalidOption], so
+// errors.Is(err, stream.ErrInvalidOption) recognises it, as it does
+// kafkaio's. A choice is an option of its own rather than a boolean:
+// [WithInsertFirst] or [WithUpsertOnly], or neither for the server's
+// default.
+//
+// Errors that callers branch on are sentinels ([ErrInvalidOption],
+// [ErrInvalidRecord], [ErrRejected], [ErrRetriesExhausted],
+// [ErrBufferFull], [ErrClosed]), wrapped with details and the driver's
+// error: test them with errors.Is, not by comparing errors or messages;
+// errors.As gets the rejected records from a [*RejectedError].
+//
+// What talks to the server takes a context.Context: [Sink.Write] (which
+// flushes a full buffer), [Sink.Flush], [Sink.Close] and
+// [Sink.EnsureIndexes]. A flush that ctx ends keeps the writes it has not
+// made, and Close keeps the sink open with them, as kafkaio's Sink.Close
+// keeps the records it still has in flight. [NewSink] does not contact the
+// server. The sink does not own the database's client: the caller
+// disconnects it after Close.
+//
+// Write takes a record of the sink's type T, not a stream.Event[T]: a sink
+// stores documents, and what an event's key and time become in a document
+// (its _id, fields) is the route function's choice, as is how many
+// documents an event makes. So [Sink] is not a stream.Sink; a stage adapts
+// its events to records, as the BTC pipeline's Loader
+// (examples/btc-pipeline/internal/btc) does, one document per window of
+// each event, and gives the adapter to kafkaio.ToSink. The sink has
+// kafkaio's Sink's other methods: Flush, Close(ctx) and Stats, whose
+// [SinkStats] counters are uint64 as kafkaio's are.
+//
+// Ownership differs from stream.Sink's, whose values are only valid during
+// Write: Write marshals the document before it returns, so later changes to
+// the record or to [Route.Doc] do not change what is written, but it keeps
+// the record itself, by value, until the write is acknowledged or its
+// rejection reported, to give it back in a [Rejection] if the server
+// refuses it for good. The record is
+// handed over: for a T of plain values that is a copy, but the memory that
+// a T's pointers, slices or maps refer to must not be modified after Write
+// (pass a copy when you reuse buffers), or a Rejection's Record shows the
+// modified contents. The BTC pipeline's Loader builds a new document for
+// each write.
 //
 // A Sink is safe for concurrent use. Flushes run one at a time, and Write
 // waits while a flush (its own, another goroutine's or the background
 // one) is in progress, so a slow database slows the writers down. Write
-// marshals the document before it waits.
+// marshals the document before it waits. The route function is called
+// from the goroutine that calls Write, concurrently when Write is.
 //
 // # MongoDB-compatible servers
 //
@@ -111,11 +157,11 @@
 // retryable writes, sessions or transactions, so it also works with
 // FerretDB v1 (the store of this module's tests). On FerretDB, detected by
 // its buildInfo reply, the sink changes its defaults: it inserts first
-// ([InsertFirst]), as FerretDB v1.24 reads a whole collection to find the
+// ([WithInsertFirst]), as FerretDB v1.24 reads a whole collection to find the
 // document of each upsert; it writes one collection at a time
-// ([FlushConcurrency]), as concurrent writers to SQLite wait for each
+// ([WithFlushConcurrency]), as concurrent writers to SQLite wait for each
 // other; its bulk writes of replacements are capped at 32 writes each
-// ([MaxWritesPerCommand]) and run one at a time, because FerretDB v1.24
+// ([WithMaxWritesPerCommand]) and run one at a time, because FerretDB v1.24
 // hangs on an update command, or on concurrent ones, that replace as many
 // existing documents as it has backend connections; and FerretDB's
 // account of a bulk write with write errors is not trusted (see above).
@@ -141,12 +187,12 @@
 //	replay 3000, 500     820   5700       810   6100      1780   2000     4000
 //	replay  600, 2000    127    950       116   1000       700    730      830
 //
-// Old is the behaviour before [InsertFirst] and [FlushConcurrency]:
+// Old is the behaviour before [WithInsertFirst] and [WithFlushConcurrency]:
 // upserts only, one collection at a time. New is the defaults on
 // FerretDB: inserts first, one collection at a time; "6 at once" adds
-// FlushConcurrency(6). SQLite FULL is FerretDB's setup; NORMAL adds the
+// WithFlushConcurrency(6). SQLite FULL is FerretDB's setup; NORMAL adds the
 // pragma synchronous(normal). A second run, 10 rounds of the new cases
-// under heavier load, gave the same ratios: FlushConcurrency(6) 15-27%
+// under heavier load, gave the same ratios: WithFlushConcurrency(6) 15-27%
 // slower on SQLite and 40-100% faster on PostgreSQL, NORMAL 0-30% faster
 // than FULL.
 //
@@ -165,7 +211,7 @@
 // do not help on SQLite, which writes one transaction at a time per
 // database: concurrent writers wait in SQLite's busy handler. On
 // PostgreSQL each transaction is a round trip to the server, which
-// FlushConcurrency(6) overlaps. A replay costs, per collection, an insert
+// WithFlushConcurrency(6) overlaps. A replay costs, per collection, an insert
 // that FerretDB retries one document at a time when it fails (a round
 // trip each on PostgreSQL) and one find that reads the collection once;
 // replacing each document, as the old path did, read it once per
@@ -176,10 +222,10 @@
 // FULL: NORMAL gains about 15% but loses the last commits to a power
 // failure or an operating system crash, after the offsets that cover them
 // were committed, which breaks effectively-once delivery. PostgreSQL is
-// not faster here (as fast for new documents with FlushConcurrency(6),
+// not faster here (as fast for new documents with WithFlushConcurrency(6),
 // slower for replays); use it when PostgreSQL itself is wanted (a server
 // shared by several loaders or outliving the machine's disk), with
-// FlushConcurrency set to the number of collections. Flushes of a few
+// WithFlushConcurrency set to the number of collections. Flushes of a few
 // thousand documents are a little faster than flushes of a few hundred.
 // On MongoDB the defaults (upserts, 6 collections at once) need no change.
 //

@@ -32,14 +32,14 @@ var (
 	ErrRejected = errors.New("mongoio: writes rejected")
 
 	// ErrRetriesExhausted is wrapped, together with the last transient
-	// error, when a flush still fails after [MaxRetries] retries. The
+	// error, when a flush still fails after [WithMaxRetries] retries. The
 	// writes that were not acknowledged stay buffered for the next flush.
 	ErrRetriesExhausted = errors.New("mongoio: retries exhausted")
 
 	// ErrClosed is returned by every method of a [Sink] after [Sink.Close].
 	ErrClosed = errors.New("mongoio: sink closed")
 
-	// ErrBufferFull is wrapped by [Sink.Write] when [MaxBuffered] writes
+	// ErrBufferFull is wrapped by [Sink.Write] when [WithMaxBuffered] writes
 	// are buffered and a flush could not make room: the record was not
 	// buffered.
 	ErrBufferFull = errors.New("mongoio: buffer full")
@@ -55,7 +55,9 @@ func (invalidOption) Unwrap() error   { return stream.ErrInvalidOption }
 // Rejection is one write the server refused for good.
 type Rejection[T any] struct {
 	// Record is the record whose write was rejected, as given to
-	// [Sink.Write], for a dead-letter queue.
+	// [Sink.Write], for a dead-letter queue: the value Write kept, so the
+	// memory its pointers, slices or maps refer to is the caller's, as it
+	// was after Write (see Conventions in the package documentation).
 	Record T
 	// Collection and ID are where the record was routed.
 	Collection string

@@ -2,6 +2,7 @@ package mongoio_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -44,7 +45,7 @@ func Example() {
 	sink, err := mongoio.NewSink(db, func(z ZScore) (mongoio.Route, error) {
 		// The _id comes from the document itself.
 		return mongoio.Route{Collection: "btc-price-zscore-" + z.Window, Doc: z}, nil
-	}, mongoio.BatchSize(1000))
+	}, mongoio.WithBatchSize(1000))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -79,4 +80,70 @@ func Example() {
 	// btc-price-zscore-30s: 1 document
 	// btc-price-zscore-1m: 1 document
 	// written 4, created 2
+}
+
+// ExampleNewSink shows the errors a loader branches on: a record that
+// cannot be routed is refused by Write, and a write the server refuses for
+// good (here a duplicate on a unique index) is reported by Flush with its
+// record, for a dead-letter queue, while the other writes are made.
+func ExampleNewSink() {
+	ctx := context.Background()
+	server, err := embedded.NewMongo("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer server.Close()
+	client, err := mongo.Connect(options.Client().ApplyURI(server.URI()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+
+	type User struct {
+		ID    int    `bson:"_id"`
+		Email string `bson:"email"`
+	}
+	sink, err := mongoio.NewSink(client.Database("app"), func(u User) (mongoio.Route, error) {
+		if u.Email == "" {
+			return mongoio.Route{}, errors.New("no email")
+		}
+		return mongoio.Route{Collection: "users", Doc: u}, nil
+	}, mongoio.WithBatchSize(100), mongoio.WithMaxRetries(3))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sink.Close(ctx)
+	_, err = sink.EnsureIndexes(ctx, "users", mongo.IndexModel{
+		Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetUnique(true),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	for _, u := range []User{{1, "ada@example.com"}, {2, "ada@example.com"}, {3, ""}, {4, "bob@example.com"}} {
+		if err := sink.Write(ctx, u); errors.Is(err, mongoio.ErrInvalidRecord) {
+			fmt.Println("not written:", u.ID, err)
+		} else if err != nil {
+			log.Fatal(err)
+		}
+	}
+	err = sink.Flush(ctx)
+	var rejected *mongoio.RejectedError[User]
+	if errors.As(err, &rejected) {
+		for _, r := range rejected.Rejections {
+			// The record as given to Write, for a dead-letter queue.
+			fmt.Println("rejected:", r.Record.ID, r.Record.Email, mongo.IsDuplicateKeyError(r.Err))
+		}
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	n, err := client.Database("app").Collection("users").CountDocuments(ctx, bson.D{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("documents:", n)
+	// Output:
+	// not written: 3 mongoio: invalid record: route: no email
+	// rejected: 2 ada@example.com true
+	// documents: 2
 }

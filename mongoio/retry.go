@@ -3,6 +3,8 @@ package mongoio
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -117,4 +119,51 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// attempt runs one attempt of an operation under [WithAttemptTimeout]. When the
+// attempt, not ctx, ran out of time, its error is marked transient and says
+// so.
+func (s *Sink[T]) attempt(ctx context.Context, op func(context.Context) error) error {
+	actx, cancel := context.WithTimeout(ctx, s.cfg.attemptTimeout)
+	defer cancel()
+	deadline, _ := actx.Deadline()
+	err := op(actx)
+	// The driver sets its socket deadlines from actx's, so an attempt that
+	// ran out of time may fail before actx's own timer has fired: compare
+	// with the clock too.
+	if err != nil && ctx.Err() == nil && (actx.Err() != nil || !time.Now().Before(deadline)) && !ctxExpired(ctx) {
+		return retryableError{fmt.Errorf("no answer within the attempt timeout (%v): %w", s.cfg.attemptTimeout, err)}
+	}
+	return err
+}
+
+// ctxExpired reports whether ctx's own deadline has passed, which
+// ctx.Err() may not say yet.
+func ctxExpired(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
+// nextRetry returns the wait before retry number retry of an operation that
+// began at began and last failed with err, or the error to give up with
+// when [WithMaxRetries] or [WithMaxRetryTime] forbid another retry.
+func (s *Sink[T]) nextRetry(retry int, began time.Time, err error) (time.Duration, error) {
+	if s.cfg.maxRetries >= 0 && retry >= s.cfg.maxRetries {
+		return 0, fmt.Errorf("%w after %d retries: %w", ErrRetriesExhausted, retry, err)
+	}
+	d := backoff(retry, s.cfg.minBackoff, s.cfg.maxBackoff)
+	if s.cfg.maxRetryTime >= 0 && time.Since(began)+d > s.cfg.maxRetryTime {
+		return 0, fmt.Errorf("%w after %d retries in %v (WithMaxRetryTime %v): %w", ErrRetriesExhausted, retry,
+			time.Since(began).Round(time.Millisecond), s.cfg.maxRetryTime, err)
+	}
+	return d, nil
+}
+
+// wait logs a transient error and sleeps d before retry number retry.
+func (s *Sink[T]) wait(ctx context.Context, d time.Duration, retry int, err error, attrs ...slog.Attr) error {
+	s.retries.Add(1)
+	s.log.LogAttrs(ctx, slog.LevelWarn, "mongoio: transient error, retrying",
+		append(attrs, slog.Int("retry", retry+1), slog.Duration("backoff", d), slog.Any("err", err))...)
+	return sleep(ctx, d)
 }

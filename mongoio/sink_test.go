@@ -85,7 +85,7 @@ func startDB(t *testing.T) (*embedded.Mongo, *mongo.Database) {
 
 func newSink(t *testing.T, db *mongo.Database, opts ...mongoio.Option) *mongoio.Sink[zscore] {
 	t.Helper()
-	opts = append([]mongoio.Option{mongoio.Logger(quietLogger(t)), mongoio.Backoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
+	opts = append([]mongoio.Option{mongoio.WithLogger(quietLogger(t)), mongoio.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)
 	s, err := mongoio.NewSink(db, routeZ, opts...)
 	require.NoError(t, err, "NewSink")
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
@@ -118,9 +118,9 @@ func TestUpsertIdempotent(t *testing.T) {
 		opts []mongoio.Option
 		n    int // events; documents are n per window
 	}{
-		{name: "batches of 7", n: 5, opts: []mongoio.Option{mongoio.BatchSize(7)}},
+		{name: "batches of 7", n: 5, opts: []mongoio.Option{mongoio.WithBatchSize(7)}},
 		{name: "one batch", n: 5},
-		{name: "explicit command cap", n: 10, opts: []mongoio.Option{mongoio.MaxWritesPerCommand(4)}},
+		{name: "explicit command cap", n: 10, opts: []mongoio.Option{mongoio.WithMaxWritesPerCommand(4)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,7 +147,7 @@ func TestUpsertIdempotent(t *testing.T) {
 				assert.True(t, t0.Equal(got[0].Time), "timestamp is a BSON date: %v", got[0].Time)
 			}
 			st := s.Stats()
-			total := int64(tt.n * len(windows))
+			total := uint64(tt.n * len(windows))
 			assert.Equal(t, 3*total, st.Written, "every write acknowledged")
 			assert.Equal(t, total, st.Upserted, "only the first flush creates documents")
 			assert.Zero(t, st.Retries, "no retries")
@@ -164,7 +164,7 @@ func TestFerretDBCommandCap(t *testing.T) {
 	s, err := mongoio.NewSink(db, func(d zscore) (mongoio.Route, error) {
 		d.ID = d.Window + "|" + d.ID
 		return mongoio.Route{Collection: "one", Doc: d}, nil
-	}, mongoio.Logger(quietLogger(t)))
+	}, mongoio.WithLogger(quietLogger(t)))
 	require.NoError(t, err, "NewSink")
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -191,12 +191,12 @@ func TestBufferDeduplicates(t *testing.T) {
 		d := zscores(1, p)[0]
 		require.NoError(t, s.Write(t.Context(), d), "write price %v", p)
 	}
-	assert.Equal(t, int64(1), s.Stats().Buffered, "one buffered write per _id")
+	assert.Equal(t, uint64(1), s.Stats().Buffered, "one buffered write per _id")
 	require.NoError(t, s.Flush(t.Context()), "flush")
 	got := readAll(t, db, "btc-price-zscore-30s")
 	require.Len(t, got, 1, "one document")
 	assert.InDelta(t, 3.0, got[0].Price, 0, "last write wins")
-	assert.Equal(t, int64(2), s.Stats().Deduplicated, "two writes replaced in the buffer")
+	assert.Equal(t, uint64(2), s.Stats().Deduplicated, "two writes replaced in the buffer")
 }
 
 // TestRouting sends each window's documents to its own collection.
@@ -221,20 +221,20 @@ func TestRouting(t *testing.T) {
 			assert.Equal(t, w, d.Window, "document %s routed to its window", d.ID)
 		}
 	}
-	assert.Equal(t, int64(len(windows)), s.Stats().Batches, "one bulk write per collection")
+	assert.Equal(t, uint64(len(windows)), s.Stats().Batches, "one bulk write per collection")
 }
 
 // TestBatchSize flushes from Write when the buffer is full.
 func TestBatchSize(t *testing.T) {
 	t.Parallel()
 	_, db := startDB(t)
-	s := newSink(t, db, mongoio.BatchSize(10))
+	s := newSink(t, db, mongoio.WithBatchSize(10))
 	writeAll(t, s, zscores(4, 100)) // 24 writes: two automatic flushes
 	st := s.Stats()
-	assert.Equal(t, int64(20), st.Written, "two full batches written by Write")
-	assert.Equal(t, int64(4), st.Buffered, "the rest stays buffered")
+	assert.Equal(t, uint64(20), st.Written, "two full batches written by Write")
+	assert.Equal(t, uint64(4), st.Buffered, "the rest stays buffered")
 	require.NoError(t, s.Flush(t.Context()), "flush")
-	assert.Equal(t, int64(24), s.Stats().Written, "everything written after Flush")
+	assert.Equal(t, uint64(24), s.Stats().Written, "everything written after Flush")
 }
 
 // TestServerRestart stops the server around a flush and starts it again
@@ -255,7 +255,7 @@ func TestServerRestart(t *testing.T) {
 			m, db := startDB(t)
 			// Bulk writes of 8: the 300 documents take about 50 bulk
 			// writes (inserts are fast), so the server stops in the middle.
-			s := newSink(t, db, mongoio.MaxRetries(-1), mongoio.BatchSize(1_000_000), mongoio.MaxWritesPerCommand(8))
+			s := newSink(t, db, mongoio.WithMaxRetries(-1), mongoio.WithBatchSize(1_000_000), mongoio.WithMaxWritesPerCommand(8))
 
 			// A first flush opens connections, which the outage breaks.
 			// Its documents are replaced by the next flush, the others
@@ -314,7 +314,7 @@ func TestServerRestart(t *testing.T) {
 func TestRetriesExhausted(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.MaxRetries(2), mongoio.Backoff(10*time.Millisecond, 10*time.Millisecond))
+	s := newSink(t, db, mongoio.WithMaxRetries(2), mongoio.WithBackoff(10*time.Millisecond, 10*time.Millisecond))
 	writeAll(t, s, zscores(2, 1))
 	require.NoError(t, m.Stop(), "stop the server")
 
@@ -324,14 +324,14 @@ func TestRetriesExhausted(t *testing.T) {
 	// selection timeout or as a refused connection during the handshake.
 	assert.Regexp(t, `server selection|connection refused`, err.Error(), "the last error is in the message")
 	st := s.Stats()
-	assert.Equal(t, int64(2), st.Retries, "MaxRetries retries")
-	assert.Equal(t, int64(12), st.Buffered, "the writes stay buffered")
+	assert.Equal(t, uint64(2), st.Retries, "MaxRetries retries")
+	assert.Equal(t, uint64(12), st.Buffered, "the writes stay buffered")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err = s.Flush(ctx)
 	require.ErrorIs(t, err, context.Canceled, "a canceled flush reports its context")
-	assert.Equal(t, int64(12), s.Stats().Buffered, "the writes stay buffered")
+	assert.Equal(t, uint64(12), s.Stats().Buffered, "the writes stay buffered")
 
 	require.NoError(t, m.Start(), "start the server")
 	require.NoError(t, s.Flush(t.Context()), "a later flush writes them")
@@ -343,7 +343,7 @@ func TestRetriesExhausted(t *testing.T) {
 func TestWriteWaitsUnderContext(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.MaxRetries(-1), mongoio.FlushInterval(time.Millisecond))
+	s := newSink(t, db, mongoio.WithMaxRetries(-1), mongoio.WithFlushInterval(time.Millisecond))
 	require.NoError(t, m.Stop(), "stop the server")
 	writeAll(t, s, zscores(1, 1)[:1])
 	require.Eventually(t, func() bool { return s.Stats().Retries > 0 }, 10*time.Second, time.Millisecond,
@@ -464,7 +464,7 @@ func TestRejectedWrites(t *testing.T) {
 			_, db := startDB(t)
 			s, err := mongoio.NewSink(db, func(r rec) (mongoio.Route, error) {
 				return mongoio.Route{Collection: "rejects", ID: r.ID, Doc: r.Doc}, nil
-			}, mongoio.Logger(quietLogger(t)))
+			}, mongoio.WithLogger(quietLogger(t)))
 			require.NoError(t, err, "NewSink")
 			t.Cleanup(func() { _ = s.Close(context.Background()) })
 			if tt.unique {
@@ -498,7 +498,7 @@ func TestRejectedWrites(t *testing.T) {
 			st := s.Stats()
 			assert.Zero(t, st.Retries, "rejections are not retried")
 			assert.Zero(t, st.Buffered, "rejected writes leave the buffer")
-			assert.Equal(t, int64(len(tt.bad)), st.Rejected, "rejection count")
+			assert.Equal(t, uint64(len(tt.bad)), st.Rejected, "rejection count")
 			n, err := db.Collection("rejects").CountDocuments(t.Context(), bson.D{})
 			require.NoError(t, err, "count")
 			assert.Equal(t, int64(len(tt.recs)-len(tt.bad)), n, "every good record is written")
@@ -516,7 +516,7 @@ func TestNonTransientError(t *testing.T) {
 	// FerretDB refuses this collection name, which MongoDB accepts.
 	s, err := mongoio.NewSink(db, func(i int) (mongoio.Route, error) {
 		return mongoio.Route{Collection: "_ferretdb_reserved", ID: i, Doc: bson.D{}}, nil
-	}, mongoio.Logger(quietLogger(t)))
+	}, mongoio.WithLogger(quietLogger(t)))
 	require.NoError(t, err, "NewSink")
 	require.NoError(t, s.Write(t.Context(), 1), "write")
 	err = s.Flush(t.Context())
@@ -525,10 +525,10 @@ func TestNonTransientError(t *testing.T) {
 	var ce mongo.CommandError
 	assert.ErrorAs(t, err, &ce, "the driver error is wrapped")
 	assert.Zero(t, s.Stats().Retries, "not retried")
-	assert.Equal(t, int64(1), s.Stats().Buffered, "the write stays buffered")
+	assert.Equal(t, uint64(1), s.Stats().Buffered, "the write stays buffered")
 	err = s.Close(t.Context())
 	assert.ErrorContains(t, err, "1 writes still buffered", "Close reports what it could not write")
-	assert.Equal(t, int64(1), s.Stats().Buffered, "and keeps it")
+	assert.Equal(t, uint64(1), s.Stats().Buffered, "and keeps it")
 }
 
 // TestHungServer: a server that accepts connections and commands but never
@@ -539,8 +539,8 @@ func TestHungServer(t *testing.T) {
 	t.Parallel()
 	f := &fakeServer{hang: true}
 	db := startFakeServer(t, f)
-	s := newSink(t, db, mongoio.AttemptTimeout(300*time.Millisecond), mongoio.MaxRetryTime(2*time.Second),
-		mongoio.MaxRetries(-1), mongoio.Backoff(50*time.Millisecond, 200*time.Millisecond))
+	s := newSink(t, db, mongoio.WithAttemptTimeout(300*time.Millisecond), mongoio.WithMaxRetryTime(2*time.Second),
+		mongoio.WithMaxRetries(-1), mongoio.WithBackoff(50*time.Millisecond, 200*time.Millisecond))
 	writeAll(t, s, zscores(3, 1))
 	began := time.Now()
 	err := s.Flush(t.Context())
@@ -551,8 +551,8 @@ func TestHungServer(t *testing.T) {
 	assert.Less(t, took, 2500*time.Millisecond, "within MaxRetryTime and one attempt")
 	assert.GreaterOrEqual(t, took, 1500*time.Millisecond, "after retrying for most of MaxRetryTime")
 	st := s.Stats()
-	assert.Equal(t, int64(18), st.Buffered, "the writes stay buffered")
-	assert.GreaterOrEqual(t, st.Retries, int64(3), "retried")
+	assert.Equal(t, uint64(18), st.Buffered, "the writes stay buffered")
+	assert.GreaterOrEqual(t, st.Retries, uint64(3), "retried")
 	assert.NotEmpty(t, f.Calls(), "the server got the commands")
 	t.Logf("gave up after %v and %d retries: %v", took.Round(time.Millisecond), st.Retries, err)
 }
@@ -562,8 +562,8 @@ func TestHungServer(t *testing.T) {
 func TestMaxRetryTime(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.MaxRetries(-1), mongoio.MaxRetryTime(1500*time.Millisecond),
-		mongoio.Backoff(20*time.Millisecond, 100*time.Millisecond))
+	s := newSink(t, db, mongoio.WithMaxRetries(-1), mongoio.WithMaxRetryTime(1500*time.Millisecond),
+		mongoio.WithBackoff(20*time.Millisecond, 100*time.Millisecond))
 	writeAll(t, s, zscores(1, 1))
 	require.NoError(t, m.Stop(), "stop the server")
 	began := time.Now()
@@ -572,7 +572,7 @@ func TestMaxRetryTime(t *testing.T) {
 	require.ErrorIs(t, err, mongoio.ErrRetriesExhausted, "the flush gives up")
 	assert.GreaterOrEqual(t, took, time.Second, "after retrying")
 	assert.Less(t, took, 10*time.Second, "not forever")
-	assert.Equal(t, int64(6), s.Stats().Buffered, "the writes stay buffered")
+	assert.Equal(t, uint64(6), s.Stats().Buffered, "the writes stay buffered")
 	require.NoError(t, m.Start(), "start the server")
 	require.NoError(t, s.Flush(t.Context()), "a later flush writes them")
 }
@@ -585,7 +585,7 @@ func TestMaxRetryTime(t *testing.T) {
 func TestBufferBounded(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.BatchSize(2), mongoio.MaxBuffered(5), mongoio.MaxRetries(0))
+	s := newSink(t, db, mongoio.WithBatchSize(2), mongoio.WithMaxBuffered(5), mongoio.WithMaxRetries(0))
 	require.NoError(t, m.Stop(), "stop the server")
 	docs := zscores(2, 1) // 12 records, one collection per window
 	var full, accepted int
@@ -599,11 +599,11 @@ func TestBufferBounded(t *testing.T) {
 		accepted++
 	}
 	st := s.Stats()
-	assert.Equal(t, int64(5), st.Buffered, "the buffer stops at MaxBuffered")
+	assert.Equal(t, uint64(5), st.Buffered, "the buffer stops at MaxBuffered")
 	assert.Equal(t, 5, accepted, "records buffered")
 	assert.Equal(t, len(docs)-5, full, "records refused")
 	require.NoError(t, s.Write(t.Context(), docs[0]), "a write of a buffered _id replaces it")
-	assert.Equal(t, int64(5), s.Stats().Buffered, "still 5")
+	assert.Equal(t, uint64(5), s.Stats().Buffered, "still 5")
 
 	require.NoError(t, m.Start(), "start the server")
 	require.NoError(t, s.Flush(t.Context()), "the buffered writes are written")
@@ -624,8 +624,8 @@ func TestBufferBounded(t *testing.T) {
 func TestCloseDuringOutage(t *testing.T) {
 	t.Parallel()
 	m, db := startDB(t)
-	s := newSink(t, db, mongoio.MaxRetries(1), mongoio.Backoff(10*time.Millisecond, 10*time.Millisecond),
-		mongoio.FlushInterval(10*time.Millisecond))
+	s := newSink(t, db, mongoio.WithMaxRetries(1), mongoio.WithBackoff(10*time.Millisecond, 10*time.Millisecond),
+		mongoio.WithFlushInterval(10*time.Millisecond))
 	writeAll(t, s, zscores(1, 1))
 	require.NoError(t, m.Stop(), "stop the server")
 	writeAll(t, s, zscores(2, 2)[6:])
@@ -653,25 +653,25 @@ func TestOptionValidation(t *testing.T) {
 	}{
 		{name: "defaults", ok: true},
 		{name: "everything set", ok: true, opts: []mongoio.Option{
-			mongoio.BatchSize(1), mongoio.FlushInterval(time.Second), mongoio.MaxRetries(0),
-			mongoio.Backoff(time.Millisecond, time.Millisecond), mongoio.WriteConcern(writeconcern.W1()),
-			mongoio.MaxWritesPerCommand(1), mongoio.Logger(nil), mongoio.FlushConcurrency(1),
-			mongoio.InsertFirst(false),
+			mongoio.WithBatchSize(1), mongoio.WithFlushInterval(time.Second), mongoio.WithMaxRetries(0),
+			mongoio.WithBackoff(time.Millisecond, time.Millisecond), mongoio.WithWriteConcern(writeconcern.W1()),
+			mongoio.WithMaxWritesPerCommand(1), mongoio.WithLogger(nil), mongoio.WithFlushConcurrency(1),
+			mongoio.WithUpsertOnly(),
 		}},
-		{name: "unbounded retries", ok: true, opts: []mongoio.Option{mongoio.MaxRetries(-1)}},
-		{name: "inherited write concern", ok: true, opts: []mongoio.Option{mongoio.WriteConcern(nil)}},
+		{name: "unbounded retries", ok: true, opts: []mongoio.Option{mongoio.WithMaxRetries(-1)}},
+		{name: "inherited write concern", ok: true, opts: []mongoio.Option{mongoio.WithWriteConcern(nil)}},
 		{name: "nil database", db: nil},
 		{name: "nil route", route: nil},
 		{name: "nil option", opts: []mongoio.Option{nil}},
-		{name: "zero batch size", opts: []mongoio.Option{mongoio.BatchSize(0)}},
-		{name: "negative flush interval", opts: []mongoio.Option{mongoio.FlushInterval(-time.Second)}},
-		{name: "negative writes per command", opts: []mongoio.Option{mongoio.MaxWritesPerCommand(-1)}},
-		{name: "zero flush concurrency", opts: []mongoio.Option{mongoio.FlushConcurrency(0)}},
-		{name: "retries below -1", opts: []mongoio.Option{mongoio.MaxRetries(-2)}},
-		{name: "zero backoff", opts: []mongoio.Option{mongoio.Backoff(0, time.Second)}},
-		{name: "backoff max below min", opts: []mongoio.Option{mongoio.Backoff(time.Second, time.Millisecond)}},
-		{name: "unacknowledged write concern", opts: []mongoio.Option{mongoio.WriteConcern(writeconcern.Unacknowledged())}},
-		{name: "invalid write concern", opts: []mongoio.Option{mongoio.WriteConcern(&writeconcern.WriteConcern{W: -1})}},
+		{name: "zero batch size", opts: []mongoio.Option{mongoio.WithBatchSize(0)}},
+		{name: "negative flush interval", opts: []mongoio.Option{mongoio.WithFlushInterval(-time.Second)}},
+		{name: "negative writes per command", opts: []mongoio.Option{mongoio.WithMaxWritesPerCommand(-1)}},
+		{name: "zero flush concurrency", opts: []mongoio.Option{mongoio.WithFlushConcurrency(0)}},
+		{name: "retries below -1", opts: []mongoio.Option{mongoio.WithMaxRetries(-2)}},
+		{name: "zero backoff", opts: []mongoio.Option{mongoio.WithBackoff(0, time.Second)}},
+		{name: "backoff max below min", opts: []mongoio.Option{mongoio.WithBackoff(time.Second, time.Millisecond)}},
+		{name: "unacknowledged write concern", opts: []mongoio.Option{mongoio.WithWriteConcern(writeconcern.Unacknowledged())}},
+		{name: "invalid write concern", opts: []mongoio.Option{mongoio.WithWriteConcern(&writeconcern.WriteConcern{W: -1})}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -735,7 +735,7 @@ func TestEnsureIndexes(t *testing.T) {
 func TestFlushInterval(t *testing.T) {
 	t.Parallel()
 	_, db := startDB(t)
-	s := newSink(t, db, mongoio.FlushInterval(20*time.Millisecond))
+	s := newSink(t, db, mongoio.WithFlushInterval(20*time.Millisecond))
 	writeAll(t, s, zscores(2, 1))
 	require.Eventually(t, func() bool { return s.Stats().Written == 12 }, 10*time.Second, 10*time.Millisecond,
 		"background flush writes the buffer")
@@ -762,7 +762,7 @@ func TestClose(t *testing.T) {
 func TestConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	_, db := startDB(t)
-	s := newSink(t, db, mongoio.BatchSize(50), mongoio.FlushInterval(5*time.Millisecond))
+	s := newSink(t, db, mongoio.WithBatchSize(50), mongoio.WithFlushInterval(5*time.Millisecond))
 	const writers, perWriter = 4, 60
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -781,7 +781,7 @@ func TestConcurrentWriters(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, s.Flush(t.Context()), "flush")
 	assert.Len(t, readAll(t, db, "btc-price-zscore-30s"), writers*perWriter, "every write from every goroutine")
-	assert.Equal(t, int64(writers*perWriter), s.Stats().Written, "acknowledged writes")
+	assert.Equal(t, uint64(writers*perWriter), s.Stats().Written, "acknowledged writes")
 }
 
 // TestNullZscore stores a null z-score as BSON null.

@@ -93,7 +93,7 @@
 // names both types in its error.
 //
 // Errors that callers branch on are sentinels (ErrInvalidOption,
-// ErrReplayMismatch, ErrBadCheckpoint, ErrOffsetOrder), wrapped with
+// ErrReplayMismatch, ErrInvalidCheckpoint, ErrOffsetOrder), wrapped with
 // details: test them with errors.Is, not by comparing errors or messages.
 //
 // Only what does I/O takes a context.Context: Run, and the Source, Sink,

@@ -113,9 +113,10 @@ var (
 	// not reproduce the checkpoint's largest event time: the partition lost
 	// or changed records, and the rebuilt state may differ from the original.
 	ErrReplayMismatch = errors.New("stream: replay does not match the checkpoint")
-	// ErrBadCheckpoint is returned by Restore for metadata it cannot read; the
-	// input then starts afresh at the checkpoint's offset, without replay.
-	ErrBadCheckpoint = errors.New("stream: unreadable checkpoint metadata")
+	// ErrInvalidCheckpoint is returned by Restore for metadata it cannot
+	// read; the input then starts afresh at the checkpoint's offset, without
+	// replay.
+	ErrInvalidCheckpoint = errors.New("stream: invalid checkpoint metadata")
 	// ErrOffsetOrder is returned by Push and Skip for an offset that is not
 	// above the last one, or that a replay has not reached yet.
 	ErrOffsetOrder = errors.New("stream: offset out of order")
@@ -362,7 +363,7 @@ func (in *TaskInput[V]) Restore(cp Checkpoint) (replayFrom int64, err error) {
 		return 0, fmt.Errorf("%w: Restore after the input has a position", ErrOffsetOrder)
 	}
 	if cp.Offset < 0 {
-		return 0, fmt.Errorf("%w: checkpoint offset %d", ErrBadCheckpoint, cp.Offset)
+		return 0, fmt.Errorf("%w: checkpoint offset %d", ErrInvalidCheckpoint, cp.Offset)
 	}
 	st.restored, st.resume, st.next = true, cp.Offset, cp.Offset
 	in.core.replaying = true
@@ -374,7 +375,7 @@ func (in *TaskInput[V]) Restore(cp Checkpoint) (replayFrom int64, err error) {
 		if perr == nil {
 			perr = fmt.Errorf("replay offset %d beyond the checkpoint's %d", m.r, cp.Offset)
 		}
-		return cp.Offset, fmt.Errorf("%w: %q: %w", ErrBadCheckpoint, cp.Metadata, perr)
+		return cp.Offset, fmt.Errorf("%w: %q: %w", ErrInvalidCheckpoint, cp.Metadata, perr)
 	}
 	st.next, st.check = m.r, m.m
 	return m.r, nil

@@ -223,7 +223,7 @@ func TestTaskCheckpointMetadata(t *testing.T) {
 		t4, err := stream.NewTask(tr, stream.Input[float64]{}, &rec)
 		require.NoError(t, err, "NewTask")
 		from, err := t4.Input().Restore(stream.Checkpoint{Offset: 17, Metadata: bad})
-		assert.ErrorIs(t, err, stream.ErrBadCheckpoint, "metadata %q", bad)
+		assert.ErrorIs(t, err, stream.ErrInvalidCheckpoint, "metadata %q", bad)
 		assert.Equal(t, int64(17), from, "unreadable metadata: start afresh at the offset (%q)", bad)
 	}
 }

@@ -109,7 +109,7 @@ func (o *options) produce(ctx context.Context, brokers []string, src source.Sour
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	flushErr := sink.Flush(fctx)
-	closeErr := sink.Close()
+	closeErr := sink.Close(context.WithoutCancel(ctx)) // as before Close took a context: it waits for what Flush left
 	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
 		runErr = nil
 	}

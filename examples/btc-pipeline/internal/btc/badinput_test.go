@@ -347,7 +347,7 @@ func TestBadInputEveryStage(t *testing.T) {
 		for i, v := range values {
 			require.NoError(t, sink.Write(context.Background(), stream.Event[[]byte]{Key: key(i), Time: stream.TimeOf(time.Now()), Value: []byte(v)}), "produce")
 		}
-		require.NoError(t, sink.Close(), "produce to %s", topic)
+		require.NoError(t, sink.Close(context.Background()), "produce to %s", topic)
 	}
 	values := func(bs []bad) []string {
 		var out []string

@@ -130,7 +130,7 @@ func BenchmarkLabStages(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				if err := sink.Close(); err != nil {
+				if err := sink.Close(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 				produced := time.Since(start)
@@ -223,7 +223,7 @@ func BenchmarkLabLatency(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer sink.Close()
+		defer sink.Close(context.Background())
 		total := int(rate * span.Seconds())
 		sent := make([]time.Time, total) // by event time - t0
 		t0 := stream.TimeOf(time.Now())

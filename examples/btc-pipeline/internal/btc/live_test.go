@@ -63,7 +63,7 @@ func produceTrace(t *testing.T, addrs []string, cfg Config, partitions int, line
 	t.Helper()
 	sink, err := kafkaio.NewSink[[]byte](nil, kafkaio.Raw{}, kafkaio.WithTopic(PriceTopic), kafkaio.WithBrokers(addrs, nil))
 	require.NoError(t, err, "sink")
-	defer sink.Close()
+	defer sink.Close(context.Background())
 	ctx := context.Background()
 	dec := NewDecoder()
 	last := stream.MinTime

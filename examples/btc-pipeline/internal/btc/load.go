@@ -57,7 +57,7 @@ func NewLoader(db *mongo.Database, cfg Config, log *slog.Logger, opts ...mongoio
 	}
 	sink, err := mongoio.NewSink(db, func(d ZDoc) (mongoio.Route, error) {
 		return mongoio.Route{Collection: Collection(d.Window), Doc: d}, nil
-	}, append([]mongoio.Option{mongoio.Logger(log)}, opts...)...)
+	}, append([]mongoio.Option{mongoio.WithLogger(log)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("btc: loader: %w", err)
 	}
@@ -129,12 +129,12 @@ func (l *Loader) Close(ctx context.Context) error { return l.sink.Close(ctx) }
 type LoaderStats struct {
 	Records  uint64 // btc-price-zscore records written
 	Rejected uint64 // documents the server refused for good
-	mongoio.Stats
+	mongoio.SinkStats
 }
 
 // Stats returns the counts so far.
 func (l *Loader) Stats() LoaderStats {
-	return LoaderStats{Records: l.records.Load(), Rejected: l.rejected.Load(), Stats: l.sink.Stats()}
+	return LoaderStats{Records: l.records.Load(), Rejected: l.rejected.Load(), SinkStats: l.sink.Stats()}
 }
 
 // NewLoadStage returns the load stage: it reads btc-price-zscore (written by

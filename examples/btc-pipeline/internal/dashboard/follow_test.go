@@ -32,7 +32,7 @@ func produceLines(t testing.TB, addrs []string, topic string, lines [][]byte) {
 	t.Helper()
 	sink, err := kafkaio.NewSink[[]byte](nil, kafkaio.Raw{}, kafkaio.WithTopic(topic), kafkaio.WithBrokers(addrs, nil))
 	require.NoError(t, err)
-	defer sink.Close()
+	defer sink.Close(context.Background())
 	ctx := context.Background()
 	now := stream.TimeOf(time.Now())
 	for _, l := range lines {

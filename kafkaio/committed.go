@@ -148,3 +148,9 @@ func refreshOn(client sarama.Client, group string, err sarama.KError) error {
 	}
 	return err
 }
+
+// topicPartition names a partition.
+type topicPartition struct {
+	topic     string
+	partition int32
+}

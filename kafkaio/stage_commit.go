@@ -1,0 +1,122 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// commit makes durable everything the tasks did since the last commit:
+// exactly once, it commits the producer's transaction with every task's
+// checkpoints; at least once, it flushes the sink and the dead-letter
+// producer and then commits the checkpoints. A failed commit is recovered
+// from like a crash (recoverAll).
+func (rt *runtime) commit() error {
+	if !rt.dirty {
+		return nil
+	}
+	if rt.st.hooks.beforeCommit != nil && rt.st.hooks.beforeCommit() {
+		return errCrashed
+	}
+	if err := rt.out.err(); err != nil {
+		// A result was not written: committing would skip it.
+		return rt.recoverAll(err)
+	}
+	offsets := rt.offsets()
+	sess := rt.session()
+	if sess == nil {
+		return rt.recoverAll(errors.New("no group session"))
+	}
+	meta := sarama.NewConsumerGroupMetadataFromSession(sess, rt.st.group, rt.instanceID())
+	var err error
+	if rt.st.exactly {
+		err = rt.prod.commit(offsets, meta)
+	} else {
+		err = rt.commitAtLeastOnce(offsets, meta)
+	}
+	if err != nil {
+		return rt.recoverAll(err)
+	}
+	rt.committed()
+	return nil
+}
+
+// committed records a successful commit.
+func (rt *runtime) committed() {
+	rt.dirty, rt.sinceCommit, rt.lastCommit = false, 0, time.Now()
+	rt.st.stats.commits.Add(1)
+	if obs := rt.st.cfg.latency; obs != nil {
+		for _, b := range rt.fetched {
+			obs(rt.lastCommit.Sub(b.at), b.n)
+		}
+		rt.fetched = rt.fetched[:0]
+	}
+}
+
+func (rt *runtime) commitAtLeastOnce(offsets map[string][]*sarama.PartitionOffsetMetadata, meta *sarama.ConsumerGroupMetadata) error {
+	if err := rt.out.err(); err != nil {
+		return err
+	}
+	if rt.out.flush != nil {
+		if err := rt.out.flush(rt.writes); err != nil {
+			return fmt.Errorf("kafkaio: flush sink: %w", err)
+		}
+	}
+	if rt.prod != nil {
+		if err := rt.prod.flush(rt.writes); err != nil {
+			return fmt.Errorf("kafkaio: dead-letter topic: %w", err)
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	return commitOffsets(rt.groupCl, rt.st.group, meta, offsets)
+}
+
+// offsets gathers the checkpoints of the running tasks.
+func (rt *runtime) offsets() map[string][]*sarama.PartitionOffsetMetadata {
+	out := make(map[string][]*sarama.PartitionOffsetMetadata, len(rt.st.inputs))
+	for _, s := range rt.slots {
+		if s.task == nil || s.task.Replaying() {
+			continue
+		}
+		rt.cps = s.task.Checkpoints(rt.cps[:0])
+		for _, c := range rt.cps {
+			meta := c.Metadata
+			topic := rt.st.inputs[c.Input].topic
+			out[topic] = append(out[topic], &sarama.PartitionOffsetMetadata{Partition: s.p, Offset: c.Offset, Metadata: &meta, LeaderEpoch: -1})
+		}
+	}
+	return out
+}
+
+// finalCommit commits on a context that is not cancelled, once: a failure
+// is reported, not recovered from.
+func (rt *runtime) finalCommit() error {
+	if err := rt.out.err(); err != nil {
+		return fmt.Errorf("kafkaio: stage %q: no final commit, a result was not written: %w (the next owner processes it again)", rt.st.group, err)
+	}
+	ctx := rt.ctx
+	rt.ctx = context.WithoutCancel(ctx)
+	defer func() { rt.ctx = ctx }()
+	offsets := rt.offsets()
+	sess := rt.session()
+	if sess == nil {
+		return nil
+	}
+	meta := sarama.NewConsumerGroupMetadataFromSession(sess, rt.st.group, rt.instanceID())
+	var err error
+	if rt.st.exactly {
+		err = rt.prod.commit(offsets, meta)
+	} else {
+		err = rt.commitAtLeastOnce(offsets, meta)
+	}
+	if err != nil {
+		return fmt.Errorf("kafkaio: stage %q: final commit: %w (what it covered is processed again by the next owner)", rt.st.group, err)
+	}
+	rt.committed()
+	return nil
+}

@@ -1,0 +1,189 @@
+package kafkaio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// clientConfig returns a copy of the stage's sarama config adjusted for one
+// of its clients.
+func (s *Stage) clientConfig(adjust func(*sarama.Config)) *sarama.Config {
+	c := *s.cfg.config
+	c.Consumer.IsolationLevel = sarama.ReadCommitted
+	c.Consumer.Offsets.AutoCommit.Enable = false
+	c.Consumer.Return.Errors = true
+	adjust(&c)
+	return &c
+}
+
+func (s *Stage) start(ctx context.Context) (*runtime, error) {
+	rt := &runtime{
+		st: s, ctx: ctx, log: s.log,
+		events: make(chan event, 64), dead: make(chan struct{}), consumed: make(chan error, 1),
+		crashed: make(chan struct{}), slots: make(map[int32]*slot), lastCommit: time.Now(), kinds: make(map[string]bool),
+		claims: make(map[*claimRef]struct{}),
+	}
+	rt.writes, rt.endWrites = context.WithCancel(context.WithoutCancel(ctx))
+	// A graceful stop delivers the results in flight, but not forever: a
+	// broker that does not take them within the grace period is given up
+	// on, and nothing more is committed.
+	context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, rt.endWrites) })
+	rt.out = s.newOutput(rt)
+	fail := func(err error) (*runtime, error) {
+		rt.endWrites()
+		rt.closeClients()
+		return nil, err
+	}
+	var err error
+	groupCfg := s.clientConfig(func(c *sarama.Config) {
+		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{NewCoPartitionedStrategy()}
+		c.Consumer.Group.InstanceId = s.cfg.instanceID
+	})
+	if err := groupCfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if rt.groupCl, err = dial(ctx, s, groupCfg, "group"); err != nil {
+		return fail(err)
+	}
+	if err := s.checkTopics(rt.groupCl); err != nil {
+		return fail(err)
+	}
+	if rt.replayCl, err = dial(ctx, s, s.clientConfig(func(*sarama.Config) {}), "replay"); err != nil {
+		return fail(err)
+	}
+	if rt.replayer, err = sarama.NewConsumerFromClient(rt.replayCl); err != nil {
+		return fail(fmt.Errorf("%w: replay consumer: %w", ErrInvalidConfig, err))
+	}
+	if s.exactly || s.cfg.deadLetter != "" {
+		rt.txID = ""
+		if s.exactly {
+			suffix := s.cfg.instanceID
+			if suffix == "" {
+				var b [6]byte
+				_, _ = rand.Read(b[:])
+				suffix = hex.EncodeToString(b[:])
+			}
+			rt.txID = s.group + "-" + suffix
+		}
+		prodCfg := s.clientConfig(func(c *sarama.Config) {
+			c.Producer.Idempotent = true
+			c.Producer.RequiredAcks = sarama.WaitForAll
+			c.Net.MaxOpenRequests = 1
+			c.Producer.Return.Successes = true
+			c.Producer.Return.Errors = true
+			c.Producer.Transaction.ID = rt.txID
+			c.Producer.Transaction.Timeout = s.cfg.txnTimeout
+		})
+		if err := prodCfg.Validate(); err != nil {
+			return fail(fmt.Errorf("%w: %w", ErrInvalidConfig, err))
+		}
+		if rt.prodCl, err = dial(ctx, s, prodCfg, "producer"); err != nil {
+			return fail(err)
+		}
+		if err := rt.newProducer(); err != nil {
+			return fail(err)
+		}
+	}
+	if rt.group, err = sarama.NewConsumerGroupFromClient(s.group, rt.groupCl); err != nil {
+		return fail(fmt.Errorf("%w: consumer group %q: %w", ErrInvalidConfig, s.group, err))
+	}
+	go rt.consume()
+	go rt.groupErrors()
+	s.log.Info("kafkaio: stage started", "group", s.group, "inputs", s.topics(), "exactly_once", s.exactly,
+		"transactional_id", rt.txID, "instance", s.cfg.instanceID, "bounds", s.bounds)
+	return rt, nil
+}
+
+func (s *Stage) topics() []string {
+	out := make([]string, len(s.inputs))
+	for i, in := range s.inputs {
+		out[i] = in.topic
+	}
+	return out
+}
+
+// dial makes a client, waiting for the brokers with capped backoff while
+// ctx lasts: a broker that is not up yet is not an error.
+func dial(ctx context.Context, s *Stage, cfg *sarama.Config, role string) (sarama.Client, error) {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		c, err := sarama.NewClient(s.cfg.brokers, cfg)
+		if err == nil {
+			if attempt > 1 {
+				s.log.Info("kafkaio: brokers reachable", "brokers", s.cfg.brokers, "client", role)
+			}
+			return c, nil
+		}
+		var ce sarama.ConfigurationError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			s.log.Warn("kafkaio: brokers unreachable; retrying", "brokers", s.cfg.brokers, "client", role,
+				"attempt", attempt, "retry_in", backoff, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kafkaio: connect to %v: %w (last error: %w)", s.cfg.brokers, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// ErrNotCoPartitioned is returned by Run when the inputs of a two-input
+// stage do not have the same number of partitions.
+var ErrNotCoPartitioned = errors.New("kafkaio: input topics are not co-partitioned")
+
+func (s *Stage) checkTopics(c sarama.Client) error {
+	if err := c.RefreshMetadata(s.topics()...); err != nil {
+		return fmt.Errorf("kafkaio: stage %q: input topics %v: %w", s.group, s.topics(), err)
+	}
+	n := -1
+	for _, in := range s.inputs {
+		ps, err := c.Partitions(in.topic)
+		if err != nil {
+			return fmt.Errorf("kafkaio: stage %q: input topic %q: %w", s.group, in.topic, err)
+		}
+		if n >= 0 && len(ps) != n {
+			return fmt.Errorf("%w: %q has %d partitions, %q has %d", ErrNotCoPartitioned, s.inputs[0].topic, n, in.topic, len(ps))
+		}
+		n = len(ps)
+	}
+	return nil
+}
+
+func (rt *runtime) newProducer() error {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		p, err := newProducer(rt.prodCl)
+		if err == nil {
+			rt.prod = p
+			return nil
+		}
+		if fenced(err) && rt.fencedAgain() {
+			return fmt.Errorf("kafkaio: stage %q: producer %q fenced again and again: another member runs with the same transactional id (instance id %q): %w",
+				rt.st.group, rt.txID, rt.st.cfg.instanceID, err)
+		}
+		var ce sarama.ConfigurationError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("%w: producer: %w", ErrInvalidConfig, err)
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			rt.log.Warn("kafkaio: cannot start the producer; retrying", "group", rt.st.group, "transactional_id", rt.txID,
+				"attempt", attempt, "retry_in", backoff, "error", err)
+		}
+		select {
+		case <-rt.ctx.Done():
+			return rt.ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
