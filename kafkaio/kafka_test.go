@@ -145,10 +145,13 @@ func TestEnsureTopics(t *testing.T) {
 		require.Len(t, md, 2, "topics")
 		assert.Len(t, md[0].Partitions, 3, "partitions of %s", a)
 		assert.Len(t, md[1].Partitions, 2, "partitions of %s", b)
-		cfgs, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: a, ConfigNames: []string{"retention.ms"}})
+		res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: a, ConfigNames: []string{"retention.ms"}}},
+			sarama.DescribeConfigsOptions{})
 		require.NoError(t, err, "describe config")
-		require.NotEmpty(t, cfgs, "configs")
-		assert.Equal(t, "3600000", cfgs[0].Value, "topic config applied")
+		require.Len(t, res, 1, "one resource")
+		require.Zero(t, res[0].ErrorCode, "describe config: %s", res[0].ErrorMsg)
+		require.NotEmpty(t, res[0].Configs, "configs")
+		assert.Equal(t, "3600000", res[0].Configs[0].Value, "topic config applied")
 
 		require.NoError(t, EnsureTopics(ctx, admin, []TopicSpec{{Name: a, Partitions: 3}, {Name: b}}), "existing topics are fine")
 		err = EnsureTopics(ctx, admin, []TopicSpec{{Name: a, Partitions: 5}})

@@ -241,7 +241,7 @@ func (k *cluster) readCommitted(tb testing.TB, topic string, partitions int32) m
 	cfg := k.config(tb)
 	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
 	c := k.client(tb, cfg)
-	ends := make(map[int32]int64)
+	var ends map[int32]int64 // the last stable offsets, once no transaction is open
 	parts := map[string]map[int32]int64{topic: {}}
 	for p := range partitions {
 		parts[topic][p] = sarama.OffsetNewest

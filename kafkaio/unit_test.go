@@ -218,7 +218,8 @@ func TestSCRAMClient(t *testing.T) {
 				}
 				creds, err := hash.NewClient("alice", "s3cret", "")
 				require.NoError(t, err, "server credentials")
-				stored := creds.GetStoredCredentials(scram.KeyFactors{Salt: "NaCl-salt", Iters: 4096})
+				stored, err := creds.GetStoredCredentialsWithError(scram.KeyFactors{Salt: "NaCl-salt", Iters: 4096})
+				require.NoError(t, err, "stored credentials")
 				srv, err := hash.NewServer(func(user string) (scram.StoredCredentials, error) {
 					if user != "alice" {
 						return scram.StoredCredentials{}, errors.New("unknown user")

@@ -45,11 +45,11 @@ func marshalRoute(r Route) (doc, full bson.Raw, id bson.RawValue, err error) {
 		return nil, nil, bson.RawValue{}, fmt.Errorf("marshal Doc: %w", err)
 	}
 	if len(b) > maxDocumentSize {
-		return nil, nil, bson.RawValue{}, fmt.Errorf("Doc is %d bytes, more than MongoDB's limit of %d", len(b), maxDocumentSize)
+		return nil, nil, bson.RawValue{}, fmt.Errorf("the Doc is %d bytes, more than MongoDB's limit of %d", len(b), maxDocumentSize)
 	}
 	doc = bson.Raw(b)
 	if first, err := doc.IndexErr(0); err == nil && strings.HasPrefix(first.Key(), "$") {
-		return nil, nil, bson.RawValue{}, fmt.Errorf("Doc starts with the operator %q; it must be a whole document", first.Key())
+		return nil, nil, bson.RawValue{}, fmt.Errorf("the Doc starts with the operator %q; it must be a whole document", first.Key())
 	}
 	docID := doc.Lookup("_id")
 	hasDocID := docID.Type != 0
@@ -75,7 +75,7 @@ func marshalRoute(r Route) (doc, full bson.Raw, id bson.RawValue, err error) {
 	}
 	full = withID(doc, id)
 	if len(full) > maxDocumentSize {
-		return nil, nil, bson.RawValue{}, fmt.Errorf("Doc with its _id is %d bytes, more than MongoDB's limit of %d", len(full), maxDocumentSize)
+		return nil, nil, bson.RawValue{}, fmt.Errorf("the Doc with its _id is %d bytes, more than MongoDB's limit of %d", len(full), maxDocumentSize)
 	}
 	return doc, full, id, nil
 }
