@@ -105,11 +105,12 @@ func (o *options) produce(ctx context.Context, brokers []string, src source.Sour
 		return nil
 	})
 	// In-flight records are delivered before the producer closes, also on
-	// a stop (a broker that is away gets 30 s).
+	// a stop; a broker that is away gets 30 s, and then the records still
+	// held are reported (exit code 1), not dropped silently.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	flushErr := sink.Flush(fctx)
-	closeErr := sink.Close(context.WithoutCancel(ctx)) // as before Close took a context: it waits for what Flush left
+	closeErr := sink.Close(fctx)
 	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
 		runErr = nil
 	}
