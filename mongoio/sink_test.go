@@ -494,6 +494,13 @@ func TestRejectedWrites(t *testing.T) {
 			}
 			slices.Sort(got)
 			assert.Equal(t, tt.bad, got, "exactly the bad records are rejected")
+			assert.Contains(t, rej.Error(), fmt.Sprintf("mongoio: %d writes rejected; rejects/", len(tt.bad)), "the message counts them")
+			if len(tt.bad) > 3 {
+				assert.Contains(t, rej.Error(), fmt.Sprintf("; and %d more", len(tt.bad)-3), "and shows the first three")
+			}
+			for _, r := range rej.Rejections {
+				assert.ErrorIs(t, rej, r.Err, "each rejection's error is wrapped")
+			}
 
 			st := s.Stats()
 			assert.Zero(t, st.Retries, "rejections are not retried")
@@ -671,6 +678,13 @@ func TestOptionValidation(t *testing.T) {
 		{name: "zero backoff", opts: []mongoio.Option{mongoio.WithBackoff(0, time.Second)}},
 		{name: "backoff max below min", opts: []mongoio.Option{mongoio.WithBackoff(time.Second, time.Millisecond)}},
 		{name: "unacknowledged write concern", opts: []mongoio.Option{mongoio.WithWriteConcern(writeconcern.Unacknowledged())}},
+		{name: "outage bounds", ok: true, opts: []mongoio.Option{mongoio.WithBatchSize(10), mongoio.WithMaxBuffered(10),
+			mongoio.WithAttemptTimeout(time.Second), mongoio.WithMaxRetryTime(-1)}},
+		{name: "buffer below the batch", opts: []mongoio.Option{mongoio.WithBatchSize(10), mongoio.WithMaxBuffered(9)}},
+		{name: "negative buffer", opts: []mongoio.Option{mongoio.WithMaxBuffered(-1)}},
+		{name: "zero attempt timeout", opts: []mongoio.Option{mongoio.WithAttemptTimeout(0)}},
+		{name: "zero retry time", opts: []mongoio.Option{mongoio.WithMaxRetryTime(0)}},
+		{name: "retry time below -1", opts: []mongoio.Option{mongoio.WithMaxRetryTime(-2)}},
 		{name: "invalid write concern", opts: []mongoio.Option{mongoio.WithWriteConcern(&writeconcern.WriteConcern{W: -1})}},
 	}
 	for _, tt := range tests {
