@@ -131,24 +131,31 @@ func TestSinkBrokerRestart(t *testing.T) {
 	})
 }
 
-// TestSinkDeliveryTimeout: a broker that stays away fails the Sink once the
-// delivery timeout has passed, not before and not never; the failure is a
-// ProduceError with sarama's error, sticky for later Writes.
-func TestSinkDeliveryTimeout(t *testing.T) {
+// sinkOfGoneBroker returns a Sink with a 3 s delivery timeout that wrote e
+// and then lost its broker for good.
+func sinkOfGoneBroker(t *testing.T, ctx context.Context) (*Sink[tick], stream.Event[tick]) {
+	t.Helper()
 	k := fakeCluster(t)
-	topic := k.topic(t, 1, nil)
-	sink, err := NewSink(nil, JSON[tick]{}, WithTopic(topic), WithBrokers(k.addrs, k.config(t)),
+	sink, err := NewSink(nil, JSON[tick]{}, WithTopic(k.topic(t, 1, nil)), WithBrokers(k.addrs, k.config(t)),
 		WithDeliveryTimeout(3*time.Second), WithLogger(testLogger(t)))
 	require.NoError(t, err, "NewSink")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	e := stream.Event[tick]{Key: "a", Time: stream.TimeOf(time.Now())}
 	require.NoError(t, sink.Write(ctx, e), "Write")
 	require.NoError(t, sink.Flush(ctx), "Flush while the broker is up")
 	require.NoError(t, k.fake.Close(), "stop the broker")
+	return sink, e
+}
+
+// TestSinkDeliveryTimeout: a broker that stays away fails the Sink once the
+// delivery timeout has passed, not before and not never; the failure is a
+// ProduceError with sarama's error, sticky for later Writes.
+func TestSinkDeliveryTimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sink, e := sinkOfGoneBroker(t, ctx)
 	began := time.Now()
 	require.NoError(t, sink.Write(ctx, e), "Write hands the record over")
-	err = sink.Flush(ctx)
+	err := sink.Flush(ctx)
 	took := time.Since(began)
 	require.Error(t, err, "Flush reports the lost broker")
 	require.NoError(t, ctx.Err(), "Flush did not time out")
@@ -169,22 +176,14 @@ func TestSinkDeliveryTimeout(t *testing.T) {
 // open, refusing Writes); a later Close waits for them, here until the
 // delivery timeout fails them, and every Close after that returns the same.
 func TestSinkCloseContext(t *testing.T) {
-	k := fakeCluster(t)
-	topic := k.topic(t, 1, nil)
-	sink, err := NewSink(nil, JSON[tick]{}, WithTopic(topic), WithBrokers(k.addrs, k.config(t)),
-		WithDeliveryTimeout(3*time.Second), WithLogger(testLogger(t)))
-	require.NoError(t, err, "NewSink")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	e := stream.Event[tick]{Key: "a", Time: stream.TimeOf(time.Now())}
-	require.NoError(t, sink.Write(ctx, e), "Write")
-	require.NoError(t, sink.Flush(ctx), "Flush while the broker is up")
-	require.NoError(t, k.fake.Close(), "stop the broker")
+	sink, e := sinkOfGoneBroker(t, ctx)
 	require.NoError(t, sink.Write(ctx, e), "Write hands the record over")
 
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancelShort()
-	err = sink.Close(short)
+	err := sink.Close(short)
 	require.ErrorIs(t, err, context.DeadlineExceeded, "Close gives up with its context")
 	assert.ErrorContains(t, err, "1 records still in flight", "and says what it keeps")
 	assert.ErrorIs(t, sink.Write(ctx, e), ErrClosed, "Writes are refused from the first Close")

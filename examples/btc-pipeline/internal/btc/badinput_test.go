@@ -20,11 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
-	"github.com/tidemark-go/tidemark/internal/embedded"
 	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/stream"
@@ -377,21 +373,7 @@ func TestBadInputEveryStage(t *testing.T) {
 		return symbols[r.IntN(len(symbols))] // extract keys them "", others may not
 	})
 
-	opts := []kafkaio.StageOption{kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(btctest.Logger(t))}
-	moving, err := NewMovingStage(cfg, opts...)
-	require.NoError(t, err, "moving stage")
-	zs, err := NewZScoreStage(cfg, opts...)
-	require.NoError(t, err, "zscore stage")
-	bonus, err := NewBonusStage(cfg, opts...)
-	require.NoError(t, err, "bonus stage")
-	mongo := embeddedtest.StartMongo(t, embedded.MongoLogger(quiet))
-	mc, err := mongodrv.Connect(options.Client().ApplyURI(mongo.URI()))
-	require.NoError(t, err, "mongo client")
-	defer mc.Disconnect(context.Background())
-	loader, err := NewLoader(mc.Database(Database), cfg, quiet)
-	require.NoError(t, err, "loader")
-	load, err := NewLoadStage(cfg, loader, opts...)
-	require.NoError(t, err, "load stage")
+	moving, zs, bonus, load, loader, mc := newLab(t, cfg, addrs)
 	stop := runStages(t, moving, zs, bonus, load)
 
 	want := make(map[string][]string)

@@ -107,6 +107,30 @@ func runStages(t *testing.T, stages ...*kafkaio.Stage) (stop func() []error) {
 	}
 }
 
+// newLab returns the moving, zscore, bonus and load stages of cfg on the
+// broker at addrs, the loader, and a client of the embedded MongoDB store
+// the loader writes to (disconnected at the test's end).
+func newLab(t *testing.T, cfg Config, addrs []string) (moving, zs, bonus, load *kafkaio.Stage, loader *Loader, mc *mongodrv.Client) {
+	t.Helper()
+	opts := []kafkaio.StageOption{kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(btctest.Logger(t))}
+	var err error
+	moving, err = NewMovingStage(cfg, opts...)
+	require.NoError(t, err, "moving stage")
+	zs, err = NewZScoreStage(cfg, opts...)
+	require.NoError(t, err, "zscore stage")
+	bonus, err = NewBonusStage(cfg, opts...)
+	require.NoError(t, err, "bonus stage")
+	mongo := embeddedtest.StartMongo(t, embedded.MongoLogger(quiet))
+	mc, err = mongodrv.Connect(options.Client().ApplyURI(mongo.URI()))
+	require.NoError(t, err, "mongo client")
+	t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
+	loader, err = NewLoader(mc.Database(Database), cfg, quiet)
+	require.NoError(t, err, "loader")
+	load, err = NewLoadStage(cfg, loader, opts...)
+	require.NoError(t, err, "load stage")
+	return moving, zs, bonus, load, loader, mc
+}
+
 // TestStagesEqualOffline runs the moving, zscore and bonus stages over a
 // messy trace (out of order within the lateness, duplicates, late events,
 // invalid lines; three symbols on three partitions) and compares every
@@ -142,21 +166,7 @@ func TestStagesEqualOffline(t *testing.T) {
 	produced := produceTrace(t, addrs, cfg, partitions, tr.lines)
 	t.Logf("produced %d records to %s", produced, PriceTopic)
 
-	opts := []kafkaio.StageOption{kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(btctest.Logger(t))}
-	moving, err := NewMovingStage(cfg, opts...)
-	require.NoError(t, err, "moving stage")
-	zs, err := NewZScoreStage(cfg, opts...)
-	require.NoError(t, err, "zscore stage")
-	bonus, err := NewBonusStage(cfg, opts...)
-	require.NoError(t, err, "bonus stage")
-	mongo := embeddedtest.StartMongo(t, embedded.MongoLogger(quiet))
-	mc, err := mongodrv.Connect(options.Client().ApplyURI(mongo.URI()))
-	require.NoError(t, err, "mongo client")
-	defer mc.Disconnect(context.Background())
-	loader, err := NewLoader(mc.Database(Database), cfg, quiet)
-	require.NoError(t, err, "loader")
-	load, err := NewLoadStage(cfg, loader, opts...)
-	require.NoError(t, err, "load stage")
+	moving, zs, bonus, load, loader, mc := newLab(t, cfg, addrs)
 	stop := runStages(t, moving, zs, bonus, load)
 
 	want := make(map[string][]string)
