@@ -358,6 +358,27 @@ show_log_tail() {
 
 # ---------------------------------------------------------------- commands
 
+# wait_listing BOOTSTRAP CONFIG FAILURE: wait until a client configured by
+# CONFIG lists the topics at BOOTSTRAP; die with FAILURE at cmd_start's
+# deadline, or as soon as the broker (cmd_start's pid) exits.
+wait_listing() {
+	until run_tool --timeout 30 org.apache.kafka.tools.TopicCommand --bootstrap-server "$1" \
+		--command-config "$2" --list >/dev/null 2>"$STATE_DIR/probe.err"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			show_log_tail
+			rm -f "$PID_FILE"
+			die "broker exited during startup"
+		fi
+		if ((SECONDS >= deadline)); then
+			cat "$STATE_DIR/probe.err" >&2 || true
+			show_log_tail
+			cmd_stop >/dev/null 2>&1 || true
+			die "$3"
+		fi
+		sleep 0.5
+	done
+}
+
 cmd_start() {
 	local pid
 	if pid=$(broker_pid); then
@@ -435,21 +456,7 @@ cmd_start() {
 	done
 	# 2. it serves metadata: an admin client lists topics
 	printf '%s\n' default.api.timeout.ms=10000 request.timeout.ms=5000 >"$STATE_DIR/probe.properties"
-	until run_tool --timeout 30 org.apache.kafka.tools.TopicCommand --bootstrap-server "$BROKERS" \
-		--command-config "$STATE_DIR/probe.properties" --list >/dev/null 2>"$STATE_DIR/probe.err"; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			show_log_tail
-			rm -f "$PID_FILE"
-			die "broker exited during startup"
-		fi
-		if ((SECONDS >= deadline)); then
-			cat "$STATE_DIR/probe.err" >&2 || true
-			show_log_tail
-			cmd_stop >/dev/null 2>&1 || true
-			die "broker not ready within ${START_TIMEOUT}s"
-		fi
-		sleep 0.5
-	done
+	wait_listing "$BROKERS" "$STATE_DIR/probe.properties" "broker not ready within ${START_TIMEOUT}s"
 	# 3. with security, a client logs in with SCRAM-SHA-512 over TLS
 	if [[ -n $SECURITY ]]; then
 		(
@@ -461,21 +468,8 @@ cmd_start() {
 					"$SASL_USER" "$(<"$SEC_DIR/password")"
 			} >"$SEC_DIR/probe.properties"
 		)
-		until run_tool --timeout 30 org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$SASL_SSL_PORT" \
-			--command-config "$SEC_DIR/probe.properties" --list >/dev/null 2>"$STATE_DIR/probe.err"; do
-			if ! kill -0 "$pid" 2>/dev/null; then
-				show_log_tail
-				rm -f "$PID_FILE"
-				die "broker exited during startup"
-			fi
-			if ((SECONDS >= deadline)); then
-				cat "$STATE_DIR/probe.err" >&2 || true
-				show_log_tail
-				cmd_stop >/dev/null 2>&1 || true
-				die "the SASL_SSL listener on port $SASL_SSL_PORT did not accept a SCRAM-SHA-512 login within ${START_TIMEOUT}s"
-			fi
-			sleep 0.5
-		done
+		wait_listing "127.0.0.1:$SASL_SSL_PORT" "$SEC_DIR/probe.properties" \
+			"the SASL_SSL listener on port $SASL_SSL_PORT did not accept a SCRAM-SHA-512 login within ${START_TIMEOUT}s"
 		log "SASL_SSL on 127.0.0.1:$SASL_SSL_PORT and SASL_PLAINTEXT on 127.0.0.1:$SASL_PLAINTEXT_PORT (user $SASL_USER, CA $SEC_DIR/ca.pem)"
 	fi
 	log "ready (pid $pid)"
