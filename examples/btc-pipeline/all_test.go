@@ -243,13 +243,7 @@ func TestAllEqualsOffline(t *testing.T) {
 				got = append(got, string(msg.Value))
 			}
 		}
-		w = slices.Clone(w)
-		slices.Sort(w)
-		slices.Sort(got)
-		require.Equal(t, len(w), len(got), "%s: records", topic)
-		for i := range w {
-			require.Equal(t, w[i], got[i], "%s: record %d (sorted)", topic, i)
-		}
+		btctest.SameRecords(t, topic, w, got)
 		t.Logf("%s: %d records, equal to offline's", topic, len(got))
 	}
 	assert.Len(t, read[btc.DeadLetterTopic], int(sum.Invalid), "dead letters")

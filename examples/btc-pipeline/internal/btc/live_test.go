@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -217,13 +216,7 @@ func TestStagesEqualOffline(t *testing.T) {
 			}
 			got = append(got, string(m.Value))
 		}
-		w := slices.Clone(want[topic])
-		slices.Sort(w)
-		slices.Sort(got)
-		require.Equal(t, len(w), len(got), "%s: records", topic)
-		for i := range w {
-			require.Equal(t, w[i], got[i], "%s: record %d (sorted)", topic, i)
-		}
+		btctest.SameRecords(t, topic, want[topic], got)
 		t.Logf("%s: %d records, equal to offline's", topic, len(got))
 	}
 	dlq := read[DeadLetterTopic]

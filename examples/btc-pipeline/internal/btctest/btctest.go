@@ -305,3 +305,18 @@ func newestOf(t testing.TB, client sarama.Client, topics []string) map[string]ma
 	}
 	return ask
 }
+
+// SameRecords checks that got holds exactly the records of want, in any
+// order: none missing, none twice, every value equal. It returns their
+// number.
+func SameRecords(t testing.TB, topic string, want, got []string) int {
+	t.Helper()
+	w, g := slices.Clone(want), slices.Clone(got)
+	slices.Sort(w)
+	slices.Sort(g)
+	require.Equal(t, len(w), len(g), "%s: records (none missing, none duplicated)", topic)
+	for i := range w {
+		require.Equal(t, w[i], g[i], "%s: record %d (sorted)", topic, i)
+	}
+	return len(g)
+}
