@@ -245,10 +245,11 @@ func WithRouter[T any](route func(stream.Event[T]) string) SinkOption {
 // delivery.timeout.ms (whose default this is).
 const DefaultDeliveryTimeout = 2 * time.Minute
 
-// WithDeliveryTimeout bounds how long a Sink holds back and resends records
-// that failed with a retriable error (a broker that went away, a leader
-// election, a timeout): an outage shorter than d costs no record, a longer
-// one fails the Sink. The default is DefaultDeliveryTimeout.
+// WithDeliveryTimeout bounds how long a Sink rides out an outage (a broker
+// that went away, a leader election, a timeout): sarama's own retries, in
+// order, for half of it when the Sink makes its client (WithBrokers), then
+// the Sink's holding and resending; an outage shorter than d costs no
+// record, a longer one fails the Sink. The default is DefaultDeliveryTimeout.
 func WithDeliveryTimeout(d time.Duration) SinkOption {
 	if d <= 0 {
 		return optionError("delivery timeout %v is not positive", d)

@@ -23,27 +23,32 @@ import (
 // are full. Flush returns once every record written before it has been
 // acknowledged by all in-sync replicas, or with the first delivery error.
 //
-// Outages. sarama retries a failed request a few times (Producer.Retry) and
-// then gives the record back as failed, also when the brokers are merely
-// restarting. The Sink does not pass that on at once: a record that failed
-// with a retriable error (the connection dropped, no broker reachable, a
-// leader election, a timeout) is held back, later Writes wait (back-pressure:
-// nothing piles up in memory), and once every record in flight has come back
-// the held ones are resent in the order they were written, after a capped
-// backoff (250 ms doubling to 2 s), with one log line when the outage begins
-// and one when it ends. Only when the brokers have not taken the held records
-// back for the delivery timeout (WithDeliveryTimeout, default two minutes as
-// in Kafka's Java producer) does the Sink fail. A resent record may have been
-// written before (the acknowledgement, not the record, was lost), so
-// consumers see it at least once, which stream.Sequencer's duplicate check
-// absorbs. And order is not kept across an outage: sarama gives back the
-// records whose partition leader it cannot look up at once, while it still
-// retries the later ones of the same partition, which land first when the
-// broker returns (every resent record did in TestSinkBrokerRestart, on kfake
-// and on Apache Kafka). A consumer with an allowed lateness shorter than the
-// outage then sees the resent records as late. Errors that a resend
-// cannot fix fail at once: records too large, authorization, a topic that
-// does not exist (a Sink does not create topics).
+// Outages. A Sink that makes its own client (WithBrokers) sets sarama to
+// retry failed requests, and the partition-leader lookups before them, for
+// half the delivery timeout (WithDeliveryTimeout, default two minutes as in
+// Kafka's Java producer), backing off from 100 ms to 1 s: sarama retries a
+// partition's failed batch before the batches behind it, so a broker restart
+// costs neither records nor order (TestSinkBrokerRestart, "own client": no
+// record resent, none out of order, on kfake and on Apache Kafka).
+//
+// When sarama gives records back anyway (its retries are spent, or the
+// client is the caller's, at sarama's default of three retries), the Sink
+// does not fail at once: a record that failed with a retriable error (the
+// connection dropped, no broker reachable, a leader election, a timeout) is
+// held back, later Writes wait (back-pressure: nothing piles up in memory),
+// and once every record in flight has come back the held ones are resent in
+// the order they were written, after a capped backoff (250 ms doubling to
+// 2 s), with one log line when the outage begins and one when it ends. Only
+// when the brokers have not taken the held records back for the rest of the
+// delivery timeout does the Sink fail. A resent record may have been written
+// before (the acknowledgement, not the record, was lost), so consumers see it
+// at least once, which stream.Sequencer's duplicate check absorbs; and it
+// lands behind the records of its partition that sarama still retried while
+// it was held (every resent record did in TestSinkBrokerRestart, "given
+// client"), so a consumer with an allowed lateness shorter than the outage
+// sees it as late. Errors that a resend cannot fix fail at once: records too
+// large, authorization, a topic that does not exist (a Sink does not create
+// topics).
 //
 // A delivery error is sticky: once a record has failed, every later Write and
 // Flush returns a *ProduceError for it (wrapped, with the count of other
@@ -60,6 +65,7 @@ type Sink[T any] struct {
 	log    *slog.Logger
 
 	delivery time.Duration // WithDeliveryTimeout
+	holdFor  time.Duration // how long an outage may hold records: delivery, less sarama's share
 	seq      atomic.Uint64 // numbers Writes, to resend held records in order
 	paused   atomic.Bool   // records are held back: Writes wait on resume
 
@@ -144,6 +150,23 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 			return nil, err
 		}
 	}
+	delivery := cmp.Or(cfg.delivery, DefaultDeliveryTimeout)
+	hold := delivery
+	if cfg.dial && len(cfg.errs) == 0 {
+		// The Sink makes the client: let sarama retry, in order, for half
+		// the delivery timeout before the Sink holds and resends.
+		base := cfg.config
+		if base == nil {
+			var err error
+			if base, err = NewConfig(); err != nil {
+				return nil, err
+			}
+		}
+		c := *base
+		orderedRetries(&c, delivery/2)
+		cfg.config = &c
+		hold = delivery - delivery/2
+	}
 	client, own, err := cfg.resolve(client)
 	if err != nil {
 		return nil, err
@@ -163,12 +186,27 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 		topic:    cfg.topic,
 		route:    route,
 		log:      cfg.logger,
-		delivery: cmp.Or(cfg.delivery, DefaultDeliveryTimeout),
+		delivery: delivery,
+		holdFor:  hold,
 		acksDone: make(chan struct{}),
 		closing:  make(chan struct{}, 1),
 	}
 	go s.acks()
 	return s, nil
+}
+
+// orderedRetries makes sarama retry a failed request, and the leader
+// lookup before it, for about budget (backing off from 100 ms to 1 s):
+// sarama retries a partition's failed batch before the ones behind it, so
+// records keep their order, which the Sink's own resends cannot promise.
+func orderedRetries(c *sarama.Config, budget time.Duration) {
+	backoff := func(retries, _ int) time.Duration { return min(100*time.Millisecond<<min(retries, 4), time.Second) }
+	n := 0
+	for total := time.Duration(0); total < budget; n++ {
+		total += backoff(n, 0)
+	}
+	c.Producer.Retry.Max, c.Producer.Retry.BackoffFunc = max(c.Producer.Retry.Max, n), backoff
+	c.Metadata.Retry.Max, c.Metadata.Retry.BackoffFunc = max(c.Metadata.Retry.Max, n), backoff
 }
 
 func checkProducerConfig(c *sarama.Config) error {

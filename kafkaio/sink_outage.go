@@ -63,7 +63,7 @@ func (s *Sink[T]) hold(m *outMsg, pe *sarama.ProducerError) {
 		s.paused.Store(true)
 		s.stats.outages.Add(1)
 		s.log.Warn("kafkaio: produce failed; holding records back and resending them once the brokers answer (Writes wait)",
-			"topic", pe.Msg.Topic, "partition", pe.Msg.Partition, "error", pe.Err, "gives_up_after", s.delivery)
+			"topic", pe.Msg.Topic, "partition", pe.Msg.Partition, "error", pe.Err, "gives_up_after", s.holdFor)
 	}
 	o.held = append(o.held, m)
 	o.last = &ProduceError{Topic: pe.Msg.Topic, Partition: pe.Msg.Partition, Err: pe.Err}
@@ -86,7 +86,7 @@ func (s *Sink[T]) stepOutage() {
 		o.held = nil
 		wait := min(250*time.Millisecond<<min(o.attempts, 3), 2*time.Second)
 		o.attempts++
-		if time.Since(o.began) >= s.delivery {
+		if time.Since(o.began) >= s.holdFor {
 			go s.giveUp(held, o.last)
 		} else {
 			go s.resend(held, wait)
