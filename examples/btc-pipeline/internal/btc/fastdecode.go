@@ -66,15 +66,8 @@ func (c *MovingCodec) fastWindows(s *scanner, bad *bool) []window.Statistics {
 		s.value(1)
 		return nil
 	}
-	s.i++
 	stats := make([]window.Statistics, 0, len(c.labels))
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		return stats
-	}
-	for !s.err && !*bad {
-		s.ws()
+	s.array(1, func() bool {
 		var (
 			w     = window.Statistics{Variance: math.NaN()}
 			label []byte
@@ -109,25 +102,17 @@ func (c *MovingCodec) fastWindows(s *scanner, bad *bool) []window.Statistics {
 				s.value(2)
 			}
 		})
-		if seen != 15 || len(stats) >= len(c.labels) || string(label) != c.labels[len(stats)] {
+		if *bad || seen != 15 || len(stats) >= len(c.labels) || string(label) != c.labels[len(stats)] {
 			*bad = true
-			return nil
+			return false
 		}
 		stats = append(stats, w)
-		s.ws()
-		switch {
-		case s.i >= len(s.b):
-			s.err = true
-		case s.b[s.i] == ',':
-			s.i++
-		case s.b[s.i] == ']':
-			s.i++
-			return stats
-		default:
-			s.err = true
-		}
+		return true
+	})
+	if *bad || s.err {
+		return nil
 	}
-	return nil
+	return stats
 }
 
 // fastZScore decodes a btc-price-zscore value of the canonical shape; ok is
@@ -181,15 +166,8 @@ func (c *ZScoreCodec) fastScores(s *scanner, bad *bool) []zscore.Score {
 		s.value(1)
 		return nil
 	}
-	s.i++
 	scores := make([]zscore.Score, 0, len(c.labels))
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		return scores
-	}
-	for !s.err && !*bad {
-		s.ws()
+	s.array(1, func() bool {
 		var (
 			z     zscore.Score
 			label []byte
@@ -215,25 +193,17 @@ func (c *ZScoreCodec) fastScores(s *scanner, bad *bool) []zscore.Score {
 				s.value(2)
 			}
 		})
-		if seen != 3 || len(scores) >= len(c.labels) || string(label) != c.labels[len(scores)] {
+		if *bad || seen != 3 || len(scores) >= len(c.labels) || string(label) != c.labels[len(scores)] {
 			*bad = true
-			return nil
+			return false
 		}
 		scores = append(scores, z)
-		s.ws()
-		switch {
-		case s.i >= len(s.b):
-			s.err = true
-		case s.b[s.i] == ',':
-			s.i++
-		case s.b[s.i] == ']':
-			s.i++
-			return scores
-		default:
-			s.err = true
-		}
+		return true
+	})
+	if *bad || s.err {
+		return nil
 	}
-	return nil
+	return scores
 }
 
 // plainString scans a string value without escapes and of valid UTF-8 (what

@@ -210,37 +210,48 @@ func (s *scanner) value(depth int) byte {
 	case c == 'n':
 		s.lit("null")
 	case c == '[':
-		if depth+1 > maxDepth {
-			s.err, s.deep = true, true
-			return c
-		}
-		s.i++
-		s.ws()
-		if s.i < len(s.b) && s.b[s.i] == ']' {
-			s.i++
-			return c
-		}
-		for !s.err {
-			s.ws()
-			s.value(depth + 1)
-			s.ws()
-			if s.i >= len(s.b) {
-				s.err = true
-			} else if s.b[s.i] == ',' {
-				s.i++
-			} else if s.b[s.i] == ']' {
-				s.i++
-				return c
-			} else {
-				s.err = true
-			}
-		}
+		s.array(depth, func() bool { s.value(depth + 1); return true })
 	case c == '{':
 		s.object(depth, nil)
 	default:
 		s.err = true
 	}
 	return c
+}
+
+// array scans an array enclosed by depth arrays and objects, the scanner at
+// its '['. It calls elem with the scanner at each element, which elem must
+// consume (its depth is depth+1); elem returns false to stop the scan there,
+// when the caller gives up on the value.
+func (s *scanner) array(depth int, elem func() bool) {
+	if depth+1 > maxDepth {
+		s.err, s.deep = true, true
+		return
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		return
+	}
+	for !s.err {
+		s.ws()
+		if !elem() {
+			return
+		}
+		s.ws()
+		switch {
+		case s.i >= len(s.b):
+			s.err = true
+		case s.b[s.i] == ',':
+			s.i++
+		case s.b[s.i] == ']':
+			s.i++
+			return
+		default:
+			s.err = true
+		}
+	}
 }
 
 // object scans an object enclosed by depth arrays and objects; for each
