@@ -10,7 +10,6 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
-	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -64,33 +63,20 @@ const (
 // read_committed whatever it says. It counts what it reads per topic; those
 // counts are the dashboard's counters when the hub has no stage counters.
 func Follow(ctx context.Context, h *Hub, addrs []string, cfg *sarama.Config) error {
-	if cfg == nil {
-		c, err := kafkaio.NewConfig()
-		if err != nil {
-			return err
-		}
-		cfg = c
-	}
-	c := *cfg
-	c.Consumer.IsolationLevel = sarama.ReadCommitted
-	c.Consumer.Return.Errors = false
-	// Few, large fetches: the broker holds each one until it has
-	// followFetchMin bytes or followMaxWait has passed, so that a busy
-	// pipeline's broker answers the dashboard a few times a second rather
-	// than for every batch (the embedded broker serves every client from
-	// one goroutine: the stages would wait behind the dashboard's fetches).
-	c.Consumer.Fetch.Min = followFetchMin
-	c.Consumer.MaxWaitTime = followMaxWait
-	client, err := sarama.NewClient(addrs, &c)
+	r, err := btc.NewReader(addrs, cfg, func(c *sarama.Config) {
+		// Few, large fetches: the broker holds each one until it has
+		// followFetchMin bytes or followMaxWait has passed, so that a busy
+		// pipeline's broker answers the dashboard a few times a second
+		// rather than for every batch (the embedded broker serves every
+		// client from one goroutine: the stages would wait behind the
+		// dashboard's fetches).
+		c.Consumer.Fetch.Min = followFetchMin
+		c.Consumer.MaxWaitTime = followMaxWait
+	})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
-	defer client.Close()
-	cons, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return fmt.Errorf("dashboard: %w", err)
-	}
-	defer cons.Close()
+	defer r.Close()
 	backlog := int64(min(h.opt.MaxPoints, 1<<16))
 	cfgP := h.cfg
 
@@ -157,7 +143,7 @@ func Follow(ctx context.Context, h *Hub, addrs []string, cfg *sarama.Config) err
 		}
 	}
 	for _, tp := range topics {
-		ids, err := client.Partitions(tp.name)
+		ids, err := r.Client.Partitions(tp.name)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("dashboard: partitions of %s: %w", tp.name, err)
@@ -166,14 +152,10 @@ func Follow(ctx context.Context, h *Hub, addrs []string, cfg *sarama.Config) err
 		st.newest.Store(int64(stream.MinTime))
 		fs.topics = append(fs.topics, st)
 		for i, p := range ids {
-			from := sarama.OffsetOldest
-			if end, err := client.GetOffset(tp.name, p, sarama.OffsetNewest); err == nil && end > backlog {
-				from = end - backlog
-			}
-			pc, err := cons.ConsumePartition(tp.name, p, from)
+			pc, err := r.ConsumeRecent(tp.name, p, backlog)
 			if err != nil {
 				closeAll()
-				return fmt.Errorf("dashboard: consume %s/%d: %w", tp.name, p, err)
+				return fmt.Errorf("dashboard: %w", err)
 			}
 			parts = append(parts, part{st: st, pc: pc, i: i, h: tp.newHandler(st)})
 		}

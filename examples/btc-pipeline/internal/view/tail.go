@@ -23,7 +23,6 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
-	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -88,26 +87,11 @@ const backlog = 64
 // the client configuration (nil: kafkaio.NewConfig()); Run reads
 // read_committed whatever it says.
 func (t *Tail) Run(ctx context.Context, addrs []string, cfg *sarama.Config) error {
-	if cfg == nil {
-		c, err := kafkaio.NewConfig()
-		if err != nil {
-			return err
-		}
-		cfg = c
-	}
-	c := *cfg
-	c.Consumer.IsolationLevel = sarama.ReadCommitted
-	c.Consumer.Return.Errors = false
-	client, err := sarama.NewClient(addrs, &c)
+	r, err := btc.NewReader(addrs, cfg, nil)
 	if err != nil {
 		return fmt.Errorf("view: %w", err)
 	}
-	defer client.Close()
-	cons, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return fmt.Errorf("view: %w", err)
-	}
-	defer cons.Close()
+	defer r.Close()
 	// A handler factory per topic: every partition gets its own handler,
 	// because the decoders keep scratch state and are not safe for
 	// concurrent use.
@@ -125,18 +109,14 @@ func (t *Tail) Run(ctx context.Context, addrs []string, cfg *sarama.Config) erro
 		if newHandler == nil {
 			continue
 		}
-		parts, err := client.Partitions(topic)
+		parts, err := r.Client.Partitions(topic)
 		if err != nil {
 			return fmt.Errorf("view: partitions of %s: %w", topic, err)
 		}
 		for _, p := range parts {
-			from := sarama.OffsetOldest
-			if end, err := client.GetOffset(topic, p, sarama.OffsetNewest); err == nil && end > backlog {
-				from = end - backlog
-			}
-			pc, err := cons.ConsumePartition(topic, p, from)
+			pc, err := r.ConsumeRecent(topic, p, backlog)
 			if err != nil {
-				return fmt.Errorf("view: consume %s/%d: %w", topic, p, err)
+				return fmt.Errorf("view: %w", err)
 			}
 			h := newHandler()
 			wg.Go(func() {
