@@ -236,22 +236,29 @@ func (s *scanner) array(depth int, elem func() bool) {
 	}
 	for !s.err {
 		s.ws()
-		if !elem() {
+		if !elem() || s.closes(']') {
 			return
-		}
-		s.ws()
-		switch {
-		case s.i >= len(s.b):
-			s.err = true
-		case s.b[s.i] == ',':
-			s.i++
-		case s.b[s.i] == ']':
-			s.i++
-			return
-		default:
-			s.err = true
 		}
 	}
+}
+
+// closes scans what follows a member of an array or an object: a ',' before
+// the next member, or the container's closing byte, when it returns true;
+// anything else is an error.
+func (s *scanner) closes(close byte) bool {
+	s.ws()
+	switch {
+	case s.i >= len(s.b):
+		s.err = true
+	case s.b[s.i] == ',':
+		s.i++
+	case s.b[s.i] == close:
+		s.i++
+		return true
+	default:
+		s.err = true
+	}
+	return false
 }
 
 // object scans an object enclosed by depth arrays and objects; for each
@@ -286,17 +293,8 @@ func (s *scanner) object(depth int, field func(key []byte, escaped bool)) {
 		} else {
 			s.value(depth + 1)
 		}
-		s.ws()
-		switch {
-		case s.i >= len(s.b):
-			s.err = true
-		case s.b[s.i] == ',':
-			s.i++
-		case s.b[s.i] == '}':
-			s.i++
+		if s.closes('}') {
 			return
-		default:
-			s.err = true
 		}
 	}
 }
