@@ -51,43 +51,10 @@ func (s *syncBuffer) String() string {
 
 // e2eTrace is a btc-price trace of n events on three symbols, in arrival
 // order: out of order within lateness, with duplicates, late events and
-// invalid lines.
+// invalid lines (a blank one among them).
 func e2eTrace(r *rand.Rand, n int, lateness stream.Time) []string {
-	type arrival struct {
-		at   stream.Time
-		line string
-	}
-	syms := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
-	cents := []int64{9_919_048, 250_011, 14_550}
-	line := func(sym string, t stream.Time, c int64) string {
-		return fmt.Sprintf(`{"symbol":%q,"price":%s,"timestamp":%q}`, sym, strconv.FormatFloat(float64(c)/100, 'f', -1, 64), ts(t))
-	}
-	var out []arrival
-	tm := stream.Time(1_746_677_558_352)
-	for range n {
-		tm += stream.Time(1 + r.IntN(150))
-		k := r.IntN(len(syms))
-		cents[k] += int64(r.IntN(7)) - 3
-		at := tm + stream.Time(r.Int64N(int64(lateness)+1))
-		out = append(out, arrival{at, line(syms[k], tm, cents[k])})
-		switch r.IntN(60) {
-		case 0:
-			out = append(out, arrival{at + 1, line(syms[k], tm, cents[k]+1)}) // a duplicate identity
-		case 1:
-			out = append(out, arrival{at + lateness, line(syms[k], tm-2*lateness, cents[k])}) // late
-		case 2:
-			out = append(out, arrival{at, []string{`not json`, `{"symbol":"BTCUSDT","price":-1,"timestamp":"2025-05-08T04:12:38.352Z"}`, ``}[r.IntN(3)]})
-		}
-	}
-	slices.SortStableFunc(out, func(a, b arrival) int { return int(a.at - b.at) })
-	lines := make([]string, len(out))
-	for i, a := range out {
-		lines[i] = a.line
-	}
-	return lines
+	return btctest.Trace(r, n, lateness, []string{`not json`, `{"symbol":"BTCUSDT","price":-1,"timestamp":"2025-05-08T04:12:38.352Z"}`, ``})
 }
-
-func ts(t stream.Time) string { return string(btc.AppendTime(nil, t)) }
 
 // e2eSentinels returns, per partition, three records of a key of that
 // partition that push every stage's watermark past the trace (see the btc

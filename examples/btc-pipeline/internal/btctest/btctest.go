@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/stream"
 )
 
 // Settle waits until no transaction is open on the topics: the last stable
@@ -319,4 +322,44 @@ func SameRecords(t testing.TB, topic string, want, got []string) int {
 		require.Equal(t, w[i], g[i], "%s: record %d (sorted)", topic, i)
 	}
 	return len(g)
+}
+
+// Trace returns a btc-price trace of n events on three symbols, 1 to 150 ms
+// apart, in arrival order: out of order within lateness, with duplicate
+// identities (one event in 60), late events (one in 60) and invalid lines
+// (one in 60, taken from invalid), all drawn from r.
+func Trace(r *rand.Rand, n int, lateness stream.Time, invalid []string) []string {
+	type arrival struct {
+		at   stream.Time
+		line string
+	}
+	syms := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+	cents := []int64{9_919_048, 250_011, 14_550}
+	line := func(sym string, t stream.Time, c int64) string {
+		return fmt.Sprintf(`{"symbol":%q,"price":%s,"timestamp":%q}`, sym, strconv.FormatFloat(float64(c)/100, 'f', -1, 64),
+			t.UTC().Format("2006-01-02T15:04:05.000Z07:00")) // as btc.AppendTime writes it
+	}
+	var out []arrival
+	tm := stream.Time(1_746_677_558_352)
+	for range n {
+		tm += stream.Time(1 + r.IntN(150))
+		k := r.IntN(len(syms))
+		cents[k] += int64(r.IntN(7)) - 3
+		at := tm + stream.Time(r.Int64N(int64(lateness)+1))
+		out = append(out, arrival{at, line(syms[k], tm, cents[k])})
+		switch r.IntN(60) {
+		case 0:
+			out = append(out, arrival{at + 1, line(syms[k], tm, cents[k]+1)}) // a duplicate identity
+		case 1:
+			out = append(out, arrival{at + lateness, line(syms[k], tm-2*lateness, cents[k])}) // late
+		case 2:
+			out = append(out, arrival{at, invalid[r.IntN(len(invalid))]})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b arrival) int { return int(a.at - b.at) })
+	lines := make([]string, len(out))
+	for i, a := range out {
+		lines[i] = a.line
+	}
+	return lines
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
 	"github.com/tidemark-go/tidemark/stream"
 	"github.com/tidemark-go/tidemark/window"
 	"github.com/tidemark-go/tidemark/zscore"
@@ -34,41 +35,9 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // arrival order: out of order within the lateness, with duplicates, late
 // events and invalid lines, 1 to 150 ms apart.
 func testTrace(seed uint64, n int, lateness stream.Time) []byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	type arrival struct {
-		at   stream.Time
-		line string
-	}
-	syms := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
-	cents := []int64{9_919_048, 250_011, 14_550}
-	line := func(sym string, t stream.Time, c int64) string {
-		return fmt.Sprintf(`{"symbol":%q,"price":%s,"timestamp":%q}`, sym, strconv.FormatFloat(float64(c)/100, 'f', -1, 64),
-			string(btc.AppendTime(nil, t)))
-	}
-	var out []arrival
-	tm := stream.Time(1_746_677_558_352)
-	for range n {
-		tm += stream.Time(1 + r.IntN(150))
-		k := r.IntN(len(syms))
-		cents[k] += int64(r.IntN(7)) - 3
-		at := tm + stream.Time(r.Int64N(int64(lateness)+1))
-		out = append(out, arrival{at, line(syms[k], tm, cents[k])})
-		switch r.IntN(60) {
-		case 0:
-			out = append(out, arrival{at + 1, line(syms[k], tm, cents[k]+1)}) // a duplicate identity
-		case 1:
-			out = append(out, arrival{at + lateness, line(syms[k], tm-2*lateness, cents[k])}) // late
-		case 2:
-			out = append(out, arrival{at, []string{`not json`, `{"symbol":"BTCUSDT","price":-1,"timestamp":"2025-05-08T04:12:38.352Z"}`}[r.IntN(2)]})
-		}
-	}
-	slices.SortStableFunc(out, func(a, b arrival) int { return int(a.at - b.at) })
-	var b bytes.Buffer
-	for _, a := range out {
-		b.WriteString(a.line)
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
+	lines := btctest.Trace(rand.New(rand.NewPCG(seed, 7)), n, lateness,
+		[]string{`not json`, `{"symbol":"BTCUSDT","price":-1,"timestamp":"2025-05-08T04:12:38.352Z"}`})
+	return []byte(strings.Join(lines, "\n") + "\n")
 }
 
 // point is one record of a series: its time and values in the layout of
