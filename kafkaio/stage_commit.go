@@ -25,23 +25,34 @@ func (rt *runtime) commit() error {
 		// A result was not written: committing would skip it.
 		return rt.recoverAll(err)
 	}
-	offsets := rt.offsets()
+	if ok, err := rt.commitPositions(); !ok {
+		return rt.recoverAll(errors.New("no group session"))
+	} else if err != nil {
+		return rt.recoverAll(err)
+	}
+	return nil
+}
+
+// commitPositions commits every task's checkpoints: in the producer's
+// transaction, with the results, exactly once; after flushing the sink and
+// the dead-letter producer, at least once. ok is false, and nothing is
+// done, without a group session.
+func (rt *runtime) commitPositions() (ok bool, err error) {
 	sess := rt.session()
 	if sess == nil {
-		return rt.recoverAll(errors.New("no group session"))
+		return false, nil
 	}
+	offsets := rt.offsets()
 	meta := sarama.NewConsumerGroupMetadataFromSession(sess, rt.st.group, rt.instanceID())
-	var err error
 	if rt.st.exactly {
 		err = rt.prod.commit(offsets, meta)
 	} else {
 		err = rt.commitAtLeastOnce(offsets, meta)
 	}
-	if err != nil {
-		return rt.recoverAll(err)
+	if err == nil {
+		rt.committed()
 	}
-	rt.committed()
-	return nil
+	return true, err
 }
 
 // committed records a successful commit.
@@ -102,21 +113,8 @@ func (rt *runtime) finalCommit() error {
 	ctx := rt.ctx
 	rt.ctx = context.WithoutCancel(ctx)
 	defer func() { rt.ctx = ctx }()
-	offsets := rt.offsets()
-	sess := rt.session()
-	if sess == nil {
-		return nil
-	}
-	meta := sarama.NewConsumerGroupMetadataFromSession(sess, rt.st.group, rt.instanceID())
-	var err error
-	if rt.st.exactly {
-		err = rt.prod.commit(offsets, meta)
-	} else {
-		err = rt.commitAtLeastOnce(offsets, meta)
-	}
-	if err != nil {
+	if _, err := rt.commitPositions(); err != nil {
 		return fmt.Errorf("kafkaio: stage %q: final commit: %w (what it covered is processed again by the next owner)", rt.st.group, err)
 	}
-	rt.committed()
 	return nil
 }
