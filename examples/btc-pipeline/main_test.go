@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -255,4 +256,41 @@ func TestMongoWaitedForAtStart(t *testing.T) {
 	n, err := c.Database("btc").Collection("x").CountDocuments(ctx, map[string]any{})
 	require.NoError(t, err, "the client works")
 	assert.Zero(t, n, "an empty collection")
+}
+
+// TestWaitFor: the start-up wait for Kafka and MongoDB retries with a log
+// line until try succeeds, stops at once on a permanent error, gives up
+// after its time saying what was not reachable, and stops when ctx is done.
+func TestWaitFor(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	down := errors.New("connection refused")
+	n := 0
+	err := waitFor(context.Background(), log, time.Minute, "the store", "store not reachable yet", func() error {
+		if n++; n < 3 {
+			return down
+		}
+		return nil
+	})
+	require.NoError(t, err, "up at the third try")
+	assert.Equal(t, 2, strings.Count(logs.String(), "store not reachable yet"), "a log line per failed try")
+
+	n = 0
+	err = waitFor(context.Background(), log, time.Minute, "the store", "retrying", func() error {
+		n++
+		return permanent{errors.New("bad password")}
+	})
+	assert.EqualError(t, err, "bad password", "a permanent error as it is")
+	assert.Equal(t, 1, n, "not retried")
+
+	began := time.Now()
+	err = waitFor(context.Background(), log, 600*time.Millisecond, "the store", "retrying", func() error { return down })
+	assert.ErrorIs(t, err, down, "the last error")
+	assert.EqualError(t, err, "the store: not reachable: connection refused", "says what")
+	assert.Less(t, time.Since(began), 3*time.Second, "gives up after its time and one backoff")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = waitFor(ctx, log, time.Minute, "the store", "retrying", func() error { return down })
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "ctx ends the wait")
 }

@@ -140,27 +140,18 @@ func (o *options) ensureTopics(ctx context.Context, brokers []string) error {
 		return err
 	}
 	var client sarama.Client
-	backoff := 250 * time.Millisecond
-	deadline := time.Now().Add(time.Minute)
-	for {
-		client, err = sarama.NewClient(brokers, cfg)
-		if err == nil {
-			break
+	err = waitFor(ctx, o.log, time.Minute, fmt.Sprintf("the Kafka brokers %v", brokers), "Kafka not reachable yet; retrying", func() error {
+		var err error
+		if client, err = sarama.NewClient(brokers, cfg); err != nil {
+			// A refused login or an untrusted certificate stays so: no retries.
+			if hint := connectHint(err); hint != "" {
+				return permanent{fmt.Errorf("the Kafka brokers %v: %s: %w", brokers, hint, err)}
+			}
 		}
-		// A refused login or an untrusted certificate stays so: no retries.
-		if hint := connectHint(err); hint != "" {
-			return fmt.Errorf("the Kafka brokers %v: %s: %w", brokers, hint, err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the Kafka brokers %v are not reachable: %w", brokers, err)
-		}
-		o.log.Warn("Kafka not reachable yet; retrying", "brokers", brokers, "retry_in", backoff, "error", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
+		return err
+	}, "brokers", brokers)
+	if err != nil {
+		return err
 	}
 	defer client.Close()
 	admin, err := sarama.NewClusterAdminFromClient(client)
@@ -184,35 +175,54 @@ func connectMongo(ctx context.Context, uri string, log *slog.Logger) (*mongo.Cli
 	if err != nil {
 		return nil, fmt.Errorf("the MongoDB URI %s: %w", redactURI(uri), err)
 	}
-	backoff := 250 * time.Millisecond
-	deadline := time.Now().Add(mongoWait)
-	for {
+	err = waitFor(ctx, log, mongoWait, "MongoDB at "+redactURI(uri), "MongoDB not reachable yet; retrying", func() error {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = c.Ping(pctx, nil)
-		cancel()
+		defer cancel()
+		return c.Ping(pctx, nil)
+	}, "uri", redactURI(uri))
+	if err != nil {
+		_ = c.Disconnect(context.Background())
+		return nil, err
+	}
+	return c, nil
+}
+
+// mongoWait is how long a command waits for MongoDB at start.
+var mongoWait = time.Minute
+
+// permanent marks an error of waitFor's try that waiting cannot fix.
+type permanent struct{ error }
+
+// waitFor calls try until it succeeds, for up to wait, logging msg (with
+// attrs, the wait and the error) before each new try, which comes after a
+// backoff from 250 ms doubling to 5 s. It returns ctx's error once ctx is
+// done, a permanent error of try's at once, and try's last error, as what
+// not being reachable, once wait has passed.
+func waitFor(ctx context.Context, log *slog.Logger, wait time.Duration, what, msg string, try func() error, attrs ...any) error {
+	backoff := 250 * time.Millisecond
+	deadline := time.Now().Add(wait)
+	for {
+		err := try()
+		var stop permanent
 		switch {
 		case err == nil:
-			return c, nil
+			return nil
+		case errors.As(err, &stop):
+			return stop.error
 		case ctx.Err() != nil:
-			_ = c.Disconnect(context.Background())
-			return nil, ctx.Err()
+			return ctx.Err()
 		case time.Now().After(deadline):
-			_ = c.Disconnect(context.Background())
-			return nil, fmt.Errorf("MongoDB at %s is not reachable: %w", redactURI(uri), err)
+			return fmt.Errorf("%s: not reachable: %w", what, err)
 		}
-		log.Warn("MongoDB not reachable yet; retrying", "uri", redactURI(uri), "retry_in", backoff, "error", err)
+		log.Warn(msg, append(attrs, "retry_in", backoff, "error", err)...)
 		select {
 		case <-ctx.Done():
-			_ = c.Disconnect(context.Background())
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
-
-// mongoWait is how long a command waits for MongoDB at start.
-var mongoWait = time.Minute
 
 // redactURI returns a connection URI for logs and messages: without its
 // password, and without any query (which can hold credentials too).
