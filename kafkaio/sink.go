@@ -338,8 +338,12 @@ func (s *Sink[T]) Stats() SinkStats {
 func (s *Sink[T]) Close(ctx context.Context) error {
 	select {
 	case s.closing <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("kafkaio: close: %w", ctx.Err())
+	default: // another Close runs: wait for it, within ctx
+		select {
+		case s.closing <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("kafkaio: close: waiting for another Close: %w", ctx.Err())
+		}
 	}
 	defer func() { <-s.closing }()
 	if s.closeDone {

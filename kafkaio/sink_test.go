@@ -208,9 +208,15 @@ func TestSinkCloseContext(t *testing.T) {
 	sink, e := sinkOfGoneBroker(t, ctx)
 	require.NoError(t, sink.Write(ctx, e), "Write hands the record over")
 
+	done, cancelDone := context.WithCancel(ctx)
+	cancelDone()
+	err := sink.Close(done)
+	require.ErrorIs(t, err, context.Canceled, "a Close whose context is done already gives up at once")
+	assert.ErrorContains(t, err, "1 records still in flight", "and still says what it keeps")
+
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancelShort()
-	err := sink.Close(short)
+	err = sink.Close(short)
 	require.ErrorIs(t, err, context.DeadlineExceeded, "Close gives up with its context")
 	assert.ErrorContains(t, err, "1 records still in flight", "and says what it keeps")
 	assert.ErrorIs(t, sink.Write(ctx, e), ErrClosed, "Writes are refused from the first Close")
