@@ -107,18 +107,26 @@ func (o *options) produce(ctx context.Context, brokers []string, src source.Sour
 	// In-flight records are delivered before the producer closes, also on
 	// a stop; a broker that is away gets 30 s, and then the records still
 	// held are reported (exit code 1), not dropped silently.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), extractFlushWait)
 	defer cancel()
 	flushErr := sink.Flush(fctx)
+	if flushErr != nil && fctx.Err() != nil {
+		flushErr = fmt.Errorf("extract: records in flight not delivered within %v: %w", extractFlushWait, flushErr)
+	}
 	closeErr := sink.Close(fctx)
 	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
 		runErr = nil
 	}
-	if runErr == nil {
+	err = errors.Join(runErr, flushErr, closeErr)
+	if err == nil {
 		o.log.Info("extract: done", "source", src.Describe(), "records", stats.records.Load())
 	}
-	return errors.Join(runErr, flushErr, closeErr)
+	return err
 }
+
+// extractFlushWait is how long extract's stop waits for the records in
+// flight.
+var extractFlushWait = 30 * time.Second
 
 func (o *options) extract(ctx context.Context) error {
 	s := o.connect()

@@ -294,3 +294,35 @@ func TestWaitFor(t *testing.T) {
 	err = waitFor(ctx, log, time.Minute, "the store", "retrying", func() error { return down })
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "ctx ends the wait")
 }
+
+// TestExtractStopsWithBrokerAway: extract stopped while its broker is away
+// waits a bounded time for the records in flight, then exits 1 saying they
+// were not delivered, instead of hanging or claiming a clean stop.
+func TestExtractStopsWithBrokerAway(t *testing.T) {
+	defer func(d time.Duration) { extractFlushWait = d }(extractFlushWait)
+	extractFlushWait = 2 * time.Second
+	k := embeddedtest.StartKafka(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"extract", "--brokers", k.Addrs()[0], "--source", "synthetic", "--speed", "0"}, nil, io.Discard, &stderr)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "extract: producing to") }, 30*time.Second, 10*time.Millisecond,
+		"extract starts; log:\n%s", &stderr)
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, k.Close(), "stop the broker")
+	time.Sleep(500 * time.Millisecond) // records pile up in flight
+	stopped := time.Now()
+	cancel()
+	select {
+	case c := <-code:
+		assert.Equal(t, 1, c, "exit code; log:\n%s", &stderr)
+		assert.Less(t, time.Since(stopped), 15*time.Second, "a bounded stop")
+		assert.Contains(t, stderr.String(), "still in flight", "the undelivered records are reported")
+		assert.NotContains(t, stderr.String(), "extract: done", "no clean stop claimed")
+	case <-time.After(time.Minute):
+		t.Fatalf("extract did not stop; log:\n%s", &stderr)
+	}
+}
