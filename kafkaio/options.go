@@ -1,7 +1,6 @@
 package kafkaio
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -10,46 +9,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/tidemark-go/tidemark/stream"
 )
-
-// Errors callers can test for with errors.Is.
-var (
-	// ErrInvalidOption is wrapped by the errors constructors return for
-	// invalid arguments or options. It matches stream.ErrInvalidOption with
-	// errors.Is, as mongoio's does.
-	ErrInvalidOption error = invalidOption("kafkaio: invalid option")
-	// ErrInvalidConfig is wrapped when a client's *sarama.Config lacks a
-	// setting the Stage or Sink needs (NewConfig has them all), or fails
-	// sarama's validation.
-	ErrInvalidConfig = errors.New("kafkaio: invalid sarama config")
-	// ErrClosed is returned by the methods of a closed Sink.
-	ErrClosed = errors.New("kafkaio: closed")
-	// ErrTopicMismatch is wrapped by EnsureTopics when an existing topic does
-	// not have the partitions its TopicSpec asks for.
-	ErrTopicMismatch = errors.New("kafkaio: existing topic does not match its spec")
-)
-
-// invalidOption is the type of ErrInvalidOption: its own message, and
-// stream.ErrInvalidOption beneath it.
-type invalidOption string
-
-func (e invalidOption) Error() string { return string(e) }
-func (invalidOption) Unwrap() error   { return stream.ErrInvalidOption }
-
-// ProduceError is a record the broker did not acknowledge (or that sarama
-// rejected before sending it). Sink.Write and Sink.Flush return it, possibly
-// wrapped; Err is sarama's error, such as sarama.ErrMessageSizeTooLarge.
-type ProduceError struct {
-	Topic     string
-	Partition int32 // -1 when the record failed before a partition was chosen
-	Err       error
-}
-
-func (e *ProduceError) Error() string {
-	return fmt.Sprintf("kafkaio: produce %s/%d: %v", e.Topic, e.Partition, e.Err)
-}
-
-// Unwrap returns sarama's error.
-func (e *ProduceError) Unwrap() error { return e.Err }
 
 // SinkOption configures NewSink.
 type SinkOption interface{ applySink(*sinkConfig) }

@@ -152,10 +152,6 @@ func (p *producer) flush(ctx context.Context) error {
 	return p.err()
 }
 
-// errTxnUnknown wraps a commit whose outcome is unknown: the transaction may
-// have committed or not; only the committed offsets tell.
-var errTxnUnknown = errors.New("kafkaio: transaction outcome unknown")
-
 // commit commits the current transaction with the consumed offsets of group
 // member m, and begins the next one. An error means the transaction did not
 // commit, or may not have (errTxnUnknown): the caller must abort and recover

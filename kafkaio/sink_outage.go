@@ -3,7 +3,6 @@ package kafkaio
 import (
 	"cmp"
 	"context"
-	"errors"
 	"slices"
 	"time"
 
@@ -24,32 +23,6 @@ func (s *Sink[T]) waitOutage(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// retriable reports whether a record that failed with err may succeed when
-// resent: the connection, the leader or the time ran out, rather than the
-// record, the topic or the credentials being wrong.
-func retriable(err error) bool {
-	var encoding sarama.PacketEncodingError
-	var config sarama.ConfigurationError
-	if errors.As(err, &encoding) || errors.As(err, &config) ||
-		errors.Is(err, sarama.ErrShuttingDown) || errors.Is(err, sarama.ErrClosedClient) {
-		return false
-	}
-	var kerr sarama.KError
-	if errors.As(err, &kerr) {
-		switch kerr {
-		case sarama.ErrMessageSizeTooLarge, sarama.ErrInvalidMessage, sarama.ErrInvalidMessageSize,
-			sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidRecord, sarama.ErrInvalidTimestamp,
-			sarama.ErrUnknownTopicOrPartition, sarama.ErrInvalidTopic, sarama.ErrPolicyViolation,
-			sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed,
-			sarama.ErrTransactionalIDAuthorizationFailed, sarama.ErrSASLAuthenticationFailed,
-			sarama.ErrUnsupportedVersion, sarama.ErrUnsupportedForMessageFormat, sarama.ErrInvalidRequiredAcks,
-			sarama.ErrProducerFenced:
-			return false
-		}
-	}
-	return true
 }
 
 // hold keeps a record that failed retriably for resending; the first one of

@@ -2,7 +2,6 @@ package kafkaio
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -430,6 +429,3 @@ func newOutputs[T any](rt *runtime, o Output[T]) *outputs {
 	w := &topicWriter[T]{rt: rt, o: o}
 	return &outputs{emitter: stream.Emitter[T](w), err: func() error { return w.first }, reset: func() { w.first = nil }}
 }
-
-// ErrStageRunning is returned by Run when the stage runs already.
-var ErrStageRunning = errors.New("kafkaio: the stage runs already")

@@ -278,9 +278,6 @@ func (rt *runtime) publishWatermark() {
 // and the final commit.
 const stopGrace = 30 * time.Second
 
-// errCrashed stops the loop as a crash would (tests).
-var errCrashed = errors.New("kafkaio: stage crashed (test)")
-
 // stop ends the loop: a graceful stop commits what is done, then closes the
 // group (the claims end and are acknowledged without waiting for the loop)
 // and the clients.

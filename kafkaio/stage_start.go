@@ -137,10 +137,6 @@ func dial(ctx context.Context, s *Stage, cfg *sarama.Config, role string) (saram
 	}
 }
 
-// ErrNotCoPartitioned is returned by Run when the inputs of a two-input
-// stage do not have the same number of partitions.
-var ErrNotCoPartitioned = errors.New("kafkaio: input topics are not co-partitioned")
-
 func (s *Stage) checkTopics(c sarama.Client) error {
 	if err := c.RefreshMetadata(s.topics()...); err != nil {
 		return fmt.Errorf("kafkaio: stage %q: input topics %v: %w", s.group, s.topics(), err)

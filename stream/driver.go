@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"time"
@@ -60,11 +59,6 @@ func WithClockWhenIdle() Option {
 func WithLateSink[In any](f func(Event[In])) Option {
 	return optionFunc(func(c *config) { c.onLate = f })
 }
-
-// ErrInvalidOption is wrapped by the errors that constructors return for an
-// invalid option or argument. The invalid-option errors of packages kafkaio
-// and mongoio match it too.
-var ErrInvalidOption = errors.New("stream: invalid option")
 
 // Driver is the synchronous core of a pipeline: partitioned input -> watermarks ->
 // Sequencer (late and duplicate events dropped and counted) -> operator -> out.

@@ -107,21 +107,6 @@ type InputStats struct {
 	Replayed   uint64 // records pushed during a replay, not counted above
 }
 
-// Errors a task returns.
-var (
-	// ErrReplayMismatch is returned by EndReplay when the replayed records do
-	// not reproduce the checkpoint's largest event time: the partition lost
-	// or changed records, and the rebuilt state may differ from the original.
-	ErrReplayMismatch = errors.New("stream: replay does not match the checkpoint")
-	// ErrInvalidCheckpoint is returned by Restore for metadata it cannot
-	// read; the input then starts afresh at the checkpoint's offset, without
-	// replay.
-	ErrInvalidCheckpoint = errors.New("stream: invalid checkpoint metadata")
-	// ErrOffsetOrder is returned by Push and Skip for an offset that is not
-	// above the last one, or that a replay has not reached yet.
-	ErrOffsetOrder = errors.New("stream: offset out of order")
-)
-
 // NewTask returns a task that feeds the records of one input partition
 // through op into out.
 func NewTask[In, Out any](op Operator[In, Out], in Input[In], out Emitter[Out]) (*Task[In, Out], error) {

@@ -1,0 +1,122 @@
+package kafkaio
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// Errors callers can test for with errors.Is.
+var (
+	// ErrInvalidOption is wrapped by the errors constructors return for
+	// invalid arguments or options. It matches stream.ErrInvalidOption with
+	// errors.Is, as mongoio's does.
+	ErrInvalidOption error = invalidOption("kafkaio: invalid option")
+	// ErrInvalidConfig is wrapped when a client's *sarama.Config lacks a
+	// setting the Stage or Sink needs (NewConfig has them all), or fails
+	// sarama's validation.
+	ErrInvalidConfig = errors.New("kafkaio: invalid sarama config")
+	// ErrClosed is returned by the methods of a closed Sink.
+	ErrClosed = errors.New("kafkaio: closed")
+	// ErrTopicMismatch is wrapped by EnsureTopics when an existing topic does
+	// not have the partitions its TopicSpec asks for.
+	ErrTopicMismatch = errors.New("kafkaio: existing topic does not match its spec")
+	// ErrStageRunning is returned by Run when the stage runs already.
+	ErrStageRunning = errors.New("kafkaio: the stage runs already")
+	// ErrNotCoPartitioned is returned by Run when the inputs of a two-input
+	// stage do not have the same number of partitions.
+	ErrNotCoPartitioned = errors.New("kafkaio: input topics are not co-partitioned")
+)
+
+// Errors of the runtime that callers never see.
+var (
+	// errTxnUnknown wraps a commit whose outcome is unknown: the transaction
+	// may have committed or not; only the committed offsets tell.
+	errTxnUnknown = errors.New("kafkaio: transaction outcome unknown")
+	// errCrashed stops the loop as a crash would (tests).
+	errCrashed = errors.New("kafkaio: stage crashed (test)")
+)
+
+// invalidOption is the type of ErrInvalidOption: its own message, and
+// stream.ErrInvalidOption beneath it.
+type invalidOption string
+
+func (e invalidOption) Error() string { return string(e) }
+func (invalidOption) Unwrap() error   { return stream.ErrInvalidOption }
+
+// ProduceError is a record the broker did not acknowledge (or that sarama
+// rejected before sending it). Sink.Write and Sink.Flush return it, possibly
+// wrapped; Err is sarama's error, such as sarama.ErrMessageSizeTooLarge.
+type ProduceError struct {
+	Topic     string
+	Partition int32 // -1 when the record failed before a partition was chosen
+	Err       error
+}
+
+func (e *ProduceError) Error() string {
+	return fmt.Sprintf("kafkaio: produce %s/%d: %v", e.Topic, e.Partition, e.Err)
+}
+
+// Unwrap returns sarama's error.
+func (e *ProduceError) Unwrap() error { return e.Err }
+
+// How a failed produce is handled depends on what failed:
+//
+//   - retriable: the connection, the leader or the time ran out; sending the
+//     record again may succeed (retriable);
+//   - the record: the brokers will refuse this record whenever it is sent
+//     (too large, an invalid timestamp for the topic, a record the topic's
+//     policy refuses); other records go on (recordRefused);
+//   - everything else (the topic does not exist, authorization denied, an
+//     unsupported version, the producer fenced): no record can be sent until
+//     someone changes the configuration.
+
+// retriable reports whether a record that failed with err may succeed when
+// resent: the connection, the leader or the time ran out, rather than the
+// record, the topic or the credentials being wrong.
+func retriable(err error) bool {
+	var encoding sarama.PacketEncodingError
+	var config sarama.ConfigurationError
+	if errors.As(err, &encoding) || errors.As(err, &config) ||
+		errors.Is(err, sarama.ErrShuttingDown) || errors.Is(err, sarama.ErrClosedClient) {
+		return false
+	}
+	var kerr sarama.KError
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case sarama.ErrMessageSizeTooLarge, sarama.ErrInvalidMessage, sarama.ErrInvalidMessageSize,
+			sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidRecord, sarama.ErrInvalidTimestamp,
+			sarama.ErrUnknownTopicOrPartition, sarama.ErrInvalidTopic, sarama.ErrPolicyViolation,
+			sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed,
+			sarama.ErrTransactionalIDAuthorizationFailed, sarama.ErrSASLAuthenticationFailed,
+			sarama.ErrUnsupportedVersion, sarama.ErrUnsupportedForMessageFormat, sarama.ErrInvalidRequiredAcks,
+			sarama.ErrProducerFenced:
+			return false
+		}
+	}
+	return true
+}
+
+// recordRefused reports whether err refuses one record for what it is:
+// sending it again will fail again, while other records may go through.
+// sarama refuses a record larger than Producer.MaxMessageBytes itself, with
+// a ConfigurationError; a PacketEncodingError is a record it cannot encode.
+func recordRefused(err error) bool {
+	var encoding sarama.PacketEncodingError
+	var config sarama.ConfigurationError
+	if errors.As(err, &encoding) || errors.As(err, &config) {
+		return true
+	}
+	var kerr sarama.KError
+	if errors.As(err, &kerr) {
+		switch kerr {
+		case sarama.ErrMessageSizeTooLarge, sarama.ErrInvalidMessage, sarama.ErrInvalidMessageSize,
+			sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidRecord, sarama.ErrInvalidTimestamp,
+			sarama.ErrPolicyViolation:
+			return true
+		}
+	}
+	return false
+}
