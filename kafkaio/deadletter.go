@@ -21,6 +21,15 @@ const (
 	// record that large was accepted by the input topic but could not be
 	// forwarded whole.
 	HeaderTruncated = "tidemark-truncated"
+	// HeaderOutputTopic names the topic a record could not be written to,
+	// when what failed is an output rather than the input: a stage's
+	// result, or a record a Sink was given, that the brokers refuse for
+	// good.
+	HeaderOutputTopic = "tidemark-output-topic"
+	// HeaderSize is the size in bytes, in decimal, of the output that could
+	// not be written: key, value and headers, as the producer counts them
+	// against Producer.MaxMessageBytes.
+	HeaderSize = "tidemark-size"
 )
 
 // deadLetterRoom is what a dead letter leaves of Producer.MaxMessageBytes
