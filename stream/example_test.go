@@ -80,7 +80,7 @@ func ExampleRun() {
 	// BTCUSDT 1970-01-01T00:00:03.000Z 9919048
 	// ETHUSDT 1970-01-01T00:00:06.000Z 182325
 	// BTCUSDT 1970-01-01T00:00:07.000Z 9920000
-	// {Accepted:5 Late:1 Duplicates:1}
+	// {Accepted:5 Late:1 Duplicates:1 Ahead:0}
 }
 
 // A Driver is Run without the source and the sink: events are pushed one at
