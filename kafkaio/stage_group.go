@@ -168,7 +168,7 @@ func (rt *runtime) claimStarted(c *claimRef) error {
 	s := rt.slots[c.partition]
 	if s == nil {
 		n := len(rt.st.inputs)
-		s = &slot{p: c.partition, claims: make([]*claimRef, n), first: make([]int64, n)}
+		s = &slot{p: c.partition, claims: make([]*claimRef, n), first: make([]int64, n), lastAt: make([]time.Time, n)}
 		for i := range s.first {
 			s.first[i] = -1
 		}
