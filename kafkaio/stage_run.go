@@ -31,7 +31,7 @@ type runtime struct {
 	group                     sarama.ConsumerGroup
 	replayer                  sarama.Consumer
 	lookup                    sarama.Consumer // reads the input record of a refused result; nil until needed
-	prod                      *producer // the transactional producer, or the dead-letter producer; may be nil
+	prod                      *producer       // the transactional producer, or the dead-letter producer; may be nil
 
 	events   chan event
 	dead     chan struct{} // closed when the loop is gone: claims must not wait for it
