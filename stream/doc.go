@@ -9,7 +9,8 @@
 // An Event has a key, an event Time (milliseconds since the Unix epoch) and a
 // value; its identity is (Key, Time). Time enters the library only through
 // events and watermarks: no operator reads the wall clock, so every operator is
-// a deterministic state machine.
+// a deterministic state machine. AppendTime and ParseTime write and read an
+// event time as RFC 3339 text with milliseconds, without allocating.
 //
 // An input remembers the largest event time it has seen; its watermark is
 // that time less the allowed lateness (DefaultLateness, 10 s). An event with
@@ -39,7 +40,9 @@
 // its own sequencer, watermark, identities and duplicates; its watermark is
 // the smaller of the two, and its results must not depend on how the two
 // inputs interleave (confluence). Join is one: it pairs events of equal
-// (Key, Time) and copies the values it keeps (JoinConfig).
+// (Key, Time) and copies the values it keeps (JoinConfig). Map, Filter and
+// FlatMap are the stateless operators, one event in and zero or more
+// results out at its time, with zero bounds.
 //
 // # Tasks
 //
@@ -158,7 +161,8 @@
 // names both types in its error.
 //
 // Errors that callers branch on are sentinels (ErrInvalidOption,
-// ErrReplayMismatch, ErrInvalidCheckpoint, ErrOffsetOrder), wrapped with
+// ErrReplayMismatch, ErrInvalidCheckpoint, ErrOffsetOrder, and
+// ErrInvalidTime for ParseTime), wrapped with
 // details: test them with errors.Is, not by comparing errors or messages.
 //
 // Only what does I/O takes a context.Context: Run, and the Source, Sink,
@@ -181,6 +185,7 @@
 //
 // The package's examples run: ExampleRun and ExampleDriver for finite
 // inputs, ExampleNewTask for a task's checkpoint and its recovery by replay,
-// ExampleNewTwoInputTask and ExampleJoin for two inputs, ExampleSequencer and
-// ExampleChain.
+// ExampleNewTwoInputTask and ExampleJoin for two inputs, ExampleSequencer,
+// ExampleChain, and ExampleMap, ExampleFilter and ExampleFlatMap for the
+// stateless operators.
 package stream
