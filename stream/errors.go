@@ -25,6 +25,10 @@ var (
 	// ErrOffsetOrder is returned by Push and Skip for an offset that is not
 	// above the last one, or that a replay has not reached yet.
 	ErrOffsetOrder = errors.New("stream: offset out of order")
+	// ErrInvalidTime is wrapped by the errors ParseTime returns for text
+	// that is not an RFC 3339 date-time, or that names an instant whose UTC
+	// form falls outside the years 0000 to 9999.
+	ErrInvalidTime = errors.New("stream: invalid time")
 )
 
 // ErrRejected is matched by the errors of a Sink that refuses results for

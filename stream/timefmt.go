@@ -1,14 +1,8 @@
 package stream
 
 import (
-	"errors"
 	"fmt"
 )
-
-// ErrInvalidTime is wrapped by the errors ParseTime returns for text that is
-// not an RFC 3339 date-time, or that names an instant whose UTC form falls
-// outside the years 0000 to 9999. Test for it with errors.Is.
-var ErrInvalidTime = errors.New("stream: invalid time")
 
 // The errors ParseTime returns: made once, so that rejecting a time does not
 // allocate either.
