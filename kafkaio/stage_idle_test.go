@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 	"github.com/tidemark-go/tidemark/lookahead"
 	"github.com/tidemark-go/tidemark/stream"
@@ -183,3 +184,41 @@ func lateCount(t *testing.T, k *cluster, in Input[px], parts int32) uint64 {
 // compareRec orders records by key, then by value: the same multiset of
 // records sorts the same.
 func compareRec(a, b outRec) int { return strings.Compare(a.Key+"\x00"+a.Value, b.Key+"\x00"+b.Value) }
+
+// TestStageLagExcludesMarkers: a stage that read everything of a topic
+// written in transactions (each ends with a marker a read_committed
+// consumer never receives) reports a lag of 0, not one per partition.
+func TestStageLagExcludesMarkers(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 3
+		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+		trace := pxTrace(t, rand.New(rand.NewPCG(85, 1)), in, parts, 600, 0)
+		cfg := k.config(t, WithConfig(func(c *sarama.Config) {
+			c.Producer.Transaction.ID = name(t, "txn")
+			c.Net.MaxOpenRequests = 1
+		}))
+		p, err := sarama.NewSyncProducerFromClient(k.client(t, cfg))
+		require.NoError(t, err, "transactional producer")
+		for len(trace) > 0 {
+			n := min(len(trace), 100)
+			require.NoError(t, p.BeginTxn(), "begin")
+			for _, e := range trace[:n] {
+				v, err := pxCodec.AppendValue(nil, e)
+				require.NoError(t, err, "encode")
+				_, _, err = p.SendMessage(&sarama.ProducerMessage{Topic: in, Key: sarama.StringEncoder(e.Key), Value: sarama.ByteEncoder(v)})
+				require.NoError(t, err, "send")
+			}
+			require.NoError(t, p.CommitTxn(), "commit")
+			trace = trace[n:]
+		}
+		input := Input[px]{Topic: in, Codec: pxCodec}
+		group := name(t, "group")
+		s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t)...)
+		require.NoError(t, err, "NewStage")
+		run := startStage(t, s)
+		k.waitCommitted(t, group, in, parts, 60*time.Second)
+		require.Eventually(t, func() bool { return s.Stats().Lag == 0 }, 10*time.Second, 50*time.Millisecond,
+			"the lag of a caught-up stage is 0 (it is %d)", s.Stats().Lag)
+		require.NoError(t, run.stop(), "Run")
+	})
+}

@@ -55,6 +55,7 @@ type runtime struct {
 	// for WithLatency.
 	fetched []fetchedBatch
 
+	lastProbe    time.Time       // of the lags (stage_lag.go)
 	fencings     []time.Time     // when the producer was fenced, for fencedAgain
 	kinds        map[string]bool // kinds of decode errors already logged
 	lastAbort    time.Time
@@ -99,6 +100,9 @@ type claimRef struct {
 	partition int32
 	ready     chan struct{} // closed when the task runs: the claim may deliver
 	lag       atomic.Int64  // offsets between its last record and the partition's end
+	// For the lag probe (stage_lag.go): the last offset delivered, the
+	// partition's end then, when, and the end the probe last looked at.
+	last, hwm, fedAt, probed atomic.Int64
 }
 
 // fetchedBatch is a batch of records waiting for the commit that covers it.
@@ -195,6 +199,10 @@ func (rt *runtime) loop() error {
 				if err := rt.commit(); err != nil {
 					return rt.stop(err)
 				}
+			}
+			if now.Sub(rt.lastProbe) >= quietBeforeProbe {
+				rt.lastProbe = now
+				rt.probeLags(now)
 			}
 		case <-failed:
 			// A record failed: the transaction cannot commit. Recover now
