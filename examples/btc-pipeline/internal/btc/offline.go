@@ -37,8 +37,8 @@ func (s Summary) String() string {
 	if s.Elapsed > 0 {
 		rate = float64(s.Lines) / s.Elapsed.Seconds()
 	}
-	return fmt.Sprintf("offline: accepted=%d late=%d duplicate=%d invalid=%d | moving=%d zscore=%d higher=%d lower=%d | %d lines in %v (%.0f lines/s)",
-		s.Accepted, s.Late, s.Duplicates, s.Invalid,
+	return fmt.Sprintf("offline: accepted=%d late=%d duplicate=%d invalid=%d (too far ahead %d) | moving=%d zscore=%d higher=%d lower=%d | %d lines in %v (%.0f lines/s)",
+		s.Accepted, s.Late, s.Duplicates, s.Invalid, s.Ahead,
 		s.Written[Moving], s.Written[ZScore], s.Written[Higher], s.Written[Lower],
 		s.Lines, s.Elapsed.Round(time.Millisecond), rate)
 }
@@ -354,6 +354,7 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 		sum.Accepted += st.Accepted
 		sum.Late += st.Late
 		sum.Duplicates += st.Duplicates
+		sum.Ahead += st.Ahead
 	}
 	sum.Written = sink.written
 	var werr error
