@@ -24,8 +24,11 @@ type FollowStart struct {
 // Follower delivers the last n records that read_committed consumers can
 // see (all of them when the partition holds fewer), then what is committed
 // later. Transaction markers and the records of aborted transactions do not
-// count, so n is a number of records, not of offsets. FromEnd(0) delivers
-// only the records committed after Start. n must not be negative.
+// count, so n is a number of records, not of offsets: to find where the
+// last n begin, Start reads them once (backwards, through fetches of its
+// own, skipping further back past markers and aborted records) before they
+// are delivered. FromEnd(0) delivers only the records committed after
+// Start. n must not be negative.
 func FromEnd(n int64) FollowStart {
 	if n < 0 {
 		return FollowStart{err: fmt.Errorf("%w: FromEnd(%d), want 0 or more records", ErrInvalidOption, n)}
@@ -50,7 +53,7 @@ type FollowerStats struct {
 	// logged when it begins and when it ends).
 	Outages uint64
 	// Topics are the counters of each topic, in the order NewFollower was
-	// given them (their Outages are always 0).
+	// given them.
 	Topics []FollowerTopicStats
 }
 
@@ -96,9 +99,12 @@ type FollowerTopicStats struct {
 // few records among many for a long time copies what it keeps. Apart from
 // sarama's allocation of each record, delivering a record allocates nothing.
 //
-// Poll, Run and Start belong to one goroutine at a time; Stats and Close may
-// be called from any goroutine at any time, and Close ends a Poll, Run or
-// Start in progress (they return ErrClosed).
+// A goroutine per partition takes the records of sarama's partition
+// consumer and hands them to Poll through a buffer of 256 records; another
+// one looks for new partitions. Poll and Run belong
+// to one goroutine at a time; Start, Stats and Close may be called from any
+// goroutine at any time, and Close ends a Poll, Run or Start in progress
+// (they return ErrClosed).
 type Follower struct {
 	topics []string
 	start  FollowStart
@@ -169,10 +175,12 @@ const (
 // its own that it closes in Close. Either way it reads read_committed,
 // whatever the config says: it uses a copy of the config with the isolation
 // level set, errors returned to it and, unless the config has a
-// Consumer.Retry.BackoffFunc, its capped backoff; a client it makes never
-// creates topics. The options are WithBrokers and WithLogger (the log lines
-// of outages, lost records and new partitions). NewFollower does no I/O: Start
-// connects.
+// Consumer.Retry.BackoffFunc, its capped backoff. A client it makes never
+// creates topics; a client of the caller's whose config lets metadata
+// requests create them (sarama's default, unlike NewConfig) may create a
+// missing topic on a broker that allows it, instead of reporting it. The
+// options are WithBrokers and WithLogger (the log lines of outages, lost
+// records and new partitions). NewFollower does no I/O: Start connects.
 func NewFollower(client sarama.Client, topics []string, start FollowStart, opts ...Option) (*Follower, error) {
 	var sc sinkConfig // an Option configures what Sinks and Stages share
 	for _, o := range opts {
