@@ -610,7 +610,7 @@ func (o *outage) trouble(f *Follower, err error, what string, args ...any) {
 	o.on.Store(true)
 	o.began, o.errs = now, 1
 	o.count.Add(1)
-	f.log.Warn("kafkaio: follower: the brokers do not answer; retrying with backoff until they do",
+	f.log.Warn("kafkaio: follower: cannot read from the brokers; retrying with backoff",
 		append([]any{"topics", f.topics, "while", what, "error", err}, args...)...)
 }
 
@@ -627,6 +627,6 @@ func (o *outage) over(f *Follower, sure bool) {
 		return
 	}
 	o.on.Store(false)
-	f.log.Info("kafkaio: follower: the brokers answer again", "topics", f.topics,
+	f.log.Info("kafkaio: follower: reading from the brokers again", "topics", f.topics,
 		"after", time.Since(o.began).Round(time.Millisecond), "errors", o.errs)
 }

@@ -554,13 +554,13 @@ func TestFollowerBrokerRestart(t *testing.T) {
 			want[m.Partition] = append(want[m.Partition], m.Offset)
 		}
 		assert.Equal(t, want, got, "every record once, in offset order")
-		require.Eventually(t, func() bool { return strings.Contains(logs.String(), "the brokers answer again") }, 30*time.Second,
+		require.Eventually(t, func() bool { return strings.Contains(logs.String(), "reading from the brokers again") }, 30*time.Second,
 			50*time.Millisecond, "the end of the outage is logged:\n%s", logs)
 		st := f.Stats()
 		t.Logf("stats %+v\n%s", st, logs)
 		assert.GreaterOrEqual(t, st.Outages, uint64(1), "the restart was an outage")
-		assert.Equal(t, int(st.Outages), strings.Count(logs.String(), "the brokers do not answer"), "a line when each outage begins")
-		assert.Equal(t, int(st.Outages), strings.Count(logs.String(), "the brokers answer again"), "and one when it ends")
+		assert.Equal(t, int(st.Outages), strings.Count(logs.String(), "cannot read from the brokers"), "a line when each outage begins")
+		assert.Equal(t, int(st.Outages), strings.Count(logs.String(), "reading from the brokers again"), "and one when it ends")
 	})
 }
 
