@@ -94,6 +94,10 @@ func TestStageIdleAdvance(t *testing.T) {
 		run := startStage(t, s)
 		require.Eventually(t, func() bool { return s.Stats().Tasks == parts }, 30*time.Second, 10*time.Millisecond, "the stage runs")
 		produceWallClock(t, k, in, pxCodec, trace)
+		// The input stops, for the stage, when it has received the last
+		// record (on a loaded machine that may be a while after the write).
+		require.Eventually(t, func() bool { return s.Stats().Records >= uint64(len(trace)) }, 30*time.Second, time.Millisecond,
+			"the stage receives every record")
 		stopped := time.Now()
 		want := referenceFinished(t, k, input, parts, newBonus, bothCodec)
 		total := 0
