@@ -77,7 +77,7 @@ func deadLetterMessage(m *sarama.ConsumerMessage, err error, kind, topic string,
 }
 
 func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error, skip bool) {
-	if rt.prod != nil && rt.prod.err() != nil {
+	if rt.tx != nil && rt.tx.err() != nil {
 		return // the transaction failed: recovery writes it again
 	}
 	kind := errorKind(err)
@@ -87,7 +87,7 @@ func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error, skip bool) {
 			"kind", kind, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
 			"dead_letter", cmp.Or(rt.st.cfg.deadLetter, "none"), "skip_dead_letter", skip, "error", err)
 	}
-	if rt.st.cfg.deadLetter == "" || rt.prod == nil || skip {
+	if rt.st.cfg.deadLetter == "" || rt.tx == nil || skip {
 		return
 	}
 	rt.sendDeadLetter(m, err, kind, refusedOutput{})

@@ -389,7 +389,7 @@ func (w *topicWriter[T]) Emit(e stream.Event[T]) {
 		return
 	}
 	rt := w.rt
-	p := rt.prod
+	p := rt.tx
 	if err := p.err(); err != nil {
 		// A record of the transaction failed: it will abort, and recovery
 		// writes this result again. Sending more would only fail more.

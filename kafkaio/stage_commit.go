@@ -50,7 +50,7 @@ func (rt *runtime) commitPositions() (ok bool, err error) {
 	offsets := rt.offsets()
 	meta := sarama.NewConsumerGroupMetadataFromSession(sess, rt.st.group, rt.instanceID())
 	if rt.st.exactly {
-		err = rt.prod.commit(offsets, meta)
+		err = rt.tx.commit(offsets, meta)
 	} else {
 		err = rt.commitAtLeastOnce(offsets, meta)
 	}
@@ -87,8 +87,8 @@ func (rt *runtime) commitAtLeastOnce(offsets map[string][]*sarama.PartitionOffse
 			return fmt.Errorf("kafkaio: flush sink: %w", err)
 		}
 	}
-	if rt.prod != nil {
-		if err := rt.prod.flush(rt.writes); err != nil {
+	if rt.tx != nil {
+		if err := rt.tx.flush(rt.writes); err != nil {
 			return fmt.Errorf("kafkaio: dead-letter topic: %w", err)
 		}
 	}
@@ -101,16 +101,8 @@ func (rt *runtime) commitAtLeastOnce(offsets map[string][]*sarama.PartitionOffse
 // offsets gathers the checkpoints of the running tasks.
 func (rt *runtime) offsets() map[string][]*sarama.PartitionOffsetMetadata {
 	out := make(map[string][]*sarama.PartitionOffsetMetadata, len(rt.st.inputs))
-	for _, s := range rt.slots {
-		if s.task == nil || s.task.Replaying() {
-			continue
-		}
-		rt.cps = s.task.Checkpoints(rt.cps[:0])
-		for _, c := range rt.cps {
-			meta := c.Metadata
-			topic := rt.st.inputs[c.Input].topic
-			out[topic] = append(out[topic], &sarama.PartitionOffsetMetadata{Partition: s.p, Offset: c.Offset, Metadata: &meta, LeaderEpoch: -1})
-		}
+	for _, s := range rt.parts {
+		rt.cps = s.checkpoints(rt, out, rt.cps)
 	}
 	return out
 }
