@@ -190,7 +190,7 @@ func ExampleNewStage() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	stage, err := kafkaio.NewStage("example", kafkaio.Input[Price]{Topic: "btc-price", Codec: priceCodec, Lateness: 0},
+	stage, err := kafkaio.NewStage("example", kafkaio.Input[Price]{Topic: "btc-price", Decoder: priceCodec, Lateness: 0},
 		meanOver1m, kafkaio.ToTopic("btc-price-mean", kafkaio.JSON[string]{}),
 		kafkaio.WithBrokers(k.Addrs(), cfg), kafkaio.WithDeadLetter("btc-price-dlq"))
 	if err != nil {

@@ -52,7 +52,7 @@ func (s *partitionTask) build(rt *runtime, upTo []int64) error {
 
 func (s *partitionTask) tryBuild(rt *runtime, upTo []int64) (err error) {
 	start := time.Now()
-	task, inputs, err := rt.st.newTask(rt.out)
+	task, inputs, err := rt.st.newTask()
 	if err != nil {
 		return fmt.Errorf("kafkaio: operator: %w", err)
 	}
@@ -161,6 +161,9 @@ func (s *partitionTask) push(rt *runtime, input int, m *sarama.ConsumerMessage) 
 		rt.st.stats.accepted.add(1)
 	case v == stream.Late:
 		rt.st.stats.late.add(1)
+		if lt := rt.st.inputs[input].lateTopic; lt != "" {
+			rt.forwardLate(m, lt)
+		}
 	case v == stream.Duplicate:
 		rt.st.stats.dups.add(1)
 	}

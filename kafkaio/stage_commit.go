@@ -26,7 +26,7 @@ func (rt *runtime) commit() error {
 			return rt.recoverAll(err)
 		}
 	}
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		// A result was not written: committing would skip it.
 		return rt.recoverAll(err)
 	}
@@ -50,7 +50,9 @@ func (rt *runtime) commitPositions() (ok bool, err error) {
 	offsets := rt.offsets()
 	meta := sarama.NewConsumerGroupMetadataFromSession(sess, rt.st.group, rt.instanceID())
 	if rt.st.exactly {
-		err = rt.tx.commit(offsets, meta)
+		if err = rt.flushSinks(); err == nil {
+			err = rt.tx.commit(offsets, meta)
+		}
 	} else {
 		err = rt.commitAtLeastOnce(offsets, meta)
 	}
@@ -76,16 +78,11 @@ func (rt *runtime) committed() {
 }
 
 func (rt *runtime) commitAtLeastOnce(offsets map[string][]*sarama.PartitionOffsetMetadata, meta *sarama.ConsumerGroupMetadata) error {
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		return err
 	}
-	if rt.out.flush != nil {
-		if err := rt.sinkRejections(rt.out.flush(rt.writes)); err != nil {
-			if stops(err) {
-				return err
-			}
-			return fmt.Errorf("kafkaio: flush sink: %w", err)
-		}
+	if err := rt.flushSinks(); err != nil {
+		return err
 	}
 	if rt.tx != nil {
 		if err := rt.tx.flush(rt.writes); err != nil {
@@ -110,7 +107,7 @@ func (rt *runtime) offsets() map[string][]*sarama.PartitionOffsetMetadata {
 // finalCommit commits on a context that is not cancelled, once: a failure
 // is reported, not recovered from.
 func (rt *runtime) finalCommit() error {
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		return fmt.Errorf("kafkaio: stage %q: no final commit, a result was not written: %w (the next owner processes it again)", rt.st.group, err)
 	}
 	ctx := rt.ctx

@@ -42,7 +42,7 @@ func (rt *runtime) recoverAll(cause error) error {
 		rt.aborts.Reset()
 	}
 	defer func() { rt.lastAbort = time.Now() }()
-	rt.out.reset()
+	rt.resetOutputs()
 	clear(rt.refusedInputs)
 	rt.written = rt.written[:0]
 	if rt.tx != nil {

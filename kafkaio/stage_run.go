@@ -25,7 +25,7 @@ type runtime struct {
 	writes    context.Context
 	endWrites context.CancelFunc
 	log       *slog.Logger
-	out       *outputs
+	outputs   []outputWriter // the stage's, bound to this runtime
 
 	groupCl, prodCl, replayCl sarama.Client
 	group                     sarama.ConsumerGroup
@@ -136,6 +136,46 @@ func (s *Stage) Run(ctx context.Context) error {
 	s.stats.watermark.Store(int64(stream.MinTime))
 	s.rt.Store(rt)
 	return rt.loop()
+}
+
+// replaying reports whether the task that runs now replays: its results
+// are not written.
+func (rt *runtime) replaying() bool {
+	return rt.cur != nil && rt.cur.task != nil && rt.cur.task.Replaying()
+}
+
+// outErr returns the first error of the outputs since the last reset.
+func (rt *runtime) outErr() error {
+	for _, o := range rt.outputs {
+		if err := o.err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resetOutputs forgets the outputs' errors, after an abort.
+func (rt *runtime) resetOutputs() {
+	for _, o := range rt.outputs {
+		o.reset()
+	}
+}
+
+// flushSinks flushes the outputs to sinks; the inputs of results they
+// refused are dead-lettered.
+func (rt *runtime) flushSinks() error {
+	for _, o := range rt.outputs {
+		if o.toKafka() {
+			continue
+		}
+		if err := rt.sinkRejections(o.flush(rt.writes)); err != nil {
+			if stops(err) {
+				return err
+			}
+			return fmt.Errorf("kafkaio: flush sink: %w", err)
+		}
+	}
+	return nil
 }
 
 // txID is the transactional id of the stage's producer, "" if none.
@@ -263,7 +303,7 @@ func (rt *runtime) handle(ev event) error {
 	if rt.st.hooks.afterBatch != nil {
 		rt.st.hooks.afterBatch()
 	}
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		return rt.recoverAll(err)
 	}
 	if rt.st.cfg.commitRecords > 0 && rt.sinceCommit >= rt.st.cfg.commitRecords {
@@ -276,25 +316,25 @@ func (rt *runtime) handle(ev event) error {
 // for the idle timeout (WithIdleAdvance) by the wall time since its last
 // record; what that emits is committed at the next commit.
 func (rt *runtime) idle(now time.Time) error {
-	before := rt.outputs()
+	before := rt.produced()
 	for _, s := range rt.parts {
 		rt.cur = s
 		s.idle(now, rt.st.cfg.idle)
 		rt.cur = nil
 	}
-	if rt.outputs() != before {
+	if rt.produced() != before {
 		rt.dirty = true
 		rt.publishWatermark()
 	}
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		return rt.recoverAll(err)
 	}
 	return nil
 }
 
-// outputs counts the records the stage has produced or refused, to tell
+// produced counts the records the stage has produced or refused, to tell
 // whether something happened.
-func (rt *runtime) outputs() uint64 {
+func (rt *runtime) produced() uint64 {
 	c := &rt.st.stats
 	return c.emitted.total.Load() + c.deadLettered.total.Load() + c.refused.total.Load()
 }

@@ -41,7 +41,10 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 	// broker that does not take them within the grace period is given up
 	// on, and nothing more is committed.
 	context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, rt.endWrites) })
-	rt.out = s.newOutput(rt)
+	rt.outputs = s.outputs
+	for _, o := range rt.outputs {
+		o.bind(rt)
+	}
 	fail := func(err error) (*runtime, error) {
 		rt.endWrites()
 		rt.closeClients()
@@ -65,7 +68,16 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		return fail(err)
 	}
 	rt.producerMax = s.cfg.config.Producer.MaxMessageBytes
-	if rt.producerMax, err = rt.checkOutputs(rt.groupCl, s.outTopics, rt.producerMax); err != nil {
+	var outTopics []string
+	for _, o := range s.outputs {
+		outTopics = append(outTopics, o.topics()...)
+	}
+	for _, in := range s.inputs {
+		if in.lateTopic != "" {
+			outTopics = append(outTopics, in.lateTopic)
+		}
+	}
+	if rt.producerMax, err = rt.checkOutputs(rt.groupCl, outTopics, rt.producerMax); err != nil {
 		return fail(err)
 	}
 	if s.cfg.deadLetter != "" {
@@ -80,7 +92,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 	if rt.replayer, err = sarama.NewConsumerFromClient(rt.replayCl); err != nil {
 		return fail(fmt.Errorf("%w: replay consumer: %w", ErrInvalidConfig, err))
 	}
-	if s.exactly || s.cfg.deadLetter != "" {
+	if s.exactly || s.cfg.deadLetter != "" || s.lateTopics() {
 		txID := ""
 		if s.exactly {
 			suffix := s.cfg.instanceID
