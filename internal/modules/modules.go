@@ -193,12 +193,18 @@ func track(root string) error {
 		return err
 	}
 	err = walk(root, ignore, func(rel string, d fs.DirEntry) error {
-		if _, err := os.Stat(filepath.Join(root, rel)); err != nil {
+		// A file that went away since its directory was listed (a test of
+		// another package may write into the tree) is not there to track.
+		if _, err := os.Stat(filepath.Join(root, rel)); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		if strings.HasSuffix(rel, ".go") {
 			b, err := os.ReadFile(filepath.Join(root, rel))
-			if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 			for _, m := range tidemarkVar.FindAllSubmatch(b, -1) {
@@ -223,7 +229,9 @@ func walk(root string, ignore []ignoreRule, f func(rel string, d fs.DirEntry) er
 	var visit func(rel string) error
 	visit = func(rel string) error {
 		entries, err := os.ReadDir(filepath.Join(root, filepath.FromSlash(rel)))
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && rel != "." {
+			return nil // gone since its parent was listed
+		} else if err != nil {
 			return err
 		}
 		for _, e := range entries {
