@@ -19,6 +19,7 @@ import (
 	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/stream"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestMain(m *testing.M) {
@@ -66,12 +67,26 @@ type fakeKafka struct {
 func (f *fakeKafka) Close() error { return f.k.Close() }
 
 // Cluster returns the cluster's fault injection for the tests that
-// describe their faults with kfake's types.
+// describe their faults in kfake's terms (Fault, ControlKey, KeepControl).
 func (f *fakeKafka) Cluster() kfakeFaults { return kfakeFaults{f} }
 
-// kfakeFaults installs faults described as kfake.Faults on a kafkatest
-// cluster.
+// kfakeFaults installs faults described in kfake's terms on a kafkatest
+// cluster, through kafkatest's Fail and Control.
 type kfakeFaults struct{ f *fakeKafka }
+
+// ControlKey runs fn on the requests of API key key, as kfake's ControlKey,
+// through kafkatest.Cluster.Control, and fails the test if it cannot.
+// kafkatest keeps a control function until it is removed, as kfake does
+// when the function calls KeepControl, which these tests' functions do.
+func (k kfakeFaults) ControlKey(key int16, fn func(kmsg.Request) (kmsg.Response, error, bool)) {
+	k.f.tb.Helper()
+	_, err := k.f.k.Control(kafkatest.APIKey(key), fn)
+	require.NoError(k.f.tb, err, "install the control function of key %d", key)
+}
+
+// KeepControl does nothing: kafkatest keeps control functions (see
+// ControlKey).
+func (kfakeFaults) KeepControl() {}
 
 // Fault installs f (its Keys, Topic, Partitions, Group, TxnID, Err and
 // Count) with kafkatest.Cluster.Fail, and fails the test if it cannot.

@@ -33,8 +33,10 @@
 // transactions ([WithDataDir] keeps them): a broker restart or an outage as
 // clients see it, with every connection dropped. [Cluster.Fail] makes the
 // cluster refuse requests of a kind ([OffsetCommit], [Produce], [EndTxn],
-// ...) with a Kafka error code, a given number of times. [Cluster.Close]
-// takes it away for good.
+// ...) with a Kafka error code, a given number of times. [Cluster.Control]
+// is the hook for any other answer: a function that sees each request, in
+// the types of franz-go's kmsg, and may answer it itself. [Cluster.Close]
+// takes the cluster away for good.
 //
 // # Conventions
 //

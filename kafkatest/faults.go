@@ -3,6 +3,7 @@ package kafkatest
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -138,3 +139,44 @@ func (f *Fault) Wait(ctx context.Context, n int) error {
 // Remove uninstalls the fault: the requests it would have failed are
 // answered normally. It is idempotent.
 func (f *Fault) Remove() { f.h.Remove() }
+
+// AnyRequest, as the key of [Cluster.Control], runs the control function on
+// requests of every kind.
+const AnyRequest APIKey = -1
+
+// Control runs fn on every request of the kind key ([AnyRequest]: of every
+// kind) that the cluster receives, before the cluster handles it, until
+// the function it returns is called or the cluster stops: the hook for the
+// faults that [Cluster.Fail] cannot describe, such as a produce request
+// refused for the records it carries, an answer that never comes, or a
+// response of one's own making. fn gets the request as
+// github.com/twmb/franz-go/pkg/kmsg decodes it. When fn returns handled,
+// the cluster sends resp as the answer, or, when err is not nil, closes the
+// client's connection (a broker that goes away mid-request); otherwise the
+// cluster handles the request, or the next control function for it does,
+// in the order they were installed. Control functions run one at a time on
+// the cluster's goroutine, before [Cluster.Fail]'s faults: fn must not
+// block, nor call the cluster's methods. Like faults, they do not survive
+// [Cluster.Stop].
+//
+// Control returns [ErrStopped] or [ErrClosed] when the cluster is not
+// running.
+func (c *Cluster) Control(key APIKey, fn func(req kmsg.Request) (resp kmsg.Response, err error, handled bool)) (remove func(), err error) {
+	if fn == nil {
+		return nil, fmt.Errorf("%w: Control with a nil function", ErrInvalidOption)
+	}
+	kf, err := c.running()
+	if err != nil {
+		return nil, err
+	}
+	var removed atomic.Bool
+	kf.ControlKey(int16(key), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if removed.Load() {
+			kf.DropControl()
+			return nil, nil, false
+		}
+		kf.KeepControl() // kfake drops a function once it has handled a request
+		return fn(req)
+	})
+	return func() { removed.Store(true) }, nil
+}

@@ -1,13 +1,18 @@
 package kafkatest_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/stream"
@@ -123,4 +128,83 @@ func TestAPIKeyString(t *testing.T) {
 	assert.Equal(t, "OffsetCommit", kafkatest.OffsetCommit.String(), "a named key")
 	assert.Equal(t, "EndTxn", kafkatest.EndTxn.String(), "another")
 	assert.Equal(t, "DeleteRecords", kafkatest.APIKey(21).String(), "any key of the protocol")
+}
+
+// TestControl refuses the produce requests that carry a given key, with
+// one error for its partition and another for the rest of the request, as
+// a broker that refuses a record for what it is; once removed, the
+// control function refuses nothing.
+func TestControl(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t, kafkatest.WithTopic("t", 2))
+	refused := 0
+	remove, err := k.Control(kafkatest.Produce, func(req kmsg.Request) (kmsg.Response, error, bool) {
+		pr := req.(*kmsg.ProduceRequest)
+		hit := false
+		for _, tp := range pr.Topics {
+			for _, p := range tp.Partitions {
+				hit = hit || bytes.Contains(p.Records, []byte("poison"))
+			}
+		}
+		if !hit {
+			return nil, nil, false // the cluster handles it
+		}
+		refused++
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		resp.SetVersion(pr.GetVersion())
+		for _, tp := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = tp.Topic
+			for _, p := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.InvalidRecord.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	require.NoError(t, err, "Control")
+	msg := func(v string) *sarama.ProducerMessage {
+		return &sarama.ProducerMessage{Topic: "t", Value: sarama.StringEncoder(v)}
+	}
+	require.NoError(t, k.Produce(t.Context(), msg("fine")), "a request without the key is handled by the cluster")
+	err = k.Produce(t.Context(), msg("poison"))
+	require.ErrorIs(t, err, sarama.ErrInvalidRecord, "the request with the key gets the control function's answer")
+	assert.Equal(t, 1, refused, "once: sarama does not retry an invalid record")
+	remove()
+	remove()
+	require.NoError(t, k.Produce(t.Context(), msg("poison")), "removed, it refuses nothing")
+	require.NoError(t, k.Produce(t.Context(), msg("poison again")), "and stays removed")
+	assert.Equal(t, 1, refused, "the removed function saw no more requests")
+	recs, err := k.ReadCommitted(t.Context(), "t")
+	require.NoError(t, err, "ReadCommitted")
+	assert.Equal(t, []string{"fine", "poison", "poison again"}, values(recs), "only the accepted records are in the topic")
+}
+
+// TestControlDropsConnection: a control function that returns an error
+// closes the client's connection, as a broker that dies mid-request; here
+// on every request, which AnyRequest selects.
+func TestControlDropsConnection(t *testing.T) {
+	t.Parallel()
+	k := kafkatest.New(t, kafkatest.WithTopic("t", 1), kafkatest.WithDataDir(t.TempDir()))
+	var seen atomic.Int64
+	remove, err := k.Control(kafkatest.AnyRequest, func(req kmsg.Request) (kmsg.Response, error, bool) {
+		seen.Add(1)
+		return nil, errors.New("gone"), true
+	})
+	require.NoError(t, err, "Control")
+	cfg := saramaConfig()
+	cfg.Metadata.Retry.Max = 0
+	_, err = sarama.NewClient(k.Addrs(), cfg)
+	require.Error(t, err, "no request is answered")
+	assert.Positive(t, seen.Load(), "the function saw the requests")
+	remove()
+	require.NoError(t, k.CreateTopic(t.Context(), "u", 1, nil), "removed, the cluster answers again")
+
+	_, err = k.Control(kafkatest.Produce, nil)
+	assert.ErrorIs(t, err, kafkatest.ErrInvalidOption, "a nil function")
+	require.NoError(t, k.Stop(), "stop")
+	_, err = k.Control(kafkatest.Produce, func(kmsg.Request) (kmsg.Response, error, bool) { return nil, nil, false })
+	assert.ErrorIs(t, err, kafkatest.ErrStopped, "no control function on a stopped cluster")
 }
