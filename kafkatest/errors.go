@@ -10,18 +10,20 @@ import (
 // "kafkatest: " and wraps at most one of these, plus the error of kfake or
 // sarama beneath it where there is one.
 var (
-	// ErrInvalidOption is wrapped by the errors of [NewCluster] and
-	// [Cluster.Fail] for an invalid option or argument. It matches
+	// ErrInvalidOption is wrapped by the errors of [NewCluster],
+	// [Cluster.Fail], [Cluster.Control] and [Cluster.CreateTopic] for an
+	// invalid option or argument. It matches
 	// [stream.ErrInvalidOption] with [errors.Is], as kafkaio's and mongoio's
 	// do.
 	ErrInvalidOption error = invalidOption("kafkatest: invalid option")
 
 	// ErrClosed is returned by [Cluster.Start], [Cluster.Stop],
-	// [Cluster.Restart] and [Cluster.Fail] once [Cluster.Close] was called.
+	// [Cluster.Restart], [Cluster.Fail] and [Cluster.Control] once
+	// [Cluster.Close] was called.
 	ErrClosed = errors.New("kafkatest: closed")
 
-	// ErrStopped is returned by [Cluster.Stop] and [Cluster.Fail] while the
-	// cluster is stopped.
+	// ErrStopped is returned by [Cluster.Stop], [Cluster.Fail] and
+	// [Cluster.Control] while the cluster is stopped.
 	ErrStopped = errors.New("kafkatest: stopped")
 
 	// ErrNotPersistent is returned by [Cluster.Stop] and [Cluster.Restart]
