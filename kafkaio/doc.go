@@ -222,11 +222,15 @@
 //
 // A stage advances with event time only: when its input goes quiet, the
 // results of the last events wait for a later event. WithIdleAdvance makes
-// a task whose input has had no record for a timeout advance its
-// watermark by the wall time since its last record, so that they come out,
-// within the input's lateness, the operator's reach ahead and the timeout,
-// and are committed; the checkpoint carries what the advance did, so that
-// recovery stays exact (package stream, Idle inputs). It is off by default.
+// a task whose input has had no record for a timeout, as the brokers
+// confirm (no record on its way, no transaction open: a broker away is not
+// a quiet input), advance its watermark by the wall time since its last
+// record, so that they come out, within the input's lateness, the
+// operator's reach ahead and the timeout, and are committed; the checkpoint
+// carries what the advance did, so that recovery stays exact (package
+// stream, Idle inputs). It is off by default, and meant for inputs that raw
+// producers write: an input another stage writes is Input.Final, whose
+// events are released as they come.
 //
 // StageStats.Lag counts the records between each partition's position and
 // its end. A topic written in transactions ends with markers that a

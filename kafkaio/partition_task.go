@@ -21,9 +21,8 @@ type partitionTask struct {
 	claims  []*claimRef // per input; nil until claimed
 	task    taskCtl     // nil until every input is claimed and the task is built
 	inputs  []inputRunner
-	first   []int64     // per input without a committed offset: the first offset it read, or -1
-	lastAt  []time.Time // per input: when its last batch came (or the task was built), for WithIdleAdvance
-	leaving bool        // its claim ended: a failed commit drops it instead of rebuilding it
+	first   []int64 // per input without a committed offset: the first offset it read, or -1
+	leaving bool    // its claim ended: a failed commit drops it instead of rebuilding it
 }
 
 // build makes the partition's task and rebuilds its state: it restores each
@@ -132,9 +131,6 @@ func (s *partitionTask) tryBuild(rt *runtime, upTo []int64) (err error) {
 			return err
 		}
 	}
-	for i := range s.lastAt {
-		s.lastAt[i] = time.Now()
-	}
 	rt.log.Info("kafkaio: task started", "group", rt.st.group, "partition", s.p, "committed", resume,
 		"replayed", replayed, "reprocessed", relived, "watermark", task.Watermark(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -186,14 +182,21 @@ func (s *partitionTask) checkpoints(rt *runtime, out map[string][]*sarama.Partit
 	return cps
 }
 
-// idle tells each input that has had no record for timeout how long it has
-// been quiet (WithIdleAdvance).
-func (s *partitionTask) idle(now time.Time, timeout time.Duration) {
+// idle tells each input that has been quiet for timeout how long it has
+// (WithIdleAdvance): quiet since its last record, or since the brokers
+// answered again, and confirmed by them (see probeClaims). A Final input is
+// never idle-advanced: its events are released as they come.
+func (s *partitionTask) idle(rt *runtime, now time.Time, timeout time.Duration) {
 	if s.task == nil || s.task.Replaying() {
 		return
 	}
 	for i, in := range s.inputs {
-		if d := now.Sub(s.lastAt[i]); !s.lastAt[i].IsZero() && d >= timeout {
+		c := s.claims[i]
+		if c == nil || rt.st.inputs[i].final {
+			continue
+		}
+		q := c.quiet.Load()
+		if d := now.Sub(time.Unix(0, q)); q != 0 && c.confirmed.Load() && d >= timeout {
 			in.idle(d)
 		}
 	}

@@ -61,7 +61,7 @@ func (in Input[T]) task() stream.Input[T] {
 }
 
 func (in Input[T]) stage() stageInput {
-	return stageInput{topic: in.Topic, lateness: in.Lateness, maxAhead: in.MaxAhead, skipDeadLetter: in.SkipDeadLetter, lateTopic: in.LateTopic}
+	return stageInput{topic: in.Topic, lateness: in.Lateness, maxAhead: in.MaxAhead, skipDeadLetter: in.SkipDeadLetter, lateTopic: in.LateTopic, final: in.Final}
 }
 
 // Default stage settings.
@@ -117,6 +117,7 @@ type stageInput struct {
 	maxAhead       time.Duration
 	skipDeadLetter bool
 	lateTopic      string
+	final          bool
 }
 
 // NewStage returns a stage that reads in.Topic as a member of group, runs

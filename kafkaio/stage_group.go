@@ -110,6 +110,14 @@ func (h stageHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, cl sarama.C
 	case <-rt.dead:
 		return nil
 	}
+	if off := cl.InitialOffset(); off >= 0 {
+		// Quiet from the start, until a record comes (a partition with
+		// nothing new since the last incarnation).
+		now := time.Now().UnixNano()
+		c.last.Store(off - 1)
+		c.fedAt.Store(now)
+		c.quiet.Store(now)
+	}
 	msgs := cl.Messages()
 	limit := rt.st.cfg.batch
 	for {
@@ -139,10 +147,12 @@ func (h stageHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, cl sarama.C
 				break drain
 			}
 		}
-		last, hwm := (*b)[len(*b)-1].Offset, cl.HighWaterMarkOffset()
+		last, hwm, now := (*b)[len(*b)-1].Offset, cl.HighWaterMarkOffset(), time.Now().UnixNano()
 		c.last.Store(last)
 		c.hwm.Store(hwm)
-		c.fedAt.Store(time.Now().UnixNano())
+		c.fedAt.Store(now)
+		c.quiet.Store(now) // a quiet spell starts after each batch, to be confirmed
+		c.confirmed.Store(false)
 		c.lag.Store(max(hwm-last-1, 0))
 		var at time.Time
 		if rt.st.cfg.latency != nil {
@@ -172,7 +182,7 @@ func (rt *runtime) claimStarted(c *claimRef) error {
 	s := rt.parts[c.partition]
 	if s == nil {
 		n := len(rt.st.inputs)
-		s = &partitionTask{p: c.partition, claims: make([]*claimRef, n), first: make([]int64, n), lastAt: make([]time.Time, n)}
+		s = &partitionTask{p: c.partition, claims: make([]*claimRef, n), first: make([]int64, n)}
 		for i := range s.first {
 			s.first[i] = -1
 		}

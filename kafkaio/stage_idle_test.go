@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/lookahead"
 	"github.com/tidemark-go/tidemark/stream"
 )
@@ -225,4 +227,71 @@ func TestStageLagExcludesMarkers(t *testing.T) {
 			"the lag of a caught-up stage is 0 (it is %d)", s.Stats().Lag)
 		require.NoError(t, run.stop(), "Run")
 	})
+}
+
+// TestStageIdleAcrossBrokerRestart: a broker that goes away is not a quiet
+// input. The stage hears nothing while it is away, but the brokers cannot
+// confirm that the input is caught up, so the watermark does not advance;
+// the events written once the broker is back (from a producer that held
+// them meanwhile) are not late, and the results equal the uninterrupted
+// run's.
+func TestStageIdleAcrossBrokerRestart(t *testing.T) {
+	restartableBackends(t, func(t *testing.T, k *restartable) {
+		const parts = 2
+		const lateness, idle = time.Second, 500 * time.Millisecond
+		r := rand.New(rand.NewPCG(95, 1))
+		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+		trace := pxTrace(t, r, in, parts, 2000, lateness)
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: lateness}
+		group := name(t, "group")
+		s, err := NewStage(group, input, newBonus, ToTopic(out, bothCodec), k.stageOpts(t, WithIdleAdvance(idle))...)
+		require.NoError(t, err, "NewStage")
+		run := startStage(t, s)
+		half := len(trace) / 2
+		produceWallClock(t, k.cluster, in, pxCodec, trace[:half])
+		require.Eventually(t, func() bool { return s.Stats().Records >= uint64(half) }, 30*time.Second, 10*time.Millisecond, "first half read")
+		k.restart(t, 3*time.Second) // longer than lateness + idle timeout
+		require.NoError(t, produceWallClockE(t, k.cluster, in, pxCodec, trace[half:]), "second half, after the restart")
+		k.waitCommitted(t, group, in, parts, 90*time.Second)
+		require.NoError(t, run.stop(), "Run")
+		assert.Equal(t, lateCount(t, k.cluster, input, parts), s.Stats().Late, "no event late because of the outage")
+		want, all := referenceOne(t, k.cluster, input, parts, newBonus, bothCodec), referenceFinished(t, k.cluster, input, parts, newBonus, bothCodec)
+		got := k.outputs(t, out, parts)
+		for p := range int32(parts) {
+			require.GreaterOrEqual(t, len(got[p]), len(want[p]), "partition %d: every result of the uninterrupted run", p)
+			require.Equal(t, all[p][:len(got[p])], got[p], "partition %d: the uninterrupted run's, then end-of-input results", p)
+		}
+	})
+}
+
+// TestStageIdleWhileFetchesFail: fetches that fail for a while (a leader
+// that does not answer, while the group session lasts) are not a quiet
+// input: the stage hears nothing, but the brokers cannot confirm that it is
+// caught up, so the watermark does not advance, and the events that were
+// waiting are not late when the fetches work again. On kfake, whose faults
+// make the fetches fail.
+func TestStageIdleWhileFetchesFail(t *testing.T) {
+	k := fakeCluster(t)
+	const parts = 2
+	const lateness, idle = time.Second, 300 * time.Millisecond
+	r := rand.New(rand.NewPCG(97, 1))
+	in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+	trace := pxTrace(t, r, in, parts, 2000, lateness)
+	input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: lateness}
+	group := name(t, "group")
+	s, err := NewStage(group, input, newBonus, ToTopic(out, bothCodec), k.stageOpts(t, WithIdleAdvance(idle))...)
+	require.NoError(t, err, "NewStage")
+	run := startStage(t, s)
+	half := len(trace) / 2
+	produceWallClock(t, k, in, pxCodec, trace[:half])
+	require.Eventually(t, func() bool { return s.Stats().Records >= uint64(half) }, 30*time.Second, 10*time.Millisecond, "first half read")
+	fault, err := k.fake.k.Fail(kafkatest.Failure{Requests: []kafkatest.APIKey{kafkatest.Fetch}, Topic: in, Err: sarama.ErrNotLeaderForPartition, Count: -1})
+	require.NoError(t, err, "fail the fetches")
+	produceWallClock(t, k, in, pxCodec, trace[half:]) // waiting, as the fetches fail
+	time.Sleep(3 * time.Second)                       // longer than lateness + idle timeout
+	fault.Remove()
+	k.waitCommitted(t, group, in, parts, 90*time.Second)
+	require.NoError(t, run.stop(), "Run")
+	require.Positive(t, fault.Hits(), "fetches failed")
+	assert.Equal(t, lateCount(t, k, input, parts), s.Stats().Late, "no event late because of the failing fetches")
 }

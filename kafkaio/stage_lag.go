@@ -16,41 +16,57 @@ import (
 // leader what lies between the claim's position and the end: when it is
 // only markers and aborted records, the claim is caught up and its lag 0.
 
-// quietBeforeProbe is how long a claim with a lag is quiet before the
-// loop asks its leader what the lag is made of.
+// quietBeforeProbe is how long a claim is quiet before the loop asks its
+// leader what lies beyond it, and how often it asks again.
 const quietBeforeProbe = time.Second
 
-// probeLags sets to 0 the lag of the quiet claims that only markers or
-// aborted records separate from the end of their partition.
-func (rt *runtime) probeLags(now time.Time) {
+// probeClaims asks, for each claim quiet for a second, what lies between
+// its position and its partition's end: only transaction markers or
+// aborted records (its lag is then 0), records on their way, or an open
+// transaction. For WithIdleAdvance, it also confirms the claim's quiet
+// spell: an input is idle only while the brokers say it is caught up, so
+// that a broker away (the claim hears nothing, but records may be waiting)
+// or an open transaction upstream never counts as quiet.
+func (rt *runtime) probeClaims(now time.Time) {
+	idle := rt.st.cfg.idle > 0
+	every := quietBeforeProbe
+	if idle {
+		every = min(every, rt.st.cfg.idle)
+	}
 	rt.claimsMu.Lock()
 	var quiet []*claimRef
 	for c := range rt.claims {
-		if c.lag.Load() > 0 && now.Sub(time.Unix(0, c.fedAt.Load())) >= quietBeforeProbe && c.probed.Load() != c.hwm.Load() {
+		fed := c.fedAt.Load()
+		if fed == 0 || now.Sub(time.Unix(0, fed)) < every || now.Sub(time.Unix(0, c.probedAt.Load())) < every {
+			continue
+		}
+		if c.lag.Load() > 0 || idle {
 			quiet = append(quiet, c)
 		}
 	}
 	rt.claimsMu.Unlock()
 	for _, c := range quiet {
-		hwm := c.hwm.Load()
-		ok, err := onlyMarkers(rt.groupCl, c.topic, c.partition, c.last.Load()+1, hwm)
-		if err != nil {
-			continue // asked again after the next quiet spell
+		c.probedAt.Store(now.UnixNano())
+		caughtUp, err := onlyMarkers(rt.groupCl, c.topic, c.partition, c.last.Load()+1)
+		if err != nil || !caughtUp {
+			// Not confirmed: the brokers away, or records on their way.
+			c.quiet.Store(0)
+			c.confirmed.Store(false)
+			continue
 		}
-		c.probed.Store(hwm)
-		if ok && c.hwm.Load() == hwm {
-			c.lag.Store(0)
+		c.lag.Store(0)
+		if c.quiet.Load() == 0 {
+			c.quiet.Store(now.UnixNano()) // quiet again from now
 		}
+		c.confirmed.Store(true)
 	}
 }
 
 // onlyMarkers reports whether the offsets of topic/partition from from to
-// end hold no record that a read_committed consumer would receive: only
-// transaction markers and records of aborted transactions.
-func onlyMarkers(c sarama.Client, topic string, partition int32, from, end int64) (bool, error) {
-	if from >= end {
-		return true, nil
-	}
+// its end hold no record that a read_committed consumer would receive, nor
+// an open transaction: only transaction markers and records of aborted
+// transactions.
+func onlyMarkers(c sarama.Client, topic string, partition int32, from int64) (bool, error) {
 	b, err := c.Leader(topic, partition)
 	if err != nil {
 		return false, err
@@ -67,6 +83,10 @@ func onlyMarkers(c sarama.Client, topic string, partition int32, from, end int64
 	}
 	if blk.Err != sarama.ErrNoError {
 		return false, blk.Err
+	}
+	end := blk.HighWaterMarkOffset
+	if from >= end {
+		return true, nil
 	}
 	if blk.LastStableOffset >= 0 && blk.LastStableOffset < end {
 		return false, nil // a transaction is open: its records are on their way

@@ -44,17 +44,27 @@ func WithEnsureTopics(specs ...TopicSpec) StageOption {
 }
 
 // WithIdleAdvance makes a quiet input flush (default: off). When a task's
-// input has had no record for timeout (wall time), its watermark advances
-// by the wall time elapsed since its last record, as if event time went on
-// at the wall clock's pace (stream.TaskInput.Idle), so that the results of
-// its last events come out and are committed: within the input's
-// lateness, the operator's reach ahead and timeout after the input stopped.
-// It never jumps to the wall clock itself, so that a replay of old events
-// stays valid. Under continuous input nothing changes. An event that
-// arrives after a quiet spell longer than its lateness, with a time below
-// the advanced watermark, is late (counted in StageStats.Late); the
-// checkpoint carries what the idle advance did, so that recovery stays
-// exact (see package stream, Idle inputs). timeout must be positive.
+// input has had no record for timeout (wall time), and the brokers confirm
+// that it is caught up (its partition holds nothing beyond its position
+// but transaction markers, and no transaction is open), its watermark
+// advances by the wall time elapsed since its last record, as if event
+// time went on at the wall clock's pace (stream.TaskInput.Idle), so that
+// the results of its last events come out and are committed: within the
+// input's lateness, the operator's reach ahead and timeout after the input
+// stopped. It never jumps to the wall clock itself, so that a replay of old
+// events stays valid. Under continuous input nothing changes.
+//
+// A stage that hears nothing because the brokers are away, or because a
+// transaction upstream is still open, is not idle: the brokers cannot
+// confirm it, and the time they were away does not count. What remains is
+// an input whose producers go quiet for longer than its lateness and then
+// write events from the quiet time (a producer that held them back): those
+// are late (counted in StageStats.Late). So use it on inputs that raw
+// producers write, and Input.Final on inputs another stage writes (an
+// upstream stage that restarts would otherwise make its backlog late);
+// a Final input is never idle-advanced. The checkpoint carries what the
+// idle advance did, so that recovery stays exact (see package stream, Idle
+// inputs). timeout must be positive.
 func WithIdleAdvance(timeout time.Duration) StageOption {
 	if timeout <= 0 {
 		return optionError("idle timeout %v, want more than 0", timeout)

@@ -88,9 +88,12 @@ type claimRef struct {
 	partition int32
 	ready     chan struct{} // closed when the task runs: the claim may deliver
 	lag       atomic.Int64  // offsets between its last record and the partition's end
-	// For the lag probe (stage_lag.go): the last offset delivered, the
-	// partition's end then, when, and the end the probe last looked at.
-	last, hwm, fedAt, probed atomic.Int64
+	// For the probe (stage_lag.go): the last offset delivered, the
+	// partition's end then, when (unix nanoseconds, 0 before the claim
+	// starts), when the probe last asked, and since when the claim is
+	// quiet, confirmed by the brokers (0: not confirmed).
+	last, hwm, fedAt, probedAt, quiet atomic.Int64
+	confirmed                         atomic.Bool // the brokers said the current quiet spell is one
 }
 
 // fetchedBatch is a batch of records waiting for the commit that covers it.
@@ -236,9 +239,9 @@ func (rt *runtime) loop() error {
 					return rt.stop(err)
 				}
 			}
-			if now.Sub(rt.lastProbe) >= quietBeforeProbe {
+			if now.Sub(rt.lastProbe) >= quietBeforeProbe/4 {
 				rt.lastProbe = now
-				rt.probeLags(now)
+				rt.probeClaims(now)
 			}
 		case <-failed:
 			// A record failed: the transaction cannot commit. Recover now
@@ -289,9 +292,6 @@ func (rt *runtime) handle(ev event) error {
 		}
 	}
 	rt.cur, rt.curBatch = nil, nil
-	if rt.st.cfg.idle > 0 {
-		s.lastAt[ev.c.input] = time.Now()
-	}
 	n := len(*ev.msgs)
 	rt.publishWatermark() // before the count: Stats never shows the records without their watermark
 	rt.st.stats.records.add(uint64(n))
@@ -319,7 +319,7 @@ func (rt *runtime) idle(now time.Time) error {
 	before := rt.produced()
 	for _, s := range rt.parts {
 		rt.cur = s
-		s.idle(now, rt.st.cfg.idle)
+		s.idle(rt, now, rt.st.cfg.idle)
 		rt.cur = nil
 	}
 	if rt.produced() != before {

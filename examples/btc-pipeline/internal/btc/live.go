@@ -78,7 +78,7 @@ func NewMovingStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, er
 func NewZScoreStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
 	return kafkaio.NewTwoInputStage(ZScoreGroup,
 		kafkaio.Input[float64]{Topic: PriceTopic, Decoder: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: true},
-		kafkaio.Input[[]window.Statistics]{Topic: Moving.Topic(), Decoder: NewMovingCodec(cfg)},
+		kafkaio.Input[[]window.Statistics]{Topic: Moving.Topic(), Decoder: NewMovingCodec(cfg), Final: true},
 		func() (stream.TwoInput[float64, []window.Statistics, Output], error) { return NewZScoreOperator() },
 		kafkaio.ToTopic(ZScore.Topic(), NewOutputCodec(cfg)),
 		cfg.stageOptions(opts)...)
