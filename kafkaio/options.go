@@ -49,6 +49,8 @@ type stageConfig struct {
 	latency        func(d time.Duration, records int)
 	onRecordError  OnRecordError
 	sides          []outputWriter
+	newClient      func(addrs []string, cfg *sarama.Config) (sarama.Client, error)
+	faults         *Faults
 	ensure         []TopicSpec
 	idle           time.Duration
 }
