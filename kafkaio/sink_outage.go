@@ -81,7 +81,7 @@ func (s *Sink[T]) resend(held []*outMsg, wait time.Duration) {
 	time.Sleep(wait)
 	slices.SortFunc(held, func(a, b *outMsg) int { return cmp.Compare(a.seq, b.seq) })
 	for _, m := range held {
-		s.prod.Input() <- &m.msg
+		m.lane.prod.Input() <- &m.msg
 		s.stats.resent.Add(1)
 	}
 	s.mu.Lock()
@@ -94,13 +94,23 @@ func (s *Sink[T]) resend(held []*outMsg, wait time.Duration) {
 func (s *Sink[T]) giveUp(held []*outMsg, last *ProduceError) {
 	s.log.Error("kafkaio: the brokers did not take the held records back within the delivery timeout; the sink fails",
 		"records", len(held), "timeout", s.delivery, "error", last.Err)
+	var dead []*outMsg
 	for _, m := range held {
+		if m.dead {
+			dead = append(dead, m) // a dead letter does not fail the sink
+			continue
+		}
 		s.fail(&sarama.ProducerError{Msg: &m.msg, Err: last.Err})
 	}
 	s.mu.Lock()
 	s.outage.resending = false
 	s.mu.Unlock()
 	for _, m := range held {
-		s.release(&m.msg)
+		if !m.dead {
+			s.release(&m.msg)
+		}
+	}
+	for _, m := range dead {
+		s.deadLetterLost(m, last.Err)
 	}
 }
