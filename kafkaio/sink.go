@@ -315,6 +315,8 @@ type outMsg struct {
 	output    string // the topic the record was meant for
 	kind      string // why it was refused (tidemark-error-kind)
 	restamped bool   // the dead letter carries the wall clock (HeaderTimestamp)
+	failedAt  time.Time // the dead letter's first retriable failure
+	attempts  int       // its retriable failures
 }
 
 // bufEncoder is a sarama.Encoder over a reusable buffer; a pointer to it
@@ -358,7 +360,7 @@ func (s *Sink[T]) Write(ctx context.Context, e stream.Event[T]) error {
 		m.key.b = append(m.key.b[:0], e.Key...)
 		m.msg.Key = &m.key
 	}
-	m.lane, m.dead, m.restamped = s.main, false, false
+	m.lane, m.dead, m.restamped, m.attempts = s.main, false, false, 0
 	if s.dead.topic != "" {
 		// Learns the topic's limits on its first Write; a record they
 		// refuse becomes its dead letter.
@@ -506,10 +508,10 @@ func (s *Sink[T]) acks(l *lane) {
 			om, ours := pe.Msg.Metadata.(*outMsg)
 			ours = ours && &om.msg == pe.Msg
 			switch {
-			case ours && retriable(pe.Err):
-				s.hold(om, pe)
 			case ours && om.dead:
 				s.deadLetterFailed(om, pe.Err)
+			case ours && retriable(pe.Err):
+				s.hold(om, pe)
 			case ours && s.dead.topic != "" && recordRefused(pe.Err):
 				s.refused(om, pe)
 			default:

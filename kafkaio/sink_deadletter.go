@@ -366,10 +366,29 @@ func (s *Sink[T]) sendDeadLetters() {
 	}
 }
 
-// deadLetterFailed handles a dead letter the brokers did not take and that
-// resending cannot help: one refused for its timestamp goes again with the
-// wall clock; any other is lost.
+// deadLetterFailed handles a dead letter the brokers did not take. One that
+// failed retriably is sent again after a backoff (250 ms doubling to 2 s),
+// for up to the time an outage may hold records, without holding the
+// Sink's Writes back as an outage of its records does: dead letters have no
+// order to keep. One refused for its timestamp goes again with the wall
+// clock. Any other is lost.
 func (s *Sink[T]) deadLetterFailed(m *outMsg, err error) {
+	if retriable(err) {
+		if m.attempts == 0 {
+			m.failedAt = time.Now()
+		}
+		if time.Since(m.failedAt) < s.holdFor {
+			wait := min(250*time.Millisecond<<min(m.attempts, 3), 2*time.Second)
+			m.attempts++
+			m.msg = sarama.ProducerMessage{Topic: m.msg.Topic, Key: m.msg.Key, Value: m.msg.Value, Headers: m.msg.Headers,
+				Timestamp: m.msg.Timestamp, Partition: -1, Metadata: m}
+			time.AfterFunc(wait, func() {
+				s.stats.resent.Add(1)
+				s.queueDeadLetter(m)
+			})
+			return
+		}
+	}
 	if errors.Is(err, sarama.ErrInvalidTimestamp) && !m.restamped {
 		m.msg = sarama.ProducerMessage{Topic: m.msg.Topic, Key: m.msg.Key, Value: m.msg.Value, Headers: m.msg.Headers,
 			Timestamp: m.msg.Timestamp, Partition: -1, Metadata: m}

@@ -94,23 +94,13 @@ func (s *Sink[T]) resend(held []*outMsg, wait time.Duration) {
 func (s *Sink[T]) giveUp(held []*outMsg, last *ProduceError) {
 	s.log.Error("kafkaio: the brokers did not take the held records back within the delivery timeout; the sink fails",
 		"records", len(held), "timeout", s.delivery, "error", last.Err)
-	var dead []*outMsg
 	for _, m := range held {
-		if m.dead {
-			dead = append(dead, m) // a dead letter does not fail the sink
-			continue
-		}
 		s.fail(&sarama.ProducerError{Msg: &m.msg, Err: last.Err})
 	}
 	s.mu.Lock()
 	s.outage.resending = false
 	s.mu.Unlock()
 	for _, m := range held {
-		if !m.dead {
-			s.release(&m.msg)
-		}
-	}
-	for _, m := range dead {
-		s.deadLetterLost(m, last.Err)
+		s.release(&m.msg)
 	}
 }
