@@ -310,11 +310,11 @@ type outMsg struct {
 	seq      uint64 // the Write's number
 
 	// A Sink's, with WithDeadLetter:
-	lane      *lane  // the producer it is sent on
-	dead      bool   // msg is the dead letter of the record
-	output    string // the topic the record was meant for
-	kind      string // why it was refused (tidemark-error-kind)
-	restamped bool   // the dead letter carries the wall clock (HeaderTimestamp)
+	lane      *lane     // the producer it is sent on
+	dead      bool      // msg is the dead letter of the record
+	output    string    // the topic the record was meant for
+	kind      string    // why it was refused (tidemark-error-kind)
+	restamped bool      // the dead letter carries the wall clock (HeaderTimestamp)
 	failedAt  time.Time // the dead letter's first retriable failure
 	attempts  int       // its retriable failures
 }
