@@ -95,13 +95,18 @@ import (
 // keeps the record's timestamp, unless that timestamp is what was refused or
 // the dead-letter topic would refuse it too: then it carries the wall clock
 // when it is dead-lettered, and the header tidemark-timestamp (HeaderTimestamp)
-// keeps the original. Dead letters are delivered like records (held and
-// resent through outages) and counted in SinkStats.DeadLettered; Flush and
-// Close wait for them. A dead letter that cannot be written either (the
-// dead-letter topic refuses it, does not exist, or an outage outlasts the
-// delivery timeout) is counted in SinkStats.DeadLetterFailed and logged once
-// per kind of error, and the Sink goes on. Refused records are logged once per
-// kind too.
+// keeps the original. Dead letters are counted in SinkStats.DeadLettered;
+// Flush and Close wait for them. One that fails retriably is sent again on
+// its own, after a backoff (250 ms doubling to 2 s), for as long as an
+// outage may hold records: dead letters have no order to keep, so they do
+// not hold Writes back. A dead letter that cannot be written (the
+// dead-letter topic refuses it or does not exist, or the brokers stay away)
+// is counted in SinkStats.DeadLetterFailed and logged once per kind of
+// error, and the Sink goes on. Refused records are logged once per kind too.
+//
+// The first Write to a topic waits for its settings, under its context.
+// Without WithDeadLetter, a Sink reads no settings and checks no record
+// before sending: the first refused record fails it.
 type Sink[T any] struct {
 	client sarama.Client
 	own    bool
