@@ -202,9 +202,19 @@ func (s *Sink[T]) describe(topic string) (topicLimits, error) {
 		d.admin = admin
 	}
 	d.mu.Unlock()
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic}}, sarama.DescribeConfigsOptions{})
 	if err != nil {
 		return topicLimits{}, err
+	}
+	var entries []sarama.ConfigEntry
+	for _, r := range results {
+		if r.Name != topic {
+			continue
+		}
+		if r.ErrorCode != sarama.ErrNoError {
+			return topicLimits{}, fmt.Errorf("%w: %s", r.ErrorCode, r.ErrorMsg)
+		}
+		entries = append(entries, r.Configs...)
 	}
 	var lim topicLimits
 	var difference time.Duration
