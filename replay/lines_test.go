@@ -450,3 +450,18 @@ func TestLinesEmpty(t *testing.T) {
 	assert.Empty(t, got, "no line")
 	assert.Equal(t, replay.Stats{}, src.Stats(), "stats")
 }
+
+// TestLinesTerminators: only one "\r" before "\n" belongs to the
+// terminator; a blank line is a line; a last line without terminator too.
+func TestLinesTerminators(t *testing.T) {
+	any := func(line []byte) (stream.Event[string], error) { return stream.Event[string]{Value: string(line)}, nil }
+	src, err := replay.NewReader(strings.NewReader("a\r\n\n\r\r\nb\rc\nlast"), "terminators", any)
+	require.NoError(t, err, "NewReader")
+	got, err := drain[string](t, src, rand.New(rand.NewPCG(1, 1)))
+	require.ErrorIs(t, err, io.EOF, "the end")
+	var values []string
+	for _, e := range got {
+		values = append(values, e.Value)
+	}
+	assert.Equal(t, []string{"a", "", "\r", "b\rc", "last"}, values, "the lines")
+}
