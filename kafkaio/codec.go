@@ -56,6 +56,9 @@ func errorKind(err error) string {
 	if de, ok := errors.AsType[*DecodeError](err); ok && de.Kind != "" {
 		return de.Kind
 	}
+	if r, ok := errors.AsType[*refusal](err); ok {
+		return r.kind
+	}
 	return fmt.Sprintf("%T", err)
 }
 

@@ -83,25 +83,12 @@ func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error, skip bool) {
 	kind := errorKind(err)
 	if !rt.kinds[kind] {
 		rt.kinds[kind] = true
-		rt.log.Warn("kafkaio: undecodable record (logged once per kind; see StageStats.Rejected)",
+		rt.log.Warn("kafkaio: rejected record (logged once per kind; see StageStats.Rejected and Ahead)",
 			"kind", kind, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
 			"dead_letter", cmp.Or(rt.st.cfg.deadLetter, "none"), "skip_dead_letter", skip, "error", err)
 	}
 	if rt.st.cfg.deadLetter == "" || rt.prod == nil || skip {
 		return
 	}
-	om := rt.prod.message()
-	val, cut := deadLetterValue(m, rt.st.cfg.config.Producer.MaxMessageBytes)
-	om.key.b = append(om.key.b, m.Key...)
-	om.val.b = append(om.val.b, val...)
-	om.msg = *deadLetterMessage(m, err, kind, rt.st.cfg.deadLetter, cut)
-	if m.Key != nil {
-		om.msg.Key = &om.key
-	}
-	if m.Value != nil {
-		om.msg.Value = &om.val
-	}
-	if rt.prod.send(rt.writes, om) == nil {
-		rt.st.stats.deadLettered.Add(1)
-	}
+	rt.sendDeadLetter(m, err, kind, refusedOutput{})
 }

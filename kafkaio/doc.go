@@ -60,14 +60,16 @@
 //   - the transaction timeout (WithTransactionTimeout, 10 s) stays below the
 //     group's session timeout (NewConfig: 30 s), so that an expelled member's
 //     transaction is over by the time its partitions move;
-//   - an abort, a record the broker refused, a fenced producer or a commit
-//     whose outcome is unknown (a timeout) are handled as a crash of every
-//     task of the member: the transaction is aborted (the producer replaced
-//     when it cannot be, which fences the old one and ends its transaction),
-//     and each task is rebuilt from the committed offsets and fed again the
-//     records it had read since, into the next transaction. Aborts in a row
-//     back off up to 5 s. A producer fenced again and again means another
-//     member shares its transactional id: Run returns an error.
+//   - an abort, a record that failed on its way (a broker away), a fenced
+//     producer or a commit whose outcome is unknown (a timeout) are handled
+//     as a crash of every task of the member: the transaction is aborted
+//     (the producer replaced when it cannot be, which fences the old one and
+//     ends its transaction), and each task is rebuilt from the committed
+//     offsets and fed again the records it had read since, into the next
+//     transaction. Aborts in a row back off up to 5 s. A producer fenced
+//     again and again means another member shares its transactional id: Run
+//     returns an error. A result that can never be written is another
+//     matter (see Results that cannot be written).
 //
 // WithInstanceID makes a member static (KIP-345) with the transactional id
 // "<group>-<id>": restarted, it takes its partitions back at once and its
@@ -130,6 +132,58 @@
 // example's moving averages), in the stage's loop, before it processes new
 // records.
 //
+// # Results that cannot be written
+//
+// Some results can never be written, however often the transaction is
+// tried again: one too large for its topic (a 900,000-character symbol in
+// the key and the value), one its codec cannot encode, one the broker
+// refuses for what it is (a timestamp beyond the topic's
+// message.timestamp.after.max.ms, a policy), a document the store refuses
+// (a sink's error matching stream.ErrRejected, or a *stream.RejectedError
+// from its Flush). Retrying would stop every record behind it for ever, as
+// Kafka Streams' thread and Flink's restarts do. A stage instead writes the
+// input record the result comes from to its dead-letter topic, in the same
+// transaction as the other results (for a stage writing to a sink: flushed
+// before the offsets are committed), untouched but for being cut to fit,
+// with the headers tidemark-error (the reason), tidemark-error-kind
+// ("refused-too-large", "refused-encode", "refused-refused" for the
+// broker's, "refused-sink"), tidemark-output-topic, tidemark-size and the
+// record's tidemark-topic, -partition and -offset; it counts the result in
+// StageStats.Refused and goes on. With WithOnRecordError(StopOnRecordError),
+// or without a dead-letter topic, Run returns a *RecordError naming the
+// stage, the record and the output instead, aborting the open transaction,
+// so that nothing past the record is committed (Kafka Streams'
+// ProductionExceptionHandler answering FAIL).
+//
+// The input record of a result is the one whose event has the result's key
+// and time (stream.Task.Origin): right for every per-event operator (maps,
+// trailing windows, the lookahead, the join, whose left record is taken).
+// A result of many events (a tumbling window's aggregate), or one an idle
+// advance made final, has no such record: the result itself is
+// dead-lettered, cut to fit, with the record whose arrival made it final in
+// the coordinates' headers when there is one. Each input record is
+// dead-lettered once per transaction, however many of its results fail.
+//
+// The decision is the same in every run over the same records, so that
+// exactly once holds across crashes: what is checked before a result is
+// sent depends on the result and the topic's settings alone (its size
+// against the smaller of Producer.MaxMessageBytes and the topic's
+// max.message.bytes, read when the stage starts; the encoding; the router's
+// topic). What the broker refuses after the result was sent fails the whole
+// transaction: the stage aborts it and rebuilds its tasks as after any
+// abort, remembering the refused results by topic, key and time; when a
+// rebuilt task emits one of them again, the stage sends it alone, after
+// every record before it is acknowledged: refused again, its input is
+// dead-lettered from then on; written, it is forgotten. A run after a crash
+// learns the same the same way. (A timestamp refused against the broker's
+// clock is the one decision that depends on when it is made: a replay much
+// later may write what was refused.) A dead letter the dead-letter topic
+// itself refuses for good stops the stage: it has nowhere else to go.
+//
+// The producer's batches must fit every topic the stage writes, so a stage
+// lowers its producer's Producer.MaxMessageBytes to the smallest topic
+// limit; its dead letters are cut to that too.
+//
 // # At least once, to a sink
 //
 // A stage whose output is ToSink writes its results to a stream.Sink
@@ -153,14 +207,45 @@
 // tidemark-error-kind, tidemark-topic, tidemark-partition and
 // tidemark-offset, in the same transaction as the results.
 //
-// # Outages
+// # Events from the future and quiet inputs
+//
+// Input.MaxAhead refuses events whose time is further ahead than it of
+// their record's timestamp (of the largest event time of their partition,
+// for records without one): such an event is counted (StageStats.Ahead),
+// logged once and dead-lettered with the kind "too-far-ahead", and it never
+// moves the watermark, so that one event dated 2099 cannot make every later
+// event of its partition late. The record's timestamp is stored with the
+// record, so a replay takes the same decision; it must come from a clock of
+// its own (a LogAppendTime topic, or producers that stamp records with
+// their wall clock, Kafka's default) for the bound to catch anything. See
+// package stream, Events from the future.
+//
+// A stage advances with event time only: when its input goes quiet, the
+// results of the last events wait for a later event. WithIdleAdvance makes
+// a task whose input has had no record for a timeout advance its
+// watermark by the wall time since its last record, so that they come out,
+// within the input's lateness, the operator's reach ahead and the timeout,
+// and are committed; the checkpoint carries what the advance did, so that
+// recovery stays exact (package stream, Idle inputs). It is off by default.
+//
+// StageStats.Lag counts the records between each partition's position and
+// its end. A topic written in transactions ends with markers that a
+// read_committed consumer never receives; when a claim has been quiet for
+// a second, the stage asks the partition's leader what lies beyond it, and
+// a claim that only markers (or aborted records) follow has a lag of 0.
+//
+// # Outages and configuration
 //
 // A broker that is not up when the stage starts, or that goes away, is
 // waited for with capped backoff and clear log lines; the consumer group
 // rejoins, the producer is replaced, and the tasks are rebuilt from the
 // committed offsets. Run returns an error only for what retrying cannot fix:
-// an input topic that does not exist, denied authorization, topics that are
-// not co-partitioned, a member whose transactional id another member uses.
+// a topic the stage reads or writes (its outputs and its dead-letter topic)
+// that does not exist, when it starts or when a write says it is gone
+// (ErrMissingTopic: the stage's clients never create topics; WithEnsureTopics
+// creates them first), denied authorization, topics that are not
+// co-partitioned, a member whose transactional id another member uses, a
+// result that cannot be written with StopOnRecordError.
 //
 // # Producing with a Sink
 //
@@ -195,9 +280,11 @@
 //
 // Errors that callers branch on are sentinels (ErrInvalidOption,
 // ErrInvalidConfig, ErrClosed, ErrTopicMismatch, ErrNotCoPartitioned,
-// ErrStageRunning), wrapped with details, and *ProduceError for a record
-// the brokers did not take: test them with errors.Is and errors.As, not by
-// comparing errors or messages.
+// ErrStageRunning, ErrMissingTopic, ErrRecordRefused), all in errors.go,
+// wrapped with details, *ProduceError for a record the brokers did not
+// take and *RecordError for an input record whose result a stage could not
+// write: test them with errors.Is and errors.As, not by comparing errors or
+// messages.
 //
 // What waits for the brokers takes a context.Context: Stage.Run,
 // Sink.Write, Sink.Flush, Sink.Close and EnsureTopics. Run returns once ctx

@@ -28,7 +28,52 @@ var (
 	// ErrNotCoPartitioned is returned by Run when the inputs of a two-input
 	// stage do not have the same number of partitions.
 	ErrNotCoPartitioned = errors.New("kafkaio: input topics are not co-partitioned")
+	// ErrMissingTopic is wrapped by Run's error when a topic the stage reads
+	// or writes (its outputs and its dead-letter topic) does not exist, at
+	// start or later, unless WithEnsureTopics creates it.
+	ErrMissingTopic = errors.New("kafkaio: topic does not exist")
+	// ErrRecordRefused is matched by a *RecordError: an input record whose
+	// result the stage could not write for good.
+	ErrRecordRefused = errors.New("kafkaio: record refused")
 )
+
+// RecordError is an input record whose result a stage could not write for
+// good: the result is too large for its topic, its codec cannot encode it,
+// the brokers refuse it (an invalid timestamp for the topic, a policy), or
+// the sink refuses it (stream.ErrRejected). With WithOnRecordError(
+// StopOnRecordError), or without a dead-letter topic, Run returns it:
+// nothing past the record is committed. By default the record is
+// dead-lettered instead and the stage goes on. It matches ErrRecordRefused.
+type RecordError struct {
+	Stage string // the stage's consumer group
+	// The input record: its topic, partition and offset. Offset is -1 when
+	// no input record can be named (a result of many events, emitted by an
+	// idle advance).
+	Topic     string
+	Partition int32
+	Offset    int64
+	Output    string // the topic the result was for, or "sink"
+	Size      int    // the result's size in bytes as the producer counts it, 0 if unknown
+	Err       error  // why
+}
+
+func (e *RecordError) Error() string {
+	at := fmt.Sprintf("%s/%d@%d", e.Topic, e.Partition, e.Offset)
+	if e.Offset < 0 {
+		at = "an input record that cannot be named"
+	}
+	size := ""
+	if e.Size > 0 {
+		size = fmt.Sprintf(" (%d bytes)", e.Size)
+	}
+	return fmt.Sprintf("kafkaio: stage %q: the result of %s cannot be written to %s%s: %v", e.Stage, at, e.Output, size, e.Err)
+}
+
+// Unwrap returns the reason.
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrRecordRefused.
+func (e *RecordError) Is(target error) bool { return target == ErrRecordRefused }
 
 // Errors of the runtime that callers never see.
 var (

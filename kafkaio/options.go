@@ -48,6 +48,9 @@ type stageConfig struct {
 	instanceID     string
 	txnTimeout     time.Duration
 	latency        func(d time.Duration, records int)
+	onRecordError  OnRecordError
+	ensure         []TopicSpec
+	idle           time.Duration
 }
 
 type commonOption func(*common)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/IBM/sarama"
+	"github.com/tidemark-go/tidemark/stream"
 )
 
 // producer is the output of a Stage: a sarama async producer that is either
@@ -19,7 +20,7 @@ import (
 type producer struct {
 	txn  bool
 	prod sarama.AsyncProducer
-	pool sync.Pool
+	pool sync.Pool // of *stageMsg
 
 	inflight atomic.Int64
 	mu       sync.Mutex
@@ -27,6 +28,26 @@ type producer struct {
 	failure  error         // the first record that failed since begin
 	failed   chan struct{} // receives once when a record fails (capacity 1)
 	acked    chan struct{} // closed when the acknowledgement goroutine ends
+	// refused are the results the brokers refused for what they are
+	// (recordRefused) since begin, and deadRefused the first dead letter
+	// they refused so: see stage_refused.go.
+	refused     []outputID
+	deadRefused error
+}
+
+// stageMsg is a record a stage produces, with reusable buffers for its key
+// and value.
+type stageMsg struct {
+	msg      sarama.ProducerMessage
+	key, val bufEncoder
+	dead     bool // a dead letter, not a result
+}
+
+// outputID names a result: its topic, key and time. A result refused by
+// the brokers is known by it when its task emits it again (stage_refused.go).
+type outputID struct {
+	topic, key string
+	t          int64
 }
 
 // newProducer starts a producer on client; a transactional one (the
@@ -50,18 +71,18 @@ func newProducer(client sarama.Client) (*producer, error) {
 }
 
 // message returns a pooled message with empty key and value buffers.
-func (p *producer) message() *outMsg {
-	m, _ := p.pool.Get().(*outMsg)
+func (p *producer) message() *stageMsg {
+	m, _ := p.pool.Get().(*stageMsg)
 	if m == nil {
-		m = new(outMsg)
+		m = new(stageMsg)
 	}
-	m.key.b, m.val.b = m.key.b[:0], m.val.b[:0]
+	m.key.b, m.val.b, m.dead = m.key.b[:0], m.val.b[:0], false
 	return m
 }
 
 // send hands m to the producer; it blocks while the producer's buffers are
 // full, until ctx is done.
-func (p *producer) send(ctx context.Context, m *outMsg) error {
+func (p *producer) send(ctx context.Context, m *stageMsg) error {
 	m.msg.Metadata = m
 	p.inflight.Add(1)
 	select {
@@ -98,6 +119,17 @@ func (p *producer) acks() {
 				default:
 				}
 			}
+			if recordRefused(pe.Err) {
+				if sm, ok := pe.Msg.Metadata.(*stageMsg); ok && &sm.msg == pe.Msg {
+					if sm.dead {
+						if p.deadRefused == nil {
+							p.deadRefused = &ProduceError{Topic: pe.Msg.Topic, Partition: pe.Msg.Partition, Err: pe.Err}
+						}
+					} else {
+						p.refused = append(p.refused, outputID{topic: pe.Msg.Topic, key: string(sm.key.b), t: int64(stream.TimeOf(pe.Msg.Timestamp))})
+					}
+				}
+			}
 			p.mu.Unlock()
 			p.release(pe.Msg)
 		}
@@ -105,7 +137,7 @@ func (p *producer) acks() {
 }
 
 func (p *producer) release(m *sarama.ProducerMessage) {
-	if om, ok := m.Metadata.(*outMsg); ok && &om.msg == m {
+	if om, ok := m.Metadata.(*stageMsg); ok && &om.msg == m {
 		m.Headers = nil
 		p.pool.Put(om)
 	}
@@ -122,6 +154,16 @@ func (p *producer) settle() {
 	}
 	p.waiters = p.waiters[:0]
 	p.mu.Unlock()
+}
+
+// takeRefused returns and forgets the results the brokers refused for what
+// they are since begin, and the first dead letter they refused so.
+func (p *producer) takeRefused() ([]outputID, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids, dead := p.refused, p.deadRefused
+	p.refused, p.deadRefused = nil, nil
+	return ids, dead
 }
 
 // err returns the first record failure since the last begin.
@@ -185,7 +227,7 @@ func (p *producer) abort() error {
 
 func (p *producer) begin() error {
 	p.mu.Lock()
-	p.failure = nil
+	p.failure, p.refused, p.deadRefused = nil, nil, nil
 	p.mu.Unlock()
 	select {
 	case <-p.failed:

@@ -20,10 +20,6 @@ import (
 // the wall clock when it was dead-lettered.
 const HeaderTimestamp = "tidemark-timestamp"
 
-// recordBatchOverhead is the size of a record batch's header (format v2),
-// which brokers count against a topic's max.message.bytes with the records.
-const recordBatchOverhead = 61
-
 // The kinds of refused records (the header tidemark-error-kind of a Sink's
 // dead letters).
 const (

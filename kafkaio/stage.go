@@ -2,6 +2,7 @@ package kafkaio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -20,10 +21,24 @@ type Input[T any] struct {
 	// use 0; a topic of raw events uses stream.DefaultLateness or what its
 	// producers need.
 	Lateness time.Duration
-	// SkipDeadLetter keeps this input's records that the codec rejects out
-	// of the stage's dead-letter topic (WithDeadLetter): they are counted
-	// and logged only. For an input that another stage reads and
-	// dead-letters already, so that each rejected record is forwarded once.
+	// MaxAhead refuses events from the future (0, the default: no bound):
+	// an event more than MaxAhead ahead of its record's timestamp (of the
+	// largest event time of its partition, for a record without one) is
+	// refused as a rejected record is: counted (StageStats.Ahead), logged
+	// once and dead-lettered with the reason, and it never moves the
+	// watermark. The record's timestamp is the reference because it is
+	// stored with the record: a replay after a crash takes the same
+	// decision. It catches something only when the timestamp comes from a
+	// clock of its own, the producer's wall clock (Kafka's default) or the
+	// broker's (a topic with message.timestamp.type LogAppendTime), not when
+	// producers stamp records with their event time. See package stream,
+	// Events from the future.
+	MaxAhead time.Duration
+	// SkipDeadLetter keeps this input's records that the codec rejects (or
+	// that are too far ahead) out of the stage's dead-letter topic
+	// (WithDeadLetter): they are counted and logged only. For an input that
+	// another stage reads and dead-letters already, so that each rejected
+	// record is forwarded once.
 	SkipDeadLetter bool
 }
 
@@ -57,6 +72,14 @@ func ToTopics[T any](codec Codec[T], route func(stream.Event[T]) string) Output[
 // processing goroutine.
 func ToSink[T any](sink stream.Sink[T]) Output[T] { return Output[T]{sink: sink} }
 
+// topics returns the topics the output names, which a stage checks at start.
+func (o Output[T]) topics() []string {
+	if o.topic != "" {
+		return []string{o.topic}
+	}
+	return nil
+}
+
 func (o Output[T]) check() error {
 	switch {
 	case o.sink != nil:
@@ -75,33 +98,6 @@ const (
 	DefaultTransactionTimeout = 10 * time.Second
 )
 
-// StageStats counts what a Stage did since it started.
-type StageStats struct {
-	Records      uint64 // records processed (not counting replays)
-	Replayed     uint64 // records read again to rebuild task state
-	Accepted     uint64 // events accepted by the tasks' sequencers
-	Late         uint64 // events dropped as late
-	Duplicates   uint64 // events dropped as duplicates
-	Rejected     uint64 // records the codec rejected
-	DeadLettered uint64 // rejected records written to the dead-letter topic
-	Emitted      uint64 // results written
-	Commits      uint64 // commits (transactions, or offset commits)
-	Aborts       uint64 // transactions aborted, or failed commits
-	Rebuilds     uint64 // tasks rebuilt after an abort
-	Tasks        int64  // tasks running now
-	// Lag is the sum, over the partitions the stage consumes, of the offsets
-	// between the last record it received and the partition's end, as of the
-	// latest fetch. The end counts transaction markers, which a
-	// read_committed consumer never receives: a caught-up stage reading a
-	// transactional topic shows up to one per partition.
-	Lag int64
-	// Watermark is the smallest watermark of the running tasks that are not
-	// replaying (stream.MinTime when there is none): every result at or
-	// before it is emitted. The wall clock less Watermark is the stage's
-	// watermark delay.
-	Watermark stream.Time
-}
-
 // Stage is a streaming stage: a member of a Kafka consumer group that runs
 // one task (stream.Task or stream.TwoInputTask) per partition it is
 // assigned, and writes the results exactly once to Kafka or at least once
@@ -111,6 +107,7 @@ type Stage struct {
 	group     string
 	inputs    []stageInput
 	newTask   func(out *outputs) (taskCtl, []inputRunner, error)
+	outTopics []string // the topics its outputs name (a router's are learnt as it names them)
 	newOutput func(rt *runtime) *outputs
 	exactly   bool // results go to Kafka in transactions
 	cfg       stageConfig
@@ -118,11 +115,7 @@ type Stage struct {
 	bounds    stream.Bounds
 	started   atomic.Bool
 
-	stats struct {
-		records, replayed, accepted, late, dups, rejected, deadLettered, emitted,
-		commits, aborts, rebuilds atomic.Uint64
-		tasks, watermark atomic.Int64
-	}
+	stats stageCounters
 
 	// test hooks, set before Run
 	hooks stageHooks
@@ -142,13 +135,15 @@ func (s *Stage) crash() {
 }
 
 type stageHooks struct {
-	beforeCommit func() bool // called by the loop before each commit; true: crash there
-	afterBatch   func()      // called by the loop after each batch of records
+	beforeCommit func() bool  // called by the loop before each commit; true: crash there
+	failCommit   func() error // called by the loop before each commit; an error fails it as a refused commit would
+	afterBatch   func()       // called by the loop after each batch of records
 }
 
 type stageInput struct {
 	topic          string
 	lateness       time.Duration
+	maxAhead       time.Duration
 	skipDeadLetter bool
 }
 
@@ -172,21 +167,22 @@ func NewStage[In, Out any](group string, in Input[In], newOp func() (stream.Oper
 	if in.Codec == nil {
 		return nil, fmt.Errorf("%w: input %q without a codec", ErrInvalidOption, in.Topic)
 	}
-	s, err := newStage(group, []stageInput{{in.Topic, in.Lateness, in.SkipDeadLetter}}, op.Bounds(), out.sink == nil, out.check(), opts)
+	s, err := newStage(group, []stageInput{{in.Topic, in.Lateness, in.MaxAhead, in.SkipDeadLetter}}, op.Bounds(), out.sink == nil, out.check(), opts)
 	if err != nil {
 		return nil, err
 	}
+	s.outTopics = out.topics()
 	s.newOutput = func(rt *runtime) *outputs { return newOutputs(rt, out) }
 	s.newTask = func(o *outputs) (taskCtl, []inputRunner, error) {
 		op, err := newOp()
 		if err != nil {
 			return nil, nil, err
 		}
-		t, err := stream.NewTask(op, stream.Input[In]{Lateness: in.Lateness}, o.emitter.(stream.Emitter[Out]))
+		t, err := stream.NewTask(op, stream.Input[In]{Lateness: in.Lateness, MaxAhead: in.MaxAhead}, o.emitter.(stream.Emitter[Out]))
 		if err != nil {
 			return nil, nil, err
 		}
-		return t, []inputRunner{&typedInput[In]{in: t.Input(), codec: in.Codec}}, nil
+		return t, []inputRunner{&typedInput[In]{in: t.Input(), codec: in.Codec, maxAhead: in.MaxAhead}}, nil
 	}
 	return s, nil
 }
@@ -214,23 +210,26 @@ func NewTwoInputStage[L, R, Out any](group string, left Input[L], right Input[R]
 	if left.Topic == right.Topic {
 		return nil, fmt.Errorf("%w: both inputs read topic %q", ErrInvalidOption, left.Topic)
 	}
-	s, err := newStage(group, []stageInput{{left.Topic, left.Lateness, left.SkipDeadLetter}, {right.Topic, right.Lateness, right.SkipDeadLetter}},
+	s, err := newStage(group, []stageInput{{left.Topic, left.Lateness, left.MaxAhead, left.SkipDeadLetter}, {right.Topic, right.Lateness, right.MaxAhead, right.SkipDeadLetter}},
 		op.Bounds(), out.sink == nil, out.check(), opts)
 	if err != nil {
 		return nil, err
 	}
+	s.outTopics = out.topics()
 	s.newOutput = func(rt *runtime) *outputs { return newOutputs(rt, out) }
 	s.newTask = func(o *outputs) (taskCtl, []inputRunner, error) {
 		op, err := newOp()
 		if err != nil {
 			return nil, nil, err
 		}
-		t, err := stream.NewTwoInputTask(op, stream.Input[L]{Lateness: left.Lateness}, stream.Input[R]{Lateness: right.Lateness},
+		t, err := stream.NewTwoInputTask(op, stream.Input[L]{Lateness: left.Lateness, MaxAhead: left.MaxAhead},
+			stream.Input[R]{Lateness: right.Lateness, MaxAhead: right.MaxAhead},
 			o.emitter.(stream.Emitter[Out]))
 		if err != nil {
 			return nil, nil, err
 		}
-		return t, []inputRunner{&typedInput[L]{in: t.Left(), codec: left.Codec}, &typedInput[R]{in: t.Right(), codec: right.Codec}}, nil
+		return t, []inputRunner{&typedInput[L]{in: t.Left(), codec: left.Codec, maxAhead: left.MaxAhead},
+			&typedInput[R]{in: t.Right(), codec: right.Codec, maxAhead: right.MaxAhead}}, nil
 	}
 	return s, nil
 }
@@ -262,6 +261,8 @@ func newStage(group string, inputs []stageInput, bounds stream.Bounds, exactly b
 			return nil, fmt.Errorf("%w: dead-letter topic %q is also an input", ErrInvalidOption, in.topic)
 		case in.lateness < 0:
 			return nil, fmt.Errorf("%w: negative lateness %v for %q", ErrInvalidOption, in.lateness, in.topic)
+		case in.maxAhead < 0:
+			return nil, fmt.Errorf("%w: negative MaxAhead %v for %q", ErrInvalidOption, in.maxAhead, in.topic)
 		}
 	}
 	if cfg.logger == nil {
@@ -290,13 +291,7 @@ func newStage(group string, inputs []stageInput, bounds stream.Bounds, exactly b
 
 // Stats returns the counts so far, and the stage's lag and watermark now.
 func (s *Stage) Stats() StageStats {
-	st := StageStats{
-		Records: s.stats.records.Load(), Replayed: s.stats.replayed.Load(), Accepted: s.stats.accepted.Load(),
-		Late: s.stats.late.Load(), Duplicates: s.stats.dups.Load(), Rejected: s.stats.rejected.Load(),
-		DeadLettered: s.stats.deadLettered.Load(), Emitted: s.stats.emitted.Load(), Commits: s.stats.commits.Load(),
-		Aborts: s.stats.aborts.Load(), Rebuilds: s.stats.rebuilds.Load(), Tasks: s.stats.tasks.Load(),
-		Watermark: stream.MinTime,
-	}
+	st := s.stats.snapshot()
 	if rt := s.rt.Load(); rt != nil {
 		st.Lag = rt.lag()
 		st.Watermark = stream.Time(s.stats.watermark.Load())
@@ -314,6 +309,8 @@ type taskCtl interface {
 	Replaying() bool
 	Checkpoints([]stream.InputCheckpoint) []stream.InputCheckpoint
 	Watermark() stream.Time
+	Origin(key string, t stream.Time) (stream.Origin, bool)
+	Trigger() (stream.Origin, bool)
 }
 
 // inputRunner is one input of a task, behind its codec.
@@ -321,28 +318,53 @@ type inputRunner interface {
 	restore(stream.Checkpoint) (int64, error)
 	push(m *sarama.ConsumerMessage) (v stream.Verdict, rejected, err error)
 	next() (int64, bool)
+	idle(elapsed time.Duration)
 }
 
 type typedInput[V any] struct {
-	in    *stream.TaskInput[V]
-	codec Codec[V]
+	in       *stream.TaskInput[V]
+	codec    Codec[V]
+	maxAhead time.Duration
 }
 
 func (t *typedInput[V]) restore(cp stream.Checkpoint) (int64, error) { return t.in.Restore(cp) }
 func (t *typedInput[V]) next() (int64, bool)                         { return t.in.Next() }
+func (t *typedInput[V]) idle(elapsed time.Duration)                  { t.in.Idle(elapsed) }
 
 func (t *typedInput[V]) push(m *sarama.ConsumerMessage) (stream.Verdict, error, error) {
-	ts := stream.MinTime
-	if !m.Timestamp.IsZero() {
-		ts = stream.TimeOf(m.Timestamp)
-	}
+	ts := recordTime(m)
 	e, derr := t.codec.Decode(m.Key, m.Value, ts)
 	if derr != nil {
 		return 0, derr, t.in.Skip(m.Offset)
 	}
-	v, err := t.in.Push(m.Offset, e)
+	v, err := t.in.PushStamped(m.Offset, e, ts)
+	if v == stream.TooFarAhead {
+		ref := "the largest event time of its partition"
+		if ts != stream.MinTime {
+			ref = "its record's timestamp " + ts.String()
+		}
+		return v, &refusal{kind: "too-far-ahead", err: fmt.Errorf("event time %v is more than %v ahead of %s", e.Time, t.maxAhead, ref)}, err
+	}
 	return v, nil, err
 }
+
+// recordTime is a record's timestamp, stream.MinTime when it has none.
+func recordTime(m *sarama.ConsumerMessage) stream.Time {
+	if m.Timestamp.IsZero() || m.Timestamp.Before(time.Unix(0, 0)) {
+		return stream.MinTime
+	}
+	return stream.TimeOf(m.Timestamp)
+}
+
+// refusal is why the stage refused an input record that decoded: its kind
+// goes to the dead-letter header tidemark-error-kind.
+type refusal struct {
+	kind string
+	err  error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
 
 // outputs is where the tasks of a running stage emit: an emitter of the
 // stage's output type, with the first error it met, and the sink's Flush
@@ -358,6 +380,7 @@ type outputs struct {
 type topicWriter[T any] struct {
 	rt    *runtime
 	o     Output[T]
+	ot    *outTopic // o.topic's, once known
 	first error
 }
 
@@ -365,38 +388,67 @@ func (w *topicWriter[T]) Emit(e stream.Event[T]) {
 	if w.first != nil {
 		return
 	}
-	p := w.rt.prod
+	rt := w.rt
+	p := rt.prod
 	if err := p.err(); err != nil {
 		// A record of the transaction failed: it will abort, and recovery
 		// writes this result again. Sending more would only fail more.
 		w.first = err
 		return
 	}
+	topic, ot := w.o.topic, w.ot
+	if w.o.route != nil {
+		if topic = w.o.route(e); topic == "" {
+			w.first = rt.refuse(refusedOutput{key: e.Key, t: e.Time, kind: "no-topic", err: errors.New("the router gave no topic")}, rt.originOf(e.Key, e.Time))
+			return
+		}
+		ot = nil
+	}
+	if ot == nil {
+		var err error
+		if ot, err = rt.outputTopic(topic); err != nil {
+			w.first = err
+			return
+		}
+		if w.o.route == nil {
+			w.ot = ot
+		}
+	}
 	m := p.message()
 	var err error
 	if m.val.b, err = w.o.codec.AppendValue(m.val.b, e); err != nil {
 		p.pool.Put(m)
-		w.first = fmt.Errorf("kafkaio: encode %q at %v: %w", e.Key, e.Time, err)
+		w.first = rt.refuse(refusedOutput{topic: topic, key: e.Key, t: e.Time, kind: "encode", err: fmt.Errorf("encode: %w", err)}, rt.originOf(e.Key, e.Time))
 		return
-	}
-	topic := w.o.topic
-	if w.o.route != nil {
-		if topic = w.o.route(e); topic == "" {
-			p.pool.Put(m)
-			w.first = fmt.Errorf("kafkaio: the router gave no topic for %q at %v", e.Key, e.Time)
-			return
-		}
 	}
 	m.msg = sarama.ProducerMessage{Topic: topic, Value: &m.val, Timestamp: e.Time.UTC(), Partition: -1}
 	if e.Key != "" {
 		m.key.b = append(m.key.b, e.Key...)
 		m.msg.Key = &m.key
 	}
-	if err := p.send(w.rt.writes, m); err != nil {
+	if size := m.msg.ByteSize(2); size > ot.maxBytes {
+		w.first = rt.refuse(refusedOutput{topic: topic, key: e.Key, t: e.Time, value: m.val.b, size: size, kind: "too-large",
+			err: fmt.Errorf("%d bytes, more than the %d that %q takes", size, ot.maxBytes, topic)}, rt.originOf(e.Key, e.Time))
+		p.pool.Put(m)
+		return
+	}
+	if len(rt.suspects) > 0 || len(rt.poison) > 0 {
+		id := outputID{topic: topic, key: e.Key, t: int64(e.Time)}
+		if reason, ok := rt.poison[id]; ok {
+			w.first = rt.refuse(refusedOutput{topic: topic, key: e.Key, t: e.Time, value: m.val.b, kind: "refused", err: reason}, rt.originOf(e.Key, e.Time))
+			p.pool.Put(m)
+			return
+		}
+		if _, ok := rt.suspects[id]; ok {
+			w.first = rt.sendAlone(m, id)
+			return
+		}
+	}
+	if err := p.send(rt.writes, m); err != nil {
 		w.first = err
 		return
 	}
-	w.rt.st.stats.emitted.Add(1)
+	rt.st.stats.emitted.add(1)
 }
 
 // sinkWriter writes results to a sink outside Kafka.
@@ -410,11 +462,16 @@ func (w *sinkWriter[T]) Emit(e stream.Event[T]) {
 	if w.first != nil {
 		return
 	}
-	if err := w.sink.Write(w.rt.writes, e); err != nil {
+	err := w.sink.Write(w.rt.writes, e)
+	switch {
+	case err == nil:
+		w.rt.st.stats.emitted.add(1)
+		w.rt.written = append(w.rt.written, writtenResult{key: e.Key, t: e.Time, from: w.rt.originOf(e.Key, e.Time)})
+	case errors.Is(err, stream.ErrRejected):
+		w.first = w.rt.refuse(refusedOutput{key: e.Key, t: e.Time, kind: "sink", err: err}, w.rt.originOf(e.Key, e.Time))
+	default:
 		w.first = fmt.Errorf("kafkaio: sink: %w", err)
-		return
 	}
-	w.rt.st.stats.emitted.Add(1)
 }
 
 func newOutputs[T any](rt *runtime, o Output[T]) *outputs {

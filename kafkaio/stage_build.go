@@ -74,6 +74,8 @@ func (rt *runtime) tryBuild(s *slot, upTo []int64) (err error) {
 	}
 	replayed := 0
 	s.task, s.inputs = task, inputs
+	rt.cur = s
+	defer func() { rt.cur = nil }()
 	for i, in := range rt.st.inputs {
 		if from[i] < 0 {
 			continue
@@ -102,13 +104,22 @@ func (rt *runtime) tryBuild(s *slot, upTo []int64) (err error) {
 		if f < 0 {
 			continue
 		}
+		var one [1]*sarama.ConsumerMessage
 		err := readRange(rt.ctx, rt.replayer, in.topic, s.p, f, upTo[i], rt.log.Warn, func(m *sarama.ConsumerMessage) error {
 			relived++
+			rt.st.stats.records.add(1)
+			rt.st.stats.reprocessed.Add(1)
+			one[0] = m
+			rt.curBatch = one[:]
+			defer func() { rt.curBatch = nil }()
 			return rt.push(s, i, m)
 		})
 		if err != nil {
 			return err
 		}
+	}
+	for i := range s.lastAt {
+		s.lastAt[i] = time.Now()
 	}
 	rt.log.Info("kafkaio: task started", "group", rt.st.group, "partition", s.p, "committed", resume,
 		"replayed", replayed, "reprocessed", relived, "watermark", task.Watermark(), "took", time.Since(start).Round(time.Millisecond))

@@ -21,6 +21,11 @@ func (rt *runtime) commit() error {
 	if rt.st.hooks.beforeCommit != nil && rt.st.hooks.beforeCommit() {
 		return errCrashed
 	}
+	if rt.st.hooks.failCommit != nil {
+		if err := rt.st.hooks.failCommit(); err != nil {
+			return rt.recoverAll(err)
+		}
+	}
 	if err := rt.out.err(); err != nil {
 		// A result was not written: committing would skip it.
 		return rt.recoverAll(err)
@@ -59,6 +64,9 @@ func (rt *runtime) commitPositions() (ok bool, err error) {
 func (rt *runtime) committed() {
 	rt.dirty, rt.sinceCommit, rt.lastCommit = false, 0, time.Now()
 	rt.st.stats.commits.Add(1)
+	rt.st.stats.committed()
+	clear(rt.refusedInputs)
+	rt.written = rt.written[:0]
 	if obs := rt.st.cfg.latency; obs != nil {
 		for _, b := range rt.fetched {
 			obs(rt.lastCommit.Sub(b.at), b.n)
@@ -72,7 +80,10 @@ func (rt *runtime) commitAtLeastOnce(offsets map[string][]*sarama.PartitionOffse
 		return err
 	}
 	if rt.out.flush != nil {
-		if err := rt.out.flush(rt.writes); err != nil {
+		if err := rt.sinkRejections(rt.out.flush(rt.writes)); err != nil {
+			if stops(err) {
+				return err
+			}
 			return fmt.Errorf("kafkaio: flush sink: %w", err)
 		}
 	}

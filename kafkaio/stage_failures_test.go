@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestStageBrokerRestart: the broker goes away in the middle of the stream
@@ -58,31 +59,39 @@ func TestStageBrokerRestart(t *testing.T) {
 	})
 }
 
-// TestStageAbort: a record the broker refuses (its topic does not exist)
-// fails the transaction; the stage aborts it, rebuilds its tasks from the
-// committed offsets and goes on: nothing lost, nothing twice.
+// TestStageAbort: a record that fails for a while (the broker answers
+// NOT_ENOUGH_REPLICAS, beyond the producer's retries) fails the
+// transaction; the stage aborts it, rebuilds its tasks from the committed
+// offsets and goes on: nothing lost, nothing twice. On kfake, whose
+// control functions make the failure; on Apache Kafka, the broker restart
+// (TestStageBrokerRestart) and a record the broker refuses
+// (TestStageOutputRefusedByBroker) abort transactions.
 func TestStageAbort(t *testing.T) {
-	backends(t, func(t *testing.T, k *cluster) {
-		const parts = 3
-		r := rand.New(rand.NewPCG(41, 4))
-		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
-		trace := pxTrace(t, r, in, parts, 4000, time.Second)
-		produceWallClock(t, k, in, pxCodec, trace)
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
-		victim := trace[2500]
-		router := &failOnce{topic: out, key: victim.Key, at: victim.Time}
-		group := name(t, "group")
-		s, err := NewStage(group, input, newMoving, ToTopics(mstatCodec, router.route),
-			k.stageOptsWith(t, func(c *sarama.Config) { c.Producer.Retry.Max = 1; c.Metadata.Retry.Max = 1 })...)
-		require.NoError(t, err, "NewStage")
-		run := startStage(t, s)
-		k.waitCommitted(t, group, in, parts, 90*time.Second)
-		require.NoError(t, run.stop(), "Run")
-		assert.True(t, router.failed, "the record was refused once")
-		st := s.Stats()
-		assert.GreaterOrEqual(t, st.Aborts, uint64(1), "the transaction was aborted")
-		assert.GreaterOrEqual(t, st.Rebuilds, uint64(1), "tasks were rebuilt")
-		n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
-		t.Logf("%d records exact after %d aborts; stats %+v", n, st.Aborts, st)
+	k := fakeCluster(t)
+	const parts = 3
+	r := rand.New(rand.NewPCG(41, 4))
+	in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+	trace := pxTrace(t, r, in, parts, 4000, time.Second)
+	produceWallClock(t, k, in, pxCodec, trace)
+	input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+	victim := trace[2500]
+	fail := 4 // the first send and a retry, twice: two aborts
+	k.fake.Cluster().ControlKey(0, func(req kmsg.Request) (kmsg.Response, error, bool) {
+		k.fake.Cluster().KeepControl()
+		return failBatchWithKey(req, out, victim.Key, &fail, notEnoughReplicas, notEnoughReplicas)
 	})
+	group := name(t, "group")
+	s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec),
+		k.stageOptsWith(t, func(c *sarama.Config) { c.Producer.Retry.Max = 1; c.Metadata.Retry.Max = 1 })...)
+	require.NoError(t, err, "NewStage")
+	run := startStage(t, s)
+	k.waitCommitted(t, group, in, parts, 90*time.Second)
+	require.NoError(t, run.stop(), "Run")
+	assert.Zero(t, fail, "the record failed every time it was meant to")
+	st := s.Stats()
+	assert.GreaterOrEqual(t, st.Aborts, uint64(1), "the transaction was aborted")
+	assert.GreaterOrEqual(t, st.Rebuilds, uint64(1), "tasks were rebuilt")
+	assert.Zero(t, st.Refused, "a failure that passes is not a refused result")
+	n := sameOutputs(t, referenceOne(t, k, input, parts, newMoving, mstatCodec), k.outputs(t, out, parts), "moving records")
+	t.Logf("%d records exact after %d aborts; stats %+v", n, st.Aborts, st)
 }

@@ -139,7 +139,11 @@ func (h stageHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, cl sarama.C
 				break drain
 			}
 		}
-		c.lag.Store(max(cl.HighWaterMarkOffset()-(*b)[len(*b)-1].Offset-1, 0))
+		last, hwm := (*b)[len(*b)-1].Offset, cl.HighWaterMarkOffset()
+		c.last.Store(last)
+		c.hwm.Store(hwm)
+		c.fedAt.Store(time.Now().UnixNano())
+		c.lag.Store(max(hwm-last-1, 0))
 		var at time.Time
 		if rt.st.cfg.latency != nil {
 			at = time.Now()
@@ -168,7 +172,7 @@ func (rt *runtime) claimStarted(c *claimRef) error {
 	s := rt.slots[c.partition]
 	if s == nil {
 		n := len(rt.st.inputs)
-		s = &slot{p: c.partition, claims: make([]*claimRef, n), first: make([]int64, n)}
+		s = &slot{p: c.partition, claims: make([]*claimRef, n), first: make([]int64, n), lastAt: make([]time.Time, n)}
 		for i := range s.first {
 			s.first[i] = -1
 		}

@@ -1,6 +1,7 @@
 package kafkaio
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -11,12 +12,24 @@ import (
 // fed again the records it had read since, so that their results go into
 // the next transaction.
 func (rt *runtime) recoverAll(cause error) error {
+	if stops(cause) {
+		return cause // a record that stops the stage, a topic that is gone
+	}
+	if err := rt.learnRefused(); err != nil {
+		return err
+	}
+	if rt.prod != nil {
+		if err := rt.stopsStage(rt.prod.err()); err != nil {
+			return err
+		}
+	}
 	if rt.ctx.Err() != nil {
 		// Stopping: the open transaction is left to the broker's timeout
 		// or the next incarnation; nothing more is committed.
 		return nil
 	}
 	rt.st.stats.aborts.Add(1)
+	rt.st.stats.aborted() // what the transaction counted; the tasks count it again
 	rt.log.Warn("kafkaio: commit failed; aborting and rebuilding the tasks from the committed offsets",
 		"group", rt.st.group, "tasks", len(rt.slots), "error", cause)
 	// Aborts in a row (a broker or a coordinator that is not back yet, a
@@ -34,6 +47,8 @@ func (rt *runtime) recoverAll(cause error) error {
 	}
 	defer func() { rt.lastAbort = time.Now() }()
 	rt.out.reset()
+	clear(rt.refusedInputs)
+	rt.written = rt.written[:0]
 	if rt.prod != nil {
 		if err := rt.resetProducer(); err != nil {
 			return err
@@ -112,4 +127,11 @@ func (rt *runtime) resetProducer() error {
 	_ = rt.prod.close()
 	rt.prod = nil
 	return rt.newProducer()
+}
+
+// stops reports whether err stops the stage rather than being recovered
+// from: a record whose result cannot be written (StopOnRecordError, or no
+// dead-letter topic), a topic that does not exist.
+func stops(err error) bool {
+	return errors.Is(err, ErrRecordRefused) || errors.Is(err, ErrMissingTopic)
 }

@@ -30,7 +30,8 @@ type runtime struct {
 	groupCl, prodCl, replayCl sarama.Client
 	group                     sarama.ConsumerGroup
 	replayer                  sarama.Consumer
-	prod                      *producer // the transactional producer, or the dead-letter producer; may be nil
+	lookup                    sarama.Consumer // reads the input record of a refused result; nil until needed
+	prod                      *producer       // the transactional producer, or the dead-letter producer; may be nil
 
 	events   chan event
 	dead     chan struct{} // closed when the loop is gone: claims must not wait for it
@@ -54,10 +55,31 @@ type runtime struct {
 	// for WithLatency.
 	fetched []fetchedBatch
 
+	lastProbe    time.Time       // of the lags (stage_lag.go)
 	fencings     []time.Time     // when the producer was fenced, for fencedAgain
 	kinds        map[string]bool // kinds of decode errors already logged
 	lastAbort    time.Time
 	abortBackoff time.Duration
+
+	// What the loop is working on: the slot whose task runs, and the batch
+	// of records it pushes, for the origin of a refused result.
+	cur      *slot
+	curBatch []*sarama.ConsumerMessage
+
+	// The topics the stage writes (stage_topics.go), and the largest record
+	// its producer and its dead-letter topic take.
+	outTopics     map[string]*outTopic
+	producerMax   int
+	deadLetterMax int
+
+	// Results that cannot be written (stage_refused.go): the inputs
+	// dead-lettered in the current transaction; the results the brokers
+	// refused, to send alone when they come again, and those refused alone
+	// (poison); the results written to a sink since the last commit.
+	refusedInputs map[originKey]struct{}
+	suspects      map[outputID]struct{}
+	poison        map[outputID]error
+	written       []writtenResult
 }
 
 // slot is the task of one partition number, with the claims that feed it.
@@ -66,8 +88,9 @@ type slot struct {
 	claims  []*claimRef // per input; nil until claimed
 	task    taskCtl     // nil until every input is claimed and the task is built
 	inputs  []inputRunner
-	first   []int64 // per input without a committed offset: the first offset it read, or -1
-	leaving bool    // its claim ended: a failed commit drops it instead of rebuilding it
+	first   []int64     // per input without a committed offset: the first offset it read, or -1
+	lastAt  []time.Time // per input: when its last batch came (or the task was built), for WithIdleAdvance
+	leaving bool        // its claim ended: a failed commit drops it instead of rebuilding it
 }
 
 // claimRef is a partition claimed in the current generation.
@@ -77,6 +100,9 @@ type claimRef struct {
 	partition int32
 	ready     chan struct{} // closed when the task runs: the claim may deliver
 	lag       atomic.Int64  // offsets between its last record and the partition's end
+	// For the lag probe (stage_lag.go): the last offset delivered, the
+	// partition's end then, when, and the end the probe last looked at.
+	last, hwm, fedAt, probed atomic.Int64
 }
 
 // fetchedBatch is a batch of records waiting for the commit that covers it.
@@ -163,11 +189,20 @@ func (rt *runtime) loop() error {
 			if err := rt.handle(ev); err != nil {
 				return rt.stop(err)
 			}
-		case <-tick.C:
+		case now := <-tick.C:
+			if rt.st.cfg.idle > 0 {
+				if err := rt.idle(now); err != nil {
+					return rt.stop(err)
+				}
+			}
 			if rt.dirty && time.Since(rt.lastCommit) >= rt.st.cfg.commitInterval {
 				if err := rt.commit(); err != nil {
 					return rt.stop(err)
 				}
+			}
+			if now.Sub(rt.lastProbe) >= quietBeforeProbe {
+				rt.lastProbe = now
+				rt.probeLags(now)
 			}
 		case <-failed:
 			// A record failed: the transaction cannot commit. Recover now
@@ -207,17 +242,23 @@ func (rt *runtime) handle(ev event) error {
 		return nil // a claim that ended meanwhile
 	}
 	in := s.inputs[ev.c.input]
+	rt.cur, rt.curBatch = s, *ev.msgs
 	for _, m := range *ev.msgs {
 		if _, ok := in.next(); !ok && s.first[ev.c.input] < 0 {
 			s.first[ev.c.input] = m.Offset
 		}
 		if err := rt.push(s, ev.c.input, m); err != nil {
+			rt.cur, rt.curBatch = nil, nil
 			return err
 		}
 	}
+	rt.cur, rt.curBatch = nil, nil
+	if rt.st.cfg.idle > 0 {
+		s.lastAt[ev.c.input] = time.Now()
+	}
 	n := len(*ev.msgs)
 	rt.publishWatermark() // before the count: Stats never shows the records without their watermark
-	rt.st.stats.records.Add(uint64(n))
+	rt.st.stats.records.add(uint64(n))
 	if rt.st.cfg.latency != nil {
 		rt.fetched = append(rt.fetched, fetchedBatch{at: ev.at, n: n})
 	}
@@ -246,17 +287,54 @@ func (rt *runtime) push(s *slot, input int, m *sarama.ConsumerMessage) error {
 	switch {
 	case replaying:
 		rt.st.stats.replayed.Add(1)
+	case v == stream.TooFarAhead:
+		rt.st.stats.ahead.add(1)
+		rt.deadLetter(m, rejected, rt.st.inputs[input].skipDeadLetter)
 	case rejected != nil:
-		rt.st.stats.rejected.Add(1)
+		rt.st.stats.rejected.add(1)
 		rt.deadLetter(m, rejected, rt.st.inputs[input].skipDeadLetter)
 	case v == stream.Accepted:
-		rt.st.stats.accepted.Add(1)
+		rt.st.stats.accepted.add(1)
 	case v == stream.Late:
-		rt.st.stats.late.Add(1)
+		rt.st.stats.late.add(1)
 	case v == stream.Duplicate:
-		rt.st.stats.dups.Add(1)
+		rt.st.stats.dups.add(1)
 	}
 	return nil
+}
+
+// idle advances the watermark of every task input that has had no record
+// for the idle timeout (WithIdleAdvance) by the wall time since its last
+// record; what that emits is committed at the next commit.
+func (rt *runtime) idle(now time.Time) error {
+	before := rt.outputs()
+	for _, s := range rt.slots {
+		if s.task == nil || s.task.Replaying() {
+			continue
+		}
+		rt.cur = s
+		for i, in := range s.inputs {
+			if d := now.Sub(s.lastAt[i]); !s.lastAt[i].IsZero() && d >= rt.st.cfg.idle {
+				in.idle(d)
+			}
+		}
+		rt.cur = nil
+	}
+	if rt.outputs() != before {
+		rt.dirty = true
+		rt.publishWatermark()
+	}
+	if err := rt.out.err(); err != nil {
+		return rt.recoverAll(err)
+	}
+	return nil
+}
+
+// outputs counts the records the stage has produced or refused, to tell
+// whether something happened.
+func (rt *runtime) outputs() uint64 {
+	c := &rt.st.stats
+	return c.emitted.total.Load() + c.deadLettered.total.Load() + c.refused.total.Load()
 }
 
 // publishWatermark stores the smallest watermark of the running tasks that
@@ -290,6 +368,12 @@ func (rt *runtime) stop(cause error) error {
 		if err := rt.finalCommit(); err != nil {
 			cause = err
 		}
+	}
+	if cause != nil && rt.prod != nil && rt.st.exactly && stops(cause) {
+		// Nothing of the open transaction may become visible past the
+		// record that stops the stage; an abort says so at once, rather
+		// than when the transaction times out.
+		_ = rt.prod.abort()
 	}
 	rt.endWrites()
 	close(rt.dead)

@@ -1,6 +1,7 @@
 package kafkaio
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +19,9 @@ func (s *Stage) clientConfig(adjust func(*sarama.Config)) *sarama.Config {
 	c.Consumer.IsolationLevel = sarama.ReadCommitted
 	c.Consumer.Offsets.AutoCommit.Enable = false
 	c.Consumer.Return.Errors = true
+	// A topic the stage needs that does not exist is an error, not a topic
+	// for the brokers to create with their defaults (WithEnsureTopics).
+	c.Metadata.AllowAutoTopicCreation = false
 	adjust(&c)
 	return &c
 }
@@ -27,7 +31,8 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		st: s, ctx: ctx, log: s.log,
 		events: make(chan event, 64), dead: make(chan struct{}), consumed: make(chan error, 1),
 		crashed: make(chan struct{}), slots: make(map[int32]*slot), lastCommit: time.Now(), kinds: make(map[string]bool),
-		claims: make(map[*claimRef]struct{}),
+		claims: make(map[*claimRef]struct{}), outTopics: make(map[string]*outTopic), refusedInputs: make(map[originKey]struct{}),
+		suspects: make(map[outputID]struct{}), poison: make(map[outputID]error),
 	}
 	rt.writes, rt.endWrites = context.WithCancel(context.WithoutCancel(ctx))
 	// A graceful stop delivers the results in flight, but not forever: a
@@ -51,8 +56,21 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 	if rt.groupCl, err = dial(ctx, s, groupCfg, "group"); err != nil {
 		return fail(err)
 	}
+	if err := s.ensureTopics(ctx); err != nil {
+		return fail(err)
+	}
 	if err := s.checkTopics(rt.groupCl); err != nil {
 		return fail(err)
+	}
+	rt.producerMax = s.cfg.config.Producer.MaxMessageBytes
+	if rt.producerMax, err = rt.checkOutputs(rt.groupCl, s.outTopics, rt.producerMax); err != nil {
+		return fail(err)
+	}
+	if s.cfg.deadLetter != "" {
+		if _, err := rt.checkOutputs(rt.groupCl, []string{s.cfg.deadLetter}, rt.producerMax); err != nil {
+			return fail(err)
+		}
+		rt.deadLetterMax = rt.outTopics[s.cfg.deadLetter].maxBytes
 	}
 	if rt.replayCl, err = dial(ctx, s, s.clientConfig(func(*sarama.Config) {}), "replay"); err != nil {
 		return fail(err)
@@ -79,6 +97,8 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 			c.Producer.Return.Errors = true
 			c.Producer.Transaction.ID = rt.txID
 			c.Producer.Transaction.Timeout = s.cfg.txnTimeout
+			// Its batches must fit every topic it writes.
+			c.Producer.MaxMessageBytes = min(c.Producer.MaxMessageBytes, rt.producerMax, cmp.Or(rt.deadLetterMax, rt.producerMax))
 		})
 		if err := prodCfg.Validate(); err != nil {
 			return fail(fmt.Errorf("%w: %w", ErrInvalidConfig, err))
@@ -139,13 +159,20 @@ func dial(ctx context.Context, s *Stage, cfg *sarama.Config, role string) (saram
 
 func (s *Stage) checkTopics(c sarama.Client) error {
 	if err := c.RefreshMetadata(s.topics()...); err != nil {
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			for _, in := range s.inputs {
+				if _, perr := c.Partitions(in.topic); perr != nil {
+					return missingTopic(s.group, "reads", in.topic, perr)
+				}
+			}
+		}
 		return fmt.Errorf("kafkaio: stage %q: input topics %v: %w", s.group, s.topics(), err)
 	}
 	n := -1
 	for _, in := range s.inputs {
 		ps, err := c.Partitions(in.topic)
 		if err != nil {
-			return fmt.Errorf("kafkaio: stage %q: input topic %q: %w", s.group, in.topic, err)
+			return missingTopic(s.group, "reads", in.topic, err)
 		}
 		if n >= 0 && len(ps) != n {
 			return fmt.Errorf("%w: %q has %d partitions, %q has %d", ErrNotCoPartitioned, s.inputs[0].topic, n, in.topic, len(ps))

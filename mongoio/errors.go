@@ -20,10 +20,12 @@ var (
 
 	// ErrInvalidRecord is wrapped by the error of [Sink.Write] when the
 	// route function fails or returns a [Route] that cannot be written (an
-	// invalid collection name, a Doc that is not a document, a missing or
-	// conflicting _id). The record was not buffered; writing it again will
-	// fail again.
-	ErrInvalidRecord = errors.New("mongoio: invalid record")
+	// invalid collection name, a Doc that is not a document or is larger
+	// than MongoDB's 16 MiB, a missing or conflicting _id). The record was
+	// not buffered; writing it again will fail again. It matches
+	// [stream.ErrRejected], so that a stream runtime dead-letters the record
+	// instead of retrying it.
+	ErrInvalidRecord error = invalidRecord("mongoio: invalid record")
 
 	// ErrRejected is matched by a [*RejectedError]: the server refused some
 	// writes for good (a duplicate key on a unique index other than _id, a
@@ -44,6 +46,13 @@ var (
 	// buffered.
 	ErrBufferFull = errors.New("mongoio: buffer full")
 )
+
+// invalidRecord is the type of [ErrInvalidRecord]: its own message, and
+// [stream.ErrRejected] beneath it.
+type invalidRecord string
+
+func (e invalidRecord) Error() string { return string(e) }
+func (invalidRecord) Unwrap() error   { return stream.ErrRejected }
 
 // invalidOption is the type of [ErrInvalidOption]: its own message, and
 // [stream.ErrInvalidOption] beneath it.

@@ -145,19 +145,31 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	if err != nil {
 		return fmt.Errorf("%w: route: %w", ErrInvalidRecord, err)
 	}
+	e, coll, err := prepare(rec, r)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(ctx, e, coll)
+}
+
+// prepare checks and encodes the write of rec that r describes.
+func prepare[T any](rec T, r Route) (entry[T], string, error) {
 	if err := validCollection(r.Collection); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+		return entry[T]{}, "", fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
 	doc, full, id, err := marshalRoute(r)
 	if err != nil {
-		return fmt.Errorf("%w: collection %q: %w", ErrInvalidRecord, r.Collection, err)
+		return entry[T]{}, "", fmt.Errorf("%w: collection %q: %w", ErrInvalidRecord, r.Collection, err)
 	}
 	model := mongo.NewReplaceOneModel().
 		SetFilter(bson.D{{Key: "_id", Value: id}}).
 		SetReplacement(doc).
 		SetUpsert(true)
-	e := entry[T]{rec: rec, id: id, doc: full, model: model}
+	return entry[T]{rec: rec, id: id, doc: full, model: model}, r.Collection, nil
+}
 
+// enqueue buffers a prepared write (Write, after the route).
+func (s *Sink[T]) enqueue(ctx context.Context, e entry[T], coll string) error {
 	if err := s.lock(ctx); err != nil {
 		return fmt.Errorf("mongoio: write: %w", err)
 	}
@@ -165,8 +177,8 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	if s.closed {
 		return ErrClosed
 	}
-	k := key(id)
-	b := s.colls[r.Collection]
+	k := key(e.id)
+	b := s.colls[coll]
 	var flushErr error
 	if _, dup := b.lookup(k); !dup && s.buffered >= s.cfg.maxBuffered {
 		// Full: make room first, or refuse the record.
@@ -177,23 +189,23 @@ func (s *Sink[T]) Write(ctx context.Context, rec T) error {
 	}
 	if b == nil {
 		b = &batch[T]{
-			coll:  s.db.Collection(r.Collection, options.Collection().SetWriteConcern(s.cfg.writeConcern)),
+			coll:  s.db.Collection(coll, options.Collection().SetWriteConcern(s.cfg.writeConcern)),
 			index: make(map[idKey]int),
 		}
-		s.colls[r.Collection] = b
+		s.colls[coll] = b
 		s.order = append(s.order, b)
 	}
 	if i, ok := b.index[k]; ok {
 		// Last write wins: an unordered bulk write may apply two writes of
 		// one _id in any order, so only the latest is sent.
 		b.entries[i] = e
-		b.models[i] = model
+		b.models[i] = e.model
 		s.deduplicated.Add(1)
 		return flushErr
 	}
 	b.index[k] = len(b.entries)
 	b.entries = append(b.entries, e)
-	b.models = append(b.models, model)
+	b.models = append(b.models, e.model)
 	s.buffered++
 	s.bufferedN.Store(uint64(s.buffered))
 	if s.buffered < s.cfg.batchSize {

@@ -11,6 +11,7 @@ type Stats struct {
 	Accepted   uint64 // held and, once final, processed
 	Late       uint64 // dropped: time below the watermark
 	Duplicates uint64 // dropped: same (key, time) as an event already held
+	Ahead      uint64 // refused: too far ahead of its partition (WithMaxAhead)
 }
 
 // Option configures a Driver or Run. Options are checked when the Driver is
@@ -22,6 +23,7 @@ type config struct {
 	lateness    time.Duration
 	idle        time.Duration
 	byClock     bool
+	maxAhead    time.Duration
 	onLate      any // func(Event[In]), checked against In by newConfig
 	pollTimeout time.Duration
 }
@@ -44,12 +46,25 @@ func WithIdleTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.idle = d })
 }
 
-// WithClockWhenIdle makes the watermark follow the wall clock (now less the
-// lateness) while every partition is idle, instead of stopping at the
-// largest event time seen less the lateness. It needs WithIdleTimeout with a
-// positive timeout.
-func WithClockWhenIdle() Option {
+// WithIdleAdvance makes the watermark advance with the wall clock while
+// every partition is idle: beyond the largest event time seen less the
+// lateness, by the wall time elapsed since the last event, as if event time
+// went on at the wall clock's pace. It never jumps to the wall clock itself,
+// so that a replay of old events stays valid; an event that arrives after a
+// gap longer than its lateness may then be late. It needs WithIdleTimeout
+// with a positive timeout.
+func WithIdleAdvance() Option {
 	return optionFunc(func(c *config) { c.byClock = true })
+}
+
+// WithMaxAhead refuses events from the future: an event more than d ahead
+// of the largest event time its partition has taken is refused (Verdict
+// TooFarAhead, counted in Stats.Ahead): it is not held and never moves the
+// watermark. The first event of a partition is taken as it is. d must not be
+// negative; 0, the default, sets no bound. See the package documentation,
+// Events from the future, for what this rule catches and what it does not.
+func WithMaxAhead(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.maxAhead = d })
 }
 
 // WithLateSink hands every late event to f after counting it. In must be the
@@ -65,18 +80,19 @@ func WithLateSink[In any](f func(Event[In])) Option {
 // Run wraps a Driver around a Source and a Sink; tests and batch jobs (such as
 // the example's offline mode) drive it directly. It is not safe for concurrent use.
 type Driver[In, Out any] struct {
-	marks   *watermarks
-	seq     *Sequencer[In]
-	op      Operator[In, Out]
-	out     Emitter[Out]
-	onLate  func(Event[In])
-	stats   Stats
-	release releaser[In, Out]
+	maxAhead Time
+	marks    *watermarks
+	seq      *Sequencer[In]
+	op       Operator[In, Out]
+	out      Emitter[Out]
+	onLate   func(Event[In])
+	stats    Stats
+	release  releaser[In, Out]
 }
 
 type releaser[In, Out any] struct{ d *Driver[In, Out] }
 
-func (r *releaser[In, Out]) Emit(e Event[In]) { r.d.op.Process(e, r.d.out) }
+func (r *releaser[In, Out]) release(e Event[In], _ int64) { r.d.op.Process(e, r.d.out) }
 
 // NewDriver returns a Driver that feeds op and sends op's output to out.
 func NewDriver[In, Out any](op Operator[In, Out], out Emitter[Out], opts ...Option) (*Driver[In, Out], error) {
@@ -88,10 +104,11 @@ func NewDriver[In, Out any](op Operator[In, Out], out Emitter[Out], opts ...Opti
 		return nil, fmt.Errorf("%w: nil operator or emitter", ErrInvalidOption)
 	}
 	d := &Driver[In, Out]{
-		marks: newWatermarks(cfg.lateness, cfg.idle, cfg.byClock),
-		seq:   NewSequencer[In](),
-		op:    op,
-		out:   out,
+		maxAhead: ceilMillis(cfg.maxAhead),
+		marks:    newWatermarks(cfg.lateness, cfg.idle, cfg.byClock),
+		seq:      NewSequencer[In](),
+		op:       op,
+		out:      out,
 	}
 	if cfg.onLate != nil {
 		d.onLate = cfg.onLate.(func(Event[In]))
@@ -113,7 +130,9 @@ func newConfig[In any](opts []Option) (config, error) {
 	case cfg.idle < 0:
 		return cfg, fmt.Errorf("%w: negative idle timeout %v", ErrInvalidOption, cfg.idle)
 	case cfg.byClock && cfg.idle == 0:
-		return cfg, fmt.Errorf("%w: WithClockWhenIdle without WithIdleTimeout", ErrInvalidOption)
+		return cfg, fmt.Errorf("%w: WithIdleAdvance without WithIdleTimeout", ErrInvalidOption)
+	case cfg.maxAhead < 0:
+		return cfg, fmt.Errorf("%w: negative WithMaxAhead %v", ErrInvalidOption, cfg.maxAhead)
 	}
 	if cfg.onLate != nil {
 		if _, ok := cfg.onLate.(func(Event[In])); !ok {
@@ -138,6 +157,12 @@ func (d *Driver[In, Out]) Watermark() Time { return d.seq.Watermark() }
 // time is fine when no idle timeout is set), then advances the watermark,
 // which may release events through the operator.
 func (d *Driver[In, Out]) Push(partition int, e Event[In], now time.Time) Verdict {
+	if d.maxAhead > 0 {
+		if m := d.marks.max(partition); m != MinTime && e.Time > m.Add(d.maxAhead) {
+			d.stats.Ahead++
+			return TooFarAhead
+		}
+	}
 	v := d.seq.Offer(partition, e)
 	switch v {
 	case Accepted:
@@ -164,6 +189,6 @@ func (d *Driver[In, Out]) advance(wm Time) {
 	if wm <= d.seq.Watermark() {
 		return
 	}
-	d.seq.Advance(wm, &d.release)
+	d.seq.advance(wm, &d.release)
 	d.op.Advance(wm, d.out)
 }

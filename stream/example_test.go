@@ -80,7 +80,7 @@ func ExampleRun() {
 	// BTCUSDT 1970-01-01T00:00:03.000Z 9919048
 	// ETHUSDT 1970-01-01T00:00:06.000Z 182325
 	// BTCUSDT 1970-01-01T00:00:07.000Z 9920000
-	// {Accepted:5 Late:1 Duplicates:1}
+	// {Accepted:5 Late:1 Duplicates:1 Ahead:0}
 }
 
 // A Driver is Run without the source and the sink: events are pushed one at
@@ -260,4 +260,64 @@ func ExampleChain() {
 	// {Back:2s Ahead:0s}
 	// a 1970-01-01T00:00:01.000Z 25
 	// a 1970-01-01T00:00:02.000Z 75
+}
+
+// Map turns each trade into its notional, price × quantity, with the trade's
+// key and time; Filter keeps the trades above 1,000 USDT. Both are stateless,
+// with zero bounds, so their chain has zero bounds too.
+func ExampleMap() {
+	type trade struct{ Price, Qty float64 }
+	notional := stream.Map(func(e stream.Event[trade]) float64 { return e.Value.Price * e.Value.Qty })
+	large := stream.Filter(func(e stream.Event[float64]) bool { return e.Value > 1000 })
+	op := stream.Chain(notional, large)
+	fmt.Printf("%+v\n", op.Bounds())
+	d, err := stream.NewDriver(op, stream.EmitFunc[float64](show[float64]), stream.WithLateness(0))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d.Push(0, stream.Event[trade]{Key: "BTCUSDT", Time: 1000, Value: trade{Price: 99190.48, Qty: 0.5}}, time.Time{})
+	d.Push(0, stream.Event[trade]{Key: "ETHUSDT", Time: 1500, Value: trade{Price: 1822.5, Qty: 0.25}}, time.Time{})
+	d.Push(0, stream.Event[trade]{Key: "ETHUSDT", Time: 2000, Value: trade{Price: 1822.5, Qty: 2}}, time.Time{})
+	d.Finish()
+	// Output:
+	// {Back:0s Ahead:0s}
+	// BTCUSDT 1970-01-01T00:00:01.000Z 49595.24
+	// ETHUSDT 1970-01-01T00:00:02.000Z 3645
+}
+
+// Filter drops the events its function rejects and passes the others on
+// unchanged.
+func ExampleFilter() {
+	positive := stream.Filter(func(e stream.Event[float64]) bool { return e.Value > 0 })
+	out := stream.EmitFunc[float64](show[float64])
+	positive.Process(stream.Event[float64]{Key: "BTCUSDT", Time: 1000, Value: 99190.48}, out)
+	positive.Process(stream.Event[float64]{Key: "BTCUSDT", Time: 2000, Value: -1}, out)
+	positive.Process(stream.Event[float64]{Key: "BTCUSDT", Time: 3000, Value: 99191}, out)
+	// Output:
+	// BTCUSDT 1970-01-01T00:00:01.000Z 99190.48
+	// BTCUSDT 1970-01-01T00:00:03.000Z 99191
+}
+
+// FlatMap emits zero or more values per event, all at the event's time: here
+// a trade's price and quantity under two keys derived from its symbol, and
+// nothing for a trade without a quantity.
+func ExampleFlatMap() {
+	type trade struct{ Price, Qty float64 }
+	split := stream.FlatMap(func(e stream.Event[trade], c *stream.Collector[float64]) {
+		if e.Value.Qty == 0 {
+			return
+		}
+		c.EmitKey(e.Key+"/price", e.Value.Price)
+		c.EmitKey(e.Key+"/qty", e.Value.Qty)
+	})
+	out := stream.EmitFunc[float64](show[float64])
+	split.Process(stream.Event[trade]{Key: "BTCUSDT", Time: 1000, Value: trade{Price: 99190.48, Qty: 0.5}}, out)
+	split.Process(stream.Event[trade]{Key: "BTCUSDT", Time: 2000, Value: trade{Price: 99191}}, out)
+	split.Process(stream.Event[trade]{Key: "ETHUSDT", Time: 2000, Value: trade{Price: 1822.5, Qty: 2}}, out)
+	// Output:
+	// BTCUSDT/price 1970-01-01T00:00:01.000Z 99190.48
+	// BTCUSDT/qty 1970-01-01T00:00:01.000Z 0.5
+	// ETHUSDT/price 1970-01-01T00:00:02.000Z 1822.5
+	// ETHUSDT/qty 1970-01-01T00:00:02.000Z 2
 }

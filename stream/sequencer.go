@@ -17,6 +17,11 @@ const (
 	// Duplicate: an event with the same (Key, Time) is already held; the first
 	// to arrive wins and this one is dropped.
 	Duplicate
+	// TooFarAhead: the event's time is further ahead of its reference than
+	// the input allows (Input.MaxAhead, WithMaxAhead); it is refused, is not
+	// held and does not move the watermark. A Sequencer never returns it:
+	// the Task and the Driver check the bound before they offer an event.
+	TooFarAhead
 )
 
 func (v Verdict) String() string {
@@ -27,6 +32,8 @@ func (v Verdict) String() string {
 		return "late"
 	case Duplicate:
 		return "duplicate"
+	case TooFarAhead:
+		return "too far ahead"
 	}
 	return "unknown"
 }
@@ -63,11 +70,12 @@ type Sequencer[V any] struct {
 	runs []run[V]
 	last int // index of the run offered to last
 	wm   Time
+	emit emitterReleaser[V] // Advance's, kept here so that passing it does not allocate
 }
 
 type run[V any] struct {
 	partition int
-	held      ring.Deque[Event[V]] // sorted by (Time, Key); no identity twice across runs
+	held      ring.Deque[held[V]] // sorted by (Time, Key); no identity twice across runs
 	// Where the last lookup from another partition landed: that partition's
 	// next event is usually just after it.
 	hint int
@@ -76,6 +84,23 @@ type run[V any] struct {
 	// case when each partition has its own keys.
 	keys uint64
 }
+
+// held is an accepted event with the offset of its record (-1 when the
+// caller has none), which a Task's provenance needs.
+type held[V any] struct {
+	e   Event[V]
+	off int64
+}
+
+// eventReleaser receives the events a Sequencer releases, with their offsets.
+type eventReleaser[V any] interface {
+	release(e Event[V], off int64)
+}
+
+// emitterReleaser releases to an Emitter, dropping the offsets.
+type emitterReleaser[V any] struct{ out Emitter[V] }
+
+func (r *emitterReleaser[V]) release(e Event[V], _ int64) { r.out.Emit(e) }
 
 var keySeed = maphash.MakeSeed()
 
@@ -111,7 +136,7 @@ func (s *Sequencer[V]) run(partition int) *run[V] {
 	if len(s.runs) == 2 { // the first run's keys were not kept so far
 		r := &s.runs[0]
 		for i := range r.held.Len() {
-			r.keys |= keyBit(r.held.At(i).Key)
+			r.keys |= keyBit(r.held.At(i).e.Key)
 		}
 	}
 	s.last = len(s.runs) - 1
@@ -121,15 +146,21 @@ func (s *Sequencer[V]) run(partition int) *run[V] {
 // Offer classifies e, read from the given partition (any int that names the
 // partition; a single input uses 0), and, if it is accepted, holds it.
 func (s *Sequencer[V]) Offer(partition int, e Event[V]) Verdict {
+	return s.offer(partition, e, -1)
+}
+
+// offer is Offer for a record at offset off, which the Sequencer keeps with
+// the event and hands back when it releases it.
+func (s *Sequencer[V]) offer(partition int, e Event[V], off int64) Verdict {
 	if e.Time < s.wm {
 		return Late
 	}
 	r := s.run(partition)
 	n := r.held.Len()
 	at := n
-	if n > 0 && !r.held.Back().Before(&e) {
+	if n > 0 && !r.held.Back().e.Before(&e) {
 		at = r.lowerBound(&e)
-		if x := r.held.At(at); x.Time == e.Time && x.Key == e.Key {
+		if x := &r.held.At(at).e; x.Time == e.Time && x.Key == e.Key {
 			return Duplicate
 		}
 	}
@@ -141,9 +172,9 @@ func (s *Sequencer[V]) Offer(partition int, e Event[V]) Verdict {
 		r.keys |= bit
 	}
 	if at == n {
-		r.held.PushBack(e)
+		r.held.PushBack(held[V]{e: e, off: off})
 	} else {
-		r.held.Insert(at, e)
+		r.held.Insert(at, held[V]{e: e, off: off})
 	}
 	return Accepted
 }
@@ -153,12 +184,12 @@ func (s *Sequencer[V]) Offer(partition int, e Event[V]) Verdict {
 func (s *Sequencer[V]) heldElsewhere(r *run[V], e *Event[V], bit uint64) bool {
 	for i := range s.runs {
 		q := &s.runs[i]
-		if q == r || q.keys&bit == 0 || q.held.Len() == 0 || e.Before(q.held.Front()) || q.held.Back().Before(e) {
+		if q == r || q.keys&bit == 0 || q.held.Len() == 0 || e.Before(&q.held.Front().e) || q.held.Back().e.Before(e) {
 			continue
 		}
 		// Front <= e <= Back, so the lower bound is an index of q.
 		q.hint = q.lowerBoundFrom(e, q.hint)
-		if x := q.held.At(q.hint); x.Time == e.Time && x.Key == e.Key {
+		if x := &q.held.At(q.hint).e; x.Time == e.Time && x.Key == e.Key {
 			return true
 		}
 	}
@@ -171,7 +202,7 @@ func (r *run[V]) lowerBound(e *Event[V]) int {
 	lo, hi := 0, r.held.Len()-1
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if r.held.At(mid).Before(e) {
+		if r.held.At(mid).e.Before(e) {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -188,14 +219,14 @@ func (r *run[V]) lowerBoundFrom(e *Event[V], h int) int {
 	n := r.held.Len()
 	h = min(max(h, 0), n)
 	lo, hi := 0, n // the answer is in [lo, hi]
-	if h < n && r.held.At(h).Before(e) {
+	if h < n && r.held.At(h).e.Before(e) {
 		lo = h + 1
 		for step := 1; ; step *= 2 {
 			p := lo + step - 1
 			if p >= n {
 				break
 			}
-			if !r.held.At(p).Before(e) {
+			if !r.held.At(p).e.Before(e) {
 				hi = p
 				break
 			}
@@ -208,7 +239,7 @@ func (r *run[V]) lowerBoundFrom(e *Event[V], h int) int {
 			if p < 0 {
 				break
 			}
-			if r.held.At(p).Before(e) {
+			if r.held.At(p).e.Before(e) {
 				lo = p + 1
 				break
 			}
@@ -217,7 +248,7 @@ func (r *run[V]) lowerBoundFrom(e *Event[V], h int) int {
 	}
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if r.held.At(mid).Before(e) {
+		if r.held.At(mid).e.Before(e) {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -229,14 +260,23 @@ func (r *run[V]) lowerBoundFrom(e *Event[V], h int) int {
 // Advance raises the watermark to wm (a smaller wm is ignored) and releases, in
 // (Time, Key) order, every held event with Time < wm.
 func (s *Sequencer[V]) Advance(wm Time, out Emitter[V]) {
+	s.emit.out = out
+	s.advance(wm, &s.emit)
+	s.emit.out = nil
+}
+
+// advance is Advance releasing each event with the offset it was offered
+// with.
+func (s *Sequencer[V]) advance(wm Time, out eventReleaser[V]) {
 	if wm <= s.wm {
 		return
 	}
 	s.wm = wm
 	if len(s.runs) == 1 { // the common single-partition case: no merge
 		r := &s.runs[0]
-		for r.held.Len() > 0 && r.held.Front().Time < wm {
-			out.Emit(r.held.PopFront())
+		for r.held.Len() > 0 && r.held.Front().e.Time < wm {
+			h := r.held.PopFront()
+			out.release(h.e, h.off)
 		}
 		return
 	}
@@ -248,7 +288,7 @@ func (s *Sequencer[V]) Advance(wm Time, out Emitter[V]) {
 			if r.held.Len() == 0 {
 				continue
 			}
-			f := r.held.Front()
+			f := &r.held.Front().e
 			if f.Time >= wm {
 				continue
 			}
@@ -263,10 +303,10 @@ func (s *Sequencer[V]) Advance(wm Time, out Emitter[V]) {
 		if r.hint > 0 {
 			r.hint--
 		}
-		e := r.held.PopFront()
+		h := r.held.PopFront()
 		if r.held.Len() == 0 {
 			r.keys = 0
 		}
-		out.Emit(e)
+		out.release(h.e, h.off)
 	}
 }

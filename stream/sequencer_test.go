@@ -236,7 +236,7 @@ func TestDriverOptionsValidated(t *testing.T) {
 		{"negative lateness", WithLateness(-time.Second)},
 		{"negative idle", WithIdleTimeout(-time.Second)},
 		{"late sink of the wrong type", WithLateSink(func(Event[string]) {})},
-		{"clock without an idle timeout", WithClockWhenIdle()},
+		{"idle advance without an idle timeout", WithIdleAdvance()},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := NewDriver[int, int](&identity[int]{}, &sink, tt.opt)
@@ -253,14 +253,15 @@ func TestDriverOptionsValidated(t *testing.T) {
 }
 
 // TestDriverIdleOptions: WithIdleTimeout alone lets idle partitions stop
-// holding the watermark back; with WithClockWhenIdle too, the watermark
-// follows the wall clock once every partition is idle.
+// holding the watermark back; with WithIdleAdvance too, the watermark
+// advances by the wall time since the last event once every partition is
+// idle, never to the wall clock itself.
 func TestDriverIdleOptions(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	for _, byClock := range []bool{false, true} {
 		opts := []Option{WithLateness(time.Second), WithIdleTimeout(5 * time.Second)}
 		if byClock {
-			opts = append(opts, WithClockWhenIdle())
+			opts = append(opts, WithIdleAdvance())
 		}
 		var sink collect[int]
 		d, err := NewDriver[int, int](&identity[int]{}, &sink, opts...)
@@ -274,7 +275,7 @@ func TestDriverIdleOptions(t *testing.T) {
 		d.Tick(now)
 		want := Time(49_000)
 		if byClock {
-			want = TimeOf(now) - 1000
+			want = 50_000 + Time(time.Hour/time.Millisecond) - 1000 - 1000 // the last event came 1 s after t0
 		}
 		assert.Equal(t, want, d.Watermark(), "clock %v: every partition idle", byClock)
 	}
@@ -462,8 +463,8 @@ func TestLowerBoundFrom(t *testing.T) {
 		for range r.IntN(40) {
 			tm += Time(r.IntN(3))
 			e := ev(string(rune('a'+r.IntN(3))), tm, 0)
-			if n := rn.held.Len(); n == 0 || rn.held.Back().Before(&e) {
-				rn.held.PushBack(e)
+			if n := rn.held.Len(); n == 0 || rn.held.Back().e.Before(&e) {
+				rn.held.PushBack(held[int]{e: e, off: -1})
 			}
 		}
 		n := rn.held.Len()
@@ -471,7 +472,7 @@ func TestLowerBoundFrom(t *testing.T) {
 			e := ev(string(rune('a'+r.IntN(3))), Time(r.IntN(int(tm)+3)-1), 0)
 			want := n
 			for i := range n {
-				if !rn.held.At(i).Before(&e) {
+				if !rn.held.At(i).e.Before(&e) {
 					want = i
 					break
 				}
@@ -481,4 +482,23 @@ func TestLowerBoundFrom(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestDriverMaxAhead: an event more than WithMaxAhead ahead of its
+// partition's largest time is refused and does not move the watermark; the
+// partition's first event is taken as it is; each partition has its own
+// reference.
+func TestDriverMaxAhead(t *testing.T) {
+	var sink collect[int]
+	d, err := NewDriver[int, int](&identity[int]{}, &sink, WithLateness(time.Second), WithMaxAhead(time.Minute))
+	require.NoError(t, err, "NewDriver")
+	assert.Equal(t, Accepted, d.Push(0, ev("a", 10_000, 1), time.Time{}), "first event")
+	assert.Equal(t, TooFarAhead, d.Push(0, ev("a", 4_070_908_800_000, 2), time.Time{}), "2099")
+	assert.Equal(t, Time(9_000), d.Watermark(), "the watermark did not move")
+	assert.Equal(t, Accepted, d.Push(0, ev("a", 70_000, 3), time.Time{}), "exactly a minute ahead")
+	assert.Equal(t, TooFarAhead, d.Push(0, ev("a", 130_001, 4), time.Time{}), "a minute and a millisecond ahead")
+	assert.Equal(t, Accepted, d.Push(1, ev("b", 4_070_908_800_000, 5), time.Time{}), "another partition's first event is not checked")
+	assert.Equal(t, Stats{Accepted: 3, Ahead: 2}, d.Stats(), "stats")
+	_, err = NewDriver[int, int](&identity[int]{}, &sink, WithMaxAhead(-time.Second))
+	assert.ErrorIs(t, err, ErrInvalidOption, "negative")
 }

@@ -65,7 +65,7 @@ type Task[In, Out any] struct {
 	in   TaskInput[In]
 	op   Operator[In, Out]
 	out  gate[Out]
-	rel  processEmitter[In, Out]
+	rel  processReleaser[In, Out]
 }
 
 // TwoInputTask is a Task for a TwoInput operator: its inputs are Left and
@@ -76,8 +76,8 @@ type TwoInputTask[L, R, Out any] struct {
 	right TaskInput[R]
 	op    TwoInput[L, R, Out]
 	out   gate[Out]
-	relL  leftEmitter[L, R, Out]
-	relR  rightEmitter[L, R, Out]
+	relL  leftReleaser[L, R, Out]
+	relR  rightReleaser[L, R, Out]
 }
 
 // Input configures one input of a task.
@@ -89,6 +89,14 @@ type Input[V any] struct {
 	// OnLate, if set, receives the late events that are dropped, except
 	// during a replay. The value is only valid during the call.
 	OnLate func(Event[V])
+	// MaxAhead bounds how far an event's time may run ahead (0, the
+	// default: no bound). An event more than MaxAhead ahead of its
+	// reference is refused (Verdict TooFarAhead): it is not held and never
+	// moves the watermark. The reference is the record's own timestamp for
+	// a record pushed with PushStamped and a stamp, and otherwise the
+	// largest event time the input has taken so far (none before its first
+	// event). See the package documentation, Events from the future.
+	MaxAhead time.Duration
 }
 
 // Checkpoint is where a task stands in one input partition: the offset to
@@ -104,6 +112,7 @@ type InputStats struct {
 	Late       uint64 // dropped: time below the input's watermark
 	Duplicates uint64 // dropped: same (key, time) as an event already held
 	Skipped    uint64 // records without an event (Skip), such as undecodable ones
+	Ahead      uint64 // refused: time too far ahead of the reference (Input.MaxAhead)
 	Replayed   uint64 // records pushed during a replay, not counted above
 }
 
@@ -118,7 +127,7 @@ func NewTask[In, Out any](op Operator[In, Out], in Input[In], out Emitter[Out]) 
 		return nil, err
 	}
 	t.out = gate[Out]{core: &t.core, out: out}
-	t.rel = processEmitter[In, Out]{op: op, out: &t.out}
+	t.rel = processReleaser[In, Out]{op: op, out: &t.out, st: &t.in.st}
 	if err := t.in.init(&t.core, 0, in, &t.rel); err != nil {
 		return nil, err
 	}
@@ -136,8 +145,8 @@ func NewTwoInputTask[L, R, Out any](op TwoInput[L, R, Out], left Input[L], right
 		return nil, err
 	}
 	t.out = gate[Out]{core: &t.core, out: out}
-	t.relL = leftEmitter[L, R, Out]{op: op, out: &t.out}
-	t.relR = rightEmitter[L, R, Out]{op: op, out: &t.out}
+	t.relL = leftReleaser[L, R, Out]{op: op, out: &t.out, st: &t.left.st}
+	t.relR = rightReleaser[L, R, Out]{op: op, out: &t.out, st: &t.right.st}
 	if err := t.left.init(&t.core, 0, left, &t.relL); err != nil {
 		return nil, err
 	}
@@ -176,10 +185,48 @@ func (t *TwoInputTask[L, R, Out]) Replaying() bool { return t.core.replaying }
 // EndReplay ends a replay: from now on results reach the emitter. It returns
 // an error wrapping ErrReplayMismatch if an input's replay did not reproduce
 // the checkpoint (the task goes on either way).
-func (t *Task[In, Out]) EndReplay() error { return t.core.endReplay() }
+func (t *Task[In, Out]) EndReplay() error {
+	return t.core.endReplay([]func(){func() { t.in.raiseTo(t.in.st.floor) }})
+}
 
 // EndReplay ends a replay; see Task.EndReplay.
-func (t *TwoInputTask[L, R, Out]) EndReplay() error { return t.core.endReplay() }
+func (t *TwoInputTask[L, R, Out]) EndReplay() error {
+	return t.core.endReplay([]func(){
+		func() { t.left.raiseTo(t.left.st.floor) },
+		func() { t.right.raiseTo(t.right.st.floor) },
+	})
+}
+
+// Origin is the record of an input event: which input (0 for a Task's
+// input and a TwoInputTask's left, 1 for its right) and its offset.
+type Origin struct {
+	Input  int
+	Offset int64
+}
+
+// Origin returns the record of the input event with the given key and
+// time, among the events the task released to its operator whose results
+// may still be emitted (those within the operator's reach ahead of the
+// watermark), and false if there is none. For an operator whose results
+// carry the key and time of the event they are computed for (a per-event
+// map, a trailing window, a lookahead, the join), it names the input
+// record a result comes from, which a runtime dead-letters when the result
+// cannot be written. A join's result has two: the left one is returned.
+func (t *Task[In, Out]) Origin(key string, at Time) (Origin, bool) { return t.core.origin(key, at) }
+
+// Origin returns the record of an input event; see Task.Origin.
+func (t *TwoInputTask[L, R, Out]) Origin(key string, at Time) (Origin, bool) {
+	return t.core.origin(key, at)
+}
+
+// Trigger returns the record being pushed, while a Push is under way: the
+// record whose arrival made the results emitted now final. False outside
+// Push (an Idle, a Finish or an EndReplay emits results no record
+// triggered).
+func (t *Task[In, Out]) Trigger() (Origin, bool) { return t.core.trigger() }
+
+// Trigger returns the record being pushed; see Task.Trigger.
+func (t *TwoInputTask[L, R, Out]) Trigger() (Origin, bool) { return t.core.trigger() }
 
 // Checkpoints appends the checkpoint of each input that has a position (one
 // that was restored or has seen a record) to dst, as (input index,
@@ -224,26 +271,41 @@ func (g *gate[Out]) Emit(e Event[Out]) {
 	}
 }
 
-type processEmitter[In, Out any] struct {
+// The releasers hand the events an input's sequencer releases to the
+// operator, noting each one's record first (provenance).
+
+type processReleaser[In, Out any] struct {
 	op  Operator[In, Out]
 	out *gate[Out]
+	st  *inputState
 }
 
-func (p *processEmitter[In, Out]) Emit(e Event[In]) { p.op.Process(e, p.out) }
+func (p *processReleaser[In, Out]) release(e Event[In], off int64) {
+	p.st.released(e.Key, e.Time, off)
+	p.op.Process(e, p.out)
+}
 
-type leftEmitter[L, R, Out any] struct {
+type leftReleaser[L, R, Out any] struct {
 	op  TwoInput[L, R, Out]
 	out *gate[Out]
+	st  *inputState
 }
 
-func (p *leftEmitter[L, R, Out]) Emit(e Event[L]) { p.op.ProcessLeft(e, p.out) }
+func (p *leftReleaser[L, R, Out]) release(e Event[L], off int64) {
+	p.st.released(e.Key, e.Time, off)
+	p.op.ProcessLeft(e, p.out)
+}
 
-type rightEmitter[L, R, Out any] struct {
+type rightReleaser[L, R, Out any] struct {
 	op  TwoInput[L, R, Out]
 	out *gate[Out]
+	st  *inputState
 }
 
-func (p *rightEmitter[L, R, Out]) Emit(e Event[R]) { p.op.ProcessRight(e, p.out) }
+func (p *rightReleaser[L, R, Out]) release(e Event[R], off int64) {
+	p.st.released(e.Key, e.Time, off)
+	p.op.ProcessRight(e, p.out)
+}
 
 // taskCore is what a task's inputs share: the task watermark, the operator's
 // reach and the replay state.
@@ -265,7 +327,8 @@ func (c *taskCore) init(b Bounds, n int, advance func(Time)) error {
 	return nil
 }
 
-// raise recomputes the task watermark and advances the operator when it rose.
+// raise recomputes the task watermark and advances the operator when it
+// rose; then the released events whose results are all out are forgotten.
 func (c *taskCore) raise() {
 	wm := MaxTime
 	for _, in := range c.inputs {
@@ -274,20 +337,31 @@ func (c *taskCore) raise() {
 	if wm > c.wm {
 		c.wm = wm
 		c.advanceOp(wm)
+		// Every result of an event at t is out once the watermark is above
+		// t + Ahead (Operator's contract).
+		done := delay(wm, c.ahead)
+		for _, in := range c.inputs {
+			in.forget(done)
+		}
 	}
 }
 
 // need is the earliest event time that results still to come may depend on.
 func (c *taskCore) need() Time { return c.wm.Add(-c.ahead).Add(-c.back) }
 
-func (c *taskCore) endReplay() error {
-	c.replaying = false
+// endReplay applies what the checkpoints say happened beside the records
+// (the watermark floors of idle advances), with the output still
+// suppressed, and then lets results through.
+func (c *taskCore) endReplay(release []func()) error {
 	var errs []error
 	for i, in := range c.inputs {
 		if err := in.endReplay(); err != nil {
 			errs = append(errs, fmt.Errorf("input %d: %w", i, err))
 		}
+		release[i]()
 	}
+	c.raise()
+	c.replaying = false
 	return errors.Join(errs...)
 }
 
@@ -301,17 +375,95 @@ func (c *taskCore) checkpoints(dst []InputCheckpoint) []InputCheckpoint {
 	return dst
 }
 
+// origin finds the record of the event with key and time t among those
+// released and not forgotten.
+func (c *taskCore) origin(key string, t Time) (Origin, bool) {
+	for i, in := range c.inputs {
+		if off, ok := in.find(key, t); ok {
+			return Origin{Input: i, Offset: off}, true
+		}
+	}
+	return Origin{}, false
+}
+
+// trigger returns the record being pushed, if a Push is under way.
+func (c *taskCore) trigger() (Origin, bool) {
+	for i, in := range c.inputs {
+		if in.pushing >= 0 {
+			return Origin{Input: i, Offset: in.pushing}, true
+		}
+	}
+	return Origin{}, false
+}
+
 // inputState is the part of an input that does not depend on its value type.
 type inputState struct {
 	lateness Time
+	maxAhead Time  // 0: no bound
 	max      Time  // largest event time seen (or seeded)
-	wm       Time  // max - lateness
+	floor    Time  // the watermark an idle advance raised the input to; MinTime if none
+	wm       Time  // max(max - lateness, floor)
 	next     int64 // the offset after the last record pushed; -1 when unknown
 	resume   int64 // a restored checkpoint's offset; records below it are replayed
 	check    Time  // the checkpoint's largest time, which the replay must reach; MinTime if none
 	restored bool
+	pushing  int64 // the offset of the record being pushed; -1 outside Push
 	track    replayTracker
 	stats    InputStats
+	// idleLate are the records (offset ranges) that were late only because
+	// of an idle advance: the checkpoint carries them, so that a replay
+	// takes them as late again (see Task, Idle advance).
+	idleLate offsetRanges
+	// lastLate: the last record pushed was idle-late (a range may grow).
+	lastLate bool
+	// recent are the released events whose results may still come, for
+	// Origin, in release order (by time, then key).
+	recent ring.Deque[origin]
+}
+
+// origin is a released event's identity and record.
+type origin struct {
+	t   Time
+	key string
+	off int64
+}
+
+// released notes an event the sequencer releases to the operator.
+func (st *inputState) released(key string, t Time, off int64) {
+	if off >= 0 {
+		st.recent.PushBack(origin{t: t, key: key, off: off})
+	}
+}
+
+// forget drops the released events with times before done.
+func (st *inputState) forget(done Time) {
+	for st.recent.Len() > 0 && st.recent.Front().t < done {
+		st.recent.PopFront()
+	}
+}
+
+// find returns the record of the released event with key and time t.
+func (st *inputState) find(key string, t Time) (int64, bool) {
+	n := st.recent.Len()
+	lo, hi := 0, n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if st.recent.At(mid).t < t {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	for i := lo; i < n; i++ {
+		o := st.recent.At(i)
+		if o.t != t {
+			break
+		}
+		if o.key == key {
+			return o.off, true
+		}
+	}
+	return 0, false
 }
 
 // TaskInput is one input of a task: records of one partition are pushed
@@ -320,16 +472,20 @@ type TaskInput[V any] struct {
 	core    *taskCore
 	st      inputState
 	seq     Sequencer[V]
-	deliver Emitter[V]
+	deliver eventReleaser[V]
 	onLate  func(Event[V])
 }
 
-func (in *TaskInput[V]) init(core *taskCore, _ int, cfg Input[V], deliver Emitter[V]) error {
+func (in *TaskInput[V]) init(core *taskCore, _ int, cfg Input[V], deliver eventReleaser[V]) error {
 	if cfg.Lateness < 0 {
 		return fmt.Errorf("%w: negative lateness %v", ErrInvalidOption, cfg.Lateness)
 	}
+	if cfg.MaxAhead < 0 {
+		return fmt.Errorf("%w: negative MaxAhead %v", ErrInvalidOption, cfg.MaxAhead)
+	}
 	in.core, in.deliver, in.onLate = core, deliver, cfg.OnLate
-	in.st = inputState{lateness: DurationOf(cfg.Lateness), max: MinTime, wm: MinTime, next: -1, resume: -1, check: MinTime}
+	in.st = inputState{lateness: DurationOf(cfg.Lateness), maxAhead: ceilMillis(cfg.MaxAhead), max: MinTime, floor: MinTime,
+		wm: MinTime, next: -1, resume: -1, check: MinTime, pushing: -1}
 	in.seq.wm = MinTime
 	core.inputs = append(core.inputs, &in.st)
 	return nil
@@ -362,7 +518,7 @@ func (in *TaskInput[V]) Restore(cp Checkpoint) (replayFrom int64, err error) {
 		}
 		return cp.Offset, fmt.Errorf("%w: %q: %w", ErrInvalidCheckpoint, cp.Metadata, perr)
 	}
-	st.next, st.check = m.r, m.m
+	st.next, st.check, st.floor, st.idleLate = m.r, m.m, m.f, m.x
 	return m.r, nil
 }
 
@@ -370,14 +526,46 @@ func (in *TaskInput[V]) Restore(cp Checkpoint) (replayFrom int64, err error) {
 // offered to the input's sequencer (its verdict is returned), the input's
 // watermark rises with it, and what becomes final flows through the operator.
 // Offsets must increase; while the task replays they must stay below the
-// restored checkpoint's offset.
+// restored checkpoint's offset. With Input.MaxAhead, e is checked against
+// the largest event time the input has taken; PushStamped checks it against
+// the record's timestamp instead.
 func (in *TaskInput[V]) Push(offset int64, e Event[V]) (Verdict, error) {
+	return in.push(offset, e, MinTime)
+}
+
+// PushStamped is Push for a record with a timestamp of its own, stamp
+// (MinTime: none): with Input.MaxAhead, an event more than MaxAhead ahead
+// of stamp is refused (TooFarAhead). Stamp a record with a clock that does
+// not come from its event, such as the time the broker appended it
+// (LogAppendTime) or the producer's wall clock; a record stamped with its
+// own event time is never too far ahead of it.
+func (in *TaskInput[V]) PushStamped(offset int64, e Event[V], stamp Time) (Verdict, error) {
+	return in.push(offset, e, stamp)
+}
+
+func (in *TaskInput[V]) push(offset int64, e Event[V], stamp Time) (Verdict, error) {
 	if err := in.at(offset); err != nil {
 		return 0, err
 	}
 	st := &in.st
+	if st.tooFarAhead(e.Time, stamp) {
+		st.lastLate = false
+		if in.core.replaying {
+			st.stats.Replayed++
+		} else {
+			st.stats.Ahead++
+		}
+		return TooFarAhead, nil
+	}
+	st.pushing = offset
+	defer func() { st.pushing = -1 }()
 	st.track.observe(offset, e.Time, st.max)
-	v := in.seq.Offer(0, e)
+	var v Verdict
+	if in.core.replaying && st.idleLate.has(offset) {
+		v = Late // late at the time because of an idle advance
+	} else {
+		v = in.seq.offer(0, e, offset)
+	}
 	switch {
 	case in.core.replaying:
 		st.stats.Replayed++
@@ -391,10 +579,28 @@ func (in *TaskInput[V]) Push(offset int64, e Event[V]) (Verdict, error) {
 	default:
 		st.stats.Duplicates++
 	}
+	idleLate := v == Late && !in.core.replaying && e.Time >= st.max.Add(-st.lateness)
+	if idleLate {
+		st.idleLate.add(offset, st.lastLate)
+	}
+	st.lastLate = idleLate
 	if e.Time > st.max {
 		in.raiseMax(e.Time)
 	}
 	return v, nil
+}
+
+// tooFarAhead reports whether an event at t is beyond Input.MaxAhead of its
+// reference: stamp, or without one the largest time taken.
+func (st *inputState) tooFarAhead(t, stamp Time) bool {
+	if st.maxAhead == 0 {
+		return false
+	}
+	ref := stamp
+	if ref == MinTime {
+		ref = st.max
+	}
+	return ref != MinTime && t > ref.Add(st.maxAhead)
 }
 
 // Skip moves the input past a record that carries no event (one that could
@@ -409,6 +615,29 @@ func (in *TaskInput[V]) Skip(offset int64) error {
 		in.st.stats.Skipped++
 	}
 	return nil
+}
+
+// Idle tells the input that it has had no record for elapsed (wall time):
+// its watermark rises to its largest event time plus elapsed, less its
+// lateness, as if event time had gone on at the pace of the wall clock
+// since the last record, and what that makes final flows through the
+// operator. It never lowers the watermark, never jumps to the wall clock
+// itself (a replay of old events stays valid), and does nothing for an
+// input that has seen no event, while the task replays, or after Finish.
+// An event that arrives later with a time below the raised watermark is
+// late (see Task, Idle advance). The runtime calls it, tasks read no clock.
+func (in *TaskInput[V]) Idle(elapsed time.Duration) {
+	st := &in.st
+	if in.core.replaying || st.max == MinTime || st.wm == MaxTime || elapsed <= 0 {
+		return
+	}
+	f := st.max.Add(DurationOf(elapsed)).Add(-st.lateness)
+	if f <= st.wm {
+		return
+	}
+	st.floor, st.wm = f, f
+	in.seq.advance(st.wm, in.deliver)
+	in.core.raise()
 }
 
 // at checks offset against the input's position and moves past it.
@@ -436,18 +665,29 @@ func (in *TaskInput[V]) at(offset int64) error {
 func (in *TaskInput[V]) raiseMax(t Time) {
 	st := &in.st
 	st.max = t
-	st.wm = t.Add(-st.lateness)
-	in.seq.Advance(st.wm, in.deliver)
-	in.core.raise()
+	if wm := t.Add(-st.lateness); wm > st.wm {
+		st.wm = wm
+		in.seq.advance(st.wm, in.deliver)
+		in.core.raise()
+	}
+}
+
+// raiseTo raises the input's watermark to wm (the floor of a restored
+// checkpoint) while the output is suppressed.
+func (in *TaskInput[V]) raiseTo(wm Time) {
+	if wm > in.st.wm {
+		in.st.wm = wm
+		in.seq.advance(wm, in.deliver)
+	}
 }
 
 func (in *TaskInput[V]) finish() {
 	in.st.wm = MaxTime
-	in.seq.Advance(MaxTime, in.deliver)
+	in.seq.advance(MaxTime, in.deliver)
 }
 
 // Watermark returns the input's watermark: its largest event time less its
-// lateness.
+// lateness, or what an idle advance raised it to (Idle).
 func (in *TaskInput[V]) Watermark() Time { return in.st.wm }
 
 // Stats returns the input's counts.
@@ -483,8 +723,16 @@ func (st *inputState) checkpoint(need, wm Time) (Checkpoint, bool) {
 		// Still replaying: the checkpoint restored is the one to keep.
 		return Checkpoint{}, false
 	}
-	r := st.track.replayFrom(need, st.next)
-	return Checkpoint{Offset: st.next, Metadata: formatMeta(meta{r: r, m: st.max, w: wm})}, true
+	// An idle advance can take the need beyond the largest time; the record
+	// that set it is replayed all the same, so that the rebuilt input knows
+	// its largest time (the replay's check, MaxAhead, the watermark).
+	r := st.track.replayFrom(min(need, st.max), st.next)
+	st.idleLate.dropBelow(r)
+	m := meta{r: r, m: st.max, w: wm, f: MinTime, x: st.idleLate}
+	if st.floor > st.max.Add(-st.lateness) {
+		m.f = st.floor
+	}
+	return Checkpoint{Offset: st.next, Metadata: formatMeta(m)}, true
 }
 
 // replayTracker finds the first offset whose record has a time at or after a

@@ -11,9 +11,12 @@ const DefaultLateness = 10 * time.Second
 // Each partition remembers the largest event time it has seen. The watermark is
 // the minimum, over the partitions seen, of (largest event time - lateness). A
 // partition that has received nothing for the idle timeout stops holding the
-// watermark back until it receives an event again. When every partition is idle
-// and AdvanceWhenIdle is set, the watermark follows the wall clock:
-// now - lateness. The watermark never decreases.
+// watermark back until it receives an event again. When every partition is
+// idle, the watermark is the largest (time - lateness) over the partitions,
+// and with advanceWhenIdle it advances further by the wall time elapsed since
+// the last event of any partition, as if event time went on at the wall
+// clock's pace; it never jumps to the wall clock itself, so that a replay of
+// old events stays valid. The watermark never decreases.
 //
 // It reads no clock itself: callers pass "now" (processing time) to
 // Observe and Idle, and may pass the zero time when the idle timeout is 0.
@@ -34,8 +37,8 @@ type partition struct {
 }
 
 // newWatermarks returns a tracker with the given allowed lateness and idle
-// timeout (0 disables idleness). With advanceWhenIdle, the watermark follows the
-// wall clock while every partition is idle.
+// timeout (0 disables idleness). With advanceWhenIdle, the watermark advances
+// with the wall time while every partition is idle.
 func newWatermarks(lateness, idleTimeout time.Duration, advanceWhenIdle bool) *watermarks {
 	return &watermarks{
 		lateness: DurationOf(lateness),
@@ -50,6 +53,16 @@ func (w *watermarks) Current() Time { return w.current }
 
 // Lateness returns the allowed lateness in milliseconds.
 func (w *watermarks) Lateness() Time { return w.lateness }
+
+// max returns the largest event time seen on partition id, MinTime if none.
+func (w *watermarks) max(id int) Time {
+	for i := range w.parts {
+		if w.parts[i].id == id {
+			return w.parts[i].max
+		}
+	}
+	return MinTime
+}
 
 func (w *watermarks) find(id int) *partition {
 	for i := range w.parts {
@@ -114,13 +127,25 @@ func (w *watermarks) recompute(now time.Time, checkIdle bool) Time {
 	if any {
 		return w.raise(lowest)
 	}
-	if checkIdle && w.byClock && len(w.parts) > 0 {
-		return w.raise(TimeOf(now).Add(-w.lateness))
-	}
 	if len(w.parts) > 0 {
-		// Every partition is idle: the largest time seen still bounds what is final.
+		// Every partition is idle: the largest time seen still bounds what
+		// is final, and with byClock the wall time since the last event
+		// moves it on.
+		var last time.Time
 		for i := range w.parts {
 			w.raise(w.parts[i].max.Add(-w.lateness))
+			if w.parts[i].last.After(last) {
+				last = w.parts[i].last
+			}
+		}
+		if checkIdle && w.byClock {
+			highest := MinTime
+			for i := range w.parts {
+				highest = max(highest, w.parts[i].max)
+			}
+			if highest != MinTime {
+				w.raise(highest.Add(DurationOf(now.Sub(last))).Add(-w.lateness))
+			}
 		}
 	}
 	return w.current

@@ -13,7 +13,9 @@
 //     checkpoints by replay, and compares every result with an
 //     uninterrupted run: it checks that an operator's Bounds are right and
 //     that its results depend only on the events within them, which
-//     exactly-once stages rely on.
+//     exactly-once stages rely on; CheckRecoveryTwoInput does the same for
+//     a stream.TwoInput operator over two logs, and also checks its
+//     confluence (results that do not depend on how the inputs interleave).
 //
 // Example:
 //
@@ -23,6 +25,14 @@
 //	}
 //	streamtest.CheckRecovery(t, 1, stream.Input[float64]{Lateness: time.Second}, log,
 //		func() stream.Operator[float64, []window.Statistics] { op, _ := window.NewTrailingStatistics(lengths); return op })
+//
+// and for a two-input operator, over a log of each input:
+//
+//	streamtest.CheckRecoveryTwoInput(t, 1, stream.Input[Trade]{}, stream.Input[Quote]{}, trades, quotes,
+//		func() stream.TwoInput[Trade, Quote, stream.Pair[Trade, Quote]] {
+//			j, _ := stream.NewJoin(stream.JoinConfig[Trade, Quote]{})
+//			return j
+//		})
 package streamtest
 
 import (
@@ -394,4 +404,147 @@ func runLog[In, Out any](t testing.TB, in stream.Input[In], log *Log[In], newOp 
 	task.Finish()
 	run.out = append(run.out, pending...)
 	return run
+}
+
+// CheckRecoveryTwoInput is CheckRecovery for a two-input operator: it runs a
+// stream.TwoInputTask with a fresh operator from newOp over two logs, left
+// and right, once without interruption and once crashing at random points,
+// each run with its own random interleaving of the two logs (seeded by
+// seed). The crashing run commits now and then (both inputs' checkpoints,
+// and the results so far), and at random loses everything since the last
+// commit and is rebuilt from it: each input that had a checkpoint is
+// restored and replayed (Log.Restore), then EndReplay, and the records after
+// the checkpoints follow in a new interleaving.
+//
+// The results committed must be those of the uninterrupted run. A two-input
+// operator's results do not depend on how its inputs interleave
+// (stream.TwoInput's confluence), but the order in which they come out may,
+// so the results are compared as multisets, by their text (%+v of a deep
+// copy); CheckRecoveryTwoInput reports the first one missing or in excess
+// with t.Errorf. An operator that understates its Bounds, or that is not
+// confluent, fails. It returns the number of results of the uninterrupted
+// run and the number of crashes.
+func CheckRecoveryTwoInput[L, R, Out any](t testing.TB, seed uint64, left stream.Input[L], right stream.Input[R],
+	leftLog *Log[L], rightLog *Log[R], newOp func() stream.TwoInput[L, R, Out]) (results, crashes int) {
+	t.Helper()
+	want := runTwoLogs(t, left, right, leftLog, rightLog, newOp, rand.New(rand.NewPCG(seed, 0x1ef7)), false)
+	got := runTwoLogs(t, left, right, leftLog, rightLog, newOp, rand.New(rand.NewPCG(seed, 0x5eed)), true)
+	crashes = got.crashes
+	if msg := multisetDiff(got.out, want.out); msg != "" {
+		t.Errorf("streamtest: recovery of a two-input operator (seed %d, %d crashes): %s", seed, crashes, msg)
+	}
+	return len(want.out), crashes
+}
+
+// multisetDiff describes the first result that got and want do not hold the
+// same number of times, or returns "".
+func multisetDiff(got, want []string) string {
+	g, w := slices.Clone(got), slices.Clone(want)
+	slices.Sort(g)
+	slices.Sort(w)
+	for i, j := 0, 0; i < len(g) || j < len(w); {
+		switch {
+		case j == len(w) || (i < len(g) && g[i] < w[j]):
+			return fmt.Sprintf("%d results, uninterrupted %d: %s is not among the uninterrupted run's results (or comes out more often)", len(g), len(w), g[i])
+		case i == len(g) || w[j] < g[i]:
+			return fmt.Sprintf("%d results, uninterrupted %d: %s is missing (or comes out less often)", len(g), len(w), w[j])
+		}
+		i++
+		j++
+	}
+	return ""
+}
+
+// runTwoLogs runs newOp over the two logs in an interleaving drawn from r;
+// with crash set it also commits and crashes at random.
+func runTwoLogs[L, R, Out any](t testing.TB, left stream.Input[L], right stream.Input[R], leftLog *Log[L], rightLog *Log[R],
+	newOp func() stream.TwoInput[L, R, Out], r *rand.Rand, crash bool) logRun {
+	t.Helper()
+	var run logRun
+	var pending []string
+	newTask := func() *stream.TwoInputTask[L, R, Out] {
+		task, err := stream.NewTwoInputTask(newOp(), left, right, textEmitter[Out]{&pending})
+		if err != nil {
+			t.Fatalf("streamtest: NewTwoInputTask: %v", err)
+		}
+		return task
+	}
+	task := newTask()
+	var cpLeft, cpRight *stream.Checkpoint // the last commit's
+	recsL, recsR := leftLog.Records(), rightLog.Records()
+	for i, j := 0, 0; i < len(recsL) || j < len(recsR); {
+		// Each interleaving of what is left is equally likely.
+		if nl, nr := len(recsL)-i, len(recsR)-j; nl > 0 && r.IntN(nl+nr) < nl {
+			pushRecord(t, "left", task.Left(), recsL[i])
+			i++
+		} else {
+			pushRecord(t, "right", task.Right(), recsR[j])
+			j++
+		}
+		if !crash {
+			continue
+		}
+		switch x := r.IntN(1000); {
+		case x < 40:
+			cpLeft, cpRight = nil, nil
+			for _, cp := range task.Checkpoints(nil) {
+				if cp.Input == 0 {
+					cpLeft = &cp.Checkpoint
+				} else {
+					cpRight = &cp.Checkpoint
+				}
+			}
+			run.out = append(run.out, pending...)
+			pending = pending[:0]
+		case x < 55:
+			run.crashes++
+			pending = pending[:0]
+			task = newTask()
+			i, j = 0, 0
+			if cpLeft == nil && cpRight == nil {
+				continue // nothing committed: start over
+			}
+			if cpLeft != nil {
+				if err := leftLog.Restore(task.Left(), *cpLeft); err != nil {
+					t.Fatalf("streamtest: restore the left input from %+v: %v", *cpLeft, err)
+				}
+				i = recordIndex(recsL, cpLeft.Offset)
+			}
+			if cpRight != nil {
+				if err := rightLog.Restore(task.Right(), *cpRight); err != nil {
+					t.Fatalf("streamtest: restore the right input from %+v: %v", *cpRight, err)
+				}
+				j = recordIndex(recsR, cpRight.Offset)
+			}
+			if len(pending) > 0 {
+				t.Fatalf("streamtest: the replay emitted %d results", len(pending))
+			}
+			if err := task.EndReplay(); err != nil {
+				t.Fatalf("streamtest: end of replay: %v", err)
+			}
+		}
+	}
+	task.Finish()
+	run.out = append(run.out, pending...)
+	return run
+}
+
+// pushRecord pushes or skips rec into in.
+func pushRecord[V any](t testing.TB, side string, in *stream.TaskInput[V], rec LogRecord[V]) {
+	t.Helper()
+	var err error
+	if rec.Skip {
+		err = in.Skip(rec.Offset)
+	} else {
+		_, err = in.Push(rec.Offset, rec.Event)
+	}
+	if err != nil {
+		t.Fatalf("streamtest: %s offset %d: %v", side, rec.Offset, err)
+	}
+}
+
+// recordIndex returns the index of the first record at or after offset.
+func recordIndex[V any](recs []LogRecord[V], offset int64) int {
+	i, _ := slices.BinarySearchFunc(recs, offset, func(r LogRecord[V], off int64) int { return cmp.Compare(r.Offset, off) })
+	return i
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -156,3 +157,172 @@ func (p *probeTB) Errorf(format string, args ...any) {
 	p.errors = append(p.errors, fmt.Sprintf(format, args...))
 }
 func (p *probeTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
+// twoLogs returns a left and a right log of int events of two keys: some
+// identities on both sides (pairs for a join), some on one side only, and a
+// few duplicates of a side's identity with another value; each side arrives
+// shuffled within a second, with undecodable records and offset gaps.
+func twoLogs(seed uint64, n int) (*streamtest.Log[int], *streamtest.Log[int]) {
+	r := rand.New(rand.NewPCG(seed, 0x2))
+	var left, right []stream.Event[int]
+	t := stream.Time(1_746_677_558_352)
+	for i := range n {
+		t += stream.Time(1 + r.IntN(200))
+		e := stream.Event[int]{Key: []string{"a", "b"}[r.IntN(2)], Time: t, Value: i}
+		switch r.IntN(4) {
+		case 0:
+			left = append(left, e)
+		case 1:
+			right = append(right, e)
+		default:
+			left = append(left, e)
+			e.Value = -i
+			right = append(right, e)
+		}
+	}
+	toLog := func(evs []stream.Event[int]) *streamtest.Log[int] {
+		log := streamtest.NewLog[int]()
+		for _, e := range streamtest.Shuffle(r, evs, time.Second) {
+			log.Append(e)
+			switch r.IntN(60) {
+			case 0:
+				log.AppendSkip()
+			case 1:
+				log.Gap(3)
+			case 2:
+				e.Value += 1_000_000 // a duplicate: the first copy wins
+				log.Append(e)
+			}
+		}
+		return log
+	}
+	return toLog(left), toLog(right)
+}
+
+// TestCheckRecoveryTwoInputJoin: a Join, alone and chained into a Map,
+// passes: its zero bounds are right and it is confluent.
+func TestCheckRecoveryTwoInputJoin(t *testing.T) {
+	in := stream.Input[int]{Lateness: time.Second}
+	extra := uint64(time.Now().UnixNano())
+	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
+		_, err := fmt.Sscan(s, &extra)
+		require.NoError(t, err, "TIDEMARK_SEED")
+	}
+	t.Logf("seeds 5, 6 and %d (TIDEMARK_SEED=%d to repeat)", extra, extra)
+	for _, seed := range []uint64{5, 6, extra} {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			left, right := twoLogs(seed, 3000)
+			newJoin := func() *stream.Join[int, int] {
+				j, err := stream.NewJoin(stream.JoinConfig[int, int]{})
+				require.NoError(t, err, "NewJoin")
+				return j
+			}
+			n, crashes := streamtest.CheckRecoveryTwoInput(t, seed, in, in, left, right,
+				func() stream.TwoInput[int, int, stream.Pair[int, int]] { return newJoin() })
+			assert.Positive(t, crashes, "crashed")
+			assert.Greater(t, n, 1000, "pairs")
+
+			n, crashes = streamtest.CheckRecoveryTwoInput(t, seed, in, in, left, right, func() stream.TwoInput[int, int, int] {
+				return stream.ChainTwoInput(newJoin(), stream.Map(func(e stream.Event[stream.Pair[int, int]]) int { return e.Value.Left - e.Value.Right }))
+			})
+			assert.Positive(t, crashes, "crashed, chained")
+			assert.Greater(t, n, 1000, "results, chained")
+		})
+	}
+}
+
+// asOfSum is a two-input operator that emits, for each right event, the sum
+// of the left values of its key in the last back ms, (t - back, t], once
+// the watermark has passed t: it looks back by back, and declares the
+// bounds it is given.
+type asOfSum struct {
+	back     stream.Time
+	declared stream.Bounds
+	left     map[string][]stream.Event[int]
+	right    []stream.Event[int] // in (Time, Key) order, as the sequencer releases them
+}
+
+func newAsOfSum(back time.Duration, declared stream.Bounds) *asOfSum {
+	return &asOfSum{back: stream.DurationOf(back), declared: declared, left: map[string][]stream.Event[int]{}}
+}
+
+func (a *asOfSum) ProcessLeft(e stream.Event[int], _ stream.Emitter[int]) {
+	a.left[e.Key] = append(a.left[e.Key], e)
+}
+
+func (a *asOfSum) ProcessRight(e stream.Event[int], _ stream.Emitter[int]) {
+	a.right = append(a.right, e)
+}
+
+func (a *asOfSum) Advance(wm stream.Time, out stream.Emitter[int]) {
+	n := 0
+	for ; n < len(a.right) && a.right[n].Time < wm; n++ {
+		r := a.right[n]
+		sum := 0
+		for _, l := range a.left[r.Key] {
+			if l.Time > r.Time-a.back && l.Time <= r.Time {
+				sum += l.Value
+			}
+		}
+		out.Emit(stream.Event[int]{Key: r.Key, Time: r.Time, Value: sum})
+	}
+	a.right = a.right[n:]
+	for k, ls := range a.left { // no right event to come needs a left one at or before wm - back
+		i := 0
+		for i < len(ls) && ls[i].Time <= wm.Add(-a.back) {
+			i++
+		}
+		a.left[k] = ls[i:]
+	}
+}
+
+func (a *asOfSum) Bounds() stream.Bounds { return a.declared }
+
+// seenSoFar emits, for each right event, how many left events it has seen:
+// a result that depends on how the inputs interleave.
+type seenSoFar struct{ n int }
+
+func (s *seenSoFar) ProcessLeft(stream.Event[int], stream.Emitter[int]) { s.n++ }
+func (s *seenSoFar) ProcessRight(e stream.Event[int], out stream.Emitter[int]) {
+	out.Emit(stream.Event[int]{Key: e.Key, Time: e.Time, Value: s.n})
+}
+func (s *seenSoFar) Advance(stream.Time, stream.Emitter[int]) {}
+func (s *seenSoFar) Bounds() stream.Bounds                    { return stream.Bounds{} }
+
+// TestCheckRecoveryTwoInputCatchesBrokenOperators: an operator that looks
+// back 5 s passes when its Bounds say so and fails when they say 1 s; an
+// operator that is not confluent fails.
+func TestCheckRecoveryTwoInputCatchesBrokenOperators(t *testing.T) {
+	const seed = 7
+	t.Logf("seed %d", seed)
+	left, right := twoLogs(seed, 3000)
+	in := stream.Input[int]{Lateness: time.Second}
+
+	tests := []struct {
+		name   string
+		newOp  func() stream.TwoInput[int, int, int]
+		caught bool
+	}{
+		{"bounds right", func() stream.TwoInput[int, int, int] {
+			return newAsOfSum(5*time.Second, stream.Bounds{Back: 5 * time.Second})
+		}, false},
+		{"bounds understated", func() stream.TwoInput[int, int, int] {
+			return newAsOfSum(5*time.Second, stream.Bounds{Back: time.Second})
+		}, true},
+		{"not confluent", func() stream.TwoInput[int, int, int] { return &seenSoFar{} }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var probe probeTB
+			n, crashes := streamtest.CheckRecoveryTwoInput(&probe, seed, in, in, left, right, tc.newOp)
+			assert.Positive(t, crashes, "crashed")
+			assert.Greater(t, n, 1000, "results")
+			if !tc.caught {
+				assert.Empty(t, probe.errors, "a correct operator passes")
+				return
+			}
+			require.NotEmpty(t, probe.errors, "the checker catches the broken operator")
+			t.Logf("caught: %s", probe.errors[0])
+		})
+	}
+}

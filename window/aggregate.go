@@ -6,25 +6,42 @@ import (
 	"github.com/tidemark-go/tidemark/internal/ring"
 )
 
-// Aggregator is an incremental aggregate over a window of values that slides in
-// FIFO order: Add appends the newest value and Remove removes the oldest one
-// still held (its value is passed back for invertible aggregates). Result may be
-// called at any time and must not change the state.
+// Accumulator is an incremental aggregate of values that are only ever
+// added: Add adds a value; Result returns the aggregate of the values added
+// since the accumulator was made or last Reset, may be called at any time,
+// and must not change the state; Reset empties the accumulator for reuse.
+//
+// Tumbling and hopping windows need no more: each open window has its own
+// accumulator, which is Reset and reused once the window is emitted. So an
+// aggregate that cannot be undone, such as the high and low of an OHLC bar,
+// or a volume-weighted average price, is an Accumulator and fits NewTumbling
+// and NewHopping (see the example). Every Aggregator is an Accumulator.
+// Accumulators are not safe for concurrent use.
+type Accumulator[V, R any] interface {
+	Add(v V)
+	Result() R
+	Reset()
+}
+
+// Aggregator is an Accumulator over a window that slides in FIFO order, as
+// trailing windows do: Add appends the newest value and Remove removes the
+// oldest one still held (its value is passed back for invertible
+// aggregates). Result and Reset are as for Accumulator.
 //
 // Implement it for your own aggregates. Invertible ones (sums, moments) are O(1);
 // the monotonic-deque ones here (Min, Max) are amortized O(1) per value. An
 // undefined result (the mean of nothing) is NaN for the float64 aggregators.
 // Aggregators are not safe for concurrent use.
 type Aggregator[V, R any] interface {
-	Add(v V)
+	Accumulator[V, R]
 	Remove(v V)
-	Result() R
-	Reset()
 }
 
-// Factory makes the aggregators of an operator: Trailing makes one per key and
-// length, Hopping and Tumbling one per open window (and recycle them with
-// Reset). Each call must return a new, empty aggregator.
+// Factory is a function that makes aggregators, one type for the
+// constructors of several kinds (a table of them, say). NewTrailing,
+// NewTumbling and NewHopping take a Factory as they take any function that
+// returns a new, empty aggregator (or, for NewTumbling and NewHopping,
+// accumulator) of a concrete type, such as NewMean.
 type Factory[V, R any] func() Aggregator[V, R]
 
 // FactoryOf turns the constructor of a concrete aggregator into a Factory:

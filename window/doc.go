@@ -20,11 +20,17 @@
 // with Time = end - 1; empty windows emit nothing. Windows closed by the same
 // watermark come out in (End, Key) order.
 //
-// # Aggregators and accuracy
+// # Accumulators, aggregators and accuracy
 //
-// An Aggregator adds the newest value and removes the oldest one. Count, Sum,
-// Mean, Variance, Std (sample, divisor n-1, as Spark's stddev; or population),
-// Min, Max, First and Last are built in, and users can bring their own.
+// An Accumulator adds values and gives their aggregate; an Aggregator also
+// removes the oldest value. Tumbling and hopping windows only add (each open
+// window has its own accumulator), so they take any Accumulator, including
+// aggregates that cannot be undone such as a bar's high and low or a
+// volume-weighted average price (see the Accumulator example); trailing
+// windows slide, so they take Aggregators. Count, Sum, Mean, Variance, Std
+// (sample, divisor n-1, as Spark's stddev; or population), Min, Max, First
+// and Last are built-in Aggregators, which fit every window, and users can
+// bring their own of either kind.
 //
 // Sum, Mean, Variance and Std rest on Moments, which keeps exact integer sums of
 // the values and of their squares (192-bit fixed point at the values' own
@@ -43,20 +49,21 @@
 //
 // Options: a constructor takes everything as arguments (the lengths, or the
 // size and hop, as time.Duration, each a positive whole number of
-// milliseconds, and a Factory of aggregators); there are no option functions
-// and no defaults to forget. Errors: a constructor rejects an invalid argument
+// milliseconds, and a function that makes aggregators, such as NewMean or a
+// Factory); there are no option functions and no defaults to forget. Errors: a constructor rejects an invalid argument
 // with an error that wraps ErrInvalidWindow, to test with errors.Is, and names the
 // argument (ErrInvalidWindow matches stream.ErrInvalidOption, as every
 // package's invalid-argument sentinel does); Process and Advance return nothing and do not fail. Ownership: the
 // slice Trailing and TrailingStatistics emit is reused and valid only during
 // Emit (copy it to keep it, as stream.CopySlice does); a Result is a value the
 // receiver owns; an operator keeps copies of the values it holds, and owns
-// the aggregators its Factory makes. Concurrency: an operator, and its
+// the aggregators or accumulators it makes. Concurrency: an operator, and its
 // aggregators, are used by one goroutine at a time, the one that runs it (a
 // stream.Task or Driver); different operators share nothing. Names: the
 // statistics of a window are Statistics, not Stats, which in package stream
-// and mongoio are counters; a Factory makes aggregators, and FactoryOf adapts
-// an aggregator's constructor to one.
+// and mongoio are counters; an Accumulator only adds, an Aggregator also
+// removes; a Factory makes aggregators, and FactoryOf adapts an aggregator's
+// constructor to one.
 //
 // # Example
 //

@@ -13,7 +13,7 @@ import (
 // is a calendar minute; a window's result comes out once the watermark reaches
 // its end, and a minute without events has no result.
 func ExampleNewTumbling() {
-	means, err := window.NewTumbling(time.Minute, window.FactoryOf(window.NewMean))
+	means, err := window.NewTumbling(time.Minute, window.NewMean)
 	if err != nil {
 		panic(err)
 	}
@@ -88,7 +88,7 @@ func ExampleNewTrailingStatistics() {
 // event belongs to the two windows that contain it, [start, start+1m) with
 // start a multiple of 30 s.
 func ExampleNewHopping() {
-	highs, err := window.NewHopping(time.Minute, 30*time.Second, window.FactoryOf(window.NewMax))
+	highs, err := window.NewHopping(time.Minute, 30*time.Second, window.NewMax)
 	if err != nil {
 		panic(err)
 	}
@@ -118,7 +118,7 @@ func ExampleNewHopping() {
 // A trailing window with any aggregator: at each event, the number of events
 // of its key in the last 2 s, (t - 2s, t].
 func ExampleNewTrailing() {
-	counts, err := window.NewTrailing([]time.Duration{2 * time.Second}, window.FactoryOf(window.NewCount[float64]))
+	counts, err := window.NewTrailing([]time.Duration{2 * time.Second}, window.NewCount[float64])
 	if err != nil {
 		panic(err)
 	}

@@ -31,16 +31,17 @@ type Result[R any] struct {
 // Advance costs O(1) when no window ends and otherwise O(log K) per window it
 // emits (K keys with open windows), taken from the heap in (End, Key) order:
 // no key without a window ending is visited, and nothing is sorted.
-// Aggregators are recycled, so there is no heap allocation per event in
-// steady state.
+// Each open window has its own Accumulator, which only ever adds (no
+// Remove): accumulators are Reset and recycled when their window is
+// emitted, so there is no heap allocation per event in steady state.
 type Hopping[V, R any] struct {
 	size, hop stream.Time
-	newAgg    Factory[V, R]
+	newAcc    func() Accumulator[V, R]
 	// Per key its open windows, and a timer at the oldest one's End - 1; a
 	// key in a gap between windows (hop > size) has none open and a timer at
 	// the end of the window after the gap, when it is dropped if still empty.
 	keys keyed.Table[hopKey[V, R]]
-	free []Aggregator[V, R]
+	free []Accumulator[V, R]
 }
 
 type hopKey[V, R any] struct {
@@ -50,17 +51,24 @@ type hopKey[V, R any] struct {
 type openWindow[V, R any] struct {
 	start stream.Time
 	count int64
-	agg   Aggregator[V, R]
+	agg   Accumulator[V, R]
 }
 
-// NewTumbling returns Hopping windows whose hop is their size.
-func NewTumbling[V, R any](size time.Duration, newAgg Factory[V, R]) (*Hopping[V, R], error) {
-	return NewHopping(size, size, newAgg)
+// NewTumbling returns Hopping windows whose hop is their size, a positive
+// whole number of milliseconds. newAcc makes the accumulator of each window,
+// as NewHopping's.
+func NewTumbling[V, R any, A Accumulator[V, R]](size time.Duration, newAcc func() A) (*Hopping[V, R], error) {
+	return NewHopping(size, size, newAcc)
 }
 
 // NewHopping returns hopping windows of the given size and hop (both positive
 // whole numbers of milliseconds; a hop larger than the size leaves gaps).
-func NewHopping[V, R any](size, hop time.Duration, newAgg Factory[V, R]) (*Hopping[V, R], error) {
+// newAcc returns a new, empty accumulator each time it is called: the
+// constructor of any Accumulator (an add-only aggregate such as an OHLC bar,
+// or any Aggregator: window.NewMean), or a Factory. The windows call it when
+// they open a window and have no accumulator to recycle, and own what it
+// returns. A nil newAcc is an error wrapping ErrInvalidWindow.
+func NewHopping[V, R any, A Accumulator[V, R]](size, hop time.Duration, newAcc func() A) (*Hopping[V, R], error) {
 	sizeMs, err := millis.Positive(size)
 	if err != nil {
 		return nil, fmt.Errorf("%w: size %w", ErrInvalidWindow, err)
@@ -69,10 +77,10 @@ func NewHopping[V, R any](size, hop time.Duration, newAgg Factory[V, R]) (*Hoppi
 	if err != nil {
 		return nil, fmt.Errorf("%w: hop %w", ErrInvalidWindow, err)
 	}
-	if newAgg == nil {
-		return nil, fmt.Errorf("%w: nil aggregator factory", ErrInvalidWindow)
+	if newAcc == nil {
+		return nil, fmt.Errorf("%w: nil accumulator factory", ErrInvalidWindow)
 	}
-	return &Hopping[V, R]{size: sizeMs, hop: hopMs, newAgg: newAgg,
+	return &Hopping[V, R]{size: sizeMs, hop: hopMs, newAcc: func() Accumulator[V, R] { return newAcc() },
 		keys: keyed.New[hopKey[V, R]]()}, nil
 }
 
@@ -119,13 +127,13 @@ func (h *Hopping[V, R]) Process(e stream.Event[V], out stream.Emitter[Result[R]]
 	h.keys.Schedule(ke, k.open.Front().start+h.size-1)
 }
 
-func (h *Hopping[V, R]) agg() Aggregator[V, R] {
+func (h *Hopping[V, R]) agg() Accumulator[V, R] {
 	if n := len(h.free); n > 0 {
 		a := h.free[n-1]
 		h.free = h.free[:n-1]
 		return a
 	}
-	return h.newAgg()
+	return h.newAcc()
 }
 
 func (h *Hopping[V, R]) emit(key string, w openWindow[V, R], out stream.Emitter[Result[R]]) {

@@ -614,7 +614,17 @@ func TestErrorsNameTheArgument(t *testing.T) {
 			"window: invalid window: length 500µs is not a positive whole number of milliseconds"},
 		{"no lengths", func() error { _, err := window.NewTrailingStatistics(nil); return err },
 			"window: invalid window: no window lengths"},
-		{"nil factory", func() error { _, err := window.NewTumbling[float64, float64](time.Second, nil); return err },
+		{"nil factory", func() error { _, err := window.NewTumbling(time.Second, (func() *window.Mean)(nil)); return err },
+			"window: invalid window: nil accumulator factory"},
+		{"nil Factory", func() error {
+			_, err := window.NewHopping(time.Second, time.Second, window.Factory[float64, float64](nil))
+			return err
+		},
+			"window: invalid window: nil accumulator factory"},
+		{"trailing nil factory", func() error {
+			_, err := window.NewTrailing([]time.Duration{time.Second}, (func() *window.Max)(nil))
+			return err
+		},
 			"window: invalid window: nil aggregator factory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -77,8 +77,13 @@ type trailingKey[V, R any] struct {
 }
 
 // NewTrailing returns a Trailing over the given lengths (each a positive whole
-// number of milliseconds), with one aggregator per key and length made by newAgg.
-func NewTrailing[V, R any](lengths []time.Duration, newAgg Factory[V, R]) (*Trailing[V, R], error) {
+// number of milliseconds), with one aggregator per key and length made by
+// newAgg. newAgg returns a new, empty Aggregator each time it is called: the
+// constructor of one (window.NewMean), or a Factory; the Trailing owns what
+// it returns. Trailing windows slide, so they need Remove: an add-only
+// Accumulator does not fit them. A nil newAgg is an error wrapping
+// ErrInvalidWindow.
+func NewTrailing[V, R any, A Aggregator[V, R]](lengths []time.Duration, newAgg func() A) (*Trailing[V, R], error) {
 	ls, largest, err := toLengths(lengths)
 	if err != nil {
 		return nil, err
@@ -86,7 +91,7 @@ func NewTrailing[V, R any](lengths []time.Duration, newAgg Factory[V, R]) (*Trai
 	if newAgg == nil {
 		return nil, fmt.Errorf("%w: nil aggregator factory", ErrInvalidWindow)
 	}
-	return &Trailing[V, R]{lengths: ls, largest: largest, newAgg: newAgg,
+	return &Trailing[V, R]{lengths: ls, largest: largest, newAgg: FactoryOf[V, R](newAgg),
 		keys: keyed.New[trailingKey[V, R]](), out: make([]R, len(ls)), sweep: stream.MinTime}, nil
 }
 

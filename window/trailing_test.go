@@ -315,7 +315,7 @@ func TestTrailingValidates(t *testing.T) {
 		_, err = NewTrailing(ls, FactoryOf[float64, float64](NewMean))
 		assert.ErrorIs(t, err, ErrInvalidWindow, "generic, lengths %v", ls)
 	}
-	_, err := NewTrailing[float64, float64]([]time.Duration{time.Second}, nil)
+	_, err := NewTrailing([]time.Duration{time.Second}, Factory[float64, float64](nil))
 	assert.ErrorIs(t, err, ErrInvalidWindow, "nil factory")
 }
 

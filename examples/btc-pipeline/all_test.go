@@ -171,7 +171,7 @@ func TestAllEqualsOffline(t *testing.T) {
 		v, ok := scrape(t, url, `tidemark_stage_records_out_total{stage="load"}`)
 		return ok && v >= float64(nz)
 	}) {
-		btctest.LogGoroutines(t, "mongoio", "btc.(*Loader)", "kafkaio.(*runtime)")
+		btctest.LogGoroutines(t, "mongoio", "btc.NewLoader", "kafkaio.(*runtime)")
 		t.Fatalf("the load stage did not write every z-score in 120 s; log:\n%s", &stderr)
 	}
 

@@ -87,6 +87,32 @@ func (w *windowsFlag) Set(s string) error {
 	return nil
 }
 
+// offDuration is a duration flag where "off" (or 0) turns the setting off.
+type offDuration time.Duration
+
+func (d *offDuration) String() string {
+	if *d == 0 {
+		return "off"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *offDuration) Set(s string) error {
+	if s == "off" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %v", v)
+	}
+	*d = offDuration(v)
+	return nil
+}
+
 // listFlag parses a comma-separated list of strings.
 type listFlag []string
 
@@ -145,15 +171,16 @@ const (
 
 // commands lists each command's flags (beyond the shared ones).
 var commands = map[string][]string{
-	"all":      {"source", "speed", "binance-url", "interval", "seed", "mongo-uri", "data-dir", "metrics-addr", "ui-addr", "view", "refresh", "kafka-port", "kafka-security"},
+	"all": {"source", "speed", "binance-url", "interval", "seed", "mongo-uri", "data-dir", "metrics-addr", "ui-addr", "view", "refresh", "kafka-port",
+		"kafka-security", "max-ahead", "idle-timeout"},
 	"ui":       {"ui-addr", "kafka-security"},
 	"services": {"data-dir", "kafka-port", "mongo-port"},
 	"extract":  {"source", "speed", "binance-url", "interval", "seed", "kafka-security"},
-	"moving":   {"instance-id", "metrics-addr", "refresh", "kafka-security"},
-	"zscore":   {"instance-id", "metrics-addr", "refresh", "kafka-security"},
-	"bonus":    {"instance-id", "metrics-addr", "refresh", "kafka-security"},
-	"load":     {"instance-id", "metrics-addr", "refresh", "mongo-uri", "kafka-security"},
-	"offline":  {"in", "out", "report"},
+	"moving":   {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
+	"zscore":   {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
+	"bonus":    {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
+	"load":     {"instance-id", "metrics-addr", "refresh", "mongo-uri", "kafka-security", "idle-timeout"},
+	"offline":  {"in", "out", "report", "max-ahead"},
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -237,6 +264,15 @@ func (o *options) flags(own []string) *flag.FlagSet {
 	fs.Var(windows, "windows", "trailing window lengths, comma-separated, in output order")
 	fs.DurationVar(&cfg.Horizon, "horizon", cfg.Horizon, "higher/lower lookahead horizon")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if has["max-ahead"] {
+		fs.Var((*offDuration)(&cfg.MaxAhead), "max-ahead", "refuse (dead-letter) btc-price events further ahead than this of their record's timestamp "+
+			"(offline: of the largest event time of their partition); off for no bound")
+	}
+	if has["idle-timeout"] {
+		cfg.IdleTimeout = 5 * time.Second
+		fs.Var((*offDuration)(&cfg.IdleTimeout), "idle-timeout", "when a stage's input has had no record for this long, its watermark "+
+			"advances with the wall clock, so that the last results come out; off to wait for later events")
+	}
 	if o.cmd == "offline" {
 		fs.IntVar(&cfg.Partitions, "partitions", 1, "partitions of the topics the stages would read: offline computes per partition, as they do")
 		fs.StringVar(&o.in, "in", "", "input file of btc-price JSON lines, - for stdin")

@@ -36,8 +36,14 @@ func Groups() []string { return []string{MovingGroup, ZScoreGroup, BonusGroup, L
 func TopicSpecs(partitions int) []kafkaio.TopicSpec {
 	var specs []kafkaio.TopicSpec
 	for _, t := range Topics() {
-		specs = append(specs, kafkaio.TopicSpec{Name: t, Partitions: int32(max(partitions, 1)),
-			Config: map[string]string{"retention.ms": "-1", "retention.bytes": "1073741824"}})
+		spec := kafkaio.TopicSpec{Name: t, Partitions: int32(max(partitions, 1)),
+			Config: map[string]string{"retention.ms": "-1", "retention.bytes": "1073741824"}}
+		if t == PriceTopic {
+			// The broker stamps each price with its own clock: the
+			// reference of MaxAhead, which no producer's clock can move.
+			spec.Config["message.timestamp.type"] = "LogAppendTime"
+		}
+		specs = append(specs, spec)
 	}
 	return specs
 }
@@ -52,10 +58,10 @@ func NewMovingStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, er
 		return nil, err
 	}
 	return kafkaio.NewStage(MovingGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness},
+		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead},
 		func() (stream.Operator[float64, Output], error) { return NewMovingOperator(cfg) },
 		kafkaio.ToTopic(Moving.Topic(), NewOutputCodec(cfg)),
-		append([]kafkaio.StageOption{kafkaio.WithDeadLetter(DeadLetterTopic)}, opts...)...)
+		cfg.stageOptions(opts)...)
 }
 
 // NewZScoreStage returns the z-score stage, the lab's join: each price of
@@ -71,11 +77,11 @@ func NewMovingStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, er
 // transactions, with the reason in headers.
 func NewZScoreStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
 	return kafkaio.NewTwoInputStage(ZScoreGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness, SkipDeadLetter: true},
+		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: true},
 		kafkaio.Input[[]window.Statistics]{Topic: Moving.Topic(), Codec: NewMovingCodec(cfg)},
 		func() (stream.TwoInput[float64, []window.Statistics, Output], error) { return NewZScoreOperator() },
 		kafkaio.ToTopic(ZScore.Topic(), NewOutputCodec(cfg)),
-		append([]kafkaio.StageOption{kafkaio.WithDeadLetter(DeadLetterTopic)}, opts...)...)
+		cfg.stageOptions(opts)...)
 }
 
 // NewBonusStage returns the bonus stage: for each price of btc-price, the
@@ -87,9 +93,19 @@ func NewBonusStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, err
 		return nil, err
 	}
 	return kafkaio.NewStage(BonusGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness},
+		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: true},
 		func() (stream.Operator[float64, Output], error) { return NewBonusOperator(cfg) },
-		kafkaio.ToTopics(NewOutputCodec(cfg), Route), opts...)
+		kafkaio.ToTopics(NewOutputCodec(cfg), Route), cfg.stageOptions(opts)...)
+}
+
+// stageOptions are the options every stage of the lab has: the
+// dead-letter topic, the idle advance, and then opts.
+func (cfg Config) stageOptions(opts []kafkaio.StageOption) []kafkaio.StageOption {
+	own := []kafkaio.StageOption{kafkaio.WithDeadLetter(DeadLetterTopic)}
+	if cfg.IdleTimeout > 0 {
+		own = append(own, kafkaio.WithIdleAdvance(cfg.IdleTimeout))
+	}
+	return append(own, opts...)
 }
 
 // Validate checks cfg the way the operators do: windows and horizon
@@ -106,6 +122,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.Partitions < 0 {
 		return fmt.Errorf("btc: negative partition count %d", cfg.Partitions)
+	}
+	if cfg.MaxAhead < 0 || cfg.IdleTimeout < 0 {
+		return fmt.Errorf("btc: negative MaxAhead %v or IdleTimeout %v", cfg.MaxAhead, cfg.IdleTimeout)
 	}
 	return nil
 }

@@ -182,10 +182,10 @@ func TestStagesEqualOffline(t *testing.T) {
 		ms, zst, bs := moving.Stats(), zs.Stats(), bonus.Stats()
 		return ms.Records >= uint64(produced) && bs.Records >= uint64(produced) &&
 			zst.Records >= uint64(produced)+uint64(len(want[Moving.Topic()])+2*partitions) &&
-			zst.Emitted >= nz+partitions && loader.Stats().Records >= nz
+			zst.Emitted >= nz+partitions && load.Stats().Emitted >= nz
 	}
 	if !btctest.WaitFor(t, 90*time.Second, func() bool { return t.Failed() || done() }) {
-		btctest.LogGoroutines(t, "mongoio", "btc.(*Loader)", "kafkaio.(*runtime)")
+		btctest.LogGoroutines(t, "mongoio", "btc.NewLoader", "kafkaio.(*runtime)")
 		t.Fatalf("the stages did not read everything in 90 s: moving %+v zscore %+v bonus %+v load %+v",
 			moving.Stats(), zs.Stats(), bonus.Stats(), loader.Stats())
 	}

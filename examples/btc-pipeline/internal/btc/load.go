@@ -1,11 +1,8 @@
 package btc
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -32,22 +29,18 @@ type ZDoc struct {
 	Z      *float64  `bson:"zscore_price"` // nil: null
 }
 
-// Loader is the load stage's sink: it writes each btc-price-zscore record as
-// one ZDoc per window, by upsert on _id (mongoio), so that writing a record
-// again (a replay after a crash) changes nothing. Flush returns once every
-// document written so far is acknowledged; the stage commits its offsets
-// only then.
+// Loader is the load stage's sink: a mongoio.EventSink that writes each
+// btc-price-zscore record as one ZDoc per window, by upsert on _id, so that
+// writing a record again (a replay after a crash) changes nothing. Flush
+// returns once every document written so far is acknowledged; the stage
+// commits its offsets only then.
 //
-// A document the server refuses for good (mongoio.ErrRejected) cannot be
-// written by trying again: Flush logs it at ERROR with its _id and reason,
-// counts it (Rejected) and goes on, rather than stopping the pipeline.
+// A document the server refuses for good is reported by the EventSink in
+// stream's terms (stream.RejectedError), and the stage dead-letters the
+// btc-price-zscore record it comes from, as it does any result it cannot
+// write: the loader needs no handling of its own.
 type Loader struct {
-	sink     *mongoio.Sink[ZDoc]
-	labels   []string
-	log      *slog.Logger
-	records  atomic.Uint64
-	rejected atomic.Uint64
-	idBuf    []byte
+	*mongoio.EventSink[ScoredRecord]
 }
 
 // NewLoader returns a Loader writing to db (use Database) for cfg's windows.
@@ -55,86 +48,31 @@ func NewLoader(db *mongo.Database, cfg Config, log *slog.Logger, opts ...mongoio
 	if log == nil {
 		log = slog.Default()
 	}
-	sink, err := mongoio.NewSink(db, func(d ZDoc) (mongoio.Route, error) {
-		return mongoio.Route{Collection: Collection(d.Window), Doc: d}, nil
-	}, append([]mongoio.Option{mongoio.WithLogger(log)}, opts...)...)
+	labels := NewMovingCodec(cfg).labels
+	var idBuf []byte
+	docs := func(dst []mongoio.Route, e stream.Event[ScoredRecord]) ([]mongoio.Route, error) {
+		if len(e.Value.Scores) != len(labels) {
+			return dst, fmt.Errorf("btc: loader: %d z-scores, the pipeline has %d windows", len(e.Value.Scores), len(labels))
+		}
+		idBuf = append(append(idBuf[:0], e.Key...), '|')
+		idBuf = AppendTime(idBuf, e.Time)
+		id := string(idBuf)
+		tm := e.Time.UTC()
+		for i, s := range e.Value.Scores {
+			d := ZDoc{ID: id, Symbol: e.Key, Time: tm, Window: labels[i], Price: e.Value.Price}
+			if s.OK {
+				z := s.Z
+				d.Z = &z
+			}
+			dst = append(dst, mongoio.Route{Collection: Collection(labels[i]), Doc: d})
+		}
+		return dst, nil
+	}
+	sink, err := mongoio.NewEventSink(db, docs, append([]mongoio.Option{mongoio.WithLogger(log)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("btc: loader: %w", err)
 	}
-	return &Loader{sink: sink, labels: NewMovingCodec(cfg).labels, log: log}, nil
-}
-
-// Write implements stream.Sink: it buffers the record's documents.
-func (l *Loader) Write(ctx context.Context, e stream.Event[ScoredRecord]) error {
-	if len(e.Value.Scores) != len(l.labels) {
-		return fmt.Errorf("btc: loader: %d z-scores, the pipeline has %d windows", len(e.Value.Scores), len(l.labels))
-	}
-	l.idBuf = append(append(l.idBuf[:0], e.Key...), '|')
-	l.idBuf = AppendTime(l.idBuf, e.Time)
-	id := string(l.idBuf)
-	tm := e.Time.UTC()
-	for i, s := range e.Value.Scores {
-		d := ZDoc{ID: id, Symbol: e.Key, Time: tm, Window: l.labels[i], Price: e.Value.Price}
-		if s.OK {
-			z := s.Z
-			d.Z = &z
-		}
-		if err := l.settle(l.sink.Write(ctx, d)); err != nil {
-			return err
-		}
-	}
-	l.records.Add(1)
-	return nil
-}
-
-// Flush implements stream.Flusher. Documents refused for good are logged
-// and counted, not returned (see Loader); any other error is.
-func (l *Loader) Flush(ctx context.Context) error { return l.settle(l.sink.Flush(ctx)) }
-
-// settle logs and counts the rejections in err and returns the rest of it.
-func (l *Loader) settle(err error) error {
-	if !errors.Is(err, mongoio.ErrRejected) {
-		return err
-	}
-	l.rejectedDocs(err)
-	if _, ok := err.(*mongoio.RejectedError[ZDoc]); ok {
-		return nil
-	}
-	var rest []error // Flush joined the rejections with other errors
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if _, ok := e.(*mongoio.RejectedError[ZDoc]); !ok {
-				rest = append(rest, e)
-			}
-		}
-	}
-	return errors.Join(rest...)
-}
-
-func (l *Loader) rejectedDocs(err error) {
-	var re *mongoio.RejectedError[ZDoc]
-	if !errors.As(err, &re) {
-		return
-	}
-	for _, r := range re.Rejections {
-		l.rejected.Add(1)
-		l.log.Error("btc: MongoDB refused a document for good; it is not written", "collection", r.Collection, "_id", r.Record.ID, "error", r.Err)
-	}
-}
-
-// Close flushes and releases the sink; the caller disconnects the client.
-func (l *Loader) Close(ctx context.Context) error { return l.sink.Close(ctx) }
-
-// LoaderStats counts what a Loader did.
-type LoaderStats struct {
-	Records  uint64 // btc-price-zscore records written
-	Rejected uint64 // documents the server refused for good
-	mongoio.SinkStats
-}
-
-// Stats returns the counts so far.
-func (l *Loader) Stats() LoaderStats {
-	return LoaderStats{Records: l.records.Load(), Rejected: l.rejected.Load(), SinkStats: l.sink.Stats()}
+	return &Loader{EventSink: sink}, nil
 }
 
 // NewLoadStage returns the load stage: it reads btc-price-zscore (written by
@@ -148,8 +86,7 @@ func NewLoadStage(cfg Config, loader *Loader, opts ...kafkaio.StageOption) (*kaf
 	return kafkaio.NewStage(LoadGroup,
 		kafkaio.Input[ScoredRecord]{Topic: ZScore.Topic(), Codec: NewZScoreCodec(cfg)},
 		func() (stream.Operator[ScoredRecord, ScoredRecord], error) { return passThrough[ScoredRecord]{}, nil },
-		kafkaio.ToSink[ScoredRecord](loader),
-		append([]kafkaio.StageOption{kafkaio.WithDeadLetter(DeadLetterTopic)}, opts...)...)
+		kafkaio.ToSink[ScoredRecord](loader), cfg.stageOptions(opts)...)
 }
 
 // passThrough is the operator that emits each event as it comes.

@@ -37,8 +37,8 @@ func (s Summary) String() string {
 	if s.Elapsed > 0 {
 		rate = float64(s.Lines) / s.Elapsed.Seconds()
 	}
-	return fmt.Sprintf("offline: accepted=%d late=%d duplicate=%d invalid=%d | moving=%d zscore=%d higher=%d lower=%d | %d lines in %v (%.0f lines/s)",
-		s.Accepted, s.Late, s.Duplicates, s.Invalid,
+	return fmt.Sprintf("offline: accepted=%d late=%d duplicate=%d invalid=%d (too far ahead %d) | moving=%d zscore=%d higher=%d lower=%d | %d lines in %v (%.0f lines/s)",
+		s.Accepted, s.Late, s.Duplicates, s.Invalid, s.Ahead,
 		s.Written[Moving], s.Written[ZScore], s.Written[Higher], s.Written[Lower],
 		s.Lines, s.Elapsed.Round(time.Millisecond), rate)
 }
@@ -64,6 +64,10 @@ func OutputFiles() []string {
 // (ErrLineTooLong); its dead letter holds its first MaxLineBytes bytes and
 // "truncated":true, and reading it takes no more memory than that.
 const MaxLineBytes = 1 << 20
+
+// ErrTooFarAhead is the reason of an event further ahead of its partition's
+// largest event time than Config.MaxAhead.
+var ErrTooFarAhead = errors.New("event time too far ahead")
 
 // ErrLineTooLong is the reason of a line longer than MaxLineBytes.
 var ErrLineTooLong = fmt.Errorf("line longer than %d bytes", MaxLineBytes)
@@ -251,7 +255,8 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 	// in the streaming stages.
 	drivers := make([]*stream.Driver[float64, Output], parts)
 	for i := range drivers {
-		if drivers[i], err = stream.NewDriver[float64, Output](pipes[i], sink, stream.WithLateness(cfg.Lateness), stream.WithLateSink(onLate)); err != nil {
+		if drivers[i], err = stream.NewDriver[float64, Output](pipes[i], sink, stream.WithLateness(cfg.Lateness), stream.WithLateSink(onLate),
+			stream.WithMaxAhead(cfg.MaxAhead)); err != nil {
 			return sum, fmt.Errorf("btc: %w", err)
 		}
 	}
@@ -293,9 +298,21 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 			} else {
 				p, derr = dec.Decode(body)
 			}
+			if derr == nil {
+				e := stream.Event[float64]{Key: p.Symbol, Time: p.Time, Value: p.Price}
+				if drivers[partition.Of(p.Symbol)].Push(0, e, time.Time{}) == stream.TooFarAhead {
+					// The lines have no record timestamps: the bound is on
+					// the jump of the partition's largest event time.
+					derr = fmt.Errorf("%w: event time %v is more than %v ahead of the largest event time of its partition", ErrTooFarAhead, p.Time, cfg.MaxAhead)
+				}
+			}
 			if derr != nil {
 				sum.Invalid++
-				if sum.Invalids[derr.Error()]++; sum.Invalids[derr.Error()] == 1 {
+				reason := derr.Error()
+				if errors.Is(derr, ErrTooFarAhead) {
+					reason = ErrTooFarAhead.Error() // one kind, whatever the times
+				}
+				if sum.Invalids[reason]++; sum.Invalids[reason] == 1 {
 					log.Warn("invalid btc-price record (logged once per kind)", "reason", derr.Error(), "line", lineNo)
 				}
 				b := append(dlq.AvailableBuffer(), `{"line":`...)
@@ -314,8 +331,6 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 					b = append(b, `,"truncated":true`...)
 				}
 				dlq.Write(append(b, "}\n"...))
-			} else {
-				drivers[partition.Of(p.Symbol)].Push(0, stream.Event[float64]{Key: p.Symbol, Time: p.Time, Value: p.Price}, time.Time{})
 			}
 		}
 		if err == io.EOF {
@@ -339,6 +354,7 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 		sum.Accepted += st.Accepted
 		sum.Late += st.Late
 		sum.Duplicates += st.Duplicates
+		sum.Ahead += st.Ahead
 	}
 	sum.Written = sink.written
 	var werr error

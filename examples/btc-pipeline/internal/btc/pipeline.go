@@ -26,15 +26,36 @@ type Config struct {
 	// partitions its input by symbol the way the Kafka producers do
 	// (murmur2) and runs one pipeline per partition. 0 means 1.
 	Partitions int
+	// MaxAhead refuses btc-price events from the future (0: no bound): an
+	// event more than MaxAhead ahead of its record's timestamp (the time
+	// the broker appended it: btc-price is a LogAppendTime topic, and
+	// extract stamps its records with its wall clock, for a broker that
+	// ignores the topic setting) is dead-lettered and never moves the
+	// watermark. Offline, whose lines have no record timestamps, measures it
+	// from the largest event time of the partition instead (see package
+	// stream, Events from the future). DefaultConfig's is 1 h, the bound
+	// Apache Kafka 4 itself puts on record timestamps
+	// (log.message.timestamp.after.max.ms): a replay of an old trace is
+	// always behind, live prices are ahead by the clocks' skew at most.
+	MaxAhead time.Duration
+	// IdleTimeout makes a stage's quiet input flush (0: off): when a task
+	// has had no record for IdleTimeout, its watermark advances by the wall
+	// time since its last record (kafkaio.WithIdleAdvance), so that the
+	// last results come out within the lateness, the horizon and
+	// IdleTimeout after the input stopped. DefaultConfig's is 0; the
+	// commands' --idle-timeout is 5 s.
+	IdleTimeout time.Duration
 }
 
 // DefaultConfig returns the lab's parameters: windows 30s, 1m, 5m, 15m, 30m,
-// 1h; horizon 20 s; lateness 10 s.
+// 1h; horizon 20 s; lateness 10 s; events at most 1 h ahead; no idle
+// advance.
 func DefaultConfig() Config {
 	return Config{
 		Windows:  []time.Duration{30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour},
 		Horizon:  20 * time.Second,
 		Lateness: stream.DefaultLateness,
+		MaxAhead: time.Hour,
 	}
 }
 

@@ -52,8 +52,8 @@ func BenchmarkHubAddMoving(b *testing.B) {
 	}
 }
 
-// BenchmarkHubAddParallel adds records from every P at once, as the
-// follower's partition goroutines do.
+// BenchmarkHubAddParallel adds records from every P at once (the hub
+// takes records from any goroutine; Follow adds from one).
 func BenchmarkHubAddParallel(b *testing.B) {
 	cfg := btc.DefaultConfig()
 	h := NewHub(cfg, Options{Tick: 10 * time.Millisecond})

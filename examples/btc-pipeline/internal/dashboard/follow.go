@@ -10,33 +10,33 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
-// topicStats are the follower's counters of one topic.
+// topicStats are the follower's counters of one topic that the follower
+// itself does not keep.
 type topicStats struct {
 	name    string
-	records atomic.Uint64
 	invalid atomic.Uint64
 	newest  atomic.Int64 // largest event time read (stream.MinTime: none)
-	lags    []atomic.Int64
 }
 
 // followStats are the counters of every topic Follow reads: the rows of the
 // dashboard's counters when the caller gives no stage counters (the ui
 // command, which only reads the topics).
 type followStats struct {
-	topics []*topicStats
+	f      *kafkaio.Follower
+	topics []*topicStats // in the follower's order of topics
 }
 
 func (f *followStats) rows(now time.Time) []StageStat {
 	out := make([]StageStat, 0, len(f.topics))
 	wall := stream.TimeOf(now)
-	for _, t := range f.topics {
-		r := StageStat{Name: t.name, In: t.records.Load(), Invalid: t.invalid.Load(), WatermarkDelay: -1}
-		for i := range t.lags {
-			r.Lag += max(t.lags[i].Load(), 0)
-		}
+	st := f.f.Stats()
+	for i, t := range f.topics {
+		ts := st.Topics[i]
+		r := StageStat{Name: t.name, In: ts.Records, Invalid: t.invalid.Load(), Lag: ts.Lag, WatermarkDelay: -1}
 		if n := stream.Time(t.newest.Load()); n != stream.MinTime {
 			r.WatermarkDelay = time.Duration(wall-n) * time.Millisecond
 		}
@@ -55,33 +55,35 @@ const (
 )
 
 // Follow reads the pipeline's topics on the brokers at addrs into h until
-// ctx is done, as any downstream consumer would: read_committed, without a
-// consumer group and without committing offsets. It starts a little before
-// the end of each partition (at most Options.MaxPoints records, so that a
-// dashboard opened on a running pipeline shows its recent past at once).
-// cfg is the client configuration (nil: kafkaio.NewConfig()); Follow reads
-// read_committed whatever it says. It counts what it reads per topic; those
-// counts are the dashboard's counters when the hub has no stage counters.
+// ctx is done, with a kafkaio.Follower: read_committed, as any downstream
+// consumer would, without a consumer group and without committing offsets.
+// It starts a little before the end of each partition (the last
+// Options.MaxPoints records, so that a dashboard opened on a running
+// pipeline shows its recent past at once), and waits for brokers that are
+// not up or go away. cfg is the client configuration (nil:
+// kafkaio.NewConfig()); Follow reads read_committed whatever it says. It
+// counts what it reads per topic; those counts are the dashboard's counters
+// when the hub has no stage counters.
 func Follow(ctx context.Context, h *Hub, addrs []string, cfg *sarama.Config) error {
-	r, err := btc.NewReader(addrs, cfg, func(c *sarama.Config) {
-		// Few, large fetches: the broker holds each one until it has
-		// followFetchMin bytes or followMaxWait has passed, so that a busy
-		// pipeline's broker answers the dashboard a few times a second
-		// rather than for every batch (the embedded broker serves every
-		// client from one goroutine: the stages would wait behind the
-		// dashboard's fetches).
-		c.Consumer.Fetch.Min = followFetchMin
-		c.Consumer.MaxWaitTime = followMaxWait
-	})
-	if err != nil {
-		return fmt.Errorf("dashboard: %w", err)
+	if cfg == nil {
+		var err error
+		if cfg, err = kafkaio.NewConfig(); err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
 	}
-	defer r.Close()
+	c := *cfg
+	// Few, large fetches: the broker holds each one until it has
+	// followFetchMin bytes or followMaxWait has passed, so that a busy
+	// pipeline's broker answers the dashboard a few times a second rather
+	// than for every batch (the embedded broker serves every client from
+	// one goroutine: the stages would wait behind the dashboard's fetches).
+	c.Consumer.Fetch.Min = followFetchMin
+	c.Consumer.MaxWaitTime = followMaxWait
 	backlog := int64(min(h.opt.MaxPoints, 1<<16))
 	cfgP := h.cfg
 
-	// A handler factory per topic: every partition gets its own, because
-	// the decoders keep scratch state and are not safe for concurrent use.
+	// A handler per topic, called on Run's goroutine: the decoders keep
+	// scratch state and are not safe for concurrent use.
 	type topic struct {
 		name       string
 		newHandler func(st *topicStats) func(m *sarama.ConsumerMessage)
@@ -130,62 +132,34 @@ func Follow(ctx context.Context, h *Hub, addrs []string, cfg *sarama.Config) err
 		}},
 	}
 	fs := &followStats{}
-	type part struct {
-		st *topicStats
-		pc sarama.PartitionConsumer
-		i  int
-		h  func(*sarama.ConsumerMessage)
-	}
-	var parts []part
-	closeAll := func() {
-		for _, p := range parts {
-			p.pc.AsyncClose()
-		}
-	}
-	for _, tp := range topics {
-		ids, err := r.Client.Partitions(tp.name)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("dashboard: partitions of %s: %w", tp.name, err)
-		}
-		st := &topicStats{name: tp.name, lags: make([]atomic.Int64, len(ids))}
+	names := make([]string, len(topics))
+	handlers := make(map[string]func(*sarama.ConsumerMessage), len(topics))
+	for i, tp := range topics {
+		st := &topicStats{name: tp.name}
 		st.newest.Store(int64(stream.MinTime))
 		fs.topics = append(fs.topics, st)
-		for i, p := range ids {
-			pc, err := r.ConsumeRecent(tp.name, p, backlog)
-			if err != nil {
-				closeAll()
-				return fmt.Errorf("dashboard: %w", err)
-			}
-			parts = append(parts, part{st: st, pc: pc, i: i, h: tp.newHandler(st)})
-		}
+		names[i] = tp.name
+		handlers[tp.name] = tp.newHandler(st)
 	}
+	f, err := kafkaio.NewFollower(nil, names, kafkaio.FromEnd(backlog), kafkaio.WithBrokers(addrs, &c))
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	defer f.Close()
+	fs.f = f
 	h.follower.Store(fs)
 	lim := newLimiter(h.opt.FollowRate)
-	var wg sync.WaitGroup
-	for _, p := range parts {
-		wg.Go(func() {
-			defer p.pc.AsyncClose()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case m, ok := <-p.pc.Messages():
-					if !ok {
-						return
-					}
-					if !lim.wait(ctx) {
-						return
-					}
-					p.st.records.Add(1)
-					p.st.lags[p.i].Store(p.pc.HighWaterMarkOffset() - m.Offset - 1)
-					p.h(m)
-				}
-			}
-		})
+	err = f.Run(ctx, func(m *sarama.ConsumerMessage) error {
+		if !lim.wait(ctx) {
+			return ctx.Err()
+		}
+		handlers[m.Topic](m)
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil
 	}
-	wg.Wait()
-	return nil
+	return fmt.Errorf("dashboard: %w", err)
 }
 
 func lookaheadHandler(h *Hub, cfg btc.Config, k btc.Kind, field string) func(st *topicStats) func(*sarama.ConsumerMessage) {

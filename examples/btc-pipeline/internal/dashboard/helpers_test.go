@@ -137,8 +137,8 @@ func offlineRecords(t testing.TB, in []byte, cfg btc.Config) (string, model) {
 	return dir, m
 }
 
-// feed adds the records of m to h, one goroutine per series kind (as
-// Follow has one per topic partition), each in the records' order.
+// feed adds the records of m to h, one goroutine per series kind (the hub
+// takes records from any goroutine), each in the records' order.
 func feed(h *Hub, m model, n int) {
 	var wg sync.WaitGroup
 	for k := range numKinds {

@@ -4,10 +4,10 @@
 // them on a terminal (Render) or as periodic log lines (Line); the dashboard
 // serves them.
 //
-// A Tail reads the topics read_committed, as any downstream consumer would,
-// from a little before their ends (so that a view started on a running
-// pipeline shows values at once), and never commits offsets: it is a
-// viewer, not a stage.
+// A Tail reads the topics with a kafkaio.Follower: read_committed, as any
+// downstream consumer would, from a little before their ends (so that a
+// view started on a running pipeline shows values at once), and never
+// commits offsets: it is a viewer, not a stage.
 package view
 
 import (
@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -83,60 +85,35 @@ func NewTail(cfg btc.Config, log *slog.Logger) *Tail {
 // starts reading.
 const backlog = 64
 
-// Run follows the topics on the brokers at addrs until ctx is done. cfg is
+// Run follows the topics on the brokers at addrs until ctx is done, with a
+// kafkaio.Follower from the last backlog records of each partition. cfg is
 // the client configuration (nil: kafkaio.NewConfig()); Run reads
-// read_committed whatever it says.
+// read_committed whatever it says, and waits for brokers that are not up or
+// go away.
 func (t *Tail) Run(ctx context.Context, addrs []string, cfg *sarama.Config) error {
-	r, err := btc.NewReader(addrs, cfg, nil)
+	// One handler per topic: the follower calls them on Run's goroutine,
+	// so their decoders' scratch state is never shared.
+	handlers := map[string]func(m *sarama.ConsumerMessage){
+		btc.PriceTopic:     t.price(),
+		btc.Moving.Topic(): t.moving(),
+		btc.ZScore.Topic(): t.zscore(),
+		btc.Higher.Topic(): t.lookahead("higher_window"),
+		btc.Lower.Topic():  t.lookahead("lower_window"),
+	}
+	f, err := kafkaio.NewFollower(nil, slices.Sorted(maps.Keys(handlers)), kafkaio.FromEnd(backlog),
+		kafkaio.WithBrokers(addrs, cfg), kafkaio.WithLogger(t.log))
 	if err != nil {
 		return fmt.Errorf("view: %w", err)
 	}
-	defer r.Close()
-	// A handler factory per topic: every partition gets its own handler,
-	// because the decoders keep scratch state and are not safe for
-	// concurrent use.
-	handlers := map[string]func() func(m *sarama.ConsumerMessage){
-		btc.PriceTopic:      t.price,
-		btc.Moving.Topic():  t.moving,
-		btc.ZScore.Topic():  t.zscore,
-		btc.Higher.Topic():  func() func(*sarama.ConsumerMessage) { return t.lookahead("higher_window") },
-		btc.Lower.Topic():   func() func(*sarama.ConsumerMessage) { return t.lookahead("lower_window") },
-		btc.DeadLetterTopic: nil,
+	defer f.Close()
+	err = f.Run(ctx, func(m *sarama.ConsumerMessage) error {
+		handlers[m.Topic](m)
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for topic, newHandler := range handlers {
-		if newHandler == nil {
-			continue
-		}
-		parts, err := r.Client.Partitions(topic)
-		if err != nil {
-			return fmt.Errorf("view: partitions of %s: %w", topic, err)
-		}
-		for _, p := range parts {
-			pc, err := r.ConsumeRecent(topic, p, backlog)
-			if err != nil {
-				return fmt.Errorf("view: %w", err)
-			}
-			h := newHandler()
-			wg.Go(func() {
-				defer pc.AsyncClose()
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case m, ok := <-pc.Messages():
-						if !ok {
-							return
-						}
-						h(m)
-					}
-				}
-			})
-		}
-	}
-	<-ctx.Done()
-	return nil
+	return fmt.Errorf("view: %w", err)
 }
 
 // symbol returns the state of a symbol; t.mu is held.
