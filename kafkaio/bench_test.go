@@ -157,7 +157,7 @@ func BenchmarkStage(b *testing.B) {
 						default:
 							output = ToSink[[]byte](discard[[]byte]{})
 						}
-						s, err := NewStage(group, Input[[]byte]{Topic: in, Codec: Raw{}}, passRaw, output,
+						s, err := NewStage(group, Input[[]byte]{Topic: in, Decoder: Raw{}}, passRaw, output,
 							WithBrokers(k.addrs, k.config(b)), WithTransactionTimeout(5*time.Second))
 						require.NoError(b, err, "NewStage")
 						b.StartTimer()
@@ -192,7 +192,7 @@ func BenchmarkStageLatency(b *testing.B) {
 		const parts, rate, seconds = 3, 20_000, 3
 		for b.Loop() {
 			in, out := k.topic(b, parts, nil), k.topic(b, parts, nil)
-			s, err := NewStage(name(b, "group"), Input[px]{Topic: in, Codec: pxCodec}, func() (stream.Operator[px, px], error) { return identity[px]{}, nil },
+			s, err := NewStage(name(b, "group"), Input[px]{Topic: in, Decoder: pxCodec}, func() (stream.Operator[px, px], error) { return identity[px]{}, nil },
 				ToTopic(out, pxCodec), WithBrokers(k.addrs, k.config(b)), WithTransactionTimeout(5*time.Second))
 			require.NoError(b, err, "NewStage")
 			run := startStage(b, s)

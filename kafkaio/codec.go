@@ -11,7 +11,7 @@ import (
 	"github.com/tidemark-go/tidemark/stream"
 )
 
-// Codec converts between Kafka records and events of type T.
+// Decoder turns Kafka records into events of type T, for a stage's inputs.
 //
 // Decode turns a record's key, value and timestamp (stream.MinTime when the
 // record has none) into an event. The slices are only valid during the call:
@@ -20,20 +20,35 @@ import (
 // forwarded there untouched; it is never fatal. Return a *DecodeError to name
 // the kind of error.
 //
-// AppendValue appends the encoding of e's value to dst and returns the extended
-// slice; the record key is always e.Key and the record timestamp e.Time. An
-// error from AppendValue is returned by Sink.Write, and stops a stage's
-// transaction (the stage recovers and meets it again: encoding errors are
-// bugs to fix, not bad input).
-//
-// A Stage calls its codecs from its one processing goroutine, for every
-// partition it runs, and a Sink calls AppendValue from the goroutines that
-// call Write: a codec given to one stage, or to a sink written from one
-// goroutine, need not be safe for concurrent use (it may keep scratch
-// buffers or caches); JSON and Raw are safe for concurrent use.
-type Codec[T any] interface {
+// A Stage calls its decoders from its one processing goroutine, for every
+// partition it runs: a decoder given to one stage need not be safe for
+// concurrent use (it may keep scratch buffers or caches).
+type Decoder[T any] interface {
 	Decode(key, value []byte, timestamp stream.Time) (stream.Event[T], error)
+}
+
+// Encoder turns events of type T into record values, for a stage's outputs
+// and a Sink.
+//
+// AppendValue appends the encoding of e's value to dst and returns the
+// extended slice; the record key is always e.Key and the record timestamp
+// e.Time. A stage that cannot encode a result dead-letters its input (see
+// Results that cannot be written in the package documentation); a Sink's
+// Write returns the error.
+//
+// A Stage calls its encoders from its one processing goroutine, and a Sink
+// from the goroutines that call Write: an encoder given to one stage, or
+// to a sink written from one goroutine, need not be safe for concurrent
+// use.
+type Encoder[T any] interface {
 	AppendValue(dst []byte, e stream.Event[T]) ([]byte, error)
+}
+
+// Codec is both: what a topic written by one stage and read by another
+// needs. JSON and Raw are codecs, safe for concurrent use.
+type Codec[T any] interface {
+	Decoder[T]
+	Encoder[T]
 }
 
 // DecodeError is what a Codec returns for a record it cannot decode. Kind is a

@@ -77,7 +77,7 @@ func deadLetterMessage(m *sarama.ConsumerMessage, err error, kind, topic string,
 }
 
 func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error, skip bool) {
-	if rt.prod != nil && rt.prod.err() != nil {
+	if rt.tx != nil && rt.tx.err() != nil {
 		return // the transaction failed: recovery writes it again
 	}
 	kind := errorKind(err)
@@ -87,8 +87,38 @@ func (rt *runtime) deadLetter(m *sarama.ConsumerMessage, err error, skip bool) {
 			"kind", kind, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset,
 			"dead_letter", cmp.Or(rt.st.cfg.deadLetter, "none"), "skip_dead_letter", skip, "error", err)
 	}
-	if rt.st.cfg.deadLetter == "" || rt.prod == nil || skip {
+	if rt.st.cfg.deadLetter == "" || rt.tx == nil || skip {
 		return
 	}
 	rt.sendDeadLetter(m, err, kind, refusedOutput{})
+}
+
+// forwardLate writes a late record to topic, untouched, with the headers
+// that say where it came from, in the stage's transaction.
+func (rt *runtime) forwardLate(m *sarama.ConsumerMessage, topic string) {
+	if rt.tx == nil || rt.tx.err() != nil {
+		return // the transaction failed: recovery forwards it again
+	}
+	om := rt.tx.message()
+	om.dead = true
+	om.key.b = append(om.key.b, m.Key...)
+	om.val.b = append(om.val.b, m.Value...)
+	hs := make([]sarama.RecordHeader, 0, len(m.Headers)+3)
+	for _, h := range m.Headers {
+		if h != nil {
+			hs = append(hs, *h)
+		}
+	}
+	hs = append(hs,
+		sarama.RecordHeader{Key: []byte(HeaderTopic), Value: []byte(m.Topic)},
+		sarama.RecordHeader{Key: []byte(HeaderPartition), Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
+		sarama.RecordHeader{Key: []byte(HeaderOffset), Value: strconv.AppendInt(nil, m.Offset, 10)})
+	om.msg = sarama.ProducerMessage{Topic: topic, Headers: hs, Timestamp: m.Timestamp, Partition: -1}
+	if m.Key != nil {
+		om.msg.Key = &om.key
+	}
+	if m.Value != nil {
+		om.msg.Value = &om.val
+	}
+	_ = rt.tx.send(rt.writes, om)
 }

@@ -7,7 +7,7 @@
 //
 //	cfg, _ := kafkaio.NewConfig(kafkaio.WithCompression(sarama.CompressionLZ4))
 //	stage, _ := kafkaio.NewStage("moving",
-//		kafkaio.Input[Price]{Topic: "btc-price", Codec: priceCodec, Lateness: 10 * time.Second},
+//		kafkaio.Input[Price]{Topic: "btc-price", Decoder: priceCodec, Lateness: 10 * time.Second},
 //		func() (stream.Operator[Price, []window.Statistics], error) { return newMovingOperator() },
 //		kafkaio.ToTopic("btc-price-moving", movingCodec),
 //		kafkaio.WithBrokers(brokers, cfg), kafkaio.WithDeadLetter("btc-price-dlq"))

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/tidemark-go/tidemark/internal/embedded"
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/stream"
 	"github.com/tidemark-go/tidemark/window"
 )
@@ -30,9 +30,10 @@ var priceCodec = kafkaio.JSON[Price]{
 	Time: func(p *Price) (stream.Time, error) { return stream.TimeOf(p.Timestamp), nil },
 }
 
-// startKafka starts an in-process Kafka-protocol broker with the topic btc-price.
-func startKafka() (*embedded.Kafka, sarama.Client) {
-	k, err := embedded.NewKafka()
+// startKafka starts an in-process Kafka-protocol broker (package kafkatest)
+// with the topic btc-price; any Kafka does.
+func startKafka() (*kafkatest.Cluster, sarama.Client) {
+	k, err := kafkatest.NewCluster()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func startKafka() (*embedded.Kafka, sarama.Client) {
 }
 
 func ExampleEnsureTopics() {
-	k, err := embedded.NewKafka()
+	k, err := kafkatest.NewCluster() // an in-process Kafka; any Kafka does
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func ExampleNewStage() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	stage, err := kafkaio.NewStage("example", kafkaio.Input[Price]{Topic: "btc-price", Codec: priceCodec, Lateness: 0},
+	stage, err := kafkaio.NewStage("example", kafkaio.Input[Price]{Topic: "btc-price", Decoder: priceCodec, Lateness: 0},
 		meanOver1m, kafkaio.ToTopic("btc-price-mean", kafkaio.JSON[string]{}),
 		kafkaio.WithBrokers(k.Addrs(), cfg), kafkaio.WithDeadLetter("btc-price-dlq"))
 	if err != nil {

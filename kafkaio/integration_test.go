@@ -16,9 +16,10 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
-	"github.com/tidemark-go/tidemark/internal/embedded"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestMain(m *testing.M) {
@@ -35,8 +36,8 @@ const brokersEnv = "TIDEMARK_KAFKA_BROKERS"
 // cluster is a Kafka for one test.
 type cluster struct {
 	addrs []string
-	fake  *embedded.Kafka // nil for the real broker
-	owner testing.TB      // the test the cluster belongs to
+	fake  *fakeKafka // nil for the real broker
+	owner testing.TB // the test the cluster belongs to
 
 	adminOnce sync.Once
 	adm       sarama.ClusterAdmin
@@ -50,10 +51,59 @@ func backends(t *testing.T, f func(t *testing.T, k *cluster)) {
 	t.Run("kafka", func(t *testing.T) { f(t, realCluster(t)) })
 }
 
-func fakeCluster(tb testing.TB, opts ...embedded.KafkaOption) *cluster {
+func fakeCluster(tb testing.TB, opts ...kafkatest.Option) *cluster {
 	tb.Helper()
-	k := embeddedtest.StartKafka(tb, opts...)
-	return &cluster{addrs: k.Addrs(), fake: k, owner: tb}
+	k := kafkatest.New(tb, opts...)
+	return &cluster{addrs: k.Addrs(), fake: &fakeKafka{k: k, tb: tb}, owner: tb}
+}
+
+// fakeKafka is the in-process cluster of a test (kafkatest's).
+type fakeKafka struct {
+	k  *kafkatest.Cluster
+	tb testing.TB
+}
+
+// Close takes the cluster away for good.
+func (f *fakeKafka) Close() error { return f.k.Close() }
+
+// Cluster returns the cluster's fault injection for the tests that
+// describe their faults in kfake's terms (Fault, ControlKey, KeepControl).
+func (f *fakeKafka) Cluster() kfakeFaults { return kfakeFaults{f} }
+
+// kfakeFaults installs faults described in kfake's terms on a kafkatest
+// cluster, through kafkatest's Fail and Control.
+type kfakeFaults struct{ f *fakeKafka }
+
+// ControlKey runs fn on the requests of API key key, as kfake's ControlKey,
+// through kafkatest.Cluster.Control, and fails the test if it cannot.
+// kafkatest keeps a control function until it is removed, as kfake does
+// when the function calls KeepControl, which these tests' functions do.
+func (k kfakeFaults) ControlKey(key int16, fn func(kmsg.Request) (kmsg.Response, error, bool)) {
+	k.f.tb.Helper()
+	_, err := k.f.k.Control(kafkatest.APIKey(key), fn)
+	require.NoError(k.f.tb, err, "install the control function of key %d", key)
+}
+
+// KeepControl does nothing: kafkatest keeps control functions (see
+// ControlKey).
+func (kfakeFaults) KeepControl() {}
+
+// Fault installs f (its Keys, Topic, Partitions, Group, TxnID, Err and
+// Count) with kafkatest.Cluster.Fail, and fails the test if it cannot.
+func (k kfakeFaults) Fault(f kfake.Fault) *kafkatest.Fault {
+	k.f.tb.Helper()
+	keys := make([]kafkatest.APIKey, len(f.Keys))
+	for i, key := range f.Keys {
+		keys[i] = kafkatest.APIKey(key)
+	}
+	var code sarama.KError
+	if f.Err != nil {
+		code = sarama.KError(f.Err.Code)
+	}
+	fault, err := k.f.k.Fail(kafkatest.Failure{Requests: keys, Topic: f.Topic, Partitions: f.Partitions, Group: f.Group,
+		TransactionalID: f.TxnID, Err: code, Count: f.Count})
+	require.NoError(k.f.tb, err, "install the fault %+v", f)
+	return fault
 }
 
 func realCluster(tb testing.TB) *cluster {

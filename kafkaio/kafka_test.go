@@ -212,7 +212,7 @@ func TestNewSinkKafka(t *testing.T) {
 // Run, not retried forever: a missing input topic, or a stage run twice.
 func TestStageRunFailures(t *testing.T) {
 	k := fakeCluster(t)
-	s, err := NewStage(name(t, "g"), Input[px]{Topic: name(t, "missing"), Codec: pxCodec}, newMoving,
+	s, err := NewStage(name(t, "g"), Input[px]{Topic: name(t, "missing"), Decoder: pxCodec}, newMoving,
 		ToTopic(k.topic(t, 1, nil), mstatCodec), k.stageOpts(t)...)
 	require.NoError(t, err, "NewStage")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -49,6 +49,7 @@ type stageConfig struct {
 	txnTimeout     time.Duration
 	latency        func(d time.Duration, records int)
 	onRecordError  OnRecordError
+	sides          []outputWriter
 	ensure         []TopicSpec
 	idle           time.Duration
 }

@@ -56,7 +56,7 @@ func roundTrip(t *testing.T, k *cluster, cfg *sarama.Config) {
 	require.NoError(t, sink.Close(context.Background()), "close sink")
 
 	group := name(t, "group")
-	stage, err := NewStage(group, Input[tick]{Topic: in, Codec: JSON[tick]{}}, identityOp, ToTopic(out, JSON[tick]{}),
+	stage, err := NewStage(group, Input[tick]{Topic: in, Decoder: JSON[tick]{}}, identityOp, ToTopic(out, JSON[tick]{}),
 		WithBrokers(k.addrs, cfg), WithCommitInterval(50*time.Millisecond), WithTransactionTimeout(5*time.Second))
 	require.NoError(t, err, "NewStage")
 	done := make(chan error, 1)

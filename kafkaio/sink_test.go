@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,8 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/tidemark-go/tidemark/internal/embedded"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -29,17 +27,9 @@ type restartable struct {
 
 func restartableBackends(t *testing.T, f func(t *testing.T, k *restartable)) {
 	t.Run("kfake", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err, "free port")
-		port := ln.Addr().(*net.TCPAddr).Port
-		require.NoError(t, ln.Close(), "free port")
-		opts := []embedded.KafkaOption{embedded.KafkaPorts(port), embedded.KafkaDataDir(t.TempDir())}
-		k := &restartable{cluster: fakeCluster(t, opts...)}
-		outer := t
+		k := &restartable{cluster: fakeCluster(t, kafkatest.WithDataDir(t.TempDir()))}
 		k.restart = func(t *testing.T, down time.Duration) {
-			require.NoError(t, k.fake.Close(), "stop the broker")
-			time.Sleep(down)
-			k.fake = embeddedtest.StartKafka(outer, opts...)
+			require.NoError(t, k.fake.k.Restart(t.Context(), down), "restart the broker on its port, with its data")
 		}
 		f(t, k)
 	})

@@ -1,8 +1,6 @@
 package kafkaio
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -12,10 +10,10 @@ import (
 	"github.com/tidemark-go/tidemark/stream"
 )
 
-// Input is a topic a Stage reads, with its codec and allowed lateness.
+// Input is a topic a Stage reads, with its decoder and allowed lateness.
 type Input[T any] struct {
-	Topic string
-	Codec Codec[T]
+	Topic   string
+	Decoder Decoder[T]
 	// Lateness is the input's allowed lateness (stream.Input). A topic written
 	// by a Tidemark stage is in event-time order in every partition and can
 	// use 0; a topic of raw events uses stream.DefaultLateness or what its
@@ -40,56 +38,30 @@ type Input[T any] struct {
 	// another stage reads and dead-letters already, so that each rejected
 	// record is forwarded once.
 	SkipDeadLetter bool
+	// Dedup says which events are duplicates (stream.Input.Dedup; default
+	// stream.ByKeyTime): stream.ByID for several events per key and
+	// millisecond, stream.NoDedup to keep them all.
+	Dedup stream.Dedup[T]
+	// Final says the input's events are final as they come, the output of
+	// an exactly-once stage, in event-time order in each partition
+	// (stream.Input.Final): each is processed at once, so that a sink stage
+	// writes the last record without waiting for a later one. Lateness and
+	// Dedup do not apply.
+	Final bool
+	// LateTopic, if set, receives the input's late records (those dropped
+	// as late, StageStats.Late), untouched, with the headers tidemark-topic,
+	// tidemark-partition and tidemark-offset, in the stage's transactions
+	// as its results are.
+	LateTopic string
 }
 
-// Output says where a Stage writes its results: to Kafka topics, exactly
-// once (ToTopic, ToTopics), or to a sink outside Kafka, at least once
-// (ToSink).
-type Output[T any] struct {
-	topic string
-	route func(stream.Event[T]) string
-	codec Codec[T]
-	sink  stream.Sink[T]
+// task returns the stream input of in.
+func (in Input[T]) task() stream.Input[T] {
+	return stream.Input[T]{Lateness: in.Lateness, MaxAhead: in.MaxAhead, Dedup: in.Dedup, Final: in.Final}
 }
 
-// ToTopic writes every result to topic, encoded by codec, in the stage's
-// transactions: exactly once.
-func ToTopic[T any](topic string, codec Codec[T]) Output[T] {
-	return Output[T]{topic: topic, codec: codec}
-}
-
-// ToTopics writes each result to the topic route returns, encoded by codec,
-// in the stage's transactions: exactly once.
-func ToTopics[T any](codec Codec[T], route func(stream.Event[T]) string) Output[T] {
-	return Output[T]{route: route, codec: codec}
-}
-
-// ToSink writes the results to sink, outside Kafka: at least once. Before
-// it commits offsets, the stage calls Flush when the sink implements
-// stream.Flusher, and commits only when it succeeded; after a crash the
-// results since the last commit are written again, so the sink should be
-// idempotent (mongoio's upserts are). The sink is used by the stage's one
-// processing goroutine.
-func ToSink[T any](sink stream.Sink[T]) Output[T] { return Output[T]{sink: sink} }
-
-// topics returns the topics the output names, which a stage checks at start.
-func (o Output[T]) topics() []string {
-	if o.topic != "" {
-		return []string{o.topic}
-	}
-	return nil
-}
-
-func (o Output[T]) check() error {
-	switch {
-	case o.sink != nil:
-		return nil
-	case o.codec == nil:
-		return fmt.Errorf("%w: output without a codec or a sink", ErrInvalidOption)
-	case o.topic == "" && o.route == nil:
-		return fmt.Errorf("%w: output without a topic or a router", ErrInvalidOption)
-	}
-	return nil
+func (in Input[T]) stage() stageInput {
+	return stageInput{topic: in.Topic, lateness: in.Lateness, maxAhead: in.MaxAhead, skipDeadLetter: in.SkipDeadLetter, lateTopic: in.LateTopic}
 }
 
 // Default stage settings.
@@ -104,16 +76,15 @@ const (
 // to a sink. See the package documentation for what is guaranteed and how.
 // Run runs it; Stats may be called from any goroutine.
 type Stage struct {
-	group     string
-	inputs    []stageInput
-	newTask   func(out *outputs) (taskCtl, []inputRunner, error)
-	outTopics []string // the topics its outputs name (a router's are learnt as it names them)
-	newOutput func(rt *runtime) *outputs
-	exactly   bool // results go to Kafka in transactions
-	cfg       stageConfig
-	log       *slog.Logger
-	bounds    stream.Bounds
-	started   atomic.Bool
+	group   string
+	inputs  []stageInput
+	newTask func() (taskCtl, []inputRunner, error)
+	outputs []outputWriter // the main one first, then the sides
+	exactly bool           // results go to Kafka in transactions
+	cfg     stageConfig
+	log     *slog.Logger
+	bounds  stream.Bounds
+	started atomic.Bool
 
 	stats stageCounters
 
@@ -145,14 +116,16 @@ type stageInput struct {
 	lateness       time.Duration
 	maxAhead       time.Duration
 	skipDeadLetter bool
+	lateTopic      string
 }
 
 // NewStage returns a stage that reads in.Topic as a member of group, runs
 // one task per partition with an operator from newOp, and writes the results
-// to out. newOp is called once here, to check it and learn the operator's
-// bounds, and once per task. WithBrokers is required: the stage makes its
-// own clients (a consumer group member, a producer, a reader for replays)
-// from its config, which should come from NewConfig.
+// to out (and to the side outputs of WithSides). newOp is called here, to
+// check it and learn the operator's bounds (that operator is the first
+// task's), and once per further task. WithBrokers is required: the stage
+// makes its own clients (a consumer group member, a producer, a reader for
+// replays) from its config, which should come from NewConfig.
 func NewStage[In, Out any](group string, in Input[In], newOp func() (stream.Operator[In, Out], error), out Output[Out], opts ...StageOption) (*Stage, error) {
 	if newOp == nil {
 		return nil, fmt.Errorf("%w: nil operator factory", ErrInvalidOption)
@@ -164,25 +137,27 @@ func NewStage[In, Out any](group string, in Input[In], newOp func() (stream.Oper
 	if op == nil {
 		return nil, fmt.Errorf("%w: the operator factory returned nil", ErrInvalidOption)
 	}
-	if in.Codec == nil {
-		return nil, fmt.Errorf("%w: input %q without a codec", ErrInvalidOption, in.Topic)
+	if in.Decoder == nil {
+		return nil, fmt.Errorf("%w: input %q without a decoder", ErrInvalidOption, in.Topic)
 	}
-	s, err := newStage(group, []stageInput{{in.Topic, in.Lateness, in.MaxAhead, in.SkipDeadLetter}}, op.Bounds(), out.sink == nil, out.check(), opts)
+	main := &writer[Out]{out: out}
+	s, err := newStage(group, []stageInput{in.stage()}, op.Bounds(), main, opts)
 	if err != nil {
 		return nil, err
 	}
-	s.outTopics = out.topics()
-	s.newOutput = func(rt *runtime) *outputs { return newOutputs(rt, out) }
-	s.newTask = func(o *outputs) (taskCtl, []inputRunner, error) {
-		op, err := newOp()
+	first := op
+	s.newTask = func() (taskCtl, []inputRunner, error) {
+		op := first
+		if first != nil {
+			first = nil
+		} else if op, err = newOp(); err != nil {
+			return nil, nil, err
+		}
+		t, err := stream.NewTask(op, in.task(), main)
 		if err != nil {
 			return nil, nil, err
 		}
-		t, err := stream.NewTask(op, stream.Input[In]{Lateness: in.Lateness, MaxAhead: in.MaxAhead}, o.emitter.(stream.Emitter[Out]))
-		if err != nil {
-			return nil, nil, err
-		}
-		return t, []inputRunner{&typedInput[In]{in: t.Input(), codec: in.Codec, maxAhead: in.MaxAhead}}, nil
+		return t, []inputRunner{&typedInput[In]{in: t.Input(), dec: in.Decoder, maxAhead: in.MaxAhead}}, nil
 	}
 	return s, nil
 }
@@ -204,48 +179,53 @@ func NewTwoInputStage[L, R, Out any](group string, left Input[L], right Input[R]
 	if op == nil {
 		return nil, fmt.Errorf("%w: the operator factory returned nil", ErrInvalidOption)
 	}
-	if left.Codec == nil || right.Codec == nil {
-		return nil, fmt.Errorf("%w: input without a codec", ErrInvalidOption)
+	if left.Decoder == nil || right.Decoder == nil {
+		return nil, fmt.Errorf("%w: input without a decoder", ErrInvalidOption)
 	}
 	if left.Topic == right.Topic {
 		return nil, fmt.Errorf("%w: both inputs read topic %q", ErrInvalidOption, left.Topic)
 	}
-	s, err := newStage(group, []stageInput{{left.Topic, left.Lateness, left.MaxAhead, left.SkipDeadLetter}, {right.Topic, right.Lateness, right.MaxAhead, right.SkipDeadLetter}},
-		op.Bounds(), out.sink == nil, out.check(), opts)
+	main := &writer[Out]{out: out}
+	s, err := newStage(group, []stageInput{left.stage(), right.stage()}, op.Bounds(), main, opts)
 	if err != nil {
 		return nil, err
 	}
-	s.outTopics = out.topics()
-	s.newOutput = func(rt *runtime) *outputs { return newOutputs(rt, out) }
-	s.newTask = func(o *outputs) (taskCtl, []inputRunner, error) {
-		op, err := newOp()
+	first := op
+	s.newTask = func() (taskCtl, []inputRunner, error) {
+		op := first
+		if first != nil {
+			first = nil
+		} else if op, err = newOp(); err != nil {
+			return nil, nil, err
+		}
+		t, err := stream.NewTwoInputTask(op, left.task(), right.task(), main)
 		if err != nil {
 			return nil, nil, err
 		}
-		t, err := stream.NewTwoInputTask(op, stream.Input[L]{Lateness: left.Lateness, MaxAhead: left.MaxAhead},
-			stream.Input[R]{Lateness: right.Lateness, MaxAhead: right.MaxAhead},
-			o.emitter.(stream.Emitter[Out]))
-		if err != nil {
-			return nil, nil, err
-		}
-		return t, []inputRunner{&typedInput[L]{in: t.Left(), codec: left.Codec, maxAhead: left.MaxAhead},
-			&typedInput[R]{in: t.Right(), codec: right.Codec, maxAhead: right.MaxAhead}}, nil
+		return t, []inputRunner{&typedInput[L]{in: t.Left(), dec: left.Decoder, maxAhead: left.MaxAhead},
+			&typedInput[R]{in: t.Right(), dec: right.Decoder, maxAhead: right.MaxAhead}}, nil
 	}
 	return s, nil
 }
 
-func newStage(group string, inputs []stageInput, bounds stream.Bounds, exactly bool, outErr error, opts []StageOption) (*Stage, error) {
+func newStage(group string, inputs []stageInput, bounds stream.Bounds, main outputWriter, opts []StageOption) (*Stage, error) {
 	cfg := stageConfig{commitInterval: DefaultCommitInterval, batch: 512, txnTimeout: DefaultTransactionTimeout}
 	for _, o := range opts {
 		if o != nil {
 			o.applyStage(&cfg)
 		}
 	}
+	outputs := append([]outputWriter{main}, cfg.sides...)
+	exactly := false
+	for _, o := range outputs {
+		if err := o.check(); err != nil {
+			return nil, err
+		}
+		exactly = exactly || o.toKafka()
+	}
 	switch {
 	case len(cfg.errs) > 0:
 		return nil, cfg.errs[0]
-	case outErr != nil:
-		return nil, outErr
 	case group == "":
 		return nil, fmt.Errorf("%w: empty consumer group", ErrInvalidOption)
 	case !cfg.dial:
@@ -286,7 +266,12 @@ func newStage(group string, inputs []stageInput, bounds stream.Bounds, exactly b
 		return nil, fmt.Errorf("%w: commit interval %v must be below the transaction timeout %v",
 			ErrInvalidOption, cfg.commitInterval, cfg.txnTimeout)
 	}
-	return &Stage{group: group, inputs: inputs, exactly: exactly, cfg: cfg, log: cfg.logger, bounds: bounds}, nil
+	for _, o := range outputs {
+		if !o.claim() {
+			return nil, fmt.Errorf("%w: a side output given to two stages", ErrInvalidOption)
+		}
+	}
+	return &Stage{group: group, inputs: inputs, outputs: outputs, exactly: exactly, cfg: cfg, log: cfg.logger, bounds: bounds}, nil
 }
 
 // Stats returns the counts so far, and the stage's lag and watermark now.
@@ -297,6 +282,16 @@ func (s *Stage) Stats() StageStats {
 		st.Watermark = stream.Time(s.stats.watermark.Load())
 	}
 	return st
+}
+
+// lateTopics reports whether an input forwards its late records.
+func (s *Stage) lateTopics() bool {
+	for _, in := range s.inputs {
+		if in.lateTopic != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Bounds returns the bounds of the stage's operator.
@@ -323,7 +318,7 @@ type inputRunner interface {
 
 type typedInput[V any] struct {
 	in       *stream.TaskInput[V]
-	codec    Codec[V]
+	dec      Decoder[V]
 	maxAhead time.Duration
 }
 
@@ -333,7 +328,7 @@ func (t *typedInput[V]) idle(elapsed time.Duration)                  { t.in.Idle
 
 func (t *typedInput[V]) push(m *sarama.ConsumerMessage) (stream.Verdict, error, error) {
 	ts := recordTime(m)
-	e, derr := t.codec.Decode(m.Key, m.Value, ts)
+	e, derr := t.dec.Decode(m.Key, m.Value, ts)
 	if derr != nil {
 		return 0, derr, t.in.Skip(m.Offset)
 	}
@@ -365,124 +360,3 @@ type refusal struct {
 
 func (r *refusal) Error() string { return r.err.Error() }
 func (r *refusal) Unwrap() error { return r.err }
-
-// outputs is where the tasks of a running stage emit: an emitter of the
-// stage's output type, with the first error it met, and the sink's Flush
-// for a sink that buffers.
-type outputs struct {
-	emitter any // stream.Emitter[Out]
-	err     func() error
-	reset   func()
-	flush   func(context.Context) error
-}
-
-// topicWriter encodes results into the stage's producer.
-type topicWriter[T any] struct {
-	rt    *runtime
-	o     Output[T]
-	ot    *outTopic // o.topic's, once known
-	first error
-}
-
-func (w *topicWriter[T]) Emit(e stream.Event[T]) {
-	if w.first != nil {
-		return
-	}
-	rt := w.rt
-	p := rt.prod
-	if err := p.err(); err != nil {
-		// A record of the transaction failed: it will abort, and recovery
-		// writes this result again. Sending more would only fail more.
-		w.first = err
-		return
-	}
-	topic, ot := w.o.topic, w.ot
-	if w.o.route != nil {
-		if topic = w.o.route(e); topic == "" {
-			w.first = rt.refuse(refusedOutput{key: e.Key, t: e.Time, kind: "no-topic", err: errors.New("the router gave no topic")}, rt.originOf(e.Key, e.Time))
-			return
-		}
-		ot = nil
-	}
-	if ot == nil {
-		var err error
-		if ot, err = rt.outputTopic(topic); err != nil {
-			w.first = err
-			return
-		}
-		if w.o.route == nil {
-			w.ot = ot
-		}
-	}
-	m := p.message()
-	var err error
-	if m.val.b, err = w.o.codec.AppendValue(m.val.b, e); err != nil {
-		p.pool.Put(m)
-		w.first = rt.refuse(refusedOutput{topic: topic, key: e.Key, t: e.Time, kind: "encode", err: fmt.Errorf("encode: %w", err)}, rt.originOf(e.Key, e.Time))
-		return
-	}
-	m.msg = sarama.ProducerMessage{Topic: topic, Value: &m.val, Timestamp: e.Time.UTC(), Partition: -1}
-	if e.Key != "" {
-		m.key.b = append(m.key.b, e.Key...)
-		m.msg.Key = &m.key
-	}
-	if size := m.msg.ByteSize(2); size > ot.maxBytes {
-		w.first = rt.refuse(refusedOutput{topic: topic, key: e.Key, t: e.Time, value: m.val.b, size: size, kind: "too-large",
-			err: fmt.Errorf("%d bytes, more than the %d that %q takes", size, ot.maxBytes, topic)}, rt.originOf(e.Key, e.Time))
-		p.pool.Put(m)
-		return
-	}
-	if len(rt.suspects) > 0 || len(rt.poison) > 0 {
-		id := outputID{topic: topic, key: e.Key, t: int64(e.Time)}
-		if reason, ok := rt.poison[id]; ok {
-			w.first = rt.refuse(refusedOutput{topic: topic, key: e.Key, t: e.Time, value: m.val.b, kind: "refused", err: reason}, rt.originOf(e.Key, e.Time))
-			p.pool.Put(m)
-			return
-		}
-		if _, ok := rt.suspects[id]; ok {
-			w.first = rt.sendAlone(m, id)
-			return
-		}
-	}
-	if err := p.send(rt.writes, m); err != nil {
-		w.first = err
-		return
-	}
-	rt.st.stats.emitted.add(1)
-}
-
-// sinkWriter writes results to a sink outside Kafka.
-type sinkWriter[T any] struct {
-	rt    *runtime
-	sink  stream.Sink[T]
-	first error
-}
-
-func (w *sinkWriter[T]) Emit(e stream.Event[T]) {
-	if w.first != nil {
-		return
-	}
-	err := w.sink.Write(w.rt.writes, e)
-	switch {
-	case err == nil:
-		w.rt.st.stats.emitted.add(1)
-		w.rt.written = append(w.rt.written, writtenResult{key: e.Key, t: e.Time, from: w.rt.originOf(e.Key, e.Time)})
-	case errors.Is(err, stream.ErrRejected):
-		w.first = w.rt.refuse(refusedOutput{key: e.Key, t: e.Time, kind: "sink", err: err}, w.rt.originOf(e.Key, e.Time))
-	default:
-		w.first = fmt.Errorf("kafkaio: sink: %w", err)
-	}
-}
-
-func newOutputs[T any](rt *runtime, o Output[T]) *outputs {
-	if o.sink != nil {
-		w := &sinkWriter[T]{rt: rt, sink: o.sink}
-		out := &outputs{emitter: stream.Emitter[T](w), err: func() error { return w.first }, reset: func() { w.first = nil }}
-		if f, ok := o.sink.(stream.Flusher); ok {
-			out.flush = f.Flush
-		}
-		return out
-	}
-	w := &topicWriter[T]{rt: rt, o: o}
-	return &outputs{emitter: stream.Emitter[T](w), err: func() error { return w.first }, reset: func() { w.first = nil }}
-}

@@ -26,7 +26,7 @@ func (rt *runtime) commit() error {
 			return rt.recoverAll(err)
 		}
 	}
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		// A result was not written: committing would skip it.
 		return rt.recoverAll(err)
 	}
@@ -50,7 +50,9 @@ func (rt *runtime) commitPositions() (ok bool, err error) {
 	offsets := rt.offsets()
 	meta := sarama.NewConsumerGroupMetadataFromSession(sess, rt.st.group, rt.instanceID())
 	if rt.st.exactly {
-		err = rt.prod.commit(offsets, meta)
+		if err = rt.flushSinks(); err == nil {
+			err = rt.tx.commit(offsets, meta)
+		}
 	} else {
 		err = rt.commitAtLeastOnce(offsets, meta)
 	}
@@ -76,19 +78,14 @@ func (rt *runtime) committed() {
 }
 
 func (rt *runtime) commitAtLeastOnce(offsets map[string][]*sarama.PartitionOffsetMetadata, meta *sarama.ConsumerGroupMetadata) error {
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		return err
 	}
-	if rt.out.flush != nil {
-		if err := rt.sinkRejections(rt.out.flush(rt.writes)); err != nil {
-			if stops(err) {
-				return err
-			}
-			return fmt.Errorf("kafkaio: flush sink: %w", err)
-		}
+	if err := rt.flushSinks(); err != nil {
+		return err
 	}
-	if rt.prod != nil {
-		if err := rt.prod.flush(rt.writes); err != nil {
+	if rt.tx != nil {
+		if err := rt.tx.flush(rt.writes); err != nil {
 			return fmt.Errorf("kafkaio: dead-letter topic: %w", err)
 		}
 	}
@@ -101,16 +98,8 @@ func (rt *runtime) commitAtLeastOnce(offsets map[string][]*sarama.PartitionOffse
 // offsets gathers the checkpoints of the running tasks.
 func (rt *runtime) offsets() map[string][]*sarama.PartitionOffsetMetadata {
 	out := make(map[string][]*sarama.PartitionOffsetMetadata, len(rt.st.inputs))
-	for _, s := range rt.slots {
-		if s.task == nil || s.task.Replaying() {
-			continue
-		}
-		rt.cps = s.task.Checkpoints(rt.cps[:0])
-		for _, c := range rt.cps {
-			meta := c.Metadata
-			topic := rt.st.inputs[c.Input].topic
-			out[topic] = append(out[topic], &sarama.PartitionOffsetMetadata{Partition: s.p, Offset: c.Offset, Metadata: &meta, LeaderEpoch: -1})
-		}
+	for _, s := range rt.parts {
+		rt.cps = s.checkpoints(rt, out, rt.cps)
 	}
 	return out
 }
@@ -118,7 +107,7 @@ func (rt *runtime) offsets() map[string][]*sarama.PartitionOffsetMetadata {
 // finalCommit commits on a context that is not cancelled, once: a failure
 // is reported, not recovered from.
 func (rt *runtime) finalCommit() error {
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		return fmt.Errorf("kafkaio: stage %q: no final commit, a result was not written: %w (the next owner processes it again)", rt.st.group, err)
 	}
 	ctx := rt.ctx

@@ -40,7 +40,7 @@ func TestStageBrokerRestart(t *testing.T) {
 				const parts = 3
 				r := rand.New(rand.NewPCG(61, uint64(lateness)))
 				in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
-				input := Input[px]{Topic: in, Codec: pxCodec, Lateness: lateness}
+				input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: lateness}
 				group := name(t, "group")
 				s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t)...)
 				require.NoError(t, err, "NewStage")
@@ -73,7 +73,7 @@ func TestStageAbort(t *testing.T) {
 	in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
 	trace := pxTrace(t, r, in, parts, 4000, time.Second)
 	produceWallClock(t, k, in, pxCodec, trace)
-	input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+	input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 	victim := trace[2500]
 	fail := 4 // the first send and a retry, twice: two aborts
 	k.fake.Cluster().ControlKey(0, func(req kmsg.Request) (kmsg.Response, error, bool) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/tidemark-go/tidemark/internal/backoff"
 )
 
 // fatalGroupError reports consumer group errors that retrying cannot fix.
@@ -23,7 +24,7 @@ func fatalGroupError(err error) bool {
 // consume runs the consumer group until it is closed or fails for good.
 func (rt *runtime) consume() {
 	h := stageHandler{rt}
-	backoff := 100 * time.Millisecond
+	b := backoff.New(100*time.Millisecond, 10*time.Second, 0)
 	topics := rt.st.topics()
 	for {
 		err := rt.group.Consume(context.Background(), topics, h)
@@ -32,16 +33,15 @@ func (rt *runtime) consume() {
 			return
 		}
 		if err == nil {
-			backoff = 100 * time.Millisecond
+			b.Reset()
 			continue
 		}
 		if fatalGroupError(err) {
 			rt.consumed <- fmt.Errorf("kafkaio: stage %q on %v: %w", rt.st.group, topics, err)
 			return
 		}
-		rt.log.Warn("kafkaio: consumer group session failed; retrying", "group", rt.st.group, "retry_in", backoff, "error", err)
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 10*time.Second)
+		rt.log.Warn("kafkaio: consumer group session failed; retrying", "group", rt.st.group, "attempt", b.Attempts()+1, "error", err)
+		_ = b.Wait(context.Background()) // the group's Close ends Consume, not this wait
 	}
 }
 
@@ -166,17 +166,17 @@ func (s *Stage) inputIndex(topic string) int {
 	return -1
 }
 
-// claimStarted registers a claim and builds the slot's task once every
+// claimStarted registers a claim and builds the partition's task once every
 // input of the partition number is claimed.
 func (rt *runtime) claimStarted(c *claimRef) error {
-	s := rt.slots[c.partition]
+	s := rt.parts[c.partition]
 	if s == nil {
 		n := len(rt.st.inputs)
-		s = &slot{p: c.partition, claims: make([]*claimRef, n), first: make([]int64, n), lastAt: make([]time.Time, n)}
+		s = &partitionTask{p: c.partition, claims: make([]*claimRef, n), first: make([]int64, n), lastAt: make([]time.Time, n)}
 		for i := range s.first {
 			s.first[i] = -1
 		}
-		rt.slots[c.partition] = s
+		rt.parts[c.partition] = s
 	}
 	s.claims[c.input] = c
 	for _, cl := range s.claims {
@@ -184,7 +184,7 @@ func (rt *runtime) claimStarted(c *claimRef) error {
 			return nil
 		}
 	}
-	if err := rt.build(s, nil); err != nil {
+	if err := s.build(rt, nil); err != nil {
 		return err
 	}
 	for _, cl := range s.claims {
@@ -195,7 +195,7 @@ func (rt *runtime) claimStarted(c *claimRef) error {
 
 // claimEnded commits what the claim's task emitted and drops the task.
 func (rt *runtime) claimEnded(c *claimRef) error {
-	s := rt.slots[c.partition]
+	s := rt.parts[c.partition]
 	if s == nil || s.claims[c.input] != c {
 		return nil
 	}
@@ -218,7 +218,7 @@ func (rt *runtime) claimEnded(c *claimRef) error {
 		empty = empty && cl == nil
 	}
 	if empty {
-		delete(rt.slots, c.partition)
+		delete(rt.parts, c.partition)
 	}
 	return err
 }

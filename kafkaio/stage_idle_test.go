@@ -31,7 +31,7 @@ func referenceFinished[In, Out any](tb testing.TB, k *cluster, in Input[In], par
 		task, err := stream.NewTask(op, stream.Input[In]{Lateness: in.Lateness}, &enc)
 		require.NoError(tb, err, "task")
 		for _, m := range ms {
-			e, err := in.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			e, err := in.Decoder.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
 			require.NoError(tb, err, "decode")
 			_, err = task.Input().Push(m.Offset, e)
 			require.NoError(tb, err, "push")
@@ -87,7 +87,7 @@ func TestStageIdleAdvance(t *testing.T) {
 		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
 		trace := pxTrace(t, rand.New(rand.NewPCG(81, 1)), in, parts, 2000, lateness)
 		trace = trace[:len(trace)-parts] // no sentinels: the input just stops
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: lateness}
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: lateness}
 		group := name(t, "group")
 		s, err := NewStage(group, input, newBonus, ToTopic(out, bothCodec), k.stageOpts(t, WithIdleAdvance(idle))...)
 		require.NoError(t, err, "NewStage")
@@ -136,7 +136,7 @@ func TestStageIdleShortGaps(t *testing.T) {
 		const idle = 1500 * time.Millisecond
 		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
 		trace := pxTrace(t, r, in, parts, 2000, time.Second)
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 		group := name(t, "group")
 		s, err := NewStage(group, input, newBonus, ToTopic(out, bothCodec), k.stageOpts(t, WithIdleAdvance(idle))...)
 		require.NoError(t, err, "NewStage")
@@ -175,7 +175,7 @@ func lateCount(t *testing.T, k *cluster, in Input[px], parts int32) uint64 {
 		task, err := stream.NewTask(op, stream.Input[px]{Lateness: in.Lateness}, stream.EmitFunc[lookahead.Both[float64]](func(stream.Event[lookahead.Both[float64]]) {}))
 		require.NoError(t, err, "task")
 		for _, m := range ms {
-			e, err := in.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			e, err := in.Decoder.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
 			require.NoError(t, err, "decode")
 			_, err = task.Input().Push(m.Offset, e)
 			require.NoError(t, err, "push")
@@ -215,7 +215,7 @@ func TestStageLagExcludesMarkers(t *testing.T) {
 			require.NoError(t, p.CommitTxn(), "commit")
 			trace = trace[n:]
 		}
-		input := Input[px]{Topic: in, Codec: pxCodec}
+		input := Input[px]{Topic: in, Decoder: pxCodec}
 		group := name(t, "group")
 		s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t)...)
 		require.NoError(t, err, "NewStage")

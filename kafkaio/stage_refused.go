@@ -49,11 +49,11 @@ type originKey struct {
 	offset    int64
 }
 
-// resultOrigin is where a result comes from: the task's slot, and the
+// resultOrigin is where a result comes from: the partition task, and the
 // input record (exact: the record of the event with the result's key and
 // time; else the record whose push made it final, if known).
 type resultOrigin struct {
-	s            *slot
+	s            *partitionTask
 	o            stream.Origin
 	exact, known bool
 }
@@ -89,7 +89,7 @@ func (rt *runtime) refuse(r refusedOutput, from resultOrigin) error {
 	if known {
 		re.Topic, re.Partition, re.Offset = rt.st.inputs[o.Input].topic, s.p, o.Offset
 	}
-	if rt.st.cfg.onRecordError == StopOnRecordError || rt.st.cfg.deadLetter == "" || rt.prod == nil {
+	if rt.st.cfg.onRecordError == StopOnRecordError || rt.st.cfg.deadLetter == "" || rt.tx == nil {
 		rt.log.Error("kafkaio: a result cannot be written; stopping (WithOnRecordError, WithDeadLetter)",
 			"group", rt.st.group, "error", re)
 		return re
@@ -124,9 +124,9 @@ func (rt *runtime) refuse(r refusedOutput, from resultOrigin) error {
 	return nil
 }
 
-// inputRecord returns the input record at o of slot s: from the batch being
+// inputRecord returns the input record at o of partition task s: from the batch being
 // processed, or read again from its partition.
-func (rt *runtime) inputRecord(s *slot, o stream.Origin) (*sarama.ConsumerMessage, error) {
+func (rt *runtime) inputRecord(s *partitionTask, o stream.Origin) (*sarama.ConsumerMessage, error) {
 	topic := rt.st.inputs[o.Input].topic
 	if b := rt.curBatch; len(b) > 0 && b[0].Topic == topic && b[0].Partition == s.p {
 		i := sort.Search(len(b), func(i int) bool { return b[i].Offset >= o.Offset })
@@ -159,7 +159,7 @@ func (rt *runtime) inputRecord(s *slot, o stream.Origin) (*sarama.ConsumerMessag
 // fit, with the reason in headers and, for a refused result r, its topic
 // and size.
 func (rt *runtime) sendDeadLetter(m *sarama.ConsumerMessage, reason error, kind string, r refusedOutput) {
-	om := rt.prod.message()
+	om := rt.tx.message()
 	om.dead = true
 	om.key.b = append(om.key.b, m.Key...)
 	om.val.b = append(om.val.b, m.Value...)
@@ -187,7 +187,7 @@ func (rt *runtime) sendDeadLetter(m *sarama.ConsumerMessage, reason error, kind 
 		om.val.b = om.val.b[:len(om.val.b)-cut]
 		om.key.b = om.key.b[:max(len(om.key.b)-(over-cut), 0)]
 	}
-	if rt.prod.send(rt.writes, om) == nil {
+	if rt.tx.send(rt.writes, om) == nil {
 		rt.st.stats.deadLettered.add(1)
 	}
 }
@@ -197,14 +197,14 @@ func (rt *runtime) sendDeadLetter(m *sarama.ConsumerMessage, reason error, kind 
 // transaction fails, and the rebuilt task dead-letters its input. Written,
 // it is no longer a suspect.
 func (rt *runtime) sendAlone(m *stageMsg, id outputID) error {
-	if err := rt.prod.flush(rt.writes); err != nil {
-		rt.prod.pool.Put(m)
+	if err := rt.tx.flush(rt.writes); err != nil {
+		rt.tx.pool.Put(m)
 		return err
 	}
-	if err := rt.prod.send(rt.writes, m); err != nil {
+	if err := rt.tx.send(rt.writes, m); err != nil {
 		return err
 	}
-	if err := rt.prod.flush(rt.writes); err != nil {
+	if err := rt.tx.flush(rt.writes); err != nil {
 		if recordRefused(err) {
 			rt.poison[id] = err
 			delete(rt.suspects, id)
@@ -257,10 +257,10 @@ func slicesDeleteOrigin(hs []sarama.RecordHeader) []sarama.RecordHeader {
 // transaction that is being aborted: the results become suspects; a
 // refused dead letter stops the stage, which has nowhere else to put it.
 func (rt *runtime) learnRefused() error {
-	if rt.prod == nil {
+	if rt.tx == nil {
 		return nil
 	}
-	ids, dead := rt.prod.takeRefused()
+	ids, dead := rt.tx.takeRefused()
 	for _, id := range ids {
 		if _, poison := rt.poison[id]; !poison {
 			rt.suspects[id] = struct{}{}

@@ -59,7 +59,7 @@ func TestStageOutputRefusedByBroker(t *testing.T) {
 					})
 				}
 				produceWallClock(t, k, in, pxCodec, trace)
-				input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+				input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 				group := name(t, "group")
 				s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t, WithDeadLetter(dlq))...)
 				require.NoError(t, err, "NewStage")

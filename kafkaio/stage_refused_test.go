@@ -109,7 +109,7 @@ func TestStagePoisonOutput(t *testing.T) {
 				trace, victim := withVictim(pxTrace(t, r, in, parts, 3000, time.Second),
 					stream.Event[px]{Key: "POISON", Value: px{P: 5000}})
 				produceWallClock(t, k, in, pxCodec, trace)
-				input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+				input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 				poison := k.find(t, in, parts, victim.Key)
 				group := name(t, "group")
 				opts := k.stageOpts(t, WithDeadLetter(dlq))
@@ -194,7 +194,7 @@ func TestStageMissingTopics(t *testing.T) {
 	backends(t, func(t *testing.T, k *cluster) {
 		in := k.topic(t, 2, nil)
 		produceWallClock(t, k, in, pxCodec, pxTrace(t, rand.New(rand.NewPCG(1, 2)), in, 2, 100, 0))
-		input := Input[px]{Topic: in, Codec: pxCodec}
+		input := Input[px]{Topic: in, Decoder: pxCodec}
 		for _, tc := range []struct {
 			name    string
 			out     func(missing string) (Output[[]mstat], []StageOption)
@@ -252,7 +252,7 @@ func TestStageStatsOnce(t *testing.T) {
 		p, err := sarama.NewSyncProducerFromClient(k.client(t, nil))
 		require.NoError(t, err, "producer")
 		require.NoError(t, p.SendMessages(bad), "bad records")
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 		run := func(fail bool) StageStats {
 			out := k.topic(t, parts, nil)
 			group := name(t, "group")
@@ -307,7 +307,7 @@ func TestStageTooFarAhead(t *testing.T) {
 			}
 		}
 		produceWallClock(t, k, in, pxCodec, trace)
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second, MaxAhead: time.Hour}
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second, MaxAhead: time.Hour}
 		group := name(t, "group")
 		s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t, WithDeadLetter(dlq))...)
 		require.NoError(t, err, "NewStage")
@@ -337,7 +337,7 @@ func countLate(t *testing.T, k *cluster, in Input[px], parts int32) uint64 {
 		task, err := stream.NewTask(op, stream.Input[px]{Lateness: in.Lateness, MaxAhead: in.MaxAhead}, stream.EmitFunc[[]mstat](func(stream.Event[[]mstat]) {}))
 		require.NoError(t, err, "task")
 		for _, m := range ms {
-			e, err := in.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			e, err := in.Decoder.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
 			if err != nil {
 				continue
 			}
@@ -362,7 +362,7 @@ func referenceOneWith[In, Out any](tb testing.TB, k *cluster, in Input[In], part
 		task, err := stream.NewTask(op, stream.Input[In]{Lateness: in.Lateness}, &enc)
 		require.NoError(tb, err, "task")
 		for _, m := range ms {
-			e, err := in.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			e, err := in.Decoder.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
 			if err != nil || !keep(e) {
 				require.NoError(tb, task.Input().Skip(m.Offset), "skip")
 				continue
@@ -420,7 +420,7 @@ func TestStageSinkRejections(t *testing.T) {
 		trace, w := withVictim(trace, stream.Event[px]{Key: "REFUSED-AT-WRITE", Value: px{P: 1}})
 		trace, f := withVictim(trace, stream.Event[px]{Key: "REFUSED-AT-FLUSH", Value: px{P: 2}})
 		produceWallClock(t, k, in, pxCodec, trace)
-		input := Input[px]{Topic: in, Codec: pxCodec}
+		input := Input[px]{Topic: in, Decoder: pxCodec}
 		store := &rejectingStore{upsertStore: upsertStore{docs: map[string]string{}}, atWrite: w.Key, atFlush: f.Key}
 		group := name(t, "group")
 		s, err := NewStage(group, input, newMoving, ToSink[[]mstat](store), k.stageOpts(t, WithDeadLetter(dlq))...)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/tidemark-go/tidemark/internal/backoff"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -24,21 +25,20 @@ type runtime struct {
 	writes    context.Context
 	endWrites context.CancelFunc
 	log       *slog.Logger
-	out       *outputs
-	txID      string
+	outputs   []outputWriter // the stage's, bound to this runtime
 
 	groupCl, prodCl, replayCl sarama.Client
 	group                     sarama.ConsumerGroup
 	replayer                  sarama.Consumer
 	lookup                    sarama.Consumer // reads the input record of a refused result; nil until needed
-	prod                      *producer       // the transactional producer, or the dead-letter producer; may be nil
+	tx                        *txn            // the transactional producer, or the dead-letter producer; nil without either
 
 	events   chan event
 	dead     chan struct{} // closed when the loop is gone: claims must not wait for it
 	consumed chan error    // the consume goroutine's end
 	crashed  chan struct{} // tests: stop as a crash would
 
-	slots       map[int32]*slot
+	parts       map[int32]*partitionTask
 	dirty       bool // records processed since the last commit
 	sinceCommit int
 	lastCommit  time.Time
@@ -55,15 +55,14 @@ type runtime struct {
 	// for WithLatency.
 	fetched []fetchedBatch
 
-	lastProbe    time.Time       // of the lags (stage_lag.go)
-	fencings     []time.Time     // when the producer was fenced, for fencedAgain
-	kinds        map[string]bool // kinds of decode errors already logged
-	lastAbort    time.Time
-	abortBackoff time.Duration
+	lastProbe time.Time       // of the lags (stage_lag.go)
+	kinds     map[string]bool // kinds of decode errors already logged
+	lastAbort time.Time
+	aborts    *backoff.Backoff // between aborts in a row
 
-	// What the loop is working on: the slot whose task runs, and the batch
+	// What the loop is working on: the partition task that runs, and the batch
 	// of records it pushes, for the origin of a refused result.
-	cur      *slot
+	cur      *partitionTask
 	curBatch []*sarama.ConsumerMessage
 
 	// The topics the stage writes (stage_topics.go), and the largest record
@@ -80,17 +79,6 @@ type runtime struct {
 	suspects      map[outputID]struct{}
 	poison        map[outputID]error
 	written       []writtenResult
-}
-
-// slot is the task of one partition number, with the claims that feed it.
-type slot struct {
-	p       int32
-	claims  []*claimRef // per input; nil until claimed
-	task    taskCtl     // nil until every input is claimed and the task is built
-	inputs  []inputRunner
-	first   []int64     // per input without a committed offset: the first offset it read, or -1
-	lastAt  []time.Time // per input: when its last batch came (or the task was built), for WithIdleAdvance
-	leaving bool        // its claim ended: a failed commit drops it instead of rebuilding it
 }
 
 // claimRef is a partition claimed in the current generation.
@@ -150,6 +138,54 @@ func (s *Stage) Run(ctx context.Context) error {
 	return rt.loop()
 }
 
+// replaying reports whether the task that runs now replays: its results
+// are not written.
+func (rt *runtime) replaying() bool {
+	return rt.cur != nil && rt.cur.task != nil && rt.cur.task.Replaying()
+}
+
+// outErr returns the first error of the outputs since the last reset.
+func (rt *runtime) outErr() error {
+	for _, o := range rt.outputs {
+		if err := o.err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resetOutputs forgets the outputs' errors, after an abort.
+func (rt *runtime) resetOutputs() {
+	for _, o := range rt.outputs {
+		o.reset()
+	}
+}
+
+// flushSinks flushes the outputs to sinks; the inputs of results they
+// refused are dead-lettered.
+func (rt *runtime) flushSinks() error {
+	for _, o := range rt.outputs {
+		if o.toKafka() {
+			continue
+		}
+		if err := rt.sinkRejections(o.flush(rt.writes)); err != nil {
+			if stops(err) {
+				return err
+			}
+			return fmt.Errorf("kafkaio: flush sink: %w", err)
+		}
+	}
+	return nil
+}
+
+// txID is the transactional id of the stage's producer, "" if none.
+func (rt *runtime) txID() string {
+	if rt.tx == nil {
+		return ""
+	}
+	return rt.tx.id
+}
+
 // post hands ev to the loop; false means the loop is gone.
 func (rt *runtime) post(ev event) bool {
 	select {
@@ -180,8 +216,8 @@ func (rt *runtime) loop() error {
 	tick := time.NewTicker(max(rt.st.cfg.commitInterval, time.Millisecond))
 	defer tick.Stop()
 	var failed <-chan struct{}
-	if rt.prod != nil {
-		failed = rt.prod.failed
+	if rt.tx != nil {
+		failed = rt.tx.failed
 	}
 	for {
 		select {
@@ -207,7 +243,7 @@ func (rt *runtime) loop() error {
 		case <-failed:
 			// A record failed: the transaction cannot commit. Recover now
 			// rather than at the next commit.
-			if err := rt.recoverAll(fmt.Errorf("produce failed: %w", rt.prod.err())); err != nil {
+			if err := rt.recoverAll(fmt.Errorf("produce failed: %w", rt.tx.err())); err != nil {
 				return rt.stop(err)
 			}
 		case err := <-rt.consumed:
@@ -220,8 +256,8 @@ func (rt *runtime) loop() error {
 		case <-rt.ctx.Done():
 			return rt.stop(nil)
 		}
-		if rt.prod != nil {
-			failed = rt.prod.failed
+		if rt.tx != nil {
+			failed = rt.tx.failed
 		}
 	}
 }
@@ -237,7 +273,7 @@ func (rt *runtime) handle(ev event) error {
 		return rt.claimEnded(ev.c)
 	}
 	defer rt.recycle(ev.msgs)
-	s := rt.slots[ev.c.partition]
+	s := rt.parts[ev.c.partition]
 	if s == nil || s.claims[ev.c.input] != ev.c || s.task == nil {
 		return nil // a claim that ended meanwhile
 	}
@@ -247,7 +283,7 @@ func (rt *runtime) handle(ev event) error {
 		if _, ok := in.next(); !ok && s.first[ev.c.input] < 0 {
 			s.first[ev.c.input] = m.Offset
 		}
-		if err := rt.push(s, ev.c.input, m); err != nil {
+		if err := s.push(rt, ev.c.input, m); err != nil {
 			rt.cur, rt.curBatch = nil, nil
 			return err
 		}
@@ -267,7 +303,7 @@ func (rt *runtime) handle(ev event) error {
 	if rt.st.hooks.afterBatch != nil {
 		rt.st.hooks.afterBatch()
 	}
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		return rt.recoverAll(err)
 	}
 	if rt.st.cfg.commitRecords > 0 && rt.sinceCommit >= rt.st.cfg.commitRecords {
@@ -276,63 +312,29 @@ func (rt *runtime) handle(ev event) error {
 	return nil
 }
 
-// push feeds one record to an input of a task, dead-lettering what the
-// codec rejects (except during a replay, whose records were dealt with).
-func (rt *runtime) push(s *slot, input int, m *sarama.ConsumerMessage) error {
-	v, rejected, err := s.inputs[input].push(m)
-	if err != nil {
-		return fmt.Errorf("kafkaio: stage %q: %s/%d@%d: %w", rt.st.group, m.Topic, m.Partition, m.Offset, err)
-	}
-	replaying := s.task.Replaying()
-	switch {
-	case replaying:
-		rt.st.stats.replayed.Add(1)
-	case v == stream.TooFarAhead:
-		rt.st.stats.ahead.add(1)
-		rt.deadLetter(m, rejected, rt.st.inputs[input].skipDeadLetter)
-	case rejected != nil:
-		rt.st.stats.rejected.add(1)
-		rt.deadLetter(m, rejected, rt.st.inputs[input].skipDeadLetter)
-	case v == stream.Accepted:
-		rt.st.stats.accepted.add(1)
-	case v == stream.Late:
-		rt.st.stats.late.add(1)
-	case v == stream.Duplicate:
-		rt.st.stats.dups.add(1)
-	}
-	return nil
-}
-
 // idle advances the watermark of every task input that has had no record
 // for the idle timeout (WithIdleAdvance) by the wall time since its last
 // record; what that emits is committed at the next commit.
 func (rt *runtime) idle(now time.Time) error {
-	before := rt.outputs()
-	for _, s := range rt.slots {
-		if s.task == nil || s.task.Replaying() {
-			continue
-		}
+	before := rt.produced()
+	for _, s := range rt.parts {
 		rt.cur = s
-		for i, in := range s.inputs {
-			if d := now.Sub(s.lastAt[i]); !s.lastAt[i].IsZero() && d >= rt.st.cfg.idle {
-				in.idle(d)
-			}
-		}
+		s.idle(now, rt.st.cfg.idle)
 		rt.cur = nil
 	}
-	if rt.outputs() != before {
+	if rt.produced() != before {
 		rt.dirty = true
 		rt.publishWatermark()
 	}
-	if err := rt.out.err(); err != nil {
+	if err := rt.outErr(); err != nil {
 		return rt.recoverAll(err)
 	}
 	return nil
 }
 
-// outputs counts the records the stage has produced or refused, to tell
+// produced counts the records the stage has produced or refused, to tell
 // whether something happened.
-func (rt *runtime) outputs() uint64 {
+func (rt *runtime) produced() uint64 {
 	c := &rt.st.stats
 	return c.emitted.total.Load() + c.deadLettered.total.Load() + c.refused.total.Load()
 }
@@ -341,7 +343,7 @@ func (rt *runtime) outputs() uint64 {
 // are not replaying, for Stats.
 func (rt *runtime) publishWatermark() {
 	wm, any := stream.MaxTime, false
-	for _, s := range rt.slots {
+	for _, s := range rt.parts {
 		if s.task != nil && !s.task.Replaying() {
 			wm, any = min(wm, s.task.Watermark()), true
 		}
@@ -369,11 +371,11 @@ func (rt *runtime) stop(cause error) error {
 			cause = err
 		}
 	}
-	if cause != nil && rt.prod != nil && rt.st.exactly && stops(cause) {
+	if cause != nil && rt.tx != nil && rt.st.exactly && stops(cause) {
 		// Nothing of the open transaction may become visible past the
 		// record that stops the stage; an abort says so at once, rather
 		// than when the transaction times out.
-		_ = rt.prod.abort()
+		_ = rt.tx.abort()
 	}
 	rt.endWrites()
 	close(rt.dead)
@@ -382,9 +384,7 @@ func (rt *runtime) stop(cause error) error {
 			rt.log.Warn("kafkaio: close consumer group", "group", rt.st.group, "error", err)
 		}
 	}
-	if rt.prod != nil {
-		_ = rt.prod.close()
-	}
+	rt.tx.close()
 	rt.closeClients()
 	rt.st.stats.tasks.Store(0)
 	if cause != nil {
@@ -404,9 +404,7 @@ func (rt *runtime) stop(cause error) error {
 func (rt *runtime) crash() {
 	rt.endWrites()
 	close(rt.dead)
-	if rt.prod != nil {
-		_ = rt.prod.close()
-	}
+	rt.tx.close()
 	rt.closeClients()
 	if rt.group != nil {
 		_ = rt.group.Close()

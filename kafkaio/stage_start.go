@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/tidemark-go/tidemark/internal/backoff"
 )
 
 // clientConfig returns a copy of the stage's sarama config adjusted for one
@@ -30,16 +31,20 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 	rt := &runtime{
 		st: s, ctx: ctx, log: s.log,
 		events: make(chan event, 64), dead: make(chan struct{}), consumed: make(chan error, 1),
-		crashed: make(chan struct{}), slots: make(map[int32]*slot), lastCommit: time.Now(), kinds: make(map[string]bool),
+		crashed: make(chan struct{}), parts: make(map[int32]*partitionTask), lastCommit: time.Now(), kinds: make(map[string]bool),
 		claims: make(map[*claimRef]struct{}), outTopics: make(map[string]*outTopic), refusedInputs: make(map[originKey]struct{}),
 		suspects: make(map[outputID]struct{}), poison: make(map[outputID]error),
+		aborts: backoff.New(100*time.Millisecond, 5*time.Second, 0),
 	}
 	rt.writes, rt.endWrites = context.WithCancel(context.WithoutCancel(ctx))
 	// A graceful stop delivers the results in flight, but not forever: a
 	// broker that does not take them within the grace period is given up
 	// on, and nothing more is committed.
 	context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, rt.endWrites) })
-	rt.out = s.newOutput(rt)
+	rt.outputs = s.outputs
+	for _, o := range rt.outputs {
+		o.bind(rt)
+	}
 	fail := func(err error) (*runtime, error) {
 		rt.endWrites()
 		rt.closeClients()
@@ -63,7 +68,16 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		return fail(err)
 	}
 	rt.producerMax = s.cfg.config.Producer.MaxMessageBytes
-	if rt.producerMax, err = rt.checkOutputs(rt.groupCl, s.outTopics, rt.producerMax); err != nil {
+	var outTopics []string
+	for _, o := range s.outputs {
+		outTopics = append(outTopics, o.topics()...)
+	}
+	for _, in := range s.inputs {
+		if in.lateTopic != "" {
+			outTopics = append(outTopics, in.lateTopic)
+		}
+	}
+	if rt.producerMax, err = rt.checkOutputs(rt.groupCl, outTopics, rt.producerMax); err != nil {
 		return fail(err)
 	}
 	if s.cfg.deadLetter != "" {
@@ -78,8 +92,8 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 	if rt.replayer, err = sarama.NewConsumerFromClient(rt.replayCl); err != nil {
 		return fail(fmt.Errorf("%w: replay consumer: %w", ErrInvalidConfig, err))
 	}
-	if s.exactly || s.cfg.deadLetter != "" {
-		rt.txID = ""
+	if s.exactly || s.cfg.deadLetter != "" || s.lateTopics() {
+		txID := ""
 		if s.exactly {
 			suffix := s.cfg.instanceID
 			if suffix == "" {
@@ -87,7 +101,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 				_, _ = rand.Read(b[:])
 				suffix = hex.EncodeToString(b[:])
 			}
-			rt.txID = s.group + "-" + suffix
+			txID = s.group + "-" + suffix
 		}
 		prodCfg := s.clientConfig(func(c *sarama.Config) {
 			c.Producer.Idempotent = true
@@ -95,7 +109,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 			c.Net.MaxOpenRequests = 1
 			c.Producer.Return.Successes = true
 			c.Producer.Return.Errors = true
-			c.Producer.Transaction.ID = rt.txID
+			c.Producer.Transaction.ID = txID
 			c.Producer.Transaction.Timeout = s.cfg.txnTimeout
 			// Its batches must fit every topic it writes.
 			c.Producer.MaxMessageBytes = min(c.Producer.MaxMessageBytes, rt.producerMax, cmp.Or(rt.deadLetterMax, rt.producerMax))
@@ -103,10 +117,12 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		if err := prodCfg.Validate(); err != nil {
 			return fail(fmt.Errorf("%w: %w", ErrInvalidConfig, err))
 		}
-		if rt.prodCl, err = dial(ctx, s, prodCfg, "producer"); err != nil {
+		prodCl, err := dial(ctx, s, prodCfg, "producer")
+		if err != nil {
 			return fail(err)
 		}
-		if err := rt.newProducer(); err != nil {
+		rt.prodCl = prodCl
+		if rt.tx, err = newTxn(ctx, s, prodCl, txID); err != nil {
 			return fail(err)
 		}
 	}
@@ -116,7 +132,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 	go rt.consume()
 	go rt.groupErrors()
 	s.log.Info("kafkaio: stage started", "group", s.group, "inputs", s.topics(), "exactly_once", s.exactly,
-		"transactional_id", rt.txID, "instance", s.cfg.instanceID, "bounds", s.bounds)
+		"transactional_id", rt.txID(), "instance", s.cfg.instanceID, "bounds", s.bounds)
 	return rt, nil
 }
 
@@ -131,11 +147,11 @@ func (s *Stage) topics() []string {
 // dial makes a client, waiting for the brokers with capped backoff while
 // ctx lasts: a broker that is not up yet is not an error.
 func dial(ctx context.Context, s *Stage, cfg *sarama.Config, role string) (sarama.Client, error) {
-	backoff := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	b := backoff.New(250*time.Millisecond, 5*time.Second, 0)
+	for {
 		c, err := sarama.NewClient(s.cfg.brokers, cfg)
 		if err == nil {
-			if attempt > 1 {
+			if b.Attempts() > 0 {
 				s.log.Info("kafkaio: brokers reachable", "brokers", s.cfg.brokers, "client", role)
 			}
 			return c, nil
@@ -144,16 +160,12 @@ func dial(ctx context.Context, s *Stage, cfg *sarama.Config, role string) (saram
 		if errors.As(err, &ce) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
-		if attempt == 1 || attempt%10 == 0 {
-			s.log.Warn("kafkaio: brokers unreachable; retrying", "brokers", s.cfg.brokers, "client", role,
-				"attempt", attempt, "retry_in", backoff, "error", err)
+		if n := b.Attempts() + 1; n == 1 || n%10 == 0 {
+			s.log.Warn("kafkaio: brokers unreachable; retrying", "brokers", s.cfg.brokers, "client", role, "attempt", n, "error", err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("kafkaio: connect to %v: %w (last error: %w)", s.cfg.brokers, ctx.Err(), err)
-		case <-time.After(backoff):
+		if werr := b.Wait(ctx); werr != nil {
+			return nil, fmt.Errorf("kafkaio: connect to %v: %w (last error: %w)", s.cfg.brokers, werr, err)
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
@@ -180,33 +192,4 @@ func (s *Stage) checkTopics(c sarama.Client) error {
 		n = len(ps)
 	}
 	return nil
-}
-
-func (rt *runtime) newProducer() error {
-	backoff := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		p, err := newProducer(rt.prodCl)
-		if err == nil {
-			rt.prod = p
-			return nil
-		}
-		if fenced(err) && rt.fencedAgain() {
-			return fmt.Errorf("kafkaio: stage %q: producer %q fenced again and again: another member runs with the same transactional id (instance id %q): %w",
-				rt.st.group, rt.txID, rt.st.cfg.instanceID, err)
-		}
-		var ce sarama.ConfigurationError
-		if errors.As(err, &ce) {
-			return fmt.Errorf("%w: producer: %w", ErrInvalidConfig, err)
-		}
-		if attempt == 1 || attempt%10 == 0 {
-			rt.log.Warn("kafkaio: cannot start the producer; retrying", "group", rt.st.group, "transactional_id", rt.txID,
-				"attempt", attempt, "retry_in", backoff, "error", err)
-		}
-		select {
-		case <-rt.ctx.Done():
-			return rt.ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
 }

@@ -357,7 +357,7 @@ func referenceOne[In, Out any](tb testing.TB, k *cluster, in Input[In], partitio
 		task, err := stream.NewTask(op, stream.Input[In]{Lateness: in.Lateness}, &enc)
 		require.NoError(tb, err, "task")
 		for _, m := range ms {
-			e, err := in.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			e, err := in.Decoder.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
 			if err != nil {
 				require.NoError(tb, task.Input().Skip(m.Offset), "skip")
 				continue
@@ -544,7 +544,7 @@ func TestStageOneSymbolSixPartitions(t *testing.T) {
 		}
 		produceWallClock(t, k, in, pxCodec, evs)
 		group := name(t, "group")
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: 0}
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: 0}
 		s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t)...)
 		require.NoError(t, err, "NewStage")
 		r := startStage(t, s)
@@ -571,13 +571,13 @@ func referenceScore(tb testing.TB, k *cluster, left Input[px], right Input[[]mst
 		task, err := stream.NewTwoInputTask(op, stream.Input[px]{Lateness: left.Lateness}, stream.Input[[]mstat]{Lateness: right.Lateness}, enc)
 		require.NoError(tb, err, "task")
 		for _, m := range lm[p] {
-			e, err := left.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			e, err := left.Decoder.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
 			require.NoError(tb, err, "decode")
 			_, err = task.Left().Push(m.Offset, e)
 			require.NoError(tb, err, "push")
 		}
 		for _, m := range rm[p] {
-			e, err := right.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			e, err := right.Decoder.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
 			require.NoError(tb, err, "decode")
 			_, err = task.Right().Push(m.Offset, e)
 			require.NoError(tb, err, "push")
@@ -598,14 +598,14 @@ func scoreTopics(t *testing.T, k *cluster, r *rand.Rand, parts int32, n int) (In
 	t.Helper()
 	prices, moving := k.topic(t, parts, nil), k.topic(t, parts, nil)
 	produceWallClock(t, k, prices, pxCodec, pxTrace(t, r, prices, parts, n, time.Second))
-	left := Input[px]{Topic: prices, Codec: pxCodec, Lateness: time.Second}
+	left := Input[px]{Topic: prices, Decoder: pxCodec, Lateness: time.Second}
 	group := name(t, "moving")
 	s, err := NewStage(group, left, newMoving, ToTopic(moving, mstatCodec), k.stageOpts(t)...)
 	require.NoError(t, err, "NewStage")
 	run := startStage(t, s)
 	k.waitCommitted(t, group, prices, parts, 60*time.Second)
 	require.NoError(t, run.stop(), "moving stage")
-	return left, Input[[]mstat]{Topic: moving, Codec: mstatCodec, Lateness: 0}
+	return left, Input[[]mstat]{Topic: moving, Decoder: mstatCodec, Lateness: 0}
 }
 
 // TestStageJoin: a two-input stage joins prices with their moving records,
@@ -636,7 +636,7 @@ func TestStageJoin(t *testing.T) {
 func TestStageNotCoPartitioned(t *testing.T) {
 	k := fakeCluster(t)
 	a, b := k.topic(t, 3, nil), k.topic(t, 4, nil)
-	s, err := NewTwoInputStage(name(t, "group"), Input[px]{Topic: a, Codec: pxCodec}, Input[[]mstat]{Topic: b, Codec: mstatCodec},
+	s, err := NewTwoInputStage(name(t, "group"), Input[px]{Topic: a, Decoder: pxCodec}, Input[[]mstat]{Topic: b, Decoder: mstatCodec},
 		newScore, ToTopic(k.topic(t, 3, nil), zCodec), k.stageOpts(t)...)
 	require.NoError(t, err, "NewTwoInputStage")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -720,7 +720,7 @@ func TestStageCrashRecovery(t *testing.T) {
 		t.Run("moving", func(t *testing.T) {
 			in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
 			trace := pxTrace(t, r, in, parts, 6000, time.Second)
-			input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+			input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 			group := name(t, "group")
 			writing := writeSlowly(t, k, in, pxCodec, trace, 40)
 			plan := runWithCrashes(t, k, r, 8, func() *Stage {
@@ -734,7 +734,7 @@ func TestStageCrashRecovery(t *testing.T) {
 		t.Run("lookahead", func(t *testing.T) {
 			in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
 			trace := pxTrace(t, r, in, parts, 6000, time.Second)
-			input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+			input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 			group := name(t, "group")
 			bothCodec := JSON[lookahead.Both[float64]]{}
 			writing := writeSlowly(t, k, in, pxCodec, trace, 40)
@@ -750,8 +750,8 @@ func TestStageCrashRecovery(t *testing.T) {
 			// Prices arrive slowly; a moving stage runs beside the score
 			// stage, which crashes meanwhile: both inputs are live.
 			prices, moving, out := k.topic(t, parts, nil), k.topic(t, parts, nil), k.topic(t, parts, nil)
-			left := Input[px]{Topic: prices, Codec: pxCodec, Lateness: time.Second}
-			right := Input[[]mstat]{Topic: moving, Codec: mstatCodec, Lateness: 0}
+			left := Input[px]{Topic: prices, Decoder: pxCodec, Lateness: time.Second}
+			right := Input[[]mstat]{Topic: moving, Decoder: mstatCodec, Lateness: 0}
 			movingGroup := name(t, "moving")
 			ms, err := NewStage(movingGroup, left, newMoving, ToTopic(moving, mstatCodec), k.stageOpts(t)...)
 			require.NoError(t, err, "NewStage")
@@ -812,7 +812,7 @@ func TestStageRebalance(t *testing.T) {
 		const parts = 6
 		r := rand.New(rand.NewPCG(31, 3))
 		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 		group := name(t, "group")
 		newMember := func() *Stage {
 			s, err := NewStage(group, input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t)...)
@@ -871,7 +871,7 @@ func TestStageZombie(t *testing.T) {
 		const parts = 4
 		r := rand.New(rand.NewPCG(51, 5))
 		in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 		group := name(t, "group")
 		writing := writeSlowly(t, k, in, pxCodec, pxTrace(t, r, in, parts, 6000, time.Second), 40)
 		// The zombie commits rarely (the transaction timeout is 5 s): its
@@ -958,7 +958,7 @@ func TestStageAtLeastOnceToSink(t *testing.T) {
 		const parts = 3
 		r := rand.New(rand.NewPCG(71, 7))
 		in := k.topic(t, parts, nil)
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 		group := name(t, "group")
 		store := &upsertStore{docs: map[string]string{}}
 		writing := writeSlowly(t, k, in, pxCodec, pxTrace(t, r, in, parts, 5000, time.Second), 30)
@@ -997,7 +997,7 @@ func referenceDocs(tb testing.TB, k *cluster, in Input[px], partitions int32) ma
 		task, err := stream.NewTask(op, stream.Input[px]{Lateness: in.Lateness}, out)
 		require.NoError(tb, err, "task")
 		for _, m := range ms {
-			e, err := in.Codec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+			e, err := in.Decoder.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
 			require.NoError(tb, err, "decode")
 			_, err = task.Input().Push(m.Offset, e)
 			require.NoError(tb, err, "push")
@@ -1015,7 +1015,7 @@ func TestStageDeadLetterExactlyOnce(t *testing.T) {
 		const parts = 3
 		r := rand.New(rand.NewPCG(81, 8))
 		in, out, dlq := k.topic(t, parts, nil), k.topic(t, parts, nil), k.topic(t, 1, nil)
-		input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 		group := name(t, "group")
 		trace := pxTrace(t, r, in, parts, 4000, time.Second)
 		var bad []string
@@ -1093,7 +1093,7 @@ func TestStageOffsetCommitRefused(t *testing.T) {
 	r := rand.New(rand.NewPCG(91, 9))
 	in := k.topic(t, parts, nil)
 	produceWallClock(t, k, in, pxCodec, pxTrace(t, r, in, parts, 3000, time.Second))
-	input := Input[px]{Topic: in, Codec: pxCodec, Lateness: time.Second}
+	input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
 	group := name(t, "group")
 	fault := k.fake.Cluster().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Group: group, Count: 2})
 	defer fault.Remove()
@@ -1148,7 +1148,7 @@ func TestStageCodecOneGoroutine(t *testing.T) {
 	produceWallClock(t, k, in, pxCodec, pxTrace(t, r, in, parts, 6000, time.Second))
 	inCodec, outCodec := &oneAtATime{cache: map[string]int{}}, &oneAtATime{cache: map[string]int{}}
 	group := name(t, "group")
-	s, err := NewStage(group, Input[px]{Topic: in, Codec: inCodec, Lateness: time.Second},
+	s, err := NewStage(group, Input[px]{Topic: in, Decoder: inCodec, Lateness: time.Second},
 		func() (stream.Operator[px, px], error) { return identity[px]{}, nil }, ToTopic(out, outCodec), k.stageOpts(t)...)
 	require.NoError(t, err, "NewStage")
 	run := startStage(t, s)
@@ -1190,7 +1190,7 @@ func TestStageLagWatermarkLatency(t *testing.T) {
 			worst = max(worst, d)
 		})
 		const lateness = time.Second
-		s, err := NewStage(name(t, "group"), Input[px]{Topic: in, Codec: pxCodec, Lateness: lateness}, newMoving,
+		s, err := NewStage(name(t, "group"), Input[px]{Topic: in, Decoder: pxCodec, Lateness: lateness}, newMoving,
 			ToTopic(out, mstatCodec), k.stageOpts(t, latency, WithMaxBatch(20))...)
 		require.NoError(t, err, "NewStage")
 		assert.Equal(t, stream.MinTime, s.Stats().Watermark, "no task before Run")
@@ -1239,7 +1239,7 @@ func TestStageDeadLetterSkipAndCut(t *testing.T) {
 	require.NoError(t, c.Close(), "close client")
 
 	s, err := NewTwoInputStage(name(t, "group"),
-		Input[px]{Topic: left, Codec: pxCodec, SkipDeadLetter: true}, Input[[]mstat]{Topic: right, Codec: mstatCodec},
+		Input[px]{Topic: left, Decoder: pxCodec, SkipDeadLetter: true}, Input[[]mstat]{Topic: right, Decoder: mstatCodec},
 		newScore, ToTopic(out, zCodec), k.stageOpts(t, WithDeadLetter(dlq))...)
 	require.NoError(t, err, "NewTwoInputStage")
 	run := startStage(t, s)

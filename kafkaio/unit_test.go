@@ -276,15 +276,15 @@ func TestOptionValidation(t *testing.T) {
 		want error
 	}{
 		{"stage: no brokers", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec))
 			return err
 		}, ErrInvalidOption},
 		{"stage: empty group", func() error {
-			_, err := NewStage("", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers)
+			_, err := NewStage("", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers)
 			return err
 		}, ErrInvalidOption},
 		{"stage: empty topic", func() error {
-			_, err := NewStage("g", Input[tick]{Codec: codec}, identityOp, ToTopic("o", codec), brokers)
+			_, err := NewStage("g", Input[tick]{Decoder: codec}, identityOp, ToTopic("o", codec), brokers)
 			return err
 		}, ErrInvalidOption},
 		{"stage: nil codec", func() error {
@@ -292,15 +292,15 @@ func TestOptionValidation(t *testing.T) {
 			return err
 		}, ErrInvalidOption},
 		{"stage: negative lateness", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec, Lateness: -1}, identityOp, ToTopic("o", codec), brokers)
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec, Lateness: -1}, identityOp, ToTopic("o", codec), brokers)
 			return err
 		}, ErrInvalidOption},
 		{"stage: nil operator factory", func() error {
-			_, err := NewStage[tick, tick]("g", Input[tick]{Topic: "t", Codec: codec}, nil, ToTopic("o", codec), brokers)
+			_, err := NewStage[tick, tick]("g", Input[tick]{Topic: "t", Decoder: codec}, nil, ToTopic("o", codec), brokers)
 			return err
 		}, ErrInvalidOption},
 		{"stage: the factory fails", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec},
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec},
 				func() (stream.Operator[tick, tick], error) { return nil, errors.New("bad windows") }, ToTopic("o", codec), brokers)
 			if err == nil || !strings.Contains(err.Error(), "bad windows") {
 				return fmt.Errorf("want the factory's error, got %v", err)
@@ -308,64 +308,64 @@ func TestOptionValidation(t *testing.T) {
 			return ErrInvalidOption
 		}, ErrInvalidOption},
 		{"stage: output without topic", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("", codec), brokers)
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("", codec), brokers)
 			return err
 		}, ErrInvalidOption},
 		{"stage: output without codec", func() error {
-			_, err := NewStage[tick, tick]("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic[tick]("o", nil), brokers)
+			_, err := NewStage[tick, tick]("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic[tick]("o", nil), brokers)
 			return err
 		}, ErrInvalidOption},
 		{"stage: zero commit interval", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitInterval(0))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitInterval(0))
 			return err
 		}, ErrInvalidOption},
 		{"stage: commit interval not below the transaction timeout", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers,
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers,
 				WithCommitInterval(10*time.Second), WithTransactionTimeout(10*time.Second))
 			return err
 		}, ErrInvalidOption},
 		{"stage: nil latency observer", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithLatency(nil))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers, WithLatency(nil))
 			return err
 		}, ErrInvalidOption},
 		{"stage: negative commit records", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitRecords(-1))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers, WithCommitRecords(-1))
 			return err
 		}, ErrInvalidOption},
 		{"stage: zero batch", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithMaxBatch(0))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers, WithMaxBatch(0))
 			return err
 		}, ErrInvalidOption},
 		{"stage: empty instance id", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithInstanceID(""))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers, WithInstanceID(""))
 			return err
 		}, ErrInvalidOption},
 		{"stage: empty dead-letter topic", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithDeadLetter(""))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers, WithDeadLetter(""))
 			return err
 		}, ErrInvalidOption},
 		{"stage: dead-letter topic is an input", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithDeadLetter("t"))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers, WithDeadLetter("t"))
 			return err
 		}, ErrInvalidOption},
 		{"stage: transaction timeout too short", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers, WithTransactionTimeout(time.Millisecond))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers, WithTransactionTimeout(time.Millisecond))
 			return err
 		}, ErrInvalidOption},
 		{"stage: transaction timeout not below the session timeout", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), brokers,
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), brokers,
 				WithTransactionTimeout(time.Hour))
 			return err
 		}, ErrInvalidOption},
 		{"stage: both inputs read one topic", func() error {
-			_, err := NewTwoInputStage("g", Input[tick]{Topic: "t", Codec: codec}, Input[tick]{Topic: "t", Codec: codec},
+			_, err := NewTwoInputStage("g", Input[tick]{Topic: "t", Decoder: codec}, Input[tick]{Topic: "t", Decoder: codec},
 				func() (stream.TwoInput[tick, tick, stream.Pair[tick, tick]], error) {
 					return stream.NewJoin(stream.JoinConfig[tick, tick]{CopyLeft: copyTick, CopyRight: copyTick})
 				}, ToSink[stream.Pair[tick, tick]](&streamtest.Recorder[stream.Pair[tick, tick]]{}), brokers)
 			return err
 		}, ErrInvalidOption},
 		{"brokers without addresses", func() error {
-			_, err := NewStage("g", Input[tick]{Topic: "t", Codec: codec}, identityOp, ToTopic("o", codec), WithBrokers(nil, nil))
+			_, err := NewStage("g", Input[tick]{Topic: "t", Decoder: codec}, identityOp, ToTopic("o", codec), WithBrokers(nil, nil))
 			return err
 		}, ErrInvalidOption},
 		{"sink: no topic", func() error {

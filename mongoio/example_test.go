@@ -11,23 +11,23 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/tidemark-go/tidemark/internal/embedded"
 	"github.com/tidemark-go/tidemark/mongoio"
 )
 
 // Example loads z-scores into one collection per window, the load stage of
 // the BTC pipeline. Writing a record again replaces its document: a replay
 // never duplicates.
+//
+// It needs a MongoDB-compatible server, so go test compiles it without
+// running it; the module github.com/tidemark-go/tidemark/mongotest runs a
+// copy against an embedded FerretDB and checks that it prints what is shown
+// at its end.
 func Example() {
 	ctx := context.Background()
 
-	// Any MongoDB-compatible server; here an embedded FerretDB.
-	server, err := embedded.NewMongo("")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer server.Close()
-	client, err := mongo.Connect(options.Client().ApplyURI(server.URI()))
+	// Any MongoDB-compatible server (in tests, mongotest.New(t).URI()).
+	uri := "mongodb://127.0.0.1:27017/"
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func Example() {
 	}
 	st := sink.Stats()
 	fmt.Printf("written %d, created %d\n", st.Written, st.Upserted)
-	// Output:
+	// Prints, on an empty database:
 	// btc-price-zscore-30s: 1 document
 	// btc-price-zscore-1m: 1 document
 	// written 4, created 2
@@ -86,14 +86,13 @@ func Example() {
 // cannot be routed is refused by Write, and a write the server refuses for
 // good (here a duplicate on a unique index) is reported by Flush with its
 // record, for a dead-letter queue, while the other writes are made.
+//
+// Like Example, it is compiled, not run; its copy in the mongotest module
+// runs.
 func ExampleNewSink() {
 	ctx := context.Background()
-	server, err := embedded.NewMongo("")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer server.Close()
-	client, err := mongo.Connect(options.Client().ApplyURI(server.URI()))
+	uri := "mongodb://127.0.0.1:27017/" // any MongoDB-compatible server
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -142,7 +141,7 @@ func ExampleNewSink() {
 		log.Fatal(err)
 	}
 	fmt.Println("documents:", n)
-	// Output:
+	// Prints, on an empty database:
 	// not written: 3 mongoio: invalid record: route: no email
 	// rejected: 2 ada@example.com true
 	// documents: 2

@@ -25,6 +25,7 @@ type config struct {
 	byClock     bool
 	maxAhead    time.Duration
 	onLate      any // func(Event[In]), checked against In by newConfig
+	dedup       any // Dedup[In], checked against In by newConfig
 	pollTimeout time.Duration
 }
 
@@ -55,6 +56,12 @@ func WithIdleTimeout(d time.Duration) Option {
 // with a positive timeout.
 func WithIdleAdvance() Option {
 	return optionFunc(func(c *config) { c.byClock = true })
+}
+
+// WithDedup sets how the Driver tells events apart (default ByKeyTime).
+// In must be the Driver's input type, as for WithLateSink.
+func WithDedup[In any](d Dedup[In]) Option {
+	return optionFunc(func(c *config) { c.dedup = d })
 }
 
 // WithMaxAhead refuses events from the future: an event more than d ahead
@@ -113,6 +120,9 @@ func NewDriver[In, Out any](op Operator[In, Out], out Emitter[Out], opts ...Opti
 	if cfg.onLate != nil {
 		d.onLate = cfg.onLate.(func(Event[In]))
 	}
+	if cfg.dedup != nil {
+		d.seq.dedup = cfg.dedup.(Dedup[In])
+	}
 	d.release.d = d
 	return d, nil
 }
@@ -133,6 +143,12 @@ func newConfig[In any](opts []Option) (config, error) {
 		return cfg, fmt.Errorf("%w: WithIdleAdvance without WithIdleTimeout", ErrInvalidOption)
 	case cfg.maxAhead < 0:
 		return cfg, fmt.Errorf("%w: negative WithMaxAhead %v", ErrInvalidOption, cfg.maxAhead)
+	}
+	if cfg.dedup != nil {
+		if _, ok := cfg.dedup.(Dedup[In]); !ok {
+			return cfg, fmt.Errorf("%w: WithDedup with a %T, but the input is %v: want a stream.Dedup[%[3]v]",
+				ErrInvalidOption, cfg.dedup, reflect.TypeFor[In]())
+		}
 	}
 	if cfg.onLate != nil {
 		if _, ok := cfg.onLate.(func(Event[In])); !ok {

@@ -67,10 +67,50 @@ func (v Verdict) String() string {
 // an Accepted event is released exactly once. A Sequencer is not safe for
 // concurrent use.
 type Sequencer[V any] struct {
-	runs []run[V]
-	last int // index of the run offered to last
-	wm   Time
-	emit emitterReleaser[V] // Advance's, kept here so that passing it does not allocate
+	runs  []run[V]
+	last  int // index of the run offered to last
+	wm    Time
+	emit  emitterReleaser[V] // Advance's, kept here so that passing it does not allocate
+	dedup Dedup[V]
+	seq   uint64 // arrivals, the identity of events under NoDedup
+}
+
+// Dedup is how an input tells events apart: two events with the same
+// identity are duplicates, and the first to arrive wins. Its zero value is
+// ByKeyTime, the specification's default.
+type Dedup[V any] struct {
+	id   func(Event[V]) uint64
+	none bool
+}
+
+// ByKeyTime makes (Key, Time) an event's identity: one event per key and
+// millisecond, the others are duplicates. It is the zero Dedup.
+func ByKeyTime[V any]() Dedup[V] { return Dedup[V]{} }
+
+// ByID makes (Key, Time, id(e)) an event's identity, for inputs with several
+// events per key and millisecond (trades of one symbol, each with its trade
+// id): events with equal keys, times and ids are duplicates, and events of
+// one key and time are released in increasing id order, so that results
+// still do not depend on their arrival order. id must be a function of the
+// event alone.
+func ByID[V any](id func(Event[V]) uint64) Dedup[V] { return Dedup[V]{id: id} }
+
+// NoDedup keeps every event: none is a duplicate. Events of one key and
+// time are released in their order of arrival, so an operator whose results
+// depend on the order of such events (a "last" aggregate) may give results
+// that depend on arrival order; ByID gives them an order.
+func NoDedup[V any]() Dedup[V] { return Dedup[V]{none: true} }
+
+// identity returns the third part of e's identity.
+func (s *Sequencer[V]) identity(e *Event[V]) uint64 {
+	switch {
+	case s.dedup.none:
+		s.seq++
+		return s.seq
+	case s.dedup.id != nil:
+		return s.dedup.id(*e)
+	}
+	return 0
 }
 
 type run[V any] struct {
@@ -86,10 +126,28 @@ type run[V any] struct {
 }
 
 // held is an accepted event with the offset of its record (-1 when the
-// caller has none), which a Task's provenance needs.
+// caller has none), which a Task's provenance needs, and the third part of
+// its identity (Dedup).
 type held[V any] struct {
 	e   Event[V]
 	off int64
+	id  uint64
+}
+
+// before reports whether h sorts before o: by time, key and identity.
+func (h *held[V]) before(o *held[V]) bool {
+	if h.e.Time != o.e.Time {
+		return h.e.Time < o.e.Time
+	}
+	if h.e.Key != o.e.Key {
+		return h.e.Key < o.e.Key
+	}
+	return h.id < o.id
+}
+
+// same reports whether h and o have the same identity.
+func (h *held[V]) same(o *held[V]) bool {
+	return h.e.Time == o.e.Time && h.e.Key == o.e.Key && h.id == o.id
 }
 
 // eventReleaser receives the events a Sequencer releases, with their offsets.
@@ -107,8 +165,13 @@ var keySeed = maphash.MakeSeed()
 // keyBit returns the bit of a run's keys that stands for key.
 func keyBit(key string) uint64 { return 1 << (maphash.String(keySeed, key) & 63) }
 
-// NewSequencer returns an empty Sequencer whose watermark is MinTime.
+// NewSequencer returns an empty Sequencer whose watermark is MinTime, with
+// (Key, Time) as the identity of events.
 func NewSequencer[V any]() *Sequencer[V] { return &Sequencer[V]{wm: MinTime} }
+
+// NewSequencerBy returns an empty Sequencer that tells events apart as d
+// says.
+func NewSequencerBy[V any](d Dedup[V]) *Sequencer[V] { return &Sequencer[V]{wm: MinTime, dedup: d} }
 
 // Watermark returns the watermark of the last Advance.
 func (s *Sequencer[V]) Watermark() Time { return s.wm }
@@ -155,41 +218,42 @@ func (s *Sequencer[V]) offer(partition int, e Event[V], off int64) Verdict {
 	if e.Time < s.wm {
 		return Late
 	}
+	x := held[V]{e: e, off: off, id: s.identity(&e)}
 	r := s.run(partition)
 	n := r.held.Len()
 	at := n
-	if n > 0 && !r.held.Back().e.Before(&e) {
-		at = r.lowerBound(&e)
-		if x := &r.held.At(at).e; x.Time == e.Time && x.Key == e.Key {
+	if n > 0 && !r.held.Back().before(&x) {
+		at = r.lowerBound(&x)
+		if r.held.At(at).same(&x) && !s.dedup.none {
 			return Duplicate
 		}
 	}
-	if len(s.runs) > 1 {
+	if len(s.runs) > 1 && !s.dedup.none {
 		bit := keyBit(e.Key)
-		if s.heldElsewhere(r, &e, bit) {
+		if s.heldElsewhere(r, &x, bit) {
 			return Duplicate
 		}
 		r.keys |= bit
 	}
 	if at == n {
-		r.held.PushBack(held[V]{e: e, off: off})
+		r.held.PushBack(x)
 	} else {
-		r.held.Insert(at, held[V]{e: e, off: off})
+		r.held.Insert(at, x)
 	}
 	return Accepted
 }
 
-// heldElsewhere reports whether a run other than r holds e's identity.
-// bit is e.Key's keyBit.
-func (s *Sequencer[V]) heldElsewhere(r *run[V], e *Event[V], bit uint64) bool {
+// heldElsewhere reports whether a run other than r holds x's identity.
+// bit is x's keyBit.
+func (s *Sequencer[V]) heldElsewhere(r *run[V], x *held[V], bit uint64) bool {
 	for i := range s.runs {
 		q := &s.runs[i]
-		if q == r || q.keys&bit == 0 || q.held.Len() == 0 || e.Before(&q.held.Front().e) || q.held.Back().e.Before(e) {
+		if q == r || q.keys&bit == 0 || q.held.Len() == 0 || x.before(q.held.Front()) || q.held.Back().before(x) {
 			continue
 		}
-		// Front <= e <= Back, so the lower bound is an index of q.
-		q.hint = q.lowerBoundFrom(e, q.hint)
-		if x := &q.held.At(q.hint).e; x.Time == e.Time && x.Key == e.Key {
+		// Front <= x <= Back, so the lower bound is an index of q.
+		q.hint = q.lowerBoundFrom(x, q.hint)
+		if q.held.At(q.hint).same(x) {
 			return true
 		}
 	}
@@ -198,11 +262,11 @@ func (s *Sequencer[V]) heldElsewhere(r *run[V], e *Event[V], bit uint64) bool {
 
 // lowerBound returns the index of the first held event that is not before e;
 // the back must not be before e.
-func (r *run[V]) lowerBound(e *Event[V]) int {
+func (r *run[V]) lowerBound(e *held[V]) int {
 	lo, hi := 0, r.held.Len()-1
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if r.held.At(mid).e.Before(e) {
+		if r.held.At(mid).before(e) {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -215,18 +279,18 @@ func (r *run[V]) lowerBound(e *Event[V]) int {
 // before e, searching outwards from index h (a guess, not necessarily
 // right) in steps that double: O(log d) where d is how far the answer is
 // from h.
-func (r *run[V]) lowerBoundFrom(e *Event[V], h int) int {
+func (r *run[V]) lowerBoundFrom(e *held[V], h int) int {
 	n := r.held.Len()
 	h = min(max(h, 0), n)
 	lo, hi := 0, n // the answer is in [lo, hi]
-	if h < n && r.held.At(h).e.Before(e) {
+	if h < n && r.held.At(h).before(e) {
 		lo = h + 1
 		for step := 1; ; step *= 2 {
 			p := lo + step - 1
 			if p >= n {
 				break
 			}
-			if !r.held.At(p).e.Before(e) {
+			if !r.held.At(p).before(e) {
 				hi = p
 				break
 			}
@@ -239,7 +303,7 @@ func (r *run[V]) lowerBoundFrom(e *Event[V], h int) int {
 			if p < 0 {
 				break
 			}
-			if r.held.At(p).e.Before(e) {
+			if r.held.At(p).before(e) {
 				lo = p + 1
 				break
 			}
@@ -248,7 +312,7 @@ func (r *run[V]) lowerBoundFrom(e *Event[V], h int) int {
 	}
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if r.held.At(mid).e.Before(e) {
+		if r.held.At(mid).before(e) {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -282,17 +346,17 @@ func (s *Sequencer[V]) advance(wm Time, out eventReleaser[V]) {
 	}
 	for {
 		best := -1
-		var be *Event[V]
+		var be *held[V]
 		for i := range s.runs {
 			r := &s.runs[i]
 			if r.held.Len() == 0 {
 				continue
 			}
-			f := &r.held.Front().e
-			if f.Time >= wm {
+			f := r.held.Front()
+			if f.e.Time >= wm {
 				continue
 			}
-			if be == nil || f.Before(be) {
+			if be == nil || f.before(be) {
 				best, be = i, f
 			}
 		}

@@ -469,16 +469,16 @@ func TestLowerBoundFrom(t *testing.T) {
 		}
 		n := rn.held.Len()
 		for range 20 {
-			e := ev(string(rune('a'+r.IntN(3))), Time(r.IntN(int(tm)+3)-1), 0)
+			e := held[int]{e: ev(string(rune('a'+r.IntN(3))), Time(r.IntN(int(tm)+3)-1), 0)}
 			want := n
 			for i := range n {
-				if !rn.held.At(i).e.Before(&e) {
+				if !rn.held.At(i).before(&e) {
 					want = i
 					break
 				}
 			}
 			for h := -1; h <= n+1; h++ {
-				require.Equal(t, want, rn.lowerBoundFrom(&e, h), "trial %d: %v from %d in %d events", trial, e, h, n)
+				require.Equal(t, want, rn.lowerBoundFrom(&e, h), "trial %d: %v from %d in %d events", trial, e.e, h, n)
 			}
 		}
 	}

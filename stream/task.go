@@ -97,6 +97,16 @@ type Input[V any] struct {
 	// largest event time the input has taken so far (none before its first
 	// event). See the package documentation, Events from the future.
 	MaxAhead time.Duration
+	// Dedup says which events are duplicates (default ByKeyTime).
+	Dedup Dedup[V]
+	// Final says the input's events are final as they come: the output of a
+	// stage, in event-time order in each partition. Each event is released
+	// to the operator at once, instead of waiting for the watermark to pass
+	// it, and the input's watermark is its largest event time: an event
+	// older than that is late. Lateness and Dedup do not apply (such an
+	// input has no duplicates to drop). A sink stage whose input another
+	// stage wrote uses it, so that its last record is written at once.
+	Final bool
 }
 
 // Checkpoint is where a task stands in one input partition: the offset to
@@ -474,6 +484,7 @@ type TaskInput[V any] struct {
 	seq     Sequencer[V]
 	deliver eventReleaser[V]
 	onLate  func(Event[V])
+	final   bool // Input.Final
 }
 
 func (in *TaskInput[V]) init(core *taskCore, _ int, cfg Input[V], deliver eventReleaser[V]) error {
@@ -483,10 +494,13 @@ func (in *TaskInput[V]) init(core *taskCore, _ int, cfg Input[V], deliver eventR
 	if cfg.MaxAhead < 0 {
 		return fmt.Errorf("%w: negative MaxAhead %v", ErrInvalidOption, cfg.MaxAhead)
 	}
-	in.core, in.deliver, in.onLate = core, deliver, cfg.OnLate
+	in.core, in.deliver, in.onLate, in.final = core, deliver, cfg.OnLate, cfg.Final
 	in.st = inputState{lateness: DurationOf(cfg.Lateness), maxAhead: ceilMillis(cfg.MaxAhead), max: MinTime, floor: MinTime,
 		wm: MinTime, next: -1, resume: -1, check: MinTime, pushing: -1}
-	in.seq.wm = MinTime
+	if cfg.Final {
+		in.st.lateness = 0
+	}
+	in.seq.wm, in.seq.dedup = MinTime, cfg.Dedup
 	core.inputs = append(core.inputs, &in.st)
 	return nil
 }
@@ -561,9 +575,15 @@ func (in *TaskInput[V]) push(offset int64, e Event[V], stamp Time) (Verdict, err
 	defer func() { st.pushing = -1 }()
 	st.track.observe(offset, e.Time, st.max)
 	var v Verdict
-	if in.core.replaying && st.idleLate.has(offset) {
+	switch {
+	case in.core.replaying && st.idleLate.has(offset):
 		v = Late // late at the time because of an idle advance
-	} else {
+	case in.final:
+		v = Accepted
+		if e.Time < st.wm {
+			v = Late
+		}
+	default:
 		v = in.seq.offer(0, e, offset)
 	}
 	switch {
@@ -584,6 +604,9 @@ func (in *TaskInput[V]) push(offset int64, e Event[V], stamp Time) (Verdict, err
 		st.idleLate.add(offset, st.lastLate)
 	}
 	st.lastLate = idleLate
+	if in.final && v == Accepted {
+		in.deliver.release(e, offset) // final already: at once
+	}
 	if e.Time > st.max {
 		in.raiseMax(e.Time)
 	}

@@ -26,8 +26,8 @@ import (
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
-	"github.com/tidemark-go/tidemark/internal/embedded"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/kafkatest"
+	"github.com/tidemark-go/tidemark/mongotest"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -128,8 +128,8 @@ func TestAllEqualsOffline(t *testing.T) {
 	all := append(slices.Clone(lines), e2eSentinels(cfg, last)...)
 	require.NoError(t, os.WriteFile(trace, []byte(strings.Join(all, "\n")+"\n"), 0o644), "write the trace")
 
-	k := embeddedtest.StartKafka(t)
-	m := embeddedtest.StartMongo(t, embedded.MongoLogger(quietLog()))
+	k := kafkatest.New(t)
+	m := mongotest.New(t, mongotest.WithLogger(quietLog()))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stderr syncBuffer
@@ -246,7 +246,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // TestUICommand serves the dashboard alone on an empty pipeline and stops
 // on a signal.
 func TestUICommand(t *testing.T) {
-	k := embeddedtest.StartKafka(t)
+	k := kafkatest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stderr syncBuffer

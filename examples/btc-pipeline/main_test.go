@@ -17,7 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/kafkatest"
+	"github.com/tidemark-go/tidemark/mongotest"
 )
 
 func TestOfflineCommand(t *testing.T) {
@@ -223,7 +224,7 @@ func TestOfflineFullDisk(t *testing.T) {
 // error messages.
 func TestNoSecretsInLogs(t *testing.T) {
 	assert.Equal(t, "mongodb://user:xxxxx@127.0.0.1:1/", redactURI("mongodb://user:s3cret@127.0.0.1:1/?authSource=admin&tlsCertificateKeyFilePassword=s3cret"))
-	k := embeddedtest.StartKafka(t)
+	k := kafkatest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	defer func(d time.Duration) { mongoWait = d }(mongoWait)
@@ -238,7 +239,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 // TestMongoWaitedForAtStart: a store that is down when a command starts is
 // waited for, with a log line per attempt, and used once it is up.
 func TestMongoWaitedForAtStart(t *testing.T) {
-	m := embeddedtest.StartMongo(t)
+	m := mongotest.New(t)
 	require.NoError(t, m.Stop(), "stop the store")
 	go func() {
 		time.Sleep(3 * time.Second) // longer than a ping's server selection
@@ -301,7 +302,7 @@ func TestWaitFor(t *testing.T) {
 func TestExtractStopsWithBrokerAway(t *testing.T) {
 	defer func(d time.Duration) { extractFlushWait = d }(extractFlushWait)
 	extractFlushWait = 2 * time.Second
-	k := embeddedtest.StartKafka(t)
+	k := kafkatest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stderr syncBuffer

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,9 +23,9 @@ import (
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
-	"github.com/tidemark-go/tidemark/internal/embedded"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/kafkatest"
+	"github.com/tidemark-go/tidemark/mongotest"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -167,17 +166,9 @@ func TestProcessesEqualOffline(t *testing.T) {
 		t.Skip("starts a dozen processes; not in -short")
 	}
 	t.Run("kfake", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err, "free port")
-		port := ln.Addr().(*net.TCPAddr).Port
-		require.NoError(t, ln.Close(), "free port")
-		opts := []embedded.KafkaOption{embedded.KafkaPorts(port), embedded.KafkaDataDir(t.TempDir())}
-		k := embeddedtest.StartKafka(t, opts...)
-		outer := t
+		k := kafkatest.New(t, kafkatest.WithDataDir(t.TempDir()))
 		testProcesses(t, k.Addrs(), func(down time.Duration) {
-			require.NoError(outer, k.Close(), "stop the broker")
-			time.Sleep(down)
-			k = embeddedtest.StartKafka(outer, opts...)
+			require.NoError(t, k.Restart(context.Background(), down), "restart the broker on its port, with its data")
 		})
 	})
 	t.Run("kafka", func(t *testing.T) {
@@ -246,7 +237,7 @@ func testProcesses(t *testing.T, addrs []string, restartBroker func(down time.Du
 	}
 	speed := float64(last-first) / float64(replay.Milliseconds())
 
-	m := embeddedtest.StartMongo(t, embedded.MongoLogger(quietLog()))
+	m := mongotest.New(t, mongotest.WithLogger(quietLog()))
 	common := []string{"--brokers", strings.Join(addrs, ","), "--partitions", "4", "--windows", "1s,5s,30s",
 		"--horizon", "2s", "--lateness", "3s", "--log-level", "info"}
 	newProc := func(name string, args ...string) *proc {

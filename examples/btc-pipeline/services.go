@@ -16,8 +16,9 @@ import (
 	mongoopts "go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
-	"github.com/tidemark-go/tidemark/internal/embedded"
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/kafkatest"
+	"github.com/tidemark-go/tidemark/mongotest"
 )
 
 // services are the Kafka brokers and the MongoDB URI a command uses, and
@@ -25,8 +26,8 @@ import (
 type services struct {
 	brokers  []string
 	mongoURI string
-	kafka    *embedded.Kafka
-	mongo    *embedded.Mongo
+	kafka    *kafkatest.Cluster
+	mongo    *mongotest.Server
 }
 
 // startEmbedded starts the embedded broker (when kafka) and store (when
@@ -39,11 +40,11 @@ func startEmbedded(dir string, kafka, mongoToo bool, kafkaPort, mongoPort int, l
 		if err := os.MkdirAll(kdir, 0o755); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
-		opts := []embedded.KafkaOption{embedded.KafkaDataDir(kdir), embedded.KafkaLogger(quiet)}
+		opts := []kafkatest.Option{kafkatest.WithDataDir(kdir), kafkatest.WithLogger(quiet)}
 		if kafkaPort != 0 {
-			opts = append(opts, embedded.KafkaPorts(kafkaPort))
+			opts = append(opts, kafkatest.WithPorts(kafkaPort))
 		}
-		k, err := embedded.NewKafka(opts...)
+		k, err := kafkatest.NewCluster(opts...)
 		if err != nil {
 			return nil, fmt.Errorf("embedded Kafka (port %d): %w", kafkaPort, err)
 		}
@@ -52,11 +53,11 @@ func startEmbedded(dir string, kafka, mongoToo bool, kafkaPort, mongoPort int, l
 	}
 	if mongoToo {
 		mdir := filepath.Join(dir, "mongo")
-		opts := []embedded.MongoOption{embedded.MongoLogger(quiet)}
+		opts := []mongotest.Option{mongotest.WithDataDir(mdir), mongotest.WithLogger(quiet)}
 		if mongoPort != 0 {
-			opts = append(opts, embedded.MongoPort(mongoPort))
+			opts = append(opts, mongotest.WithPort(mongoPort))
 		}
-		m, err := embedded.NewMongo(mdir, opts...)
+		m, err := mongotest.NewServer(opts...)
 		if err != nil {
 			s.close(log)
 			return nil, fmt.Errorf("embedded MongoDB (port %d): %w", mongoPort, err)

@@ -21,8 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -320,7 +320,7 @@ func TestBadInputEveryStage(t *testing.T) {
 	require.NoError(t, err, "offline over the valid records")
 	require.Zero(t, sum.Invalid, "valid")
 
-	k := embeddedtest.StartKafka(t)
+	k := kafkatest.New(t)
 	addrs := k.Addrs()
 	client, err := sarama.NewClient(addrs, nil)
 	require.NoError(t, err, "client")

@@ -14,8 +14,8 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -34,7 +34,7 @@ func benchBrokers(b *testing.B, partitions int, f func(b *testing.B, addrs []str
 		}
 	}
 	b.Run("kfake", func(b *testing.B) {
-		k := embeddedtest.StartKafka(b)
+		k := kafkatest.New(b)
 		fresh(b, k.Addrs())
 		f(b, k.Addrs())
 	})

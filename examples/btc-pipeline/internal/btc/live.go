@@ -58,7 +58,7 @@ func NewMovingStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, er
 		return nil, err
 	}
 	return kafkaio.NewStage(MovingGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead},
+		kafkaio.Input[float64]{Topic: PriceTopic, Decoder: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead},
 		func() (stream.Operator[float64, Output], error) { return NewMovingOperator(cfg) },
 		kafkaio.ToTopic(Moving.Topic(), NewOutputCodec(cfg)),
 		cfg.stageOptions(opts)...)
@@ -77,8 +77,8 @@ func NewMovingStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, er
 // transactions, with the reason in headers.
 func NewZScoreStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
 	return kafkaio.NewTwoInputStage(ZScoreGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: true},
-		kafkaio.Input[[]window.Statistics]{Topic: Moving.Topic(), Codec: NewMovingCodec(cfg)},
+		kafkaio.Input[float64]{Topic: PriceTopic, Decoder: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: true},
+		kafkaio.Input[[]window.Statistics]{Topic: Moving.Topic(), Decoder: NewMovingCodec(cfg)},
 		func() (stream.TwoInput[float64, []window.Statistics, Output], error) { return NewZScoreOperator() },
 		kafkaio.ToTopic(ZScore.Topic(), NewOutputCodec(cfg)),
 		cfg.stageOptions(opts)...)
@@ -93,7 +93,7 @@ func NewBonusStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, err
 		return nil, err
 	}
 	return kafkaio.NewStage(BonusGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Codec: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: true},
+		kafkaio.Input[float64]{Topic: PriceTopic, Decoder: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: true},
 		func() (stream.Operator[float64, Output], error) { return NewBonusOperator(cfg) },
 		kafkaio.ToTopics(NewOutputCodec(cfg), Route), cfg.stageOptions(opts)...)
 }

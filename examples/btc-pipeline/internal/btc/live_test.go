@@ -19,9 +19,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
-	"github.com/tidemark-go/tidemark/internal/embedded"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/kafkatest"
+	"github.com/tidemark-go/tidemark/mongotest"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -119,7 +119,7 @@ func newLab(t *testing.T, cfg Config, addrs []string) (moving, zs, bonus, load *
 	require.NoError(t, err, "zscore stage")
 	bonus, err = NewBonusStage(cfg, opts...)
 	require.NoError(t, err, "bonus stage")
-	mongo := embeddedtest.StartMongo(t, embedded.MongoLogger(quiet))
+	mongo := mongotest.New(t, mongotest.WithLogger(quiet))
 	mc, err = mongodrv.Connect(options.Client().ApplyURI(mongo.URI()))
 	require.NoError(t, err, "mongo client")
 	t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
@@ -154,7 +154,7 @@ func TestStagesEqualOffline(t *testing.T) {
 	require.NotZero(t, sum.Late, "the trace has late events")
 	require.NotZero(t, sum.Duplicates, "the trace has duplicates")
 
-	k := embeddedtest.StartKafka(t)
+	k := kafkatest.New(t)
 	addrs := k.Addrs()
 	client, err := sarama.NewClient(addrs, nil)
 	require.NoError(t, err, "client")
@@ -231,7 +231,7 @@ func TestStagesEqualOffline(t *testing.T) {
 // retention, a replay of an old trace would be deleted at the broker's next
 // retention check.
 func TestTopicsKeepOldRecords(t *testing.T) {
-	k := embeddedtest.StartKafka(t)
+	k := kafkatest.New(t)
 	adm, err := sarama.NewClusterAdmin(k.Addrs(), nil)
 	require.NoError(t, err, "admin")
 	defer adm.Close()

@@ -84,7 +84,7 @@ func NewLoader(db *mongo.Database, cfg Config, log *slog.Logger, opts ...mongoio
 // with the reason in headers, flushed before the offsets are committed.
 func NewLoadStage(cfg Config, loader *Loader, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
 	return kafkaio.NewStage(LoadGroup,
-		kafkaio.Input[ScoredRecord]{Topic: ZScore.Topic(), Codec: NewZScoreCodec(cfg)},
+		kafkaio.Input[ScoredRecord]{Topic: ZScore.Topic(), Decoder: NewZScoreCodec(cfg)},
 		func() (stream.Operator[ScoredRecord, ScoredRecord], error) { return passThrough[ScoredRecord]{}, nil },
 		kafkaio.ToSink[ScoredRecord](loader), cfg.stageOptions(opts)...)
 }

@@ -21,8 +21,8 @@ import (
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -66,7 +66,7 @@ func TestFollow(t *testing.T) {
 	in := testTrace(4, 3000, 10_000)
 	dir, want := offlineRecords(t, in, cfg)
 
-	k := embeddedtest.StartKafka(t)
+	k := kafkatest.New(t)
 	addrs := k.Addrs()
 	client, err := sarama.NewClient(addrs, nil)
 	require.NoError(t, err)
@@ -222,7 +222,7 @@ func TestDashboardOverhead(t *testing.T) {
 	in := testTrace(6, events, 10_000)
 	lines := bytes.Split(bytes.TrimRight(in, "\n"), []byte("\n"))
 	run := func(dashboard bool) float64 {
-		k := embeddedtest.StartKafka(t)
+		k := kafkatest.New(t)
 		addrs := k.Addrs()
 		client, err := sarama.NewClient(addrs, nil)
 		require.NoError(t, err)

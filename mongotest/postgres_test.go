@@ -1,4 +1,4 @@
-package embedded_test
+package mongotest_test
 
 import (
 	"context"
@@ -13,18 +13,22 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/tidemark-go/tidemark/internal/embedded"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
+	"github.com/tidemark-go/tidemark/mongotest"
 )
+
+// postgresURLEnv names the environment variable that holds the URL of a
+// PostgreSQL server for the tests of the PostgreSQL backend, as printed by
+// scripts/postgres/pg.sh start.
+const postgresURLEnv = "TIDEMARK_POSTGRES_URL"
 
 // postgresURL returns the PostgreSQL server of the integration tier, or
 // skips the test.
 func postgresURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv(embedded.PostgresURLEnv)
+	u := os.Getenv(postgresURLEnv)
 	if u == "" {
 		t.Skipf("%s is not set; start a server with `eval \"export $(scripts/postgres/pg.sh start)\"` to run this test",
-			embedded.PostgresURLEnv)
+			postgresURLEnv)
 	}
 	return u
 }
@@ -35,7 +39,7 @@ func uniqueDB(t *testing.T, client *mongo.Client) *mongo.Database {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	db := client.Database("embedded_" + hex.EncodeToString(b))
+	db := client.Database("mongotest_" + hex.EncodeToString(b))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -46,12 +50,13 @@ func uniqueDB(t *testing.T, client *mongo.Client) *mongo.Database {
 	return db
 }
 
-// TestMongoPostgres runs the round trip and a restart on the PostgreSQL
+// TestPostgres runs the round trip and a restart on the PostgreSQL
 // backend: the data lives in PostgreSQL and survives the restart.
-func TestMongoPostgres(t *testing.T) {
+func TestPostgres(t *testing.T) {
 	t.Parallel()
 	u := postgresURL(t)
-	m := embeddedtest.StartMongo(t, embedded.MongoPostgres(u))
+	m := mongotest.New(t, mongotest.WithPostgreSQL(u))
+	assert.Empty(t, m.Dir(), "no data directory")
 	client := connect(t, m.URI())
 	db := uniqueDB(t, client)
 	coll := db.Collection("btc-price-zscore-30s")
@@ -81,21 +86,14 @@ func TestMongoPostgres(t *testing.T) {
 	assert.InDelta(t, 99013.2, got.Lookup("price").Double(), 0, "price")
 }
 
-// TestMongoPostgresUnreachable starts FerretDB on a PostgreSQL server that
-// is not there: NewMongo fails, and says so.
-func TestMongoPostgresUnreachable(t *testing.T) {
+// TestPostgresUnreachable starts FerretDB on a PostgreSQL server that is
+// not there: NewServer fails, and says so.
+func TestPostgresUnreachable(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	_, err := embedded.NewMongo(t.TempDir(),
-		embedded.MongoPostgres("postgres://tidemark:secret@127.0.0.1:1/tidemark?connect_timeout=2"))
+	_, err := mongotest.NewServer(mongotest.WithPostgreSQL("postgres://tidemark:secret@127.0.0.1:1/tidemark?connect_timeout=2"))
 	require.Error(t, err, "no PostgreSQL server on port 1")
 	assert.ErrorContains(t, err, "PostgreSQL", "the message names the backend")
 	assert.NotContains(t, err.Error(), "secret", "the password is not in the message")
-	assert.Less(t, time.Since(start), 15*time.Second, "NewMongo gives up")
-
-	_, err = embedded.NewMongo(t.TempDir(), embedded.MongoPostgres(""))
-	assert.Error(t, err, "an empty URL is refused")
-	_, err = embedded.NewMongo(t.TempDir(), embedded.MongoPostgres("postgres://127.0.0.1:1/x"),
-		embedded.MongoSQLitePragmas("synchronous(normal)"))
-	assert.Error(t, err, "SQLite pragmas do not apply to PostgreSQL")
+	assert.Less(t, time.Since(start), 15*time.Second, "NewServer gives up")
 }
