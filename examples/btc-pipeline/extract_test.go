@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btctest"
-	"github.com/tidemark-go/tidemark/internal/embedded/embeddedtest"
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/kafkatest"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -33,7 +33,7 @@ import (
 // the run and only its records are looked at.
 func TestExtractOversizedLine(t *testing.T) {
 	t.Run("kfake", func(t *testing.T) {
-		k := embeddedtest.StartKafka(t)
+		k := kafkatest.New(t)
 		testExtractOversized(t, k.Addrs())
 	})
 	t.Run("kafka", func(t *testing.T) {
