@@ -20,6 +20,18 @@ type StageOption interface{ applyStage(*stageConfig) }
 type Option interface {
 	SinkOption
 	StageOption
+	FollowerOption
+}
+
+// FollowerOption configures NewFollower: the Options (WithLogger,
+// WithBrokers).
+type FollowerOption interface{ applyFollower(*common) }
+
+// SinkStageOption configures a Sink as well as a Stage, not a Follower:
+// WithDeadLetter.
+type SinkStageOption interface {
+	SinkOption
+	StageOption
 }
 
 // common holds what Sinks and Stages share.
@@ -60,6 +72,7 @@ type commonOption func(*common)
 
 func (f commonOption) applySink(c *sinkConfig)   { f(&c.common) }
 func (f commonOption) applyStage(c *stageConfig) { f(&c.common) }
+func (f commonOption) applyFollower(c *common)   { f(c) }
 
 type sinkOption func(*sinkConfig)
 
@@ -110,7 +123,7 @@ func WithBrokers(addrs []string, cfg *sarama.Config) Option {
 // will refuse whenever they are sent (too large, an invalid timestamp, an
 // invalid record, a policy): see Sink, "Dead letters". Without this option
 // the first such record fails the Sink.
-func WithDeadLetter(topic string) Option {
+func WithDeadLetter(topic string) SinkStageOption {
 	if topic == "" {
 		return optionError("empty dead-letter topic")
 	}

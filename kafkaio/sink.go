@@ -111,7 +111,7 @@ type Sink[T any] struct {
 	client sarama.Client
 	own    bool
 	main   *lane // the producer of the client's config
-	codec  Codec[T]
+	codec  Encoder[T]
 	topic  string
 	route  func(stream.Event[T]) string
 	log    *slog.Logger
@@ -186,7 +186,7 @@ var (
 // WaitForAll, Net.MaxOpenRequests = 1, Producer.Return.Successes and
 // .Errors): NewConfig has them. Batching and compression are part of that
 // config too (WithBatch, WithCompression).
-func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*Sink[T], error) {
+func NewSink[T any](client sarama.Client, codec Encoder[T], opts ...SinkOption) (*Sink[T], error) {
 	var cfg sinkConfig
 	for _, o := range opts {
 		if o != nil {
