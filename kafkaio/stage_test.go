@@ -838,7 +838,6 @@ func TestStageRebalance(t *testing.T) {
 	})
 }
 
-
 // TestStageZombie: a member gets stuck with results in its open transaction
 // and is removed from the group, as the coordinator removes a member that
 // misses its session timeout (the admin API does the same, on demand); its
