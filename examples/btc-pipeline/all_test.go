@@ -60,12 +60,11 @@ func e2eTrace(r *rand.Rand, n int, lateness stream.Time) []string {
 // partition that push every stage's watermark past the trace (see the btc
 // package's stage test).
 func e2eSentinels(cfg btc.Config, last stream.Time) []string {
-	part := btc.NewPartitioner(cfg.Partitions)
 	gap := stream.DurationOf(cfg.Lateness) + stream.DurationOf(cfg.Horizon) + 1000
 	var out []string
 	for p, i := 0, 0; p < cfg.Partitions; i++ {
 		key := fmt.Sprintf(sentinel+"%d", i)
-		if part.Of(key) != p {
+		if btc.Partition(key, cfg.Partitions) != p {
 			continue
 		}
 		for j := 1; j <= 3; j++ {

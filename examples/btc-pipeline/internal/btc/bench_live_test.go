@@ -51,7 +51,7 @@ func benchBrokers(b *testing.B, partitions int, f func(b *testing.B, addrs []str
 }
 
 // benchSymbols are the symbols of the benchmarks' traces, one per partition
-// (NewPartitioner puts these three on partitions 0, 1 and 2 of three).
+// (Partition puts these three on partitions 0, 1 and 2 of three).
 var benchSymbols = []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
 
 // startStages runs the moving, zscore and bonus stages with cfg's windows

@@ -28,7 +28,8 @@ func TestOfflineFromTheFuture(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Partitions = 3
 	lines := btctest.Trace(r, 2000, 10_000, []string{`not json`})
-	at := 100 + r.IntN(len(lines)-200)
+	// In the first half, so that at least a thousand lines follow it.
+	at := 100 + r.IntN(len(lines)/2-100)
 	future := `{"symbol":"BTCUSDT","price":99190.48,"timestamp":"2099-01-01T00:00:00.000Z"}`
 	with := slices.Insert(slices.Clone(lines), at, future)
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tidemark-go/tidemark/kafkaio"
+	"github.com/tidemark-go/tidemark/lookahead"
 	"github.com/tidemark-go/tidemark/stream"
 	"github.com/tidemark-go/tidemark/window"
 )
@@ -49,53 +50,53 @@ func TopicSpecs(partitions int) []kafkaio.TopicSpec {
 }
 
 // NewMovingStage returns the transform stage: it reads btc-price and writes
-// one btc-price-moving record per accepted price, exactly once. Invalid
-// btc-price records go to btc-price-dlq, in the same transactions, untouched
-// and with the reason in headers; late and duplicate events are counted
-// (kafkaio.StageStats) and dropped.
+// one btc-price-moving record per accepted price (the trailing statistics
+// of each window), exactly once. Invalid btc-price records go to
+// btc-price-dlq, in the same transactions, untouched and with the reason
+// in headers; late and duplicate events are counted (kafkaio.StageStats)
+// and dropped.
 func NewMovingStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
-	if _, err := NewMovingOperator(cfg); err != nil {
-		return nil, err
-	}
-	return kafkaio.NewStage(MovingGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Decoder: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead},
-		func() (stream.Operator[float64, Output], error) { return NewMovingOperator(cfg) },
-		kafkaio.ToTopic(Moving.Topic(), NewOutputCodec(cfg)),
-		cfg.stageOptions(opts)...)
+	return kafkaio.NewStage(MovingGroup, priceInput(cfg, false),
+		func() (stream.Operator[float64, []window.Statistics], error) {
+			return window.NewTrailingStatistics(cfg.Windows)
+		},
+		kafkaio.ToTopic(Moving.Topic(), NewMovingEncoder(cfg)), cfg.stageOptions(opts)...)
+}
+
+// priceInput is btc-price as a stage reads it; skip keeps its rejected
+// records out of the dead-letter topic (the moving stage puts them there).
+func priceInput(cfg Config, skip bool) kafkaio.Input[float64] {
+	return kafkaio.Input[float64]{Topic: PriceTopic, Decoder: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: skip}
 }
 
 // NewZScoreStage returns the z-score stage, the lab's join: each price of
 // btc-price (left, with the allowed lateness) is paired with its record of
 // btc-price-moving (right: written by the moving stage in event-time order
-// within each partition, so with no lateness) on (symbol, timestamp), and
-// scored against the mean and standard deviation that record prints. It
-// writes btc-price-zscore, exactly once. A price whose moving record never
-// comes (the join's watermark passed it) is dropped and counted; invalid
+// within each partition, so Final) on (symbol, timestamp), and scored
+// against the mean and standard deviation that record prints. It writes
+// btc-price-zscore, exactly once. A price whose moving record never comes
+// (the join's watermark passed it) is dropped and counted; invalid
 // btc-price records are counted and skipped (the moving stage dead-letters
 // them), and invalid btc-price-moving records (another schema, other
 // windows than cfg's, not UTF-8) go to btc-price-dlq, in the stage's
 // transactions, with the reason in headers.
 func NewZScoreStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
-	return kafkaio.NewTwoInputStage(ZScoreGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Decoder: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: true},
+	return kafkaio.NewTwoInputStage(ZScoreGroup, priceInput(cfg, true),
 		kafkaio.Input[[]window.Statistics]{Topic: Moving.Topic(), Decoder: NewMovingCodec(cfg), Final: true},
-		func() (stream.TwoInput[float64, []window.Statistics, Output], error) { return NewZScoreOperator() },
-		kafkaio.ToTopic(ZScore.Topic(), NewOutputCodec(cfg)),
-		cfg.stageOptions(opts)...)
+		NewZScoreOperator, kafkaio.ToTopic(ZScore.Topic(), NewZScoreEncoder(cfg)), cfg.stageOptions(opts)...)
 }
 
 // NewBonusStage returns the bonus stage: for each price of btc-price, the
 // time to the first strictly higher and the first strictly lower price of
-// the symbol within the horizon, written to btc-price-higher and
-// btc-price-lower, exactly once.
+// the symbol within the horizon, written to btc-price-higher (its main
+// output) and btc-price-lower (a side output), exactly once.
 func NewBonusStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
-	if _, err := NewBonusOperator(cfg); err != nil {
-		return nil, err
-	}
-	return kafkaio.NewStage(BonusGroup,
-		kafkaio.Input[float64]{Topic: PriceTopic, Decoder: NewPriceCodec(), Lateness: cfg.Lateness, MaxAhead: cfg.MaxAhead, SkipDeadLetter: true},
-		func() (stream.Operator[float64, Output], error) { return NewBonusOperator(cfg) },
-		kafkaio.ToTopics(NewOutputCodec(cfg), Route), cfg.stageOptions(opts)...)
+	lower := kafkaio.NewSide(kafkaio.ToTopic(Lower.Topic(), NewLookaheadEncoder(cfg, Lower)))
+	return kafkaio.NewStage(BonusGroup, priceInput(cfg, true),
+		func() (stream.Operator[float64, lookahead.Match[float64]], error) {
+			return NewBonusOperator(cfg, lower.Emitter())
+		},
+		kafkaio.ToTopic(Higher.Topic(), NewLookaheadEncoder(cfg, Higher)), cfg.stageOptions(append(opts, kafkaio.WithSides(lower)))...)
 }
 
 // stageOptions are the options every stage of the lab has: the
@@ -111,10 +112,7 @@ func (cfg Config) stageOptions(opts []kafkaio.StageOption) []kafkaio.StageOption
 // Validate checks cfg the way the operators do: windows and horizon
 // positive, lateness not negative, partitions not negative.
 func (cfg Config) Validate() error {
-	if _, err := NewMovingOperator(cfg); err != nil {
-		return err
-	}
-	if _, err := NewBonusOperator(cfg); err != nil {
+	if _, err := NewPipeline(cfg, nil, nil, nil); err != nil {
 		return err
 	}
 	if cfg.Lateness < 0 {

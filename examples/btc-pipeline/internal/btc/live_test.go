@@ -38,12 +38,11 @@ const sentinelPrefix = "~END"
 // moving record final, which releases the first one's z-score, so that the
 // load stage's input passes the trace's last z-score.
 func sentinels(cfg Config, n int, last stream.Time) []stream.Event[[]byte] {
-	part := NewPartitioner(n)
 	gap := stream.DurationOf(cfg.Lateness) + stream.DurationOf(cfg.Horizon) + 1000
 	var out []stream.Event[[]byte]
 	for p, i := 0, 0; p < n; i++ {
 		key := fmt.Sprintf("%s%d", sentinelPrefix, i)
-		if part.Of(key) != p {
+		if Partition(key, n) != p {
 			continue
 		}
 		for j, t := range []stream.Time{last + gap, last + 2*gap, last + 3*gap} {

@@ -85,13 +85,8 @@ func NewLoader(db *mongo.Database, cfg Config, log *slog.Logger, opts ...mongoio
 func NewLoadStage(cfg Config, loader *Loader, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
 	return kafkaio.NewStage(LoadGroup,
 		kafkaio.Input[ScoredRecord]{Topic: ZScore.Topic(), Decoder: NewZScoreCodec(cfg), Final: true},
-		func() (stream.Operator[ScoredRecord, ScoredRecord], error) { return passThrough[ScoredRecord]{}, nil },
+		func() (stream.Operator[ScoredRecord, ScoredRecord], error) {
+			return stream.Map(func(e stream.Event[ScoredRecord]) ScoredRecord { return e.Value }), nil
+		},
 		kafkaio.ToSink[ScoredRecord](loader), cfg.stageOptions(opts)...)
 }
-
-// passThrough is the operator that emits each event as it comes.
-type passThrough[T any] struct{}
-
-func (passThrough[T]) Process(e stream.Event[T], out stream.Emitter[T]) { out.Emit(e) }
-func (passThrough[T]) Advance(stream.Time, stream.Emitter[T])           {}
-func (passThrough[T]) Bounds() stream.Bounds                            { return stream.Bounds{} }

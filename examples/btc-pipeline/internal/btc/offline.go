@@ -101,7 +101,8 @@ type batch struct {
 	pending atomic.Int32 // encoders still reading it
 }
 
-// batchSink is the Emitter the Driver writes to: it fills batches.
+// batchSink fills batches; the pipeline writes to it through one typed
+// Emitter per output (movingSink, scoreSink, matchSink).
 type batchSink struct {
 	cur     *batch
 	free    chan *batch
@@ -109,27 +110,48 @@ type batchSink struct {
 	written [numKinds]uint64
 }
 
-func (s *batchSink) Emit(e stream.Event[Output]) {
-	if s.cur == nil {
-		s.cur = <-s.free
-	}
-	b := s.cur
-	r := record{kind: e.Value.Kind, key: e.Key, t: e.Time}
-	switch e.Value.Kind {
-	case Moving:
-		r.off = len(b.stats)
-		b.stats = append(b.stats, e.Value.Stats...)
-	case ZScore:
-		r.price, r.off = e.Value.Price, len(b.scores)
-		b.scores = append(b.scores, e.Value.Scores...)
-	default:
-		r.match = e.Value.Match
-	}
+// add appends r to the current batch, shipping it when full.
+func (s *batchSink) add(r record, b *batch) {
 	b.recs = append(b.recs, r)
-	s.written[e.Value.Kind]++
+	s.written[r.kind]++
 	if len(b.recs) == batchSize {
 		s.ship()
 	}
+}
+
+// batch returns the batch being filled.
+func (s *batchSink) batch() *batch {
+	if s.cur == nil {
+		s.cur = <-s.free
+	}
+	return s.cur
+}
+
+type movingSink struct{ *batchSink }
+
+func (s movingSink) Emit(e stream.Event[[]window.Statistics]) {
+	b := s.batch()
+	r := record{kind: Moving, key: e.Key, t: e.Time, off: len(b.stats)}
+	b.stats = append(b.stats, e.Value...)
+	s.add(r, b)
+}
+
+type scoreSink struct{ *batchSink }
+
+func (s scoreSink) Emit(e stream.Event[zscore.Scored]) {
+	b := s.batch()
+	r := record{kind: ZScore, key: e.Key, t: e.Time, price: e.Value.Value, off: len(b.scores)}
+	b.scores = append(b.scores, e.Value.Scores...)
+	s.add(r, b)
+}
+
+type matchSink struct {
+	*batchSink
+	kind Kind
+}
+
+func (s matchSink) Emit(e stream.Event[lookahead.Match[float64]]) {
+	s.add(record{kind: s.kind, key: e.Key, t: e.Time, match: e.Value}, s.batch())
 }
 
 // ship hands the current batch to the encoders.
@@ -193,13 +215,7 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 	start := time.Now()
 	sum := Summary{Invalids: make(map[string]uint64)}
 	parts := max(cfg.Partitions, 1)
-	pipes := make([]*Pipeline, parts)
 	var err error
-	for i := range pipes {
-		if pipes[i], err = NewPipeline(cfg); err != nil {
-			return sum, err
-		}
-	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return sum, fmt.Errorf("btc: %w", err)
 	}
@@ -253,14 +269,17 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 	}
 	// One driver (one watermark) per partition, as one task per partition
 	// in the streaming stages.
-	drivers := make([]*stream.Driver[float64, Output], parts)
+	drivers := make([]*stream.Driver[float64, []window.Statistics], parts)
 	for i := range drivers {
-		if drivers[i], err = stream.NewDriver[float64, Output](pipes[i], sink, stream.WithLateness(cfg.Lateness), stream.WithLateSink(onLate),
+		pipe, err := NewPipeline(cfg, scoreSink{sink}, matchSink{sink, Higher}, matchSink{sink, Lower})
+		if err != nil {
+			return sum, err
+		}
+		if drivers[i], err = stream.NewDriver[float64, []window.Statistics](pipe, movingSink{sink}, stream.WithLateness(cfg.Lateness), stream.WithLateSink(onLate),
 			stream.WithMaxAhead(cfg.MaxAhead)); err != nil {
 			return sum, fmt.Errorf("btc: %w", err)
 		}
 	}
-	partition := NewPartitioner(parts)
 	dec := NewDecoder()
 	r := bufio.NewReaderSize(in, 1<<20)
 	var long []byte
@@ -300,7 +319,7 @@ func Offline(ctx context.Context, in io.Reader, outDir string, cfg Config, log *
 			}
 			if derr == nil {
 				e := stream.Event[float64]{Key: p.Symbol, Time: p.Time, Value: p.Price}
-				if drivers[partition.Of(p.Symbol)].Push(0, e, time.Time{}) == stream.TooFarAhead {
+				if drivers[Partition(p.Symbol, parts)].Push(0, e, time.Time{}) == stream.TooFarAhead {
 					// The lines have no record timestamps: the bound is on
 					// the jump of the partition's largest event time.
 					derr = fmt.Errorf("%w: event time %v is more than %v ahead of the largest event time of its partition", ErrTooFarAhead, p.Time, cfg.MaxAhead)

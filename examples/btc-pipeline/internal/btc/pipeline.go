@@ -59,7 +59,7 @@ func DefaultConfig() Config {
 	}
 }
 
-// Kind says which topic an Output belongs to.
+// Kind names the derived topics.
 type Kind uint8
 
 // The derived topics.
@@ -76,23 +76,16 @@ func (k Kind) Topic() string {
 	return [...]string{"btc-price-moving", "btc-price-zscore", "btc-price-higher", "btc-price-lower"}[k]
 }
 
-// Output is one derived record. Which fields are set depends on Kind; the
-// slices are reused by the operators and valid only during Emit.
-type Output struct {
-	Kind   Kind
-	Price  float64                  // ZScore
-	Stats  []window.Statistics      // Moving
-	Scores []zscore.Score           // ZScore
-	Match  lookahead.Match[float64] // Higher, Lower
-}
-
-// Pipeline is the composite operator: price events in, every derived record
-// out. The moving statistics and the z-scores of an event are emitted when it
-// is released (the watermark is above its time); its higher and lower answers
-// once both are final. The z-scores come from the timestamp-keyed join of the
-// price with its moving record, as the streaming zscore stage computes them:
+// Pipeline is the composite operator of the whole lab, for offline and for
+// a stage that runs every computation at once: price events in, the moving
+// statistics of each on its main output, and its z-scores, higher and
+// lower answers on the emitters it was given (side outputs). The moving
+// statistics and the z-scores of an event are emitted when it is released
+// (the watermark is above its time); its higher and lower answers once both
+// are final. The z-scores come from the timestamp-keyed join of the price
+// with its moving statistics, as the streaming zscore stage computes them:
 // against the mean and standard deviation as btc-price-moving prints them
-// (printed), which is what that stage reads, so that both write the same
+// (AsPrinted), which is what that stage reads, so that both write the same
 // z-scores.
 type Pipeline struct {
 	moving *window.TrailingStatistics
@@ -100,18 +93,20 @@ type Pipeline struct {
 	z      *zscore.Operator
 	both   *lookahead.HigherLower[float64] // the higher and lower answers together
 
-	out      stream.Emitter[Output]
-	asRead   []window.Statistics // the statistics as the moving record prints them
-	movingEm movingEmitter
-	pairEm   pairEmitter
-	zEm      zEmitter
-	bothEm   bothEmitter
+	out           stream.Emitter[[]window.Statistics]
+	zs            stream.Emitter[zscore.Scored]
+	higher, lower stream.Emitter[lookahead.Match[float64]]
+	asRead        []window.Statistics // the statistics as the moving record prints them
+	movingEm      movingEmitter
+	pairEm        pairEmitter
+	bothEm        bothEmitter
 }
 
-var _ stream.Operator[float64, Output] = (*Pipeline)(nil)
+var _ stream.Operator[float64, []window.Statistics] = (*Pipeline)(nil)
 
-// NewPipeline builds the operators for cfg.
-func NewPipeline(cfg Config) (*Pipeline, error) {
+// NewPipeline builds the operators for cfg, writing the z-scores, higher and
+// lower answers to zs, higher and lower (nil: discarded).
+func NewPipeline(cfg Config, zs stream.Emitter[zscore.Scored], higher, lower stream.Emitter[lookahead.Match[float64]]) (*Pipeline, error) {
 	moving, err := window.NewTrailingStatistics(cfg.Windows)
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
@@ -124,10 +119,17 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
-	p := &Pipeline{moving: moving, join: join,
-		z: zscore.NewOperator(), both: both}
-	p.movingEm.p, p.pairEm.p, p.zEm.p, p.bothEm.p = p, p, p, p
+	p := &Pipeline{moving: moving, join: join, z: zscore.NewOperator(), both: both,
+		zs: orDiscard(zs), higher: orDiscard(higher), lower: orDiscard(lower)}
+	p.movingEm.p, p.pairEm.p, p.bothEm.p = p, p, p
 	return p, nil
+}
+
+func orDiscard[T any](e stream.Emitter[T]) stream.Emitter[T] {
+	if e == nil {
+		return stream.EmitFunc[T](func(stream.Event[T]) {})
+	}
+	return e
 }
 
 // Bounds implements stream.Operator: the moving statistics look back by the
@@ -136,7 +138,7 @@ func NewPipeline(cfg Config) (*Pipeline, error) {
 func (p *Pipeline) Bounds() stream.Bounds { return p.moving.Bounds().Max(p.both.Bounds()) }
 
 // Process computes everything e contributes to.
-func (p *Pipeline) Process(e stream.Event[float64], out stream.Emitter[Output]) {
+func (p *Pipeline) Process(e stream.Event[float64], out stream.Emitter[[]window.Statistics]) {
 	p.out = out
 	p.join.ProcessLeft(e, &p.pairEm)
 	p.moving.Process(e, &p.movingEm)
@@ -144,7 +146,7 @@ func (p *Pipeline) Process(e stream.Event[float64], out stream.Emitter[Output]) 
 }
 
 // Advance lets the operators emit what the watermark makes final.
-func (p *Pipeline) Advance(wm stream.Time, out stream.Emitter[Output]) {
+func (p *Pipeline) Advance(wm stream.Time, out stream.Emitter[[]window.Statistics]) {
 	p.out = out
 	p.moving.Advance(wm, &p.movingEm)
 	p.join.Advance(wm, &p.pairEm)
@@ -154,7 +156,7 @@ func (p *Pipeline) Advance(wm stream.Time, out stream.Emitter[Output]) {
 type movingEmitter struct{ p *Pipeline }
 
 func (m *movingEmitter) Emit(e stream.Event[[]window.Statistics]) {
-	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Moving, Stats: e.Value}})
+	m.p.out.Emit(e)
 	m.p.asRead = AsPrinted(m.p.asRead[:0], e.Value)
 	e.Value = m.p.asRead
 	m.p.join.ProcessRight(e, &m.p.pairEm)
@@ -174,19 +176,13 @@ func AsPrinted(dst, stats []window.Statistics) []window.Statistics {
 type pairEmitter struct{ p *Pipeline }
 
 func (m *pairEmitter) Emit(e stream.Event[stream.Pair[float64, []window.Statistics]]) {
-	m.p.z.Process(e, &m.p.zEm)
+	m.p.z.Process(e, m.p.zs)
 }
 
-type zEmitter struct{ p *Pipeline }
-
-func (m *zEmitter) Emit(e stream.Event[zscore.Scored]) {
-	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: ZScore, Scores: e.Value.Scores, Price: e.Value.Value}})
-}
-
-// bothEmitter emits an event's higher record, then its lower record.
+// bothEmitter emits an event's higher answer, then its lower answer.
 type bothEmitter struct{ p *Pipeline }
 
 func (m *bothEmitter) Emit(e stream.Event[lookahead.Both[float64]]) {
-	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Higher, Match: e.Value.Higher}})
-	m.p.out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Lower, Match: e.Value.Lower}})
+	m.p.higher.Emit(stream.Event[lookahead.Match[float64]]{Key: e.Key, Time: e.Time, Value: e.Value.Higher})
+	m.p.lower.Emit(stream.Event[lookahead.Match[float64]]{Key: e.Key, Time: e.Time, Value: e.Value.Lower})
 }

@@ -8,7 +8,6 @@ import (
 	"math"
 	"unicode/utf8"
 
-	"github.com/IBM/sarama"
 	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/lookahead"
 	"github.com/tidemark-go/tidemark/stream"
@@ -75,41 +74,59 @@ func ReasonKind(err error) string {
 	return "invalid"
 }
 
-// OutputCodec writes the derived records (Output) of the pipeline's stages
-// with an Encoder: a moving, z-score, higher or lower record according to
-// the Output's Kind. It only encodes: the stages that read derived topics
-// use MovingCodec and ZScoreCodec.
-type OutputCodec struct{ enc *Encoder }
+// MovingEncoder writes btc-price-moving values: the statistics of each
+// window of cfg, in order.
+type MovingEncoder struct{ enc *Encoder }
 
-var _ kafkaio.Codec[Output] = (*OutputCodec)(nil)
+var _ kafkaio.Encoder[[]window.Statistics] = MovingEncoder{}
 
-// NewOutputCodec returns an OutputCodec for cfg's windows and horizon.
-func NewOutputCodec(cfg Config) *OutputCodec {
-	return &OutputCodec{enc: NewEncoder(cfg.Windows, cfg.Horizon)}
+// NewMovingEncoder returns a MovingEncoder for cfg's windows.
+func NewMovingEncoder(cfg Config) MovingEncoder {
+	return MovingEncoder{NewEncoder(cfg.Windows, cfg.Horizon)}
 }
 
-// Decode implements kafkaio.Codec; it refuses every record.
-func (c *OutputCodec) Decode([]byte, []byte, stream.Time) (stream.Event[Output], error) {
-	return stream.Event[Output]{}, errors.New("btc: OutputCodec only encodes")
+// AppendValue implements kafkaio.Encoder.
+func (m MovingEncoder) AppendValue(dst []byte, e stream.Event[[]window.Statistics]) ([]byte, error) {
+	return m.enc.AppendMoving(dst, e.Key, e.Time, e.Value), nil
 }
 
-// AppendValue implements kafkaio.Codec.
-func (c *OutputCodec) AppendValue(dst []byte, e stream.Event[Output]) ([]byte, error) {
-	switch e.Value.Kind {
-	case Moving:
-		return c.enc.AppendMoving(dst, e.Key, e.Time, e.Value.Stats), nil
-	case ZScore:
-		return c.enc.AppendZScore(dst, e.Key, e.Time, e.Value.Price, e.Value.Scores), nil
-	case Higher:
-		return c.enc.AppendLookahead(dst, "higher_window", e.Key, e.Time, e.Value.Match), nil
-	case Lower:
-		return c.enc.AppendLookahead(dst, "lower_window", e.Key, e.Time, e.Value.Match), nil
+// ZScoreEncoder writes btc-price-zscore values.
+type ZScoreEncoder struct{ enc *Encoder }
+
+var _ kafkaio.Encoder[zscore.Scored] = ZScoreEncoder{}
+
+// NewZScoreEncoder returns a ZScoreEncoder for cfg's windows.
+func NewZScoreEncoder(cfg Config) ZScoreEncoder {
+	return ZScoreEncoder{NewEncoder(cfg.Windows, cfg.Horizon)}
+}
+
+// AppendValue implements kafkaio.Encoder.
+func (z ZScoreEncoder) AppendValue(dst []byte, e stream.Event[zscore.Scored]) ([]byte, error) {
+	return z.enc.AppendZScore(dst, e.Key, e.Time, e.Value.Value, e.Value.Scores), nil
+}
+
+// LookaheadEncoder writes btc-price-higher or btc-price-lower values.
+type LookaheadEncoder struct {
+	enc   *Encoder
+	field string
+}
+
+var _ kafkaio.Encoder[lookahead.Match[float64]] = LookaheadEncoder{}
+
+// NewLookaheadEncoder returns the encoder of kind's values (Higher or
+// Lower) for cfg's horizon.
+func NewLookaheadEncoder(cfg Config, kind Kind) LookaheadEncoder {
+	field := "higher_window"
+	if kind == Lower {
+		field = "lower_window"
 	}
-	return dst, fmt.Errorf("btc: unknown output kind %d", e.Value.Kind)
+	return LookaheadEncoder{NewEncoder(cfg.Windows, cfg.Horizon), field}
 }
 
-// Route is the router of the stages' outputs: each Kind to its topic.
-func Route(e stream.Event[Output]) string { return e.Value.Kind.Topic() }
+// AppendValue implements kafkaio.Encoder.
+func (l LookaheadEncoder) AppendValue(dst []byte, e stream.Event[lookahead.Match[float64]]) ([]byte, error) {
+	return l.enc.AppendLookahead(dst, l.field, e.Key, e.Time, e.Value), nil
+}
 
 // movingJSON is a btc-price-moving value as read back.
 type movingJSON struct {
@@ -125,15 +142,15 @@ type movingJSON struct {
 
 // MovingCodec decodes btc-price-moving records into the statistics per
 // window, as printed (AsPrinted): mean and std as the text reads, the count,
-// the variance NaN. The windows must be cfg's, in order. It only decodes. A
-// MovingCodec is not safe for concurrent use (a stage uses each codec from
-// one goroutine).
+// the variance NaN. The windows must be cfg's, in order. A MovingCodec is
+// not safe for concurrent use (a stage uses each decoder from one
+// goroutine).
 type MovingCodec struct {
 	labels []string
 	syms   symbols
 }
 
-var _ kafkaio.Codec[[]window.Statistics] = (*MovingCodec)(nil)
+var _ kafkaio.Decoder[[]window.Statistics] = (*MovingCodec)(nil)
 
 // NewMovingCodec returns a MovingCodec for cfg's windows.
 func NewMovingCodec(cfg Config) *MovingCodec {
@@ -185,11 +202,6 @@ func (c *MovingCodec) decodeJSON(value []byte) (stream.Event[[]window.Statistics
 	return stream.Event[[]window.Statistics]{Key: m.Symbol, Time: t, Value: stats}, nil
 }
 
-// AppendValue implements kafkaio.Codec; it refuses (see OutputCodec).
-func (c *MovingCodec) AppendValue(dst []byte, _ stream.Event[[]window.Statistics]) ([]byte, error) {
-	return dst, errors.New("btc: MovingCodec only decodes")
-}
-
 // ScoredRecord is a btc-price-zscore record as read back: the price and a
 // z-score per window (OK false for null).
 type ScoredRecord struct {
@@ -198,14 +210,14 @@ type ScoredRecord struct {
 }
 
 // ZScoreCodec decodes btc-price-zscore records, for the load stage. The
-// windows must be cfg's, in order. It only decodes. A ZScoreCodec is not
-// safe for concurrent use.
+// windows must be cfg's, in order. A ZScoreCodec is not safe for concurrent
+// use.
 type ZScoreCodec struct {
 	labels []string
 	syms   symbols
 }
 
-var _ kafkaio.Codec[ScoredRecord] = (*ZScoreCodec)(nil)
+var _ kafkaio.Decoder[ScoredRecord] = (*ZScoreCodec)(nil)
 
 // NewZScoreCodec returns a ZScoreCodec for cfg's windows.
 func NewZScoreCodec(cfg Config) *ZScoreCodec { return &ZScoreCodec{labels: NewMovingCodec(cfg).labels} }
@@ -258,11 +270,6 @@ func (c *ZScoreCodec) decodeJSON(value []byte) (stream.Event[ScoredRecord], erro
 	return stream.Event[ScoredRecord]{Key: z.Symbol, Time: t, Value: rec}, nil
 }
 
-// AppendValue implements kafkaio.Codec; it refuses (see OutputCodec).
-func (c *ZScoreCodec) AppendValue(dst []byte, _ stream.Event[ScoredRecord]) ([]byte, error) {
-	return dst, errors.New("btc: ZScoreCodec only decodes")
-}
-
 // errNotUTF8 is the reason of a derived record that is not valid UTF-8.
 var errNotUTF8 = errors.New("not valid UTF-8")
 
@@ -278,87 +285,32 @@ func strictJSON(b []byte, v any) error {
 	return nil
 }
 
-// NewMovingOperator returns the moving stage's operator: the trailing
-// statistics of each price, as Output records of Kind Moving.
-func NewMovingOperator(cfg Config) (stream.Operator[float64, Output], error) {
-	tr, err := window.NewTrailingStatistics(cfg.Windows)
-	if err != nil {
-		return nil, fmt.Errorf("btc: %w", err)
-	}
-	return stream.Chain(stream.Operator[float64, []window.Statistics](tr), stream.Operator[[]window.Statistics, Output](asOutput[[]window.Statistics]{
-		wrap: func(s []window.Statistics) Output { return Output{Kind: Moving, Stats: s} }})), nil
-}
-
 // NewZScoreOperator returns the zscore stage's operator: the join of each
-// price (left) with its moving record (right), scored, as Output records of
-// Kind ZScore.
-func NewZScoreOperator() (stream.TwoInput[float64, []window.Statistics, Output], error) {
+// price (left) with its moving record (right), scored.
+func NewZScoreOperator() (stream.TwoInput[float64, []window.Statistics, zscore.Scored], error) {
 	j, err := stream.NewJoin(stream.JoinConfig[float64, []window.Statistics]{CopyRight: stream.CopySlice[window.Statistics]})
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
-	scored := stream.ChainTwoInput[float64, []window.Statistics, stream.Pair[float64, []window.Statistics], zscore.Scored](j, zscore.NewOperator())
-	return stream.ChainTwoInput(scored, stream.Operator[zscore.Scored, Output](asOutput[zscore.Scored]{
-		wrap: func(s zscore.Scored) Output { return Output{Kind: ZScore, Price: s.Value, Scores: s.Scores} }})), nil
+	return stream.ChainTwoInput[float64, []window.Statistics, stream.Pair[float64, []window.Statistics], zscore.Scored](j, zscore.NewOperator()), nil
 }
 
 // NewBonusOperator returns the bonus stage's operator: for each price, the
-// time to the next higher and the next lower price within the horizon, as
-// two Output records, Higher then Lower.
-func NewBonusOperator(cfg Config) (stream.Operator[float64, Output], error) {
+// time to the next higher price within the horizon on its main output, and
+// to the next lower one on lower.
+func NewBonusOperator(cfg Config, lower stream.Emitter[lookahead.Match[float64]]) (stream.Operator[float64, lookahead.Match[float64]], error) {
 	hl, err := lookahead.NewHigherLower[float64](cfg.Horizon)
 	if err != nil {
 		return nil, fmt.Errorf("btc: %w", err)
 	}
-	return stream.Chain(stream.Operator[float64, lookahead.Both[float64]](hl), stream.Operator[lookahead.Both[float64], Output](splitBoth{})), nil
+	return stream.Chain(stream.Operator[float64, lookahead.Both[float64]](hl),
+		stream.FlatMap(func(e stream.Event[lookahead.Both[float64]], out *stream.Collector[lookahead.Match[float64]]) {
+			out.Emit(e.Value.Higher)
+			lower.Emit(stream.Event[lookahead.Match[float64]]{Key: e.Key, Time: e.Time, Value: e.Value.Lower})
+		})), nil
 }
 
-// asOutput wraps each event's value in an Output.
-type asOutput[T any] struct{ wrap func(T) Output }
-
-func (a asOutput[T]) Process(e stream.Event[T], out stream.Emitter[Output]) {
-	out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: a.wrap(e.Value)})
-}
-func (asOutput[T]) Advance(stream.Time, stream.Emitter[Output]) {}
-func (asOutput[T]) Bounds() stream.Bounds                       { return stream.Bounds{} }
-
-// splitBoth emits an event's higher answer, then its lower answer.
-type splitBoth struct{}
-
-func (splitBoth) Process(e stream.Event[lookahead.Both[float64]], out stream.Emitter[Output]) {
-	out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Higher, Match: e.Value.Higher}})
-	out.Emit(stream.Event[Output]{Key: e.Key, Time: e.Time, Value: Output{Kind: Lower, Match: e.Value.Lower}})
-}
-func (splitBoth) Advance(stream.Time, stream.Emitter[Output]) {}
-func (splitBoth) Bounds() stream.Bounds                       { return stream.Bounds{} }
-
-// Partitioner gives the partition of a symbol's records among n, as the
-// producers of the pipeline place them: the Java client's murmur2 of the
-// key (kafkaio.NewConfig's partitioner). It caches each symbol's partition.
-// It is not safe for concurrent use.
-type Partitioner struct {
-	n     int32
-	p     sarama.Partitioner
-	cache map[string]int
-}
-
-// NewPartitioner returns a Partitioner over n partitions.
-func NewPartitioner(n int) *Partitioner {
-	return &Partitioner{n: int32(n), p: sarama.NewMurmur2Partitioner(""), cache: make(map[string]int)}
-}
-
-// Of returns the partition of symbol.
-func (p *Partitioner) Of(symbol string) int {
-	if p.n <= 1 {
-		return 0
-	}
-	if i, ok := p.cache[symbol]; ok {
-		return i
-	}
-	i, err := p.p.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(symbol)}, p.n)
-	if err != nil {
-		panic(fmt.Sprintf("btc: murmur2 partitioner: %v", err)) // it fails only without a key
-	}
-	p.cache[symbol] = int(i)
-	return int(i)
-}
+// Partition is the partition of a symbol's records among n, as the
+// producers of the pipeline place them (kafkaio.Partition, NewConfig's
+// partitioner): offline computes per partition, as the stages do.
+func Partition(symbol string, n int) int { return int(kafkaio.Partition([]byte(symbol), int32(n))) }

@@ -329,21 +329,6 @@ func (h *Hub) AddLookahead(k btc.Kind, symbol string, t stream.Time, seconds flo
 	}
 }
 
-// Emit adds one of the pipeline's derived records: a Hub is a
-// stream.Emitter of btc.Pipeline's outputs.
-func (h *Hub) Emit(e stream.Event[btc.Output]) {
-	switch e.Value.Kind {
-	case btc.Moving:
-		h.AddMoving(e.Key, e.Time, e.Value.Stats)
-	case btc.ZScore:
-		h.AddZScore(e.Key, e.Time, e.Value.Price, e.Value.Scores)
-	case btc.Higher, btc.Lower:
-		h.AddLookahead(e.Value.Kind, e.Key, e.Time, float64(e.Value.Match.Delay(e.Time, h.horizon))/1000)
-	}
-}
-
-var _ stream.Emitter[btc.Output] = (*Hub)(nil)
-
 func (h *Hub) addLost() {
 	h.mu.Lock()
 	h.lost++

@@ -103,20 +103,6 @@ func (r *Report) AddLookahead(k btc.Kind, symbol string, t stream.Time, seconds 
 	r.push(kk, symbol, t, func(v []float64) { v[0] = seconds })
 }
 
-// Emit adds one of btc.Pipeline's derived records.
-func (r *Report) Emit(e stream.Event[btc.Output]) {
-	switch e.Value.Kind {
-	case btc.Moving:
-		r.AddMoving(e.Key, e.Time, e.Value.Stats)
-	case btc.ZScore:
-		r.AddZScore(e.Key, e.Time, e.Value.Price, e.Value.Scores)
-	case btc.Higher, btc.Lower:
-		r.AddLookahead(e.Value.Kind, e.Key, e.Time, float64(e.Value.Match.Delay(e.Time, r.horizon))/1000)
-	}
-}
-
-var _ stream.Emitter[btc.Output] = (*Report)(nil)
-
 // ReportFromDir builds the report of an offline run: the four derived files
 // the offline command wrote in dir (btc-price-moving.jsonl and so on), and
 // prices, the btc-price lines it read (nil: the price line is drawn from the

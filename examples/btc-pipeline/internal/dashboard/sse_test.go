@@ -18,6 +18,7 @@ import (
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 	"github.com/tidemark-go/tidemark/stream"
+	"github.com/tidemark-go/tidemark/window"
 )
 
 // serve serves h's Handler until the test ends (the hub closes first, which
@@ -196,17 +197,18 @@ func TestSSEBounds(t *testing.T) {
 	}
 }
 
-// TestHubEmit feeds a hub straight from the pipeline's operator (a Hub is
-// its Emitter) and finds the same records as the offline files.
+// TestHubEmit feeds a hub straight from the pipeline's operator (through
+// Hub.Outputs) and finds the same records as the offline files.
 func TestHubEmit(t *testing.T) {
 	cfg := btc.DefaultConfig()
 	in := testTrace(3, 1500, 10_000)
 	_, want := offlineRecords(t, in, cfg)
 	h := NewHub(cfg, Options{Tick: time.Hour})
 	defer h.Close()
-	pipe, err := btc.NewPipeline(cfg)
+	o := h.Outputs()
+	pipe, err := btc.NewPipeline(cfg, o.ZScore, o.Higher, o.Lower)
 	require.NoError(t, err)
-	d, err := stream.NewDriver[float64, btc.Output](pipe, h, stream.WithLateness(cfg.Lateness))
+	d, err := stream.NewDriver[float64, []window.Statistics](pipe, o.Moving, stream.WithLateness(cfg.Lateness))
 	require.NoError(t, err)
 	dec := btc.NewDecoder()
 	for _, line := range strings.Split(strings.TrimSpace(string(in)), "\n") {
