@@ -252,3 +252,45 @@ func TestRouter(t *testing.T) {
 		assert.ErrorContains(t, empty.Write(ctx, stream.Event[tick]{Key: "a"}), "no topic", "an empty route is an error")
 	})
 }
+
+// TestSinkWallClockTimestamps: records carry the event time by default and
+// the Sink's clock with WithWallClockTimestamps, whatever the event time
+// (an event of 2099 included, which a real broker would refuse as a
+// stamp), so that a stage's Input.MaxAhead has a stamp to measure events
+// against.
+func TestSinkWallClockTimestamps(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		ctx := context.Background()
+		future := stream.TimeOf(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))
+		for _, wall := range []bool{false, true} {
+			events := []stream.Event[tick]{{Key: "a", Time: 1_000}, {Key: "a", Time: 2_000}}
+			if wall {
+				events = append(events, stream.Event[tick]{Key: "a", Time: future})
+			}
+			topic := k.topic(t, 1, nil)
+			opts := []SinkOption{WithTopic(topic)}
+			if wall {
+				opts = append(opts, WithWallClockTimestamps())
+			}
+			sink, err := NewSink(k.client(t, nil), JSON[tick]{}, opts...)
+			require.NoError(t, err, "NewSink")
+			before := time.Now().Truncate(time.Millisecond)
+			for _, e := range events {
+				require.NoError(t, sink.Write(ctx, e), "Write")
+			}
+			require.NoError(t, sink.Flush(ctx), "Flush")
+			after := time.Now()
+			require.NoError(t, sink.Close(ctx), "Close")
+			msgs := k.readAll(t, topic, 1)
+			require.Len(t, msgs, len(events), "records")
+			for i, m := range msgs {
+				if wall {
+					assert.False(t, m.Timestamp.Before(before) || m.Timestamp.After(after),
+						"record %d: stamped %v, written between %v and %v", i, m.Timestamp, before, after)
+				} else {
+					assert.Equal(t, events[i].Time, stream.TimeOf(m.Timestamp), "record %d: the event time", i)
+				}
+			}
+		}
+	})
+}

@@ -49,6 +49,7 @@ type sinkConfig struct {
 	router     any // func(stream.Event[T]) string, checked against T by NewSink
 	delivery   time.Duration
 	deadLetter string
+	wallClock  bool
 }
 
 type stageConfig struct {
@@ -229,6 +230,17 @@ func WithRouter[T any](route func(stream.Event[T]) string) SinkOption {
 		return optionError("nil router")
 	}
 	return sinkOption(func(c *sinkConfig) { c.topic, c.router = "", route })
+}
+
+// WithWallClockTimestamps stamps each record the Sink writes with the
+// Sink's clock when Write is called, instead of the event time: the stamp
+// that an input's MaxAhead measures events against (see Input.MaxAhead),
+// which an event time cannot check. It is what a LogAppendTime topic does
+// on the broker; use it where that is not possible (an existing topic, a
+// test broker such as kfake, which keeps the producer's stamps). Records of
+// a replay then carry the time of the replay, not of the events.
+func WithWallClockTimestamps() SinkOption {
+	return sinkOption(func(c *sinkConfig) { c.wallClock = true })
 }
 
 // DefaultDeliveryTimeout is how long a Sink keeps resending records that

@@ -18,7 +18,8 @@ import (
 // producer. It implements stream.Sink and stream.Flusher.
 //
 // Write encodes an event (record key = event key, value = the codec's
-// encoding, timestamp = event time) and hands it to the producer, which
+// encoding, timestamp = event time, or the wall clock with
+// WithWallClockTimestamps) and hands it to the producer, which
 // batches records per partition; Write blocks only when the producer's buffers
 // are full. Flush returns once every record written before it has been
 // acknowledged by all in-sync replicas, or with the first delivery error.
@@ -115,6 +116,7 @@ type Sink[T any] struct {
 	topic  string
 	route  func(stream.Event[T]) string
 	log    *slog.Logger
+	wall   bool // WithWallClockTimestamps
 
 	version     int        // the record format sarama sizes records for (ByteSize)
 	lanesMu     sync.Mutex // guards lanes and lanesClosed
@@ -255,6 +257,7 @@ func NewSink[T any](client sarama.Client, codec Encoder[T], opts ...SinkOption) 
 		topic:    cfg.topic,
 		route:    route,
 		log:      cfg.logger,
+		wall:     cfg.wallClock,
 		version:  recordVersion(client.Config()),
 		delivery: delivery,
 		holdFor:  hold,
@@ -360,7 +363,11 @@ func (s *Sink[T]) Write(ctx context.Context, e stream.Event[T]) error {
 			return fmt.Errorf("kafkaio: the router gave no topic for %q at %v", e.Key, e.Time)
 		}
 	}
-	m.msg = sarama.ProducerMessage{Topic: topic, Value: &m.val, Timestamp: e.Time.UTC(), Partition: -1, Metadata: m}
+	stamp := e.Time.UTC()
+	if s.wall {
+		stamp = time.Now().UTC().Truncate(time.Millisecond)
+	}
+	m.msg = sarama.ProducerMessage{Topic: topic, Value: &m.val, Timestamp: stamp, Partition: -1, Metadata: m}
 	if e.Key != "" {
 		m.key.b = append(m.key.b[:0], e.Key...)
 		m.msg.Key = &m.key

@@ -105,8 +105,12 @@ func (o *options) produce(ctx context.Context, brokers []string, src stream.Sour
 	if err != nil {
 		return err
 	}
+	// Stamped with the wall clock, which the stages' MaxAhead measures the
+	// events against: btc-price is a LogAppendTime topic, where the broker
+	// restamps them anyway, but a topic made by hand, or kfake, keeps them.
 	sink, err := kafkaio.NewSink[[]byte](nil, kafkaio.Raw{}, kafkaio.WithTopic(btc.PriceTopic),
-		kafkaio.WithDeadLetter(btc.DeadLetterTopic), kafkaio.WithBrokers(brokers, cfg), kafkaio.WithLogger(o.log))
+		kafkaio.WithDeadLetter(btc.DeadLetterTopic), kafkaio.WithWallClockTimestamps(),
+		kafkaio.WithBrokers(brokers, cfg), kafkaio.WithLogger(o.log))
 	if err != nil {
 		return err
 	}
