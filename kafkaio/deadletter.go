@@ -30,6 +30,10 @@ const (
 	// not be written: key, value and headers, as the producer counts them
 	// against Producer.MaxMessageBytes.
 	HeaderSize = "tidemark-size"
+	// HeaderStage names the stage (its group) that dead-lettered the
+	// record, on a stage's dead letters: stages that share a dead-letter
+	// topic can be told apart.
+	HeaderStage = "tidemark-stage"
 )
 
 // deadLetterRoom is what a dead letter leaves of Producer.MaxMessageBytes

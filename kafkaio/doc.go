@@ -204,8 +204,8 @@
 // rejects is never fatal: it is counted (StageStats.Rejected), logged once
 // per kind of error, and, with WithDeadLetter, written untouched to a
 // dead-letter topic with the headers tidemark-error (the reason),
-// tidemark-error-kind, tidemark-topic, tidemark-partition and
-// tidemark-offset, in the same transaction as the results.
+// tidemark-error-kind, tidemark-topic, tidemark-partition, tidemark-offset
+// and tidemark-stage, in the same transaction as the results.
 //
 // # Events from the future and quiet inputs
 //

@@ -112,8 +112,9 @@ func WithBrokers(addrs []string, cfg *sarama.Config) Option {
 //
 // A stage forwards the records its codecs reject to topic, untouched (same
 // key, value, timestamp and headers) plus the headers tidemark-error (the
-// reason), tidemark-error-kind, tidemark-topic, tidemark-partition and
-// tidemark-offset (a value too large to forward within the producer's
+// reason), tidemark-error-kind, tidemark-topic, tidemark-partition,
+// tidemark-offset and tidemark-stage (the stage's group; and, for a result
+// that could not be written, tidemark-output-topic and tidemark-size) (a value too large to forward within the producer's
 // Producer.MaxMessageBytes is cut to fit, and the header tidemark-truncated
 // gives its length). They are written like the stage's results: in its
 // transactions (exactly once), or, for a stage writing to a sink, flushed

@@ -167,6 +167,7 @@ func (rt *runtime) sendDeadLetter(m *sarama.ConsumerMessage, reason error, kind 
 	if m.Offset < 0 {
 		om.msg.Headers = slicesDeleteOrigin(om.msg.Headers)
 	}
+	om.msg.Headers = append(om.msg.Headers, sarama.RecordHeader{Key: []byte(HeaderStage), Value: []byte(rt.st.group)})
 	if r.topic != "" || r.kind != "" {
 		om.msg.Headers = append(om.msg.Headers, sarama.RecordHeader{Key: []byte(HeaderOutputTopic), Value: []byte(cmp.Or(r.topic, "sink"))})
 		if r.size > 0 {

@@ -176,6 +176,7 @@ func TestStagePoisonOutput(t *testing.T) {
 				assert.Equal(t, in, h[HeaderTopic], "input topic")
 				assert.Equal(t, strconv.Itoa(int(poison.Partition)), h[HeaderPartition], "partition")
 				assert.Equal(t, strconv.FormatInt(poison.Offset, 10), h[HeaderOffset], "offset")
+				assert.Equal(t, group, h[HeaderStage], "stage")
 				if mode == "dead letter" {
 					st := s.Stats()
 					assert.Equal(t, uint64(1), st.Refused, "refused")

@@ -1033,6 +1033,7 @@ func TestStageDeadLetterExactlyOnce(t *testing.T) {
 			assert.Equal(t, "syntax", h[HeaderErrorKind], "error kind header")
 			assert.NotEmpty(t, h[HeaderError], "reason header")
 			assert.Equal(t, "test", h["origin"], "the record's own headers are kept")
+			assert.Equal(t, group, h[HeaderStage], "the stage that dead-lettered it")
 		}
 		slices.Sort(got)
 		slices.Sort(bad)
