@@ -85,8 +85,9 @@ func (o *options) newSource(ctx context.Context) (source.Source, *extractStats, 
 
 // produce runs src until it ends or ctx is done, producing its records to
 // btc-price (key: the symbol; timestamp: the event time) with an idempotent
-// producer, and flushes what is in flight before it returns.
-func (o *options) produce(ctx context.Context, brokers []string, src source.Source, stats *extractStats) error {
+// producer, and flushes what is in flight before it returns. With m, the
+// producer's statistics are exported as the Kafka sink "extract".
+func (o *options) produce(ctx context.Context, brokers []string, src source.Source, stats *extractStats, m *metrics) error {
 	cfg, err := o.saramaConfig()
 	if err != nil {
 		return err
@@ -95,6 +96,12 @@ func (o *options) produce(ctx context.Context, brokers []string, src source.Sour
 		kafkaio.WithBrokers(brokers, cfg), kafkaio.WithLogger(o.log))
 	if err != nil {
 		return err
+	}
+	if m != nil {
+		if err := m.lib.AddSink("extract", sink); err != nil {
+			_ = sink.Close(ctx)
+			return err
+		}
 	}
 	o.log.Info("extract: producing to "+btc.PriceTopic, "source", src.Describe(), "brokers", brokers)
 	runErr := src.Run(ctx, func(r source.Record) error {
@@ -137,7 +144,7 @@ func (o *options) extract(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return o.produce(ctx, s.brokers, src, stats)
+	return o.produce(ctx, s.brokers, src, stats, nil)
 }
 
 // stageSet are the stages a process runs, by name, in the order of the view.
@@ -156,7 +163,8 @@ func (o *options) newStages(ctx context.Context, s *services, m *metrics, names 
 	}
 	set := &stageSet{closeM: func() {}}
 	for _, name := range names {
-		opts := []kafkaio.StageOption{kafkaio.WithBrokers(s.brokers, cfg), kafkaio.WithLogger(o.log), m.latencyOption(name)}
+		opts := []kafkaio.StageOption{kafkaio.WithBrokers(s.brokers, cfg), kafkaio.WithLogger(o.log),
+			kafkaio.WithLatency(m.lib.LatencyObserver(name))}
 		if o.instance != "" {
 			opts = append(opts, kafkaio.WithInstanceID(o.instance))
 		}
@@ -178,7 +186,9 @@ func (o *options) newStages(ctx context.Context, s *services, m *metrics, names 
 			set.closeM = func() { _ = mc.Disconnect(context.Background()) }
 			set.loader, err = btc.NewLoader(client.Database(btc.Database), o.cfg, o.log)
 			if err == nil {
-				m.setLoader(set.loader)
+				err = m.lib.AddMongoSink(name, set.loader)
+			}
+			if err == nil {
 				st, err = btc.NewLoadStage(o.cfg, set.loader, opts...)
 			}
 		}
@@ -186,7 +196,10 @@ func (o *options) newStages(ctx context.Context, s *services, m *metrics, names 
 			set.closeM()
 			return nil, usageError{err}
 		}
-		m.addStage(name, st)
+		if err := m.lib.AddStage(name, st); err != nil {
+			set.closeM()
+			return nil, err
+		}
 		set.names = append(set.names, name)
 		set.stages = append(set.stages, st)
 	}
@@ -248,7 +261,10 @@ func (o *options) stage(ctx context.Context) error {
 	if err := o.ensureTopics(ctx, s.brokers); err != nil {
 		return err
 	}
-	m := newMetrics()
+	m, err := newMetrics()
+	if err != nil {
+		return err
+	}
 	if err := o.serveMetrics(ctx, m); err != nil {
 		return err
 	}
@@ -356,7 +372,10 @@ func (o *options) all(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m := newMetrics()
+	m, err := newMetrics()
+	if err != nil {
+		return err
+	}
 	if err := o.serveMetrics(ctx, m); err != nil {
 		return err
 	}
@@ -369,7 +388,7 @@ func (o *options) all(ctx context.Context) error {
 		set.closeM()
 		return err
 	}
-	m.setExtract(xstats)
+	m.ext.set(xstats)
 	uiURL, stopUI, err := o.startDashboard(svc.brokers, func() []dashboard.StageStat {
 		now := time.Now()
 		_, records, _ := xstats.snapshot()
@@ -406,7 +425,7 @@ func (o *options) all(ctx context.Context) error {
 	srcDone, stagesDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(srcDone)
-		srcErr = o.produce(srcCtx, svc.brokers, src, xstats)
+		srcErr = o.produce(srcCtx, svc.brokers, src, xstats, m)
 	}()
 	go func() {
 		defer close(stagesDone)
