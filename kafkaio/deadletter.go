@@ -37,25 +37,9 @@ const (
 // value.
 const deadLetterRoom = 4096
 
-// deadLetterValue returns the value a dead letter carries: m's, or its first
-// bytes when m does not fit in maxBytes with its key and headers; cut is
-// then true.
-func deadLetterValue(m *sarama.ConsumerMessage, maxBytes int) (v []byte, cut bool) {
-	size := len(m.Key) + len(m.Value) + deadLetterRoom
-	for _, h := range m.Headers {
-		if h != nil {
-			size += len(h.Key) + len(h.Value)
-		}
-	}
-	if size <= maxBytes {
-		return m.Value, false
-	}
-	return m.Value[:max(len(m.Value)-(size-maxBytes), 0)], true
-}
-
 // deadLetterMessage is the record that forwards m, rejected for err, to the
 // dead-letter topic: m untouched, with the reason in headers; cut says its
-// value was cut (deadLetterValue).
+// value or key was cut to fit.
 func deadLetterMessage(m *sarama.ConsumerMessage, err error, kind, topic string, cut bool) *sarama.ProducerMessage {
 	hs := make([]sarama.RecordHeader, 0, len(m.Headers)+6)
 	for _, h := range m.Headers {

@@ -259,7 +259,12 @@
 // event with an empty key becomes a record with a null key. Write returns as
 // soon as the record is handed over; Flush waits until every record written
 // is acknowledged and returns the first delivery error (*ProduceError), as
-// does every Write after a failure.
+// does every Write after a failure. With WithDeadLetter, a record the brokers
+// will refuse whenever it is sent (too large, a timestamp the topic refuses,
+// an invalid record) goes to the dead-letter topic with its reason instead
+// of failing the Sink (see Sink). Produce writes a stream.Source into a Sink
+// to its end, with a bounded final flush; Partition says which partition a
+// key goes to.
 //
 // # Security
 //
@@ -278,8 +283,8 @@
 // stream.ErrInvalidOption, so errors.Is(err, stream.ErrInvalidOption)
 // recognises it, as it does mongoio's. An option fits the constructors its
 // type names: ConfigOption for NewConfig, SinkOption for NewSink,
-// StageOption for the stages, and Option (WithLogger, WithBrokers) for a
-// Sink and a Stage alike. WithRouter[T] takes a type parameter that NewSink
+// StageOption for the stages, and Option (WithLogger, WithBrokers,
+// WithDeadLetter) for a Sink and a Stage alike. WithRouter[T] takes a type parameter that NewSink
 // checks against the Sink's, for the reason stream's WithLateSink gives.
 //
 // Errors that callers branch on are sentinels (ErrInvalidOption,

@@ -35,6 +35,11 @@ var (
 	// ErrRecordRefused is matched by a *RecordError: an input record whose
 	// result the stage could not write for good.
 	ErrRecordRefused = errors.New("kafkaio: record refused")
+	// ErrCrashed is returned by Run when Faults crashed the stage.
+	ErrCrashed = errors.New("kafkaio: stage crashed (Faults)")
+	// ErrStageStopped is returned by WaitCaughtUp when the stage stopped
+	// without an error before it caught up.
+	ErrStageStopped = errors.New("kafkaio: the stage stopped")
 )
 
 // RecordError is an input record whose result a stage could not write for
@@ -80,8 +85,6 @@ var (
 	// errTxnUnknown wraps a commit whose outcome is unknown: the transaction
 	// may have committed or not; only the committed offsets tell.
 	errTxnUnknown = errors.New("kafkaio: transaction outcome unknown")
-	// errCrashed stops the loop as a crash would (tests).
-	errCrashed = errors.New("kafkaio: stage crashed (test)")
 )
 
 // invalidOption is the type of ErrInvalidOption: its own message, and

@@ -132,7 +132,7 @@ func ExampleNewSink() {
 	if err := sink.Close(ctx); err != nil {
 		log.Fatal(err)
 	}
-	// Output: {Written:3 Acked:3 Failed:0 Resent:0 Outages:0}
+	// Output: {Written:3 Acked:3 Failed:0 Resent:0 Outages:0 DeadLettered:0 DeadLetterFailed:0}
 }
 
 // meanOver1m is the stage's operator: each price with the mean of the last

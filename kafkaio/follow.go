@@ -181,14 +181,13 @@ const (
 // missing topic on a broker that allows it, instead of reporting it. The
 // options are WithBrokers and WithLogger (the log lines of outages, lost
 // records and new partitions). NewFollower does no I/O: Start connects.
-func NewFollower(client sarama.Client, topics []string, start FollowStart, opts ...Option) (*Follower, error) {
-	var sc sinkConfig // an Option configures what Sinks and Stages share
+func NewFollower(client sarama.Client, topics []string, start FollowStart, opts ...FollowerOption) (*Follower, error) {
+	var c common
 	for _, o := range opts {
 		if o != nil {
-			o.applySink(&sc)
+			o.applyFollower(&c)
 		}
 	}
-	c := sc.common
 	switch {
 	case len(c.errs) > 0:
 		return nil, c.errs[0]

@@ -20,6 +20,18 @@ type StageOption interface{ applyStage(*stageConfig) }
 type Option interface {
 	SinkOption
 	StageOption
+	FollowerOption
+}
+
+// FollowerOption configures NewFollower: the Options (WithLogger,
+// WithBrokers).
+type FollowerOption interface{ applyFollower(*common) }
+
+// SinkStageOption configures a Sink as well as a Stage, not a Follower:
+// WithDeadLetter.
+type SinkStageOption interface {
+	SinkOption
+	StageOption
 }
 
 // common holds what Sinks and Stages share.
@@ -33,9 +45,10 @@ type common struct {
 
 type sinkConfig struct {
 	common
-	topic    string
-	router   any // func(stream.Event[T]) string, checked against T by NewSink
-	delivery time.Duration
+	topic      string
+	router     any // func(stream.Event[T]) string, checked against T by NewSink
+	delivery   time.Duration
+	deadLetter string
 }
 
 type stageConfig struct {
@@ -49,6 +62,8 @@ type stageConfig struct {
 	latency        func(d time.Duration, records int)
 	onRecordError  OnRecordError
 	sides          []outputWriter
+	newClient      func(addrs []string, cfg *sarama.Config) (sarama.Client, error)
+	faults         *Faults
 	ensure         []TopicSpec
 	idle           time.Duration
 }
@@ -57,6 +72,7 @@ type commonOption func(*common)
 
 func (f commonOption) applySink(c *sinkConfig)   { f(&c.common) }
 func (f commonOption) applyStage(c *stageConfig) { f(&c.common) }
+func (f commonOption) applyFollower(c *common)   { f(c) }
 
 type sinkOption func(*sinkConfig)
 
@@ -91,21 +107,33 @@ func WithBrokers(addrs []string, cfg *sarama.Config) Option {
 	return commonOption(func(c *common) { c.brokers, c.config, c.dial = addrs, cfg, true })
 }
 
-// WithDeadLetter forwards the records a stage's codecs reject to topic,
-// untouched (same key, value, timestamp and headers) plus the headers
-// tidemark-error (the reason), tidemark-error-kind, tidemark-topic,
-// tidemark-partition and tidemark-offset (a value too large to forward within
-// the producer's Producer.MaxMessageBytes is cut to fit, and the header
-// tidemark-truncated gives its length). They are written like the stage's
-// results: in its transactions (exactly once), or, for a stage writing to a
-// sink, flushed before its offsets are committed. Without this option
-// rejected records are counted, logged and skipped.
-func WithDeadLetter(topic string) StageOption {
+// WithDeadLetter names the dead-letter topic of a Stage or a Sink.
+//
+// A stage forwards the records its codecs reject to topic, untouched (same
+// key, value, timestamp and headers) plus the headers tidemark-error (the
+// reason), tidemark-error-kind, tidemark-topic, tidemark-partition and
+// tidemark-offset (a value too large to forward within the producer's
+// Producer.MaxMessageBytes is cut to fit, and the header tidemark-truncated
+// gives its length). They are written like the stage's results: in its
+// transactions (exactly once), or, for a stage writing to a sink, flushed
+// before its offsets are committed. Without this option rejected records are
+// counted, logged and skipped.
+//
+// A Sink writes to topic, instead of failing, the records that the brokers
+// will refuse whenever they are sent (too large, an invalid timestamp, an
+// invalid record, a policy): see Sink, "Dead letters". Without this option
+// the first such record fails the Sink.
+func WithDeadLetter(topic string) SinkStageOption {
 	if topic == "" {
 		return optionError("empty dead-letter topic")
 	}
-	return stageOption(func(c *stageConfig) { c.deadLetter = topic })
+	return deadLetterOption(topic)
 }
+
+type deadLetterOption string
+
+func (t deadLetterOption) applySink(c *sinkConfig)   { c.deadLetter = string(t) }
+func (t deadLetterOption) applyStage(c *stageConfig) { c.deadLetter = string(t) }
 
 // WithCommitInterval sets how often a stage commits (default
 // DefaultCommitInterval, 100 ms, as Kafka Streams under exactly-once): the

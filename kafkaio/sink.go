@@ -55,14 +55,72 @@ import (
 // failed records), because the records after it may have been acknowledged
 // out of order; the pipeline must stop and restart from its last committed
 // offsets. Write, Flush, Stats and Close are safe for concurrent use.
+//
+// Dead letters. With WithDeadLetter, a record that the brokers will refuse
+// whenever it is sent does not fail the Sink: it goes to the dead-letter
+// topic instead, and the records around it go on, in order. Such records are
+//
+//   - larger than the client's Producer.MaxMessageBytes, as
+//     sarama.ProducerMessage.ByteSize counts key, value and headers (kind
+//     "too-large"), or than the topic's max.message.bytes less the 61 bytes
+//     of a record batch's header;
+//   - stamped outside what the topic accepts: with message.timestamp.type
+//     CreateTime, more than message.timestamp.after.max.ms ahead of the
+//     Sink's clock or more than message.timestamp.before.max.ms behind it
+//     (kind "timestamp"; Kafka 4's brokers refuse records more than an hour
+//     ahead by default);
+//   - refused by the brokers for what they are: too large
+//     (MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE), an invalid timestamp, an
+//     invalid or corrupt record ("invalid-record"), a policy ("policy"), or
+//     one sarama cannot encode ("encoding").
+//
+// To tell these apart before sending, the Sink learns each topic's
+// max.message.bytes and timestamp settings (DescribeConfigs, once per topic,
+// on the first Write to it; a topic whose settings cannot be read is only
+// checked against the client's limit), and gives the records of a topic whose
+// max.message.bytes is below the client's limit a producer of their own on
+// the same client, whose batches stay within that limit: a broker refuses a
+// whole batch, and sarama reports the refusal for every record in it, so
+// batches must never be what is too large. The first two kinds are caught
+// before a record is handed to sarama; a refusal by a broker (a clock that
+// differs from the Sink's, settings changed since) fails the records of the
+// refused batch alike, and they all go to the dead-letter topic with the
+// broker's reason.
+//
+// A dead letter has the record's key and value (the value cut to fit
+// Producer.MaxMessageBytes and the dead-letter topic's limit, the header
+// tidemark-truncated then giving its length) and the headers tidemark-error
+// (the reason), tidemark-error-kind, tidemark-output-topic (where the record
+// was meant to go) and tidemark-size (its size as ByteSize counts it). It
+// keeps the record's timestamp, unless that timestamp is what was refused or
+// the dead-letter topic would refuse it too: then it carries the wall clock
+// when it is dead-lettered, and the header tidemark-timestamp (HeaderTimestamp)
+// keeps the original. Dead letters are counted in SinkStats.DeadLettered;
+// Flush and Close wait for them. One that fails retriably is sent again on
+// its own, after a backoff (250 ms doubling to 2 s), for as long as an
+// outage may hold records: dead letters have no order to keep, so they do
+// not hold Writes back. A dead letter that cannot be written (the
+// dead-letter topic refuses it or does not exist, or the brokers stay away)
+// is counted in SinkStats.DeadLetterFailed and logged once per kind of
+// error, and the Sink goes on. Refused records are logged once per kind too.
+//
+// The first Write to a topic waits for its settings, under its context.
+// Without WithDeadLetter, a Sink reads no settings and checks no record
+// before sending: the first refused record fails it.
 type Sink[T any] struct {
 	client sarama.Client
 	own    bool
-	prod   sarama.AsyncProducer
-	codec  Codec[T]
+	main   *lane // the producer of the client's config
+	codec  Encoder[T]
 	topic  string
 	route  func(stream.Event[T]) string
 	log    *slog.Logger
+
+	version     int        // the record format sarama sizes records for (ByteSize)
+	lanesMu     sync.Mutex // guards lanes and lanesClosed
+	lanes       []*lane    // main first, then one per smaller topic limit
+	lanesClosed bool
+	dead        deadLetters // WithDeadLetter
 
 	delivery time.Duration // WithDeliveryTimeout
 	holdFor  time.Duration // how long an outage may hold records: delivery, less sarama's share
@@ -87,24 +145,33 @@ type Sink[T any] struct {
 		last      *ProduceError // the latest retriable failure
 	}
 
-	acksDone chan struct{}
-	pool     sync.Pool
+	pool sync.Pool
 	// closing, a lock that waits under a context, serializes Closes and
 	// guards closeDone and closeErr.
 	closing   chan struct{}
 	closeDone bool
 	closeErr  error
 
-	stats struct{ written, acked, failed, resent, outages atomic.Uint64 }
+	stats struct {
+		written, acked, failed, resent, outages atomic.Uint64
+		deadLettered, deadLetterFailed          atomic.Uint64
+	}
 }
 
-// SinkStats counts what a Sink did.
+// SinkStats counts what a Sink did. Once nothing is in flight (after Flush),
+// Written = Acked + Failed + DeadLettered + DeadLetterFailed.
 type SinkStats struct {
 	Written uint64 // records handed to the producer
-	Acked   uint64 // records acknowledged by the brokers
-	Failed  uint64 // records that failed
+	Acked   uint64 // records acknowledged by the brokers, in their topic
+	Failed  uint64 // records that failed (and failed the Sink)
 	Resent  uint64 // records resent after a retriable failure
 	Outages uint64 // times records had to be held back and resent
+	// DeadLettered counts the records the brokers refuse for good that were
+	// written to the dead-letter topic instead (WithDeadLetter).
+	DeadLettered uint64
+	// DeadLetterFailed counts such records whose dead letter could not be
+	// written either: they are logged (once per kind of error) and dropped.
+	DeadLetterFailed uint64
 }
 
 var (
@@ -119,7 +186,7 @@ var (
 // WaitForAll, Net.MaxOpenRequests = 1, Producer.Return.Successes and
 // .Errors): NewConfig has them. Batching and compression are part of that
 // config too (WithBatch, WithCompression).
-func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*Sink[T], error) {
+func NewSink[T any](client sarama.Client, codec Encoder[T], opts ...SinkOption) (*Sink[T], error) {
 	var cfg sinkConfig
 	for _, o := range opts {
 		if o != nil {
@@ -178,21 +245,43 @@ func NewSink[T any](client sarama.Client, codec Codec[T], opts ...SinkOption) (*
 		}
 		return nil, fmt.Errorf("%w: producer: %w", ErrInvalidConfig, err)
 	}
+	main := &lane{prod: prod, max: client.Config().Producer.MaxMessageBytes, done: make(chan struct{})}
 	s := &Sink[T]{
 		client:   client,
 		own:      own,
-		prod:     prod,
+		main:     main,
+		lanes:    []*lane{main},
 		codec:    codec,
 		topic:    cfg.topic,
 		route:    route,
 		log:      cfg.logger,
+		version:  recordVersion(client.Config()),
 		delivery: delivery,
 		holdFor:  hold,
-		acksDone: make(chan struct{}),
 		closing:  make(chan struct{}, 1),
 	}
-	go s.acks()
+	go s.acks(main)
+	if cfg.deadLetter != "" {
+		s.startDeadLetters(cfg.deadLetter)
+	}
 	return s, nil
+}
+
+// lane is one sarama producer of a Sink, for the topics whose batches must
+// stay within its Producer.MaxMessageBytes.
+type lane struct {
+	prod sarama.AsyncProducer
+	max  int           // its config's Producer.MaxMessageBytes: no record nor batch is larger
+	done chan struct{} // closed when its acks goroutine has counted every record
+}
+
+// recordVersion is the record format version sarama sizes records for, as
+// its producer chooses it.
+func recordVersion(c *sarama.Config) int {
+	if c.Version.IsAtLeast(sarama.V0_11_0_0) {
+		return 2
+	}
+	return 1
 }
 
 // orderedRetries makes sarama retry a failed request, and the leader
@@ -224,6 +313,15 @@ type outMsg struct {
 	msg      sarama.ProducerMessage
 	key, val bufEncoder
 	seq      uint64 // the Write's number
+
+	// A Sink's, with WithDeadLetter:
+	lane      *lane     // the producer it is sent on
+	dead      bool      // msg is the dead letter of the record
+	output    string    // the topic the record was meant for
+	kind      string    // why it was refused (tidemark-error-kind)
+	restamped bool      // the dead letter carries the wall clock (HeaderTimestamp)
+	failedAt  time.Time // the dead letter's first retriable failure
+	attempts  int       // its retriable failures
 }
 
 // bufEncoder is a sarama.Encoder over a reusable buffer; a pointer to it
@@ -267,6 +365,15 @@ func (s *Sink[T]) Write(ctx context.Context, e stream.Event[T]) error {
 		m.key.b = append(m.key.b[:0], e.Key...)
 		m.msg.Key = &m.key
 	}
+	m.lane, m.dead, m.restamped, m.attempts = s.main, false, false, 0
+	if s.dead.topic != "" {
+		// Learns the topic's limits on its first Write; a record they
+		// refuse becomes its dead letter.
+		if err := s.admit(ctx, m); err != nil {
+			s.pool.Put(m)
+			return err
+		}
+	}
 
 	s.gate.RLock()
 	defer s.gate.RUnlock()
@@ -277,7 +384,7 @@ func (s *Sink[T]) Write(ctx context.Context, e stream.Event[T]) error {
 	m.seq = s.seq.Add(1)
 	s.inflight.Add(1)
 	select {
-	case s.prod.Input() <- &m.msg:
+	case m.lane.prod.Input() <- &m.msg:
 		s.stats.written.Add(1)
 		return nil
 	case <-ctx.Done():
@@ -321,7 +428,8 @@ func (s *Sink[T]) drain(ctx context.Context) error {
 // Stats returns the counts so far.
 func (s *Sink[T]) Stats() SinkStats {
 	return SinkStats{Written: s.stats.written.Load(), Acked: s.stats.acked.Load(), Failed: s.stats.failed.Load(),
-		Resent: s.stats.resent.Load(), Outages: s.stats.outages.Load()}
+		Resent: s.stats.resent.Load(), Outages: s.stats.outages.Load(),
+		DeadLettered: s.stats.deadLettered.Load(), DeadLetterFailed: s.stats.deadLetterFailed.Load()}
 }
 
 // Close refuses further Writes (they return ErrClosed), waits under ctx for
@@ -357,8 +465,17 @@ func (s *Sink[T]) Close(ctx context.Context) error {
 	if err := s.drain(ctx); err != nil {
 		return fmt.Errorf("kafkaio: close: %d records still in flight, the sink stays open (call Close again): %w", s.inflight.Load(), err)
 	}
-	s.prod.AsyncClose()
-	<-s.acksDone
+	s.lanesMu.Lock()
+	s.lanesClosed = true
+	lanes := s.lanes
+	s.lanesMu.Unlock()
+	s.stopDeadLetters()
+	for _, l := range lanes {
+		l.prod.AsyncClose()
+	}
+	for _, l := range lanes {
+		<-l.done
+	}
 	errs := []error{s.err()}
 	if s.own {
 		if err := s.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
@@ -370,10 +487,11 @@ func (s *Sink[T]) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
-// acks accounts for the producer's successes and errors until it is closed.
-func (s *Sink[T]) acks() {
-	defer close(s.acksDone)
-	succ, errs := s.prod.Successes(), s.prod.Errors()
+// acks accounts for the successes and errors of a lane's producer until it
+// is closed.
+func (s *Sink[T]) acks(l *lane) {
+	defer close(l.done)
+	succ, errs := l.prod.Successes(), l.prod.Errors()
 	for succ != nil || errs != nil {
 		select {
 		case m, ok := <-succ:
@@ -381,19 +499,30 @@ func (s *Sink[T]) acks() {
 				succ = nil
 				continue
 			}
-			s.stats.acked.Add(1)
+			if om, ok := m.Metadata.(*outMsg); ok && &om.msg == m && om.dead {
+				s.stats.deadLettered.Add(1)
+			} else {
+				s.stats.acked.Add(1)
+			}
 			s.release(m)
 		case pe, ok := <-errs:
 			if !ok {
 				errs = nil
 				continue
 			}
-			if om, ok := pe.Msg.Metadata.(*outMsg); ok && &om.msg == pe.Msg && retriable(pe.Err) {
+			om, ours := pe.Msg.Metadata.(*outMsg)
+			ours = ours && &om.msg == pe.Msg
+			switch {
+			case ours && om.dead:
+				s.deadLetterFailed(om, pe.Err)
+			case ours && retriable(pe.Err):
 				s.hold(om, pe)
-				continue
+			case ours && s.dead.topic != "" && recordRefused(pe.Err):
+				s.refused(om, pe)
+			default:
+				s.fail(pe)
+				s.release(pe.Msg)
 			}
-			s.fail(pe)
-			s.release(pe.Msg)
 		}
 	}
 }

@@ -81,7 +81,7 @@ func (s *Sink[T]) resend(held []*outMsg, wait time.Duration) {
 	time.Sleep(wait)
 	slices.SortFunc(held, func(a, b *outMsg) int { return cmp.Compare(a.seq, b.seq) })
 	for _, m := range held {
-		s.prod.Input() <- &m.msg
+		m.lane.prod.Input() <- &m.msg
 		s.stats.resent.Add(1)
 	}
 	s.mu.Lock()

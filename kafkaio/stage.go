@@ -91,6 +91,7 @@ type Stage struct {
 	// test hooks, set before Run
 	hooks stageHooks
 	rt    atomic.Pointer[runtime]
+	life  lifecycle
 }
 
 // crash stops a running stage as a crash would, for tests: nothing is
@@ -272,7 +273,16 @@ func newStage(group string, inputs []stageInput, bounds stream.Bounds, main outp
 			return nil, fmt.Errorf("%w: a side output given to two stages", ErrInvalidOption)
 		}
 	}
-	return &Stage{group: group, inputs: inputs, outputs: outputs, exactly: exactly, cfg: cfg, log: cfg.logger, bounds: bounds}, nil
+	s := &Stage{group: group, inputs: inputs, outputs: outputs, exactly: exactly, cfg: cfg, log: cfg.logger, bounds: bounds}
+	if f := cfg.faults; f != nil {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.stage != nil {
+			return nil, fmt.Errorf("%w: a Faults given to two stages", ErrInvalidOption)
+		}
+		f.stage = s
+	}
+	return s, nil
 }
 
 // Stats returns the counts so far, and the stage's lag and watermark now.

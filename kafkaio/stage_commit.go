@@ -19,10 +19,19 @@ func (rt *runtime) commit() error {
 		return nil
 	}
 	if rt.st.hooks.beforeCommit != nil && rt.st.hooks.beforeCommit() {
-		return errCrashed
+		return ErrCrashed
 	}
 	if rt.st.hooks.failCommit != nil {
 		if err := rt.st.hooks.failCommit(); err != nil {
+			return rt.recoverAll(err)
+		}
+	}
+	if f := rt.st.cfg.faults; f != nil {
+		crash, err := f.beforeCommit()
+		if crash {
+			return ErrCrashed
+		}
+		if err != nil {
 			return rt.recoverAll(err)
 		}
 	}

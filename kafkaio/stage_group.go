@@ -110,9 +110,13 @@ func (h stageHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, cl sarama.C
 	case <-rt.dead:
 		return nil
 	}
-	if off := cl.InitialOffset(); off >= 0 {
+	off := cl.InitialOffset()
+	if off < 0 { // no committed offset: the claim starts at the partition's start
+		off, _ = rt.groupCl.GetOffset(cl.Topic(), cl.Partition(), sarama.OffsetOldest)
+	}
+	if off >= 0 {
 		// Quiet from the start, until a record comes (a partition with
-		// nothing new since the last incarnation).
+		// nothing new since the last incarnation, or nothing at all).
 		now := time.Now().UnixNano()
 		c.last.Store(off - 1)
 		c.fedAt.Store(now)

@@ -28,9 +28,8 @@ const quietBeforeProbe = time.Second
 // that a broker away (the claim hears nothing, but records may be waiting)
 // or an open transaction upstream never counts as quiet.
 func (rt *runtime) probeClaims(now time.Time) {
-	idle := rt.st.cfg.idle > 0
 	every := quietBeforeProbe
-	if idle {
+	if rt.st.cfg.idle > 0 {
 		every = min(every, rt.st.cfg.idle)
 	}
 	rt.claimsMu.Lock()
@@ -40,9 +39,7 @@ func (rt *runtime) probeClaims(now time.Time) {
 		if fed == 0 || now.Sub(time.Unix(0, fed)) < every || now.Sub(time.Unix(0, c.probedAt.Load())) < every {
 			continue
 		}
-		if c.lag.Load() > 0 || idle {
-			quiet = append(quiet, c)
-		}
+		quiet = append(quiet, c) // for the lag, WithIdleAdvance and WaitCaughtUp
 	}
 	rt.claimsMu.Unlock()
 	for _, c := range quiet {
@@ -59,6 +56,7 @@ func (rt *runtime) probeClaims(now time.Time) {
 			c.quiet.Store(now.UnixNano()) // quiet again from now
 		}
 		c.confirmed.Store(true)
+		c.confirmedAt.Store(now.UnixNano())
 	}
 }
 

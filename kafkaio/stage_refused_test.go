@@ -153,7 +153,7 @@ func TestStagePoisonOutput(t *testing.T) {
 				}
 				if mode == "crash after the poison" {
 					<-run.done
-					require.ErrorIs(t, run.err, errCrashed, "crashed")
+					require.ErrorIs(t, run.err, ErrCrashed, "crashed")
 					s = newStage()
 					run = startStage(t, s)
 				}

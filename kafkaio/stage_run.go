@@ -56,6 +56,7 @@ type runtime struct {
 	fetched []fetchedBatch
 
 	lastProbe time.Time       // of the lags (stage_lag.go)
+	caughtUp  atomic.Int64    // for WaitCaughtUp: since when (unix nanoseconds) the brokers confirm it, or 0
 	kinds     map[string]bool // kinds of decode errors already logged
 	lastAbort time.Time
 	aborts    *backoff.Backoff // between aborts in a row
@@ -93,7 +94,8 @@ type claimRef struct {
 	// starts), when the probe last asked, and since when the claim is
 	// quiet, confirmed by the brokers (0: not confirmed).
 	last, hwm, fedAt, probedAt, quiet atomic.Int64
-	confirmed                         atomic.Bool // the brokers said the current quiet spell is one
+	confirmed                         atomic.Bool  // the brokers said the current quiet spell is one
+	confirmedAt                       atomic.Int64 // when they last said so
 }
 
 // fetchedBatch is a batch of records waiting for the commit that covers it.
@@ -132,6 +134,11 @@ func (s *Stage) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return ErrStageRunning
 	}
+	return s.run(ctx)
+}
+
+// run is Run once the stage is marked as started.
+func (s *Stage) run(ctx context.Context) error {
 	rt, err := s.start(ctx)
 	if err != nil {
 		return err
@@ -243,6 +250,7 @@ func (rt *runtime) loop() error {
 				rt.lastProbe = now
 				rt.probeClaims(now)
 			}
+			rt.updateCaughtUp()
 		case <-failed:
 			// A record failed: the transaction cannot commit. Recover now
 			// rather than at the next commit.
@@ -255,7 +263,7 @@ func (rt *runtime) loop() error {
 			}
 			return rt.stop(nil)
 		case <-rt.crashed:
-			return rt.stop(errCrashed)
+			return rt.stop(ErrCrashed)
 		case <-rt.ctx.Done():
 			return rt.stop(nil)
 		}
@@ -266,6 +274,7 @@ func (rt *runtime) loop() error {
 }
 
 func (rt *runtime) handle(ev event) error {
+	rt.caughtUp.Store(0) // until the next tick says otherwise
 	switch ev.kind {
 	case claimStarted:
 		defer rt.publishWatermark()
@@ -362,7 +371,7 @@ const stopGrace = 30 * time.Second
 // group (the claims end and are acknowledged without waiting for the loop)
 // and the clients.
 func (rt *runtime) stop(cause error) error {
-	if errors.Is(cause, errCrashed) {
+	if errors.Is(cause, ErrCrashed) {
 		rt.crash()
 		return cause
 	}

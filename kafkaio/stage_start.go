@@ -149,7 +149,11 @@ func (s *Stage) topics() []string {
 func dial(ctx context.Context, s *Stage, cfg *sarama.Config, role string) (sarama.Client, error) {
 	b := backoff.New(250*time.Millisecond, 5*time.Second, 0)
 	for {
-		c, err := sarama.NewClient(s.cfg.brokers, cfg)
+		newClient := sarama.NewClient
+		if s.cfg.newClient != nil {
+			newClient = s.cfg.newClient
+		}
+		c, err := newClient(s.cfg.brokers, cfg)
 		if err == nil {
 			if b.Attempts() > 0 {
 				s.log.Info("kafkaio: brokers reachable", "brokers", s.cfg.brokers, "client", role)

@@ -838,27 +838,6 @@ func TestStageRebalance(t *testing.T) {
 	})
 }
 
-// failOnce is a router that sends the first record of key at time to a
-// topic that does not exist, and everything else to topic: a produce that
-// fails once, with a real broker error.
-type failOnce struct {
-	mu     sync.Mutex
-	topic  string
-	key    string
-	at     stream.Time
-	failed bool
-}
-
-func (f *failOnce) route(e stream.Event[[]mstat]) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.failed && e.Key == f.key && e.Time == f.at {
-		f.failed = true
-		return f.topic + ".missing"
-	}
-	return f.topic
-}
-
 // TestStageZombie: a member gets stuck with results in its open transaction
 // and is removed from the group, as the coordinator removes a member that
 // misses its session timeout (the admin API does the same, on demand); its

@@ -25,27 +25,34 @@ import (
 // metrics.
 type extractStats struct {
 	name     string
-	records  atomic.Uint64
-	failures func() map[string]uint64 // per kind; nil for sources that do not fail
+	describe string                               // the source, in one line
+	sink     atomic.Pointer[kafkaio.Sink[[]byte]] // produce's, once it has one
+	failures func() map[string]uint64             // per kind; nil for sources that do not fail
 }
 
+// snapshot returns the source's name, the records produced (handed to the
+// producer) and the failures per kind.
 func (e *extractStats) snapshot() (string, uint64, map[string]uint64) {
 	var f map[string]uint64
 	if e.failures != nil {
 		f = e.failures()
 	}
-	return e.name, e.records.Load(), f
+	var records uint64
+	if s := e.sink.Load(); s != nil {
+		records = s.Stats().Written
+	}
+	return e.name, records, f
 }
 
 // newSource returns the source --source asks for. "auto" tries Binance and
 // falls back to the synthetic source when Binance cannot be reached, saying
 // so.
-func (o *options) newSource(ctx context.Context) (source.Source, *extractStats, error) {
+func (o *options) newSource(ctx context.Context) (stream.Source[[]byte], *extractStats, error) {
 	stats := &extractStats{}
-	synthetic := func() source.Source {
+	synthetic := func() stream.Source[[]byte] {
 		s := source.NewSynthetic(source.SyntheticConfig{Seed: o.seed, Symbols: o.symbols, Speed: o.speed, Unpaced: o.speed == 0})
 		fmt.Fprintln(o.stderr, s.Banner())
-		stats.name = "synthetic"
+		stats.name, stats.describe = "synthetic", s.Describe()
 		return s
 	}
 	switch {
@@ -57,7 +64,7 @@ func (o *options) newSource(ctx context.Context) (source.Source, *extractStats, 
 		if err != nil {
 			return nil, nil, usageError{fmt.Errorf("--source %s: %w", o.source, err)}
 		}
-		stats.name = "replay"
+		stats.name, stats.describe = "replay", r.Describe()
 		return r, stats, nil
 	case o.source == "binance" || o.source == "auto":
 		b, err := source.NewBinance(source.BinanceConfig{BaseURL: o.binanceURL, Symbols: o.symbols, Interval: o.interval, Logger: o.log})
@@ -71,7 +78,7 @@ func (o *options) newSource(ctx context.Context) (source.Source, *extractStats, 
 				return synthetic(), stats, nil
 			}
 		}
-		stats.name = "binance"
+		stats.name, stats.describe = "binance", b.Describe()
 		stats.failures = func() map[string]uint64 {
 			st := b.Stats()
 			return map[string]uint64{"rate_limited": st.RateLimited, "banned": st.Banned, "server_error": st.ServerErrors,
@@ -85,15 +92,22 @@ func (o *options) newSource(ctx context.Context) (source.Source, *extractStats, 
 
 // produce runs src until it ends or ctx is done, producing its records to
 // btc-price (key: the symbol; timestamp: the event time) with an idempotent
-// producer, and flushes what is in flight before it returns. With m, the
-// producer's statistics are exported as the Kafka sink "extract".
-func (o *options) produce(ctx context.Context, brokers []string, src source.Source, stats *extractStats, m *metrics) error {
+// producer, and waits for what is in flight before it returns
+// (kafkaio.Produce). A record the brokers refuse for good (a replayed line
+// too large for the producer, say) goes to btc-price-dlq with its reason
+// instead of stopping extract, as invalid btc-price input does in the
+// stages. With m, the producer's statistics are exported as the Kafka sink
+// "extract".
+func (o *options) produce(ctx context.Context, brokers []string, src stream.Source[[]byte], stats *extractStats, m *metrics) error {
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
 	cfg, err := o.saramaConfig()
 	if err != nil {
 		return err
 	}
 	sink, err := kafkaio.NewSink[[]byte](nil, kafkaio.Raw{}, kafkaio.WithTopic(btc.PriceTopic),
-		kafkaio.WithBrokers(brokers, cfg), kafkaio.WithLogger(o.log))
+		kafkaio.WithDeadLetter(btc.DeadLetterTopic), kafkaio.WithBrokers(brokers, cfg), kafkaio.WithLogger(o.log))
 	if err != nil {
 		return err
 	}
@@ -103,30 +117,28 @@ func (o *options) produce(ctx context.Context, brokers []string, src source.Sour
 			return err
 		}
 	}
-	o.log.Info("extract: producing to "+btc.PriceTopic, "source", src.Describe(), "brokers", brokers)
-	runErr := src.Run(ctx, func(r source.Record) error {
-		if err := sink.Write(ctx, stream.Event[[]byte]{Key: r.Symbol, Time: stream.TimeOf(r.Time), Value: r.Value}); err != nil {
-			return err
-		}
-		stats.records.Add(1)
-		return nil
-	})
+	stats.sink.Store(sink)
+	o.log.Info("extract: producing to "+btc.PriceTopic, "source", stats.describe, "brokers", brokers)
 	// In-flight records are delivered before the producer closes, also on
-	// a stop; a broker that is away gets 30 s, and then the records still
-	// held are reported (exit code 1), not dropped silently.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), extractFlushWait)
+	// a stop; a broker that is away gets extractFlushWait (30 s), and then
+	// the records still held are reported (exit code 1), not dropped
+	// silently.
+	pst, runErr := kafkaio.Produce(ctx, src, sink, kafkaio.WithFinalFlush(extractFlushWait))
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), extractFlushWait)
 	defer cancel()
-	flushErr := sink.Flush(fctx)
-	if flushErr != nil && fctx.Err() != nil {
-		flushErr = fmt.Errorf("extract: records in flight not delivered within %v: %w", extractFlushWait, flushErr)
+	if pst.InFlight > 0 {
+		cancel() // the final flush has waited already: Close says what it keeps
 	}
-	closeErr := sink.Close(fctx)
-	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
-		runErr = nil
+	closeErr := sink.Close(cctx)
+	if _, failed := errors.AsType[*kafkaio.ProduceError](runErr); ctx.Err() != nil && errors.Is(runErr, ctx.Err()) &&
+		pst.InFlight == 0 && pst.Unwritten == 0 && !failed {
+		runErr = nil // a stop, with everything delivered
 	}
-	err = errors.Join(runErr, flushErr, closeErr)
+	err = errors.Join(runErr, closeErr)
 	if err == nil {
-		o.log.Info("extract: done", "source", src.Describe(), "records", stats.records.Load())
+		st := sink.Stats()
+		o.log.Info("extract: done", "source", stats.describe, "records", st.Written, "dead_lettered", st.DeadLettered,
+			"dead_letters_failed", st.DeadLetterFailed)
 	}
 	return err
 }
@@ -440,7 +452,7 @@ func (o *options) all(ctx context.Context) error {
 		}
 	}()
 
-	o.watch(ctx, mode, set, xstats, src, tail, srcDone, stagesDone)
+	o.watch(ctx, mode, set, xstats, tail, srcDone, stagesDone)
 
 	stopSrc()
 	<-srcDone
@@ -462,7 +474,7 @@ func (o *options) all(ctx context.Context) error {
 // watch shows the live view until ctx is done or the stages stop. A source
 // that ends (a replay) leaves the stages running: a topic has no end, so
 // the last events wait for later ones to pass the watermark.
-func (o *options) watch(ctx context.Context, mode string, set *stageSet, xstats *extractStats, src source.Source,
+func (o *options) watch(ctx context.Context, mode string, set *stageSet, xstats *extractStats,
 	tail *view.Tail, srcDone, stagesDone <-chan struct{}) {
 	tick := time.NewTicker(o.refresh)
 	defer tick.Stop()
@@ -486,7 +498,7 @@ func (o *options) watch(ctx context.Context, mode string, set *stageSet, xstats 
 			x := view.Stage{Name: "extract", Records: records, Emitted: records, WatermarkDelay: -1,
 				Rate: float64(records-lastExtract) / since.Seconds(), Note: name}
 			lastExtract = records
-			st := view.Status{Snapshot: tail.Snapshot(), Source: src.Describe(), Stages: append([]view.Stage{x}, rows...), Horizon: o.cfg.Horizon,
+			st := view.Status{Snapshot: tail.Snapshot(), Source: xstats.describe, Stages: append([]view.Stage{x}, rows...), Horizon: o.cfg.Horizon,
 				Footer: o.footer}
 			switch mode {
 			case "screen":

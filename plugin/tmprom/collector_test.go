@@ -278,11 +278,13 @@ func TestSinkAndFollower(t *testing.T) {
 	st, ft := rs.last, rf.last
 	assert.Equal(t, kafkaio.SinkStats{Written: 5, Acked: 5}, st, "the sink's Stats of the scrape")
 	assert.Equal(t, map[string]float64{
-		`tidemark_kafka_sink_written_total{sink="prices"}`: 5,
-		`tidemark_kafka_sink_acked_total{sink="prices"}`:   5,
-		`tidemark_kafka_sink_failed_total{sink="prices"}`:  0,
-		`tidemark_kafka_sink_resent_total{sink="prices"}`:  0,
-		`tidemark_kafka_sink_outages_total{sink="prices"}`: 0,
+		`tidemark_kafka_sink_written_total{sink="prices"}`:            5,
+		`tidemark_kafka_sink_acked_total{sink="prices"}`:              5,
+		`tidemark_kafka_sink_failed_total{sink="prices"}`:             0,
+		`tidemark_kafka_sink_resent_total{sink="prices"}`:             0,
+		`tidemark_kafka_sink_outages_total{sink="prices"}`:            0,
+		`tidemark_kafka_sink_dead_lettered_total{sink="prices"}`:      0,
+		`tidemark_kafka_sink_dead_letter_failed_total{sink="prices"}`: 0,
 	}, subset(got, "tidemark_kafka_sink_"), "the sink's metrics")
 	require.Len(t, ft.Topics, 2, "the follower's topics")
 	assert.Equal(t, uint64(5), ft.Records, "the follower delivered every record")
@@ -384,8 +386,8 @@ lab_mongo_sink_buffered{sink="load"} 2
 		"lab_mongo_sink_written_total", "lab_mongo_sink_upserted_total", "lab_mongo_sink_buffered"}
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want), names...), "the exposition")
 	// 18 stage metrics of moving, 16 of idle (no watermark), the histogram,
-	// 5 of the sink, 3 per topic and 1 of the follower, 7 of the MongoDB sink.
-	assert.Equal(t, 18+16+1+5+2*3+1+7, testutil.CollectAndCount(c), "every series")
+	// 7 of the sink, 3 per topic and 1 of the follower, 7 of the MongoDB sink.
+	assert.Equal(t, 18+16+1+7+2*3+1+7, testutil.CollectAndCount(c), "every series")
 	problems, err := testutil.CollectAndLint(c)
 	require.NoError(t, err, "lint")
 	assert.Empty(t, problems, "the metrics follow Prometheus's naming conventions")

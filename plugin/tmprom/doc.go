@@ -60,11 +60,13 @@
 // A kafkaio sink ([Collector.AddSink]), label sink; fields of
 // kafkaio.SinkStats:
 //
-//	tidemark_kafka_sink_written_total   counter  records handed to the producer (Written)
-//	tidemark_kafka_sink_acked_total     counter  records the brokers acknowledged (Acked)
-//	tidemark_kafka_sink_failed_total    counter  records that failed (Failed)
-//	tidemark_kafka_sink_resent_total    counter  records resent after a retriable failure (Resent)
-//	tidemark_kafka_sink_outages_total   counter  times records were held back and resent (Outages)
+//	tidemark_kafka_sink_written_total             counter  records handed to the producer (Written)
+//	tidemark_kafka_sink_acked_total               counter  records the brokers acknowledged (Acked)
+//	tidemark_kafka_sink_failed_total              counter  records that failed (Failed)
+//	tidemark_kafka_sink_resent_total              counter  records resent after a retriable failure (Resent)
+//	tidemark_kafka_sink_outages_total             counter  times records were held back and resent (Outages)
+//	tidemark_kafka_sink_dead_lettered_total       counter  records refused for good, dead-lettered (DeadLettered)
+//	tidemark_kafka_sink_dead_letter_failed_total  counter  refused records whose dead letter failed (DeadLetterFailed)
 //
 // A kafkaio follower ([Collector.AddFollower]), labels follower and, but
 // for the outages, topic (one series per topic of FollowerStats.Topics;

@@ -69,6 +69,8 @@ func Example() {
 	}
 	// Output:
 	// tidemark_kafka_sink_acked_total{sink="prices"} 3
+	// tidemark_kafka_sink_dead_letter_failed_total{sink="prices"} 0
+	// tidemark_kafka_sink_dead_lettered_total{sink="prices"} 0
 	// tidemark_kafka_sink_failed_total{sink="prices"} 0
 	// tidemark_kafka_sink_outages_total{sink="prices"} 0
 	// tidemark_kafka_sink_resent_total{sink="prices"} 0

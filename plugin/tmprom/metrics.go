@@ -100,6 +100,10 @@ var sinkMetrics = []metric[kafkaio.SinkStats]{
 		func(s *kafkaio.SinkStats) uint64 { return s.Resent }),
 	counter("Outages", "outages_total", "Times records had to be held back and resent (kafkaio.SinkStats.Outages).",
 		func(s *kafkaio.SinkStats) uint64 { return s.Outages }),
+	counter("DeadLettered", "dead_lettered_total", "Records the brokers refused for good, written to the dead-letter topic instead (kafkaio.SinkStats.DeadLettered).",
+		func(s *kafkaio.SinkStats) uint64 { return s.DeadLettered }),
+	counter("DeadLetterFailed", "dead_letter_failed_total", "Refused records whose dead letter could not be written either, dropped (kafkaio.SinkStats.DeadLetterFailed).",
+		func(s *kafkaio.SinkStats) uint64 { return s.DeadLetterFailed }),
 }
 
 // followerMetrics are the metrics of a kafkaio.FollowerStats, labelled

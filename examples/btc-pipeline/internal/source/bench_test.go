@@ -3,10 +3,14 @@ package source
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tidemark-go/tidemark/stream"
 )
 
 func BenchmarkAppendDecimal(b *testing.B) {
@@ -28,10 +32,17 @@ func BenchmarkParseTickers(b *testing.B) {
 
 // BenchmarkSyntheticUnpaced: records per second of an unpaced synthetic run.
 func BenchmarkSyntheticUnpaced(b *testing.B) {
+	b.ReportAllocs()
 	s := NewSynthetic(SyntheticConfig{Seed: 1, Unpaced: true, Start: time.Unix(1746677558, 0), Count: b.N})
+	buf := make([]stream.Record[[]byte], 512)
 	b.ResetTimer()
-	if err := s.Run(context.Background(), func(Record) error { return nil }); err != nil {
-		b.Fatal(err)
+	for {
+		_, err := s.Poll(context.Background(), buf)
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
@@ -44,14 +55,20 @@ func BenchmarkReplayUnpaced(b *testing.B) {
 		b.Fatal(err)
 	}
 	lines := bytes.Count(raw, []byte("\n"))
+	buf := make([]stream.Record[[]byte], 512)
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
 		r, err := NewReplayReader(bytes.NewReader(raw), "trace", ReplayConfig{Logger: quiet})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := r.Run(context.Background(), func(Record) error { return nil }); err != nil {
-			b.Fatal(err)
+		for {
+			_, err := r.Poll(context.Background(), buf)
+			if errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	b.ReportMetric(float64(b.N*lines)/b.Elapsed().Seconds(), "lines/s")

@@ -72,8 +72,8 @@ type BinanceConfig struct {
 
 // BinanceStats are the counters of a Binance source.
 type BinanceStats struct {
-	Polls         uint64 // requests sent by Run
-	Records       uint64 // records emitted
+	Polls         uint64 // requests sent by Poll
+	Records       uint64 // records returned by Poll
 	RateLimited   uint64 // HTTP 429 answers
 	Banned        uint64 // HTTP 418 answers (IP banned)
 	ServerErrors  uint64 // HTTP 5xx answers
@@ -121,7 +121,7 @@ var failMessages = [numFailKinds]string{
 }
 
 // PollError is why one request to Binance failed. Probe returns it
-// (wrapped); Run logs it.
+// (wrapped); Poll logs it.
 type PollError struct {
 	kind       failKind
 	StatusCode int           // the HTTP status, 0 when there was no answer
@@ -164,6 +164,7 @@ type Binance struct {
 
 	mu    sync.Mutex
 	stats BinanceStats
+	run   *binanceRun // Poll's
 }
 
 // NewBinance returns a Binance source for cfg.
@@ -241,7 +242,7 @@ func NewBinance(cfg BinanceConfig) (*Binance, error) {
 	return b, nil
 }
 
-// Describe implements Source: "Binance https://api.binance.com (BTCUSDT, every 100ms)".
+// Describe says what the source is, in one line: "Binance https://api.binance.com (BTCUSDT, every 100ms)".
 func (b *Binance) Describe() string {
 	return fmt.Sprintf("Binance %s (%s, every %s)", b.cfg.BaseURL, strings.Join(b.cfg.Symbols, ","), b.cfg.Interval)
 }
@@ -297,26 +298,43 @@ type episode struct {
 // badRun is a run of bad prices of one symbol.
 type badRun struct{ n int }
 
-// Run implements Source: it polls until ctx ends (it never ends by itself)
-// or emit fails. Each poll that succeeds emits one record per symbol whose
-// price parses, in the order of the configured symbols, all with the
-// response's arrival time.
-func (b *Binance) Run(ctx context.Context, emit func(Record) error) error {
-	var (
-		ep        episode
-		throttled bool
-		bad       = make(map[string]*badRun)
-		next      = time.Now()
-	)
-	for {
-		if err := sleep(ctx, time.Until(next)); err != nil {
-			return err
+// binanceRun is the state of the polling, made by the first Poll.
+type binanceRun struct {
+	ep        episode
+	throttled bool
+	bad       map[string]*badRun
+	next      time.Time               // when the next request may go
+	ready     []stream.Record[[]byte] // records of the last answer not returned yet
+}
+
+// Poll implements stream.Source: it returns the records of the last
+// successful request not returned yet, up to len(buf), or else sends
+// requests, one every Interval (after failures, after the backoff or the
+// Retry-After they call for), until one answers with prices. It never ends
+// by itself: it returns only records, or ctx.Err() once ctx is done. Each
+// successful request gives one record per symbol whose price parses, in the
+// order of the configured symbols, all with the response's arrival time.
+func (b *Binance) Poll(ctx context.Context, buf []stream.Record[[]byte]) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if len(buf) == 0 {
+		return 0, nil
+	}
+	r := b.run
+	if r == nil {
+		r = &binanceRun{bad: make(map[string]*badRun), next: time.Now()}
+		b.run = r
+	}
+	for len(r.ready) == 0 {
+		if err := sleep(ctx, time.Until(r.next)); err != nil {
+			return 0, err
 		}
 		start := time.Now()
 		b.update(func(s *BinanceStats) { s.Polls++ })
 		res, err := b.fetch(ctx)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		if res.weight >= 0 {
 			b.update(func(s *BinanceStats) { s.UsedWeight = res.weight })
@@ -324,20 +342,22 @@ func (b *Binance) Run(ctx context.Context, emit func(Record) error) error {
 		if err != nil {
 			var pe *PollError
 			if !errors.As(err, &pe) {
-				return err // not reached: fetch returns a *PollError or ctx's error
+				return 0, err // not reached: fetch returns a *PollError or ctx's error
 			}
-			next = time.Now().Add(b.failed(&ep, pe))
+			r.next = time.Now().Add(b.failed(&r.ep, pe))
 			continue
 		}
-		b.recovered(&ep)
-		if err := b.emitAll(res, bad, emit); err != nil {
-			return err
-		}
-		next = start.Add(b.cfg.Interval)
-		if d := b.weightDelay(&throttled, res); d > 0 {
-			next = time.Now().Add(d)
+		b.recovered(&r.ep)
+		r.ready = b.records(res, r.bad, r.ready[:0])
+		r.next = start.Add(b.cfg.Interval)
+		if d := b.weightDelay(&r.throttled, res); d > 0 {
+			r.next = time.Now().Add(d)
 		}
 	}
+	n := copy(buf, r.ready)
+	r.ready = r.ready[n:]
+	b.update(func(s *BinanceStats) { s.Records += uint64(n) })
+	return n, nil
 }
 
 // failed counts and logs a failed poll and returns the wait before the next.
@@ -416,8 +436,8 @@ func (b *Binance) recovered(ep *episode) {
 	b.update(func(s *BinanceStats) { s.Failing, s.Backoff = 0, 0 })
 }
 
-// emitAll emits the records of one successful poll.
-func (b *Binance) emitAll(res tickers, bad map[string]*badRun, emit func(Record) error) error {
+// records appends the records of one successful poll to out.
+func (b *Binance) records(res tickers, bad map[string]*badRun, out []stream.Record[[]byte]) []stream.Record[[]byte] {
 	t := stream.TimeOf(res.arrived)
 	for i, sym := range b.cfg.Symbols {
 		// The value, built in place: the price is validated while appended.
@@ -446,12 +466,9 @@ func (b *Binance) emitAll(res tickers, bad map[string]*badRun, emit func(Record)
 		v = append(v, `,"timestamp":"`...)
 		v = btc.AppendTime(v, t)
 		v = append(v, `"}`...)
-		if err := emit(Record{Symbol: sym, Value: v, Time: res.arrived}); err != nil {
-			return err
-		}
-		b.update(func(s *BinanceStats) { s.Records++ })
+		out = append(out, stream.Record[[]byte]{Event: stream.Event[[]byte]{Key: sym, Time: t, Value: v}})
 	}
-	return nil
+	return out
 }
 
 // weightDelay returns how long to wait before the next poll when the used

@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -469,20 +468,27 @@ func TestBinanceInvalidSymbol(t *testing.T) {
 	assert.Equal(t, 1, logs.count("WARN", "refused", "status=400", "Invalid symbol"), logs.String())
 }
 
-func TestBinanceEmitErrorEndsRun(t *testing.T) {
+// TestBinancePollBuffer: the records of one answer that do not fit in
+// Poll's buffer are returned by the next Polls, before any new request.
+func TestBinancePollBuffer(t *testing.T) {
 	srv := binancetest.NewServer(nil)
 	defer srv.Close()
-	b, _ := newTestBinance(t, srv, BinanceConfig{})
-	stop := errors.New("producer closed")
-	n := 0
-	err := b.Run(context.Background(), func(Record) error {
-		if n++; n == 3 {
-			return stop
-		}
-		return nil
-	})
-	require.ErrorIs(t, err, stop)
-	assert.Equal(t, uint64(2), b.Stats().Records)
+	b, _ := newTestBinance(t, srv, BinanceConfig{Symbols: []string{"BTCUSDT", "ETHUSDT"}, Interval: time.Hour})
+	buf := make([]stream.Record[[]byte], 1)
+	var got []string
+	for range 2 {
+		n, err := b.Poll(context.Background(), buf)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		got = append(got, buf[0].Event.Key)
+	}
+	assert.Equal(t, []string{"BTCUSDT", "ETHUSDT"}, got, "the symbols of one answer, in order")
+	assert.Equal(t, uint64(1), b.Stats().Polls, "one request")
+	assert.Equal(t, uint64(2), b.Stats().Records, "two records")
+	assert.Len(t, srv.Requests(), 1, "one request")
+	n, err := b.Poll(context.Background(), buf[:0])
+	assert.NoError(t, err, "an empty buffer")
+	assert.Zero(t, n, "an empty buffer")
 }
 
 func TestBinanceCancelDuringRetryAfter(t *testing.T) {

@@ -1,10 +1,11 @@
 // Package source holds the sources of the btc-pipeline's extract command:
-// the producers of btc-price records. A [Source] yields [Record]s (key = the
-// symbol, value = btc-price JSON, time = event time for the Kafka record
-// timestamp) through a callback; producing them to Kafka is the caller's
-// business. Every record's Value is a slice of its own: a source never
-// touches it after emit returns, so emit may keep it (an asynchronous
-// producer does).
+// the producers of btc-price records. Each is a stream.Source[[]byte]: Poll
+// returns records whose event key is the symbol, value btc-price JSON and
+// time the event time, for the Kafka record timestamp; producing them to
+// Kafka is the caller's business (kafkaio.Produce). Every record's Value is
+// a slice of its own, which the source never touches again. Each source
+// also says what it is in one line (Describe) and counts what it did
+// (Stats, which may be called from any goroutine while another polls).
 //
 // # Binance
 //
@@ -73,36 +74,39 @@
 // pull back towards the start price; 35% of normal events repeat the price,
 // and a price never goes below 0.01.
 //
-// Event times are the schedule's: Start (the wall clock when Run starts,
+// Event times are the schedule's: Start (the wall clock at the first Poll,
 // unless set) plus the virtual time of the event. Paced at Speed 1 (the
-// default) an event is emitted when the wall clock reaches its event time, so
-// the event time is the wall clock at emission; at Speed 2 twice as fast
-// (event times then run ahead of the wall clock). When emit blocks so long
-// that pacing falls more than a second behind, the schedule skips ahead
-// rather than pouring out the backlog. Unpaced, events are emitted as fast as
-// emit accepts: with a fixed Start, a seed always gives the same records, and
-// Count bounds the run. The records are made up: [Synthetic.Banner] says so
-// for the start of a run, and Describe says so in one line.
+// default) an event is returned when the wall clock reaches its event time,
+// so the event time is the wall clock when it is returned; at Speed 2 twice
+// as fast (event times then run ahead of the wall clock). When nobody polls
+// for so long that pacing falls more than 250 ms behind, the schedule skips
+// ahead rather than pouring out the backlog. Unpaced, events are returned as
+// fast as Poll is called: with a fixed Start, a seed always gives the same
+// records, and Count bounds the run (Poll returns io.EOF after it). The
+// records are made up: [Synthetic.Banner] says so for the start of a run,
+// and Describe says so in one line.
 //
 // # Replay
 //
-// [Replay] reads btc-price JSON lines from a file ("-" is the standard input)
-// or a reader and emits every line, in order, untouched: the Value is the line
-// without its terminator ("\n" or "\r\n"). A valid line (per btc.Decoder) is
-// keyed by its symbol, its time the record's timestamp. Any other line,
-// including a blank one (the pipeline treats blank values as invalid), is
-// emitted too, raw, with an empty key and the wall clock at emission as its
-// time, so that the pipeline's dead-letter path sees it; each kind of invalid
-// line is logged once.
+// [Replay] is the library's replay.Lines over btc-price JSON lines from a
+// file ("-" is the standard input): it replays every line, in order,
+// untouched: the Value is the line without its terminator ("\n" or "\r\n").
+// A valid line (per btc.Decoder) is keyed by its symbol, its time the
+// record's timestamp. Any other line, including a blank one (the pipeline
+// treats blank values as invalid), is replayed too, raw, with an empty key
+// and the wall clock when it is read as its time (replay.WithInvalidLines),
+// so that the pipeline's dead-letter path sees it; each kind of invalid line
+// is logged once.
 //
-// Speed paces the replay by the event times of the valid lines: a line whose
-// event time is d after the first valid line's is emitted d/Speed after it (1
-// = the trace's pace, 10 = ten times faster, 0 = as fast as possible). An
-// event earlier than one already emitted is emitted at once, and so are
-// invalid lines. Pacing is anchored to the first valid line, so time lost in
-// a blocking emit is caught up afterwards. Lines are read with a bufio.Reader
-// on a goroutine of its own (cancelling ctx ends Run even while a read from a
-// pipe or a terminal blocks); a line longer than MaxLineBytes (1 MiB) ends
-// Run with a [*LineTooLongError] carrying its line number, after the lines
-// before it. [Replay.Stats] counts lines, valid and invalid ones.
+// Speed paces the replay by the event times of the valid lines, as
+// replay.WithSpeed does: a line whose event time is d after the first valid
+// line's, and later than every line before it, is returned d/Speed after it
+// (1 = the trace's pace, 10 = ten times faster, 0 = as fast as possible). An
+// event earlier than one already returned goes out at once, and so do
+// invalid lines; time lost while nobody polled is caught up afterwards. Poll
+// returns when its context is done even while a read from a pipe or a
+// terminal blocks; a line longer than MaxLineBytes (1 MiB) ends the replay
+// with a *replay.LineError (replay.ErrLineTooLong) carrying its line
+// number, after the lines before it. [Replay.Stats] counts lines, valid and
+// invalid ones.
 package source

@@ -3,6 +3,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidemark-go/tidemark/stream"
 )
 
 // logBuf captures slog output, safe for concurrent use.
@@ -57,7 +59,42 @@ func newLogger() (*slog.Logger, *logBuf) {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// runner runs a source in a goroutine and collects its records.
+// Record is a record a source returned, as the tests look at it.
+type Record struct {
+	Symbol string    // the event key
+	Value  []byte    // the event value
+	Time   time.Time // the event time, UTC
+}
+
+func recordOf(r stream.Record[[]byte]) Record {
+	return Record{Symbol: r.Event.Key, Value: r.Event.Value, Time: r.Event.Time.UTC()}
+}
+
+// collect polls src until it ends (nil) or fails (its error), with
+// buffers of 1 to 16 records, and returns what it returned; each is
+// passed to seen first, when seen is not nil.
+func collect(ctx context.Context, src stream.Source[[]byte], seen func(Record)) ([]Record, error) {
+	var recs []Record
+	for i := 0; ; i++ {
+		buf := make([]stream.Record[[]byte], 1+i%16)
+		n, err := src.Poll(ctx, buf)
+		for _, r := range buf[:n] {
+			rec := recordOf(r)
+			if seen != nil {
+				seen(rec)
+			}
+			recs = append(recs, rec)
+		}
+		if errors.Is(err, io.EOF) {
+			return recs, nil
+		}
+		if err != nil {
+			return recs, err
+		}
+	}
+}
+
+// runner polls a source in a goroutine and collects its records.
 type runner struct {
 	mu     sync.Mutex
 	recs   []Record
@@ -67,17 +104,17 @@ type runner struct {
 	err    error
 }
 
-func start(t *testing.T, src Source) *runner {
+func start(t *testing.T, src stream.Source[[]byte]) *runner {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		r.done <- src.Run(ctx, func(rec Record) error {
+		_, err := collect(ctx, src, func(rec Record) {
 			r.mu.Lock()
 			r.recs = append(r.recs, rec)
 			r.mu.Unlock()
-			return nil
 		})
+		r.done <- err
 	}()
 	t.Cleanup(func() { r.stop(t) })
 	return r
@@ -89,7 +126,7 @@ func (r *runner) records() []Record {
 	return append([]Record(nil), r.recs...)
 }
 
-// stop cancels the run and returns Run's error.
+// stop cancels the run and returns Poll's error.
 func (r *runner) stop(t *testing.T) error {
 	t.Helper()
 	r.once.Do(func() {
@@ -97,7 +134,7 @@ func (r *runner) stop(t *testing.T) error {
 		select {
 		case r.err = <-r.done:
 		case <-time.After(5 * time.Second):
-			t.Fatal("Run did not return within 5s of cancellation")
+			t.Fatal("Poll did not return within 5s of cancellation")
 		}
 	})
 	return r.err

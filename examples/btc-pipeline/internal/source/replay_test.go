@@ -1,11 +1,8 @@
 package source
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
+	"github.com/tidemark-go/tidemark/replay"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -29,12 +27,7 @@ func writeFile(t *testing.T, content string) string {
 
 func collectReplay(t *testing.T, r *Replay) ([]Record, error) {
 	t.Helper()
-	var recs []Record
-	err := r.Run(context.Background(), func(rec Record) error {
-		recs = append(recs, rec)
-		return nil
-	})
-	return recs, err
+	return collect(context.Background(), r, nil)
 }
 
 func TestReplayEverythingInOrder(t *testing.T) {
@@ -85,11 +78,6 @@ func TestReplayEverythingInOrder(t *testing.T) {
 	// Logged once per kind: not-json (3 lines), price-type, bad-price, not-object.
 	assert.Equal(t, 1, logs.count("WARN", "reason=\"not JSON\"", "line=2"), logs.String())
 	assert.Equal(t, 4, logs.count("WARN"), logs.String())
-
-	// A file runs again from its start.
-	again, err := collectReplay(t, r)
-	require.NoError(t, err)
-	assert.Len(t, again, len(lines))
 }
 
 func TestReplayTestdata(t *testing.T) {
@@ -141,12 +129,11 @@ func TestReplayPacing(t *testing.T) {
 	assert.Equal(t, "Replay trace (4x the trace's pace)", r.Describe())
 	var at []time.Duration
 	var began time.Time
-	err = r.Run(context.Background(), func(rec Record) error {
+	_, err = collect(context.Background(), r, func(Record) {
 		if began.IsZero() {
 			began = time.Now()
 		}
 		at = append(at, time.Since(began))
-		return nil
 	})
 	require.NoError(t, err)
 	require.Len(t, at, 23)
@@ -209,10 +196,11 @@ func TestReplayLongLines(t *testing.T) {
 	r, err = NewReplayReader(strings.NewReader(strings.Join(lines, "\r\n")), "long", ReplayConfig{MaxLineBytes: 100, Logger: quiet})
 	require.NoError(t, err)
 	recs, err = collectReplay(t, r)
-	var tl *LineTooLongError
+	var tl *replay.LineError
 	require.ErrorAs(t, err, &tl)
-	assert.Equal(t, LineTooLongError{Name: "long", Line: 3, Limit: 100}, *tl)
-	assert.Equal(t, "source: replay long: line 3 is longer than 100 bytes", err.Error())
+	require.ErrorIs(t, err, replay.ErrLineTooLong)
+	assert.Equal(t, replay.LineError{Name: "long", Line: 3, Err: replay.ErrLineTooLong}, *tl)
+	assert.Equal(t, "replay: long: line 3: replay: line too long", err.Error())
 	require.Len(t, recs, 2, "the lines before it")
 	assert.Equal(t, lines[0], string(recs[0].Value))
 
@@ -255,37 +243,17 @@ func TestReplayErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "line 3")
 	assert.Len(t, recs, 2)
 
-	// emit's error ends Run.
-	stop := errors.New("stop")
+	// Poll returns what fits in its buffer; the rest waits for the next.
 	r, err = NewReplayReader(strings.NewReader("a\nb\nc\n"), "x", ReplayConfig{Logger: quiet})
 	require.NoError(t, err)
-	n := 0
-	err = r.Run(context.Background(), func(Record) error {
-		if n++; n == 2 {
-			return stop
-		}
-		return nil
-	})
-	assert.ErrorIs(t, err, stop)
-	assert.Equal(t, uint64(1), r.Stats().Lines)
-}
-
-func TestReadLine(t *testing.T) {
-	br := bufio.NewReaderSize(strings.NewReader("a\r\n\n\r\r\nb\rc\nlast"), 16)
-	var got []string
-	for {
-		v, err := readLine(br, 100)
-		if v != nil {
-			got = append(got, fmt.Sprintf("%q", v))
-		}
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-	}
-	// Only one "\r" before "\n" belongs to the terminator.
-	assert.Equal(t, []string{`"a"`, `""`, `"\r"`, `"b\rc"`, `"last"`}, got)
-	v, err := readLine(bufio.NewReader(bytes.NewReader(nil)), 10)
-	assert.Nil(t, v)
-	assert.Equal(t, io.EOF, err)
+	buf := make([]stream.Record[[]byte], 1)
+	n, err := r.Poll(context.Background(), buf)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, "a", string(buf[0].Event.Value))
+	n, err = r.Poll(context.Background(), buf)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, "b", string(buf[0].Event.Value))
+	require.NoError(t, r.Close())
 }

@@ -8,32 +8,10 @@ import (
 	"github.com/tidemark-go/tidemark/stream"
 )
 
-// Record is one btc-price record to produce.
-//
-// Value belongs to the receiver: every source allocates a new slice for each
-// record and never reads or writes it after emit returns, so emit may hand it
-// to an asynchronous producer as is.
-type Record struct {
-	Symbol string    // the record key ("" for a replayed line that is not a valid btc-price record)
-	Value  []byte    // the record value: btc-price JSON (for replay, the raw line, untouched, even if invalid)
-	Time   time.Time // event time, UTC, whole milliseconds: the Kafka record timestamp
-}
-
-// Source yields records until ctx ends or the source is exhausted. emit may
-// block (backpressure) and may return an error, which ends Run with that
-// error. Run returns nil when a finite source is exhausted, ctx.Err() when
-// cancelled. Run is called once at a time (a source is not safe for
-// concurrent Runs); Describe and the Stats methods may be called from any
-// goroutine.
-type Source interface {
-	Run(ctx context.Context, emit func(Record) error) error
-	Describe() string // one line for logs and banners
-}
-
 var (
-	_ Source = (*Binance)(nil)
-	_ Source = (*Synthetic)(nil)
-	_ Source = (*Replay)(nil)
+	_ stream.Source[[]byte] = (*Binance)(nil)
+	_ stream.Source[[]byte] = (*Synthetic)(nil)
+	_ stream.Source[[]byte] = (*Replay)(nil)
 )
 
 // appendRecord appends a btc-price value whose price is already JSON number

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -27,13 +28,14 @@ type SyntheticConfig struct {
 	// Speed is the pace against real time: 1 (the default) is real time, 2
 	// twice as fast (event times then run ahead of the wall clock).
 	Speed float64
-	// Unpaced emits as fast as emit accepts, ignoring Speed: with a fixed
-	// Start, a given Seed always gives the same records.
+	// Unpaced returns records as fast as Poll is called, ignoring Speed:
+	// with a fixed Start, a given Seed always gives the same records.
 	Unpaced bool
 	// Start is the event time of the start (truncated to the millisecond);
-	// zero means the wall clock when Run starts.
+	// zero means the wall clock at the first Poll.
 	Start time.Time
-	// Count ends Run (with nil) after that many records; 0 never does.
+	// Count ends the source (Poll returns io.EOF) after that many
+	// records; 0 never does.
 	Count int
 
 	Now func() time.Time // the wall clock, time.Now
@@ -84,22 +86,23 @@ func DefaultStartPrice(symbol string) float64 {
 // SyntheticStats are the counters of a Synthetic source.
 type SyntheticStats struct {
 	Records   uint64 // records emitted
-	Reanchors uint64 // times pacing fell more than a second behind (emit blocked) and skipped ahead
+	Reanchors uint64 // times pacing fell behind (nobody polled) and skipped ahead
 }
 
 // Synthetic is a seeded random walk of prices in cent steps, with quiet
 // spells and bursts. See the package documentation.
 type Synthetic struct {
 	cfg    SyntheticConfig
-	err    error // a configuration error, returned by Run
+	err    error // a configuration error, returned by Poll
 	starts []int64
+	run    *synthRun
 
 	records, reanchors atomic.Uint64
 }
 
 // NewSynthetic returns a Synthetic source for cfg. A configuration error
 // (a bad symbol, a start price that is not > 0, a negative Speed or Count)
-// is returned by Run.
+// is returned by Poll.
 func NewSynthetic(cfg SyntheticConfig) *Synthetic {
 	if len(cfg.Symbols) == 0 {
 		cfg.Symbols = []string{defaultSymbol}
@@ -140,7 +143,7 @@ func NewSynthetic(cfg SyntheticConfig) *Synthetic {
 	return s
 }
 
-// Describe implements Source.
+// Describe says what the source is, in one line.
 func (s *Synthetic) Describe() string {
 	pace := "real time"
 	switch {
@@ -179,56 +182,81 @@ func (s *Synthetic) Stats() SyntheticStats {
 	return SyntheticStats{Records: s.records.Load(), Reanchors: s.reanchors.Load()}
 }
 
-// Run implements Source. It ends with nil after Count records, if Count is
-// set; otherwise only when ctx ends or emit fails.
-func (s *Synthetic) Run(ctx context.Context, emit func(Record) error) error {
+// synthRun is the state of a synthetic run, made by the first Poll.
+type synthRun struct {
+	startMs    stream.Time
+	g          *synthGen
+	shift      int64     // ms added to event times by re-anchoring
+	anchorReal time.Time // when the virtual offset anchorVirt was due
+	anchorVirt int64
+	n          int // records returned
+	// The next event, generated but not returned yet.
+	next      bool
+	i         int
+	off, cent int64
+}
+
+// Poll implements stream.Source: it returns the records that are due, at
+// least one, up to len(buf), waiting for the first when paced; io.EOF after
+// Count records, if Count is set (it never ends otherwise), and ctx.Err()
+// once ctx is done. A configuration error is returned by every Poll.
+func (s *Synthetic) Poll(ctx context.Context, buf []stream.Record[[]byte]) (int, error) {
 	if s.err != nil {
-		return s.err
+		return 0, s.err
 	}
-	start := s.cfg.Start
-	if start.IsZero() {
-		start = s.cfg.Now()
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
-	startMs := stream.TimeOf(start)
-	g := newSynthGen(s.cfg.Seed, s.starts)
-	var (
-		shift      int64 // ms added to event times by re-anchoring
-		anchorReal = time.Now()
-		anchorVirt int64 // the virtual offset that anchorReal stands for
-		n          int
-	)
-	for s.cfg.Count == 0 || n < s.cfg.Count {
-		i, off, cents := g.next()
-		if s.cfg.Unpaced {
-			if n&63 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-		} else {
-			due := anchorReal.Add(time.Duration(float64(off-anchorVirt) * float64(time.Millisecond) / s.cfg.Speed))
+	if len(buf) == 0 {
+		return 0, nil
+	}
+	r := s.run
+	if r == nil {
+		start := s.cfg.Start
+		if start.IsZero() {
+			start = s.cfg.Now()
+		}
+		r = &synthRun{startMs: stream.TimeOf(start), g: newSynthGen(s.cfg.Seed, s.starts), anchorReal: time.Now()}
+		s.run = r
+	}
+	n := 0
+	for n < len(buf) && (s.cfg.Count == 0 || r.n < s.cfg.Count) {
+		if !r.next {
+			r.i, r.off, r.cent = r.g.next()
+			r.next = true
+		}
+		if !s.cfg.Unpaced {
+			due := r.anchorReal.Add(time.Duration(float64(r.off-r.anchorVirt) * float64(time.Millisecond) / s.cfg.Speed))
 			lag := time.Since(due)
-			if lag > maxPacingLagMs*time.Millisecond {
-				// emit blocked (or the machine slept): skip ahead rather
-				// than pour out the backlog.
-				shift += int64(float64(lag/time.Millisecond) * s.cfg.Speed)
-				anchorReal, anchorVirt = time.Now(), off
+			switch {
+			case lag > maxPacingLagMs*time.Millisecond:
+				// Nobody polled for a while (a blocked producer, or the
+				// machine slept): skip ahead rather than pour out the
+				// backlog.
+				r.shift += int64(float64(lag/time.Millisecond) * s.cfg.Speed)
+				r.anchorReal, r.anchorVirt = time.Now(), r.off
 				s.reanchors.Add(1)
-			} else if err := sleep(ctx, -lag); err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
+			case lag < 0 && n > 0:
+				return n, nil // what is due; the next waits for the next Poll
+			case lag < 0:
+				if err := sleep(ctx, -lag); err != nil {
+					return 0, err
+				}
 			}
 		}
-		t := startMs.Add(stream.Time(off + shift))
-		sym := s.cfg.Symbols[i]
-		v := appendRecord(make([]byte, 0, 80), sym, appendCents(make([]byte, 0, 24), cents), t)
-		if err := emit(Record{Symbol: sym, Value: v, Time: t.UTC()}); err != nil {
-			return err
-		}
-		s.records.Add(1)
+		t := r.startMs.Add(stream.Time(r.off + r.shift))
+		sym := s.cfg.Symbols[r.i]
+		v := appendRecord(make([]byte, 0, 80), sym, appendCents(make([]byte, 0, 24), r.cent), t)
+		buf[n] = stream.Record[[]byte]{Event: stream.Event[[]byte]{Key: sym, Time: t, Value: v}}
+		r.next = false
+		r.n++
 		n++
+		s.records.Add(1)
 	}
-	return nil
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // centsText writes a price in cents as the shortest decimal: 10000000 ->

@@ -1,8 +1,9 @@
 package source
 
 import (
-	"bytes"
 	"context"
+	"errors"
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -19,11 +20,7 @@ var synthStart = time.Date(2025, 5, 8, 4, 12, 38, 352_000_000, time.UTC)
 
 func runSynthetic(t *testing.T, cfg SyntheticConfig) []Record {
 	t.Helper()
-	var recs []Record
-	err := NewSynthetic(cfg).Run(context.Background(), func(r Record) error {
-		recs = append(recs, r)
-		return nil
-	})
+	recs, err := collect(context.Background(), NewSynthetic(cfg), nil)
 	require.NoError(t, err)
 	return recs
 }
@@ -117,9 +114,8 @@ func TestSyntheticPaced(t *testing.T) {
 
 	// Real time from the wall clock: the event time is the wall clock at emission.
 	var lags []time.Duration
-	err := NewSynthetic(SyntheticConfig{Seed: 3, Count: 6}).Run(context.Background(), func(r Record) error {
+	_, err := collect(context.Background(), NewSynthetic(SyntheticConfig{Seed: 3, Count: 6}), func(r Record) {
 		lags = append(lags, time.Since(r.Time))
-		return nil
 	})
 	require.NoError(t, err)
 	require.Len(t, lags, 6)
@@ -135,15 +131,19 @@ func TestSyntheticReanchorsAfterBackpressure(t *testing.T) {
 	block := plan[2].Time.Sub(plan[1].Time) + 400*time.Millisecond
 	s := NewSynthetic(SyntheticConfig{Seed: 5, Count: 4})
 	var lags []time.Duration
-	n := 0
-	err := s.Run(context.Background(), func(r Record) error {
-		lags = append(lags, time.Since(r.Time))
-		if n++; n == 2 {
-			time.Sleep(block) // a blocked producer
+	buf := make([]stream.Record[[]byte], 1)
+	for n := 1; ; n++ {
+		m, err := s.Poll(context.Background(), buf)
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		return nil
-	})
-	require.NoError(t, err)
+		require.NoError(t, err)
+		require.Equal(t, 1, m)
+		lags = append(lags, time.Since(buf[0].Event.Time.UTC()))
+		if n == 2 {
+			time.Sleep(block) // a blocked producer: nobody polls
+		}
+	}
 	assert.Equal(t, uint64(1), s.Stats().Reanchors)
 	assert.Equal(t, uint64(4), s.Stats().Records)
 	for i, l := range lags {
@@ -156,7 +156,10 @@ func TestSyntheticCancel(t *testing.T) {
 	for _, cfg := range []SyntheticConfig{{Unpaced: true}, {}, {Speed: 0.001}} {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- NewSynthetic(cfg).Run(ctx, func(Record) error { return nil }) }()
+		go func() {
+			_, err := collect(ctx, NewSynthetic(cfg), nil)
+			done <- err
+		}()
 		time.Sleep(30 * time.Millisecond)
 		cancel()
 		select {
@@ -191,12 +194,9 @@ func TestSyntheticConfig(t *testing.T) {
 		{Symbols: []string{"btc"}}, {Symbols: []string{"BTCUSDT", "BTCUSDT"}}, {Speed: -1}, {Count: -1},
 		{Prices: map[string]float64{"BTCUSDT": 0}}, {Prices: map[string]float64{"BTCUSDT": math.NaN()}},
 	} {
-		err := NewSynthetic(cfg).Run(context.Background(), func(Record) error { return nil })
+		_, err := NewSynthetic(cfg).Poll(context.Background(), make([]stream.Record[[]byte], 1))
 		assert.Error(t, err, "%+v", cfg)
 	}
-	stop := bytes.ErrTooLarge
-	err := NewSynthetic(SyntheticConfig{Unpaced: true}).Run(context.Background(), func(Record) error { return stop })
-	assert.ErrorIs(t, err, stop)
 }
 
 func TestCentsText(t *testing.T) {
