@@ -8,6 +8,7 @@ require (
 	github.com/stretchr/testify v1.12.1
 	github.com/tidemark-go/tidemark v0.0.0-00010101000000-000000000000
 	github.com/tidemark-go/tidemark/mongotest v0.0.0-00010101000000-000000000000
+	github.com/tidemark-go/tidemark/plugin/tmprom v0.0.0-00010101000000-000000000000
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 )
@@ -91,4 +92,5 @@ require (
 replace (
 	github.com/tidemark-go/tidemark => ../
 	github.com/tidemark-go/tidemark/mongotest => ../mongotest
+	github.com/tidemark-go/tidemark/plugin/tmprom => ../plugin/tmprom
 )

@@ -167,7 +167,7 @@ func TestAllEqualsOffline(t *testing.T) {
 	// The load stage writes every z-score of the trace once the first
 	// sentinels' z-scores have passed (see e2eSentinels).
 	if !btctest.WaitFor(t, 120*time.Second, func() bool {
-		v, ok := scrape(t, url, `tidemark_stage_records_out_total{stage="load"}`)
+		v, ok := scrape(t, url, `tidemark_stage_emitted_total{stage="load"}`)
 		return ok && v >= float64(nz)
 	}) {
 		btctest.LogGoroutines(t, "mongoio", "btc.NewLoader", "kafkaio.(*runtime)")
@@ -179,15 +179,24 @@ func TestAllEqualsOffline(t *testing.T) {
 		require.True(t, ok, "metric %s of %s", name, stage)
 		return v
 	}
-	assert.Equal(t, float64(len(all)), metric("tidemark_stage_records_in_total", "moving"), "moving read every record")
+	assert.Equal(t, float64(len(all)), metric("tidemark_stage_records_total", "moving"), "moving read every record")
 	assert.Equal(t, float64(sum.Late), metric("tidemark_stage_late_total", "moving"), "late events")
 	assert.Equal(t, float64(sum.Duplicates), metric("tidemark_stage_duplicates_total", "moving"), "duplicates")
-	assert.Equal(t, float64(sum.Invalid), metric("tidemark_stage_invalid_total", "moving"), "invalid records")
+	assert.Equal(t, float64(sum.Invalid), metric("tidemark_stage_rejected_total", "moving"), "invalid records")
 	assert.Equal(t, float64(sum.Invalid), metric("tidemark_stage_dead_lettered_total", "moving"), "dead letters")
 	assert.Positive(t, metric("tidemark_stage_commits_total", "zscore"), "transactions committed")
 	count, ok := scrape(t, url, `tidemark_stage_processing_latency_seconds_count{stage="moving"}`)
 	require.True(t, ok, "latency histogram")
 	assert.Positive(t, count, "latency observed")
+	written, ok := scrape(t, url, `tidemark_kafka_sink_written_total{sink="extract"}`)
+	require.True(t, ok, "the extract side's Kafka sink")
+	assert.Equal(t, float64(len(all)), written, "extract produced every record")
+	docs, ok := scrape(t, url, `tidemark_mongo_sink_written_total{sink="load"}`)
+	require.True(t, ok, "the load stage's MongoDB sink")
+	assert.Positive(t, docs, "documents written")
+	extracted, ok := scrape(t, url, `tidemark_extract_records_total{source="replay"}`)
+	require.True(t, ok, "the lab's own extract counter")
+	assert.Equal(t, float64(len(all)), extracted, "extract counted every record")
 
 	page := httpGet(t, ui)
 	assert.Contains(t, page, "<html", "the dashboard's page")

@@ -96,8 +96,9 @@ func (o *options) newSource(ctx context.Context) (stream.Source[[]byte], *extrac
 // (kafkaio.Produce). A record the brokers refuse for good (a replayed line
 // too large for the producer, say) goes to btc-price-dlq with its reason
 // instead of stopping extract, as invalid btc-price input does in the
-// stages.
-func (o *options) produce(ctx context.Context, brokers []string, src stream.Source[[]byte], stats *extractStats) error {
+// stages. With m, the producer's statistics are exported as the Kafka sink
+// "extract".
+func (o *options) produce(ctx context.Context, brokers []string, src stream.Source[[]byte], stats *extractStats, m *metrics) error {
 	if c, ok := src.(io.Closer); ok {
 		defer c.Close()
 	}
@@ -113,6 +114,12 @@ func (o *options) produce(ctx context.Context, brokers []string, src stream.Sour
 		kafkaio.WithBrokers(brokers, cfg), kafkaio.WithLogger(o.log))
 	if err != nil {
 		return err
+	}
+	if m != nil {
+		if err := m.lib.AddSink("extract", sink); err != nil {
+			_ = sink.Close(ctx)
+			return err
+		}
 	}
 	stats.sink.Store(sink)
 	o.log.Info("extract: producing to "+btc.PriceTopic, "source", stats.describe, "brokers", brokers)
@@ -153,7 +160,7 @@ func (o *options) extract(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return o.produce(ctx, s.brokers, src, stats)
+	return o.produce(ctx, s.brokers, src, stats, nil)
 }
 
 // stageSet are the stages a process runs, by name, in the order of the view.
@@ -172,7 +179,8 @@ func (o *options) newStages(ctx context.Context, s *services, m *metrics, names 
 	}
 	set := &stageSet{closeM: func() {}}
 	for _, name := range names {
-		opts := []kafkaio.StageOption{kafkaio.WithBrokers(s.brokers, cfg), kafkaio.WithLogger(o.log), m.latencyOption(name)}
+		opts := []kafkaio.StageOption{kafkaio.WithBrokers(s.brokers, cfg), kafkaio.WithLogger(o.log),
+			kafkaio.WithLatency(m.lib.LatencyObserver(name))}
 		if o.instance != "" {
 			opts = append(opts, kafkaio.WithInstanceID(o.instance))
 		}
@@ -194,7 +202,9 @@ func (o *options) newStages(ctx context.Context, s *services, m *metrics, names 
 			set.closeM = func() { _ = mc.Disconnect(context.Background()) }
 			set.loader, err = btc.NewLoader(client.Database(btc.Database), o.cfg, o.log)
 			if err == nil {
-				m.setLoader(set.loader)
+				err = m.lib.AddMongoSink(name, set.loader)
+			}
+			if err == nil {
 				st, err = btc.NewLoadStage(o.cfg, set.loader, opts...)
 			}
 		}
@@ -202,7 +212,10 @@ func (o *options) newStages(ctx context.Context, s *services, m *metrics, names 
 			set.closeM()
 			return nil, usageError{err}
 		}
-		m.addStage(name, st)
+		if err := m.lib.AddStage(name, st); err != nil {
+			set.closeM()
+			return nil, err
+		}
 		set.names = append(set.names, name)
 		set.stages = append(set.stages, st)
 	}
@@ -264,7 +277,10 @@ func (o *options) stage(ctx context.Context) error {
 	if err := o.ensureTopics(ctx, s.brokers); err != nil {
 		return err
 	}
-	m := newMetrics()
+	m, err := newMetrics()
+	if err != nil {
+		return err
+	}
 	if err := o.serveMetrics(ctx, m); err != nil {
 		return err
 	}
@@ -372,7 +388,10 @@ func (o *options) all(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m := newMetrics()
+	m, err := newMetrics()
+	if err != nil {
+		return err
+	}
 	if err := o.serveMetrics(ctx, m); err != nil {
 		return err
 	}
@@ -385,7 +404,7 @@ func (o *options) all(ctx context.Context) error {
 		set.closeM()
 		return err
 	}
-	m.setExtract(xstats)
+	m.ext.set(xstats)
 	uiURL, stopUI, err := o.startDashboard(svc.brokers, func() []dashboard.StageStat {
 		now := time.Now()
 		_, records, _ := xstats.snapshot()
@@ -422,7 +441,7 @@ func (o *options) all(ctx context.Context) error {
 	srcDone, stagesDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(srcDone)
-		srcErr = o.produce(srcCtx, svc.brokers, src, xstats)
+		srcErr = o.produce(srcCtx, svc.brokers, src, xstats, m)
 	}()
 	go func() {
 		defer close(stagesDone)

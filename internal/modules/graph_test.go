@@ -13,7 +13,8 @@ import (
 // notInLibraryGraph are the modules that must not be in the module graph of
 // a module that requires the library: the embedded store (FerretDB and the
 // SQL drivers it links), the Prometheus client, and the repository's own
-// nested modules (the lab and its dashboard, mongotest).
+// nested modules (the lab and its dashboard, mongotest, the Prometheus
+// exporter plugin/tmprom).
 var notInLibraryGraph = []string{
 	"github.com/FerretDB/",
 	"github.com/prometheus/",
@@ -23,6 +24,7 @@ var notInLibraryGraph = []string{
 	"github.com/SAP/go-hdb",
 	LibraryModule + "/examples",
 	LibraryModule + "/mongotest",
+	LibraryModule + "/plugin/",
 }
 
 // inLibraryGraph are modules the library's packages import, which the

@@ -1,11 +1,12 @@
 // Package modules lets `go test ./...` at the repository's root test every
 // module of the repository, not only the root one.
 //
-// The repository holds three modules: the library
+// The repository holds four modules: the library
 // (github.com/tidemark-go/tidemark, at the root), the embedded
-// MongoDB-compatible store (mongotest) and the lab (examples), each with its
-// own go.mod so that `go get` of the library brings only what the library
-// needs. go.work lists the three, but a pattern such as ./... never crosses
+// MongoDB-compatible store (mongotest), the Prometheus exporter
+// (plugin/tmprom) and the lab (examples), each with its own go.mod so that
+// `go get` of the library brings only what the library needs. go.work
+// lists them, but a pattern such as ./... never crosses
 // into a nested module, in workspace mode or not. So each nested module has
 // a package here, internal/modules/<module>, whose one test runs
 // `go test ./...` in that module through [Test]: one test binary per nested

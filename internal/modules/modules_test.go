@@ -74,7 +74,7 @@ func TestTrackRepository(t *testing.T) {
 		seen[rel] = true
 		return nil
 	}), "walk")
-	for _, f := range []string{"go.mod", "go.work", "mongotest/go.mod", "examples/go.mod", "internal/modules/modules.go"} {
+	for _, f := range []string{"go.mod", "go.work", "mongotest/go.mod", "examples/go.mod", "plugin/tmprom/go.mod", "internal/modules/modules.go"} {
 		assert.True(t, seen[f], "%s is tracked", f)
 	}
 	for f := range seen {

@@ -1,49 +1,56 @@
 #!/usr/bin/env bash
-# check.sh - compare the module's public API with the last release tag.
+# check.sh - compare the library's exported API with the last release's.
 #
-# Uses apidiff (golang.org/x/exp/cmd/apidiff, pinned below, fetched by
-# `go run` from the module proxy). With no release tag yet there is nothing to
-# compare and the check passes, saying so. Otherwise it prints every change of
-# the exported API since the tag, and fails when one is incompatible and
-# CHANGELOG.md's "## Unreleased" section has no "### Breaking" heading that
-# announces it.
+# The API of every release is committed as api/vX.Y.Z.txt (written by
+# scripts/api/release.sh when releasing), so that the check needs neither a
+# tag nor the history and works in any clone; the newest version's file is
+# the last release's. internal/apidump writes an API as text, one feature a
+# line (see its documentation); a line of the release's file that the
+# working tree's API lacks is a feature removed or changed since, an
+# incompatible change. The check prints every change, "-" removed or changed
+# and "+" added, and fails when one is incompatible and CHANGELOG.md's
+# "## Unreleased" section has no "### Breaking" heading that announces it.
+# With no api/v*.txt it fails: there is always a release to compare with.
 #
-# Environment: APIDIFF, a command to use instead of the pinned `go run`.
+# It runs on the library's module at the root, outside the workspace
+# (apidump runs its go commands with GOWORK=off).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+export LC_ALL=C
 
-readonly APIDIFF_VERSION=v0.0.0-20261113113407-e3970619a1a4
-APIDIFF=${APIDIFF:-"go run golang.org/x/exp/cmd/apidiff@$APIDIFF_VERSION"}
-
-tag=$(git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null || true)
-if [[ -z $tag ]]; then
-	echo "api: no release tag yet, nothing to compare with"
-	exit 0
+release=$(ls api/v*.txt 2>/dev/null | sort -V | tail -n 1 || true)
+if [[ -z $release ]]; then
+	echo "api: no api/v*.txt: the last release's API is missing (scripts/api/release.sh writes it)" >&2
+	exit 1
 fi
-mod=$(go list -m)
+version=$(basename "$release" .txt)
 tmp=$(mktemp -d)
-cleanup() {
-	git worktree remove --force "$tmp/old" >/dev/null 2>&1 || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-git worktree add --detach -q "$tmp/old" "$tag"
-# apidiff says on stderr which internal packages it skips, as it should.
-quiet() { "$@" 2> >(grep -v '^Ignoring internal package' >&2); }
-(cd "$tmp/old" && quiet $APIDIFF -m -w "$tmp/old.api" "$mod")
-all=$(quiet $APIDIFF -m "$tmp/old.api" "$mod")
-incompatible=$(quiet $APIDIFF -m -incompatible "$tmp/old.api" "$mod")
-echo "api: changes since $tag:"
-echo "${all:-  (none)}"
-if [[ -z $incompatible ]]; then
-	echo "api: no incompatible change since $tag"
+trap 'rm -rf "$tmp"' EXIT
+grep -v '^#' "$release" | sort -u >"$tmp/old"
+GOWORK=off go run ./internal/apidump | sort -u >"$tmp/new"
+removed=$(comm -23 "$tmp/old" "$tmp/new")
+added=$(comm -13 "$tmp/old" "$tmp/new")
+
+echo "api: changes since $version ($release; - removed or changed, + added):"
+{
+	[[ -z $removed ]] || sed 's/^/- /' <<<"$removed"
+	[[ -z $added ]] || sed 's/^/+ /' <<<"$added"
+} | sort -s -t ' ' -k 2 | sed 's/^/  /' >"$tmp/changes"
+if [[ -s $tmp/changes ]]; then
+	cat "$tmp/changes"
+else
+	echo "  (none)"
+fi
+if [[ -z $removed ]]; then
+	echo "api: no incompatible change since $version"
 	exit 0
 fi
+n=$(wc -l <<<"$removed")
 unreleased=$(awk '/^## /{on = ($0 ~ /^## Unreleased/)} on' CHANGELOG.md)
 if grep -q '^### Breaking' <<<"$unreleased"; then
-	echo "api: incompatible changes since $tag, announced under Unreleased / Breaking in CHANGELOG.md"
+	echo "api: $n features of $version removed or changed, announced under Unreleased / Breaking in CHANGELOG.md"
 	exit 0
 fi
-echo "api: incompatible changes since $tag that CHANGELOG.md does not announce (add them under \"## Unreleased\", \"### Breaking\"):" >&2
-echo "$incompatible" >&2
+echo "api: $n features of $version removed or changed, which CHANGELOG.md does not announce (add them under \"## Unreleased\", \"### Breaking\"):" >&2
+sed 's/^/  /' <<<"$removed" >&2
 exit 1
