@@ -180,9 +180,13 @@
 // later may write what was refused.) A dead letter the dead-letter topic
 // itself refuses for good stops the stage: it has nowhere else to go.
 //
-// The producer's batches must fit every topic the stage writes, so a stage
-// lowers its producer's Producer.MaxMessageBytes to the smallest topic
-// limit; its dead letters are cut to that too.
+// A record larger than its topic's max.message.bytes (less a batch header)
+// or the producer's Producer.MaxMessageBytes is refused before it is sent.
+// The brokers also refuse a whole batch larger than its topic's limit, and
+// sarama batches up to the producer's: so the records of a topic whose
+// limit is the smaller wait, when the bytes in flight to it would pass its
+// limit, until the records before them are acknowledged. A dead letter is
+// cut to fit the dead-letter topic.
 //
 // # At least once, to a sink
 //

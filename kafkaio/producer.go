@@ -33,7 +33,18 @@ type producer struct {
 	// they refused so: see stage_refused.go.
 	refused     []outputID
 	deadRefused error
+
+	// limits are the topics whose max.message.bytes is below the
+	// producer's Producer.MaxMessageBytes, and batched the bytes in flight
+	// to each of them (see send).
+	limits  batchLimits
+	batched map[string]*atomic.Int64
 }
+
+// batchLimits maps a topic whose max.message.bytes is below the producer's
+// Producer.MaxMessageBytes to the most bytes (as ByteSize counts them) that
+// a batch of its records may hold. Only the stage's loop goroutine uses it.
+type batchLimits map[string]int
 
 // stageMsg is a record a stage produces, with reusable buffers for its key
 // and value.
@@ -41,6 +52,9 @@ type stageMsg struct {
 	msg      sarama.ProducerMessage
 	key, val bufEncoder
 	dead     bool // a dead letter, not a result
+
+	counted *atomic.Int64 // the bytes in flight it counts in, if any
+	size    int64
 }
 
 // outputID names a result: its topic, key and time. A result refused by
@@ -82,16 +96,54 @@ func (p *producer) message() *stageMsg {
 
 // send hands m to the producer; it blocks while the producer's buffers are
 // full, until ctx is done.
+//
+// sarama batches a partition's records up to Producer.MaxMessageBytes, and
+// a broker refuses a whole batch larger than its topic's max.message.bytes
+// (Kafka's Java producer splits such a batch and sends it again; sarama
+// fails every record in it). So a record of a topic with a smaller limit
+// waits, when the bytes in flight to that topic would exceed the limit with
+// it, until every record sent is acknowledged: no batch of that topic can
+// then be larger than the limit, and records larger than it but within the
+// producer's limit go to the topics that take them.
 func (p *producer) send(ctx context.Context, m *stageMsg) error {
 	m.msg.Metadata = m
+	m.counted = nil
+	if limit, ok := p.limits[m.msg.Topic]; ok {
+		c := p.batched[m.msg.Topic]
+		if c == nil {
+			if p.batched == nil {
+				p.batched = make(map[string]*atomic.Int64)
+			}
+			c = new(atomic.Int64)
+			p.batched[m.msg.Topic] = c
+		}
+		size := int64(m.msg.ByteSize(2))
+		if c.Load()+size > int64(limit) {
+			if err := p.flush(ctx); err != nil {
+				p.pool.Put(m)
+				return err
+			}
+		}
+		c.Add(size)
+		m.counted, m.size = c, size
+	}
 	p.inflight.Add(1)
 	select {
 	case p.prod.Input() <- &m.msg:
 		return nil
 	case <-ctx.Done():
+		p.uncount(m)
 		p.settle()
 		p.pool.Put(m)
 		return ctx.Err()
+	}
+}
+
+// uncount takes m out of the bytes in flight to its topic.
+func (p *producer) uncount(m *stageMsg) {
+	if m.counted != nil {
+		m.counted.Add(-m.size)
+		m.counted = nil
 	}
 }
 
@@ -138,6 +190,7 @@ func (p *producer) acks() {
 
 func (p *producer) release(m *sarama.ProducerMessage) {
 	if om, ok := m.Metadata.(*stageMsg); ok && &om.msg == m {
+		p.uncount(om)
 		m.Headers = nil
 		p.pool.Put(om)
 	}

@@ -450,3 +450,63 @@ func TestStageSinkRejections(t *testing.T) {
 		assert.Equal(t, uint64(2), s.Stats().Refused, "refused")
 	})
 }
+
+// bigAndSmall emits, for each price, a 6,000-byte result to the main
+// output and its cents to a side.
+type bigAndSmall struct{ side stream.Emitter[int64] }
+
+func (b bigAndSmall) Process(e stream.Event[px], out stream.Emitter[padded]) {
+	out.Emit(stream.Event[padded]{Key: e.Key, Time: e.Time, Value: padded{T: e.Value.T, P: e.Value.P, Pad: strings.Repeat("x", 6000)}})
+	b.side.Emit(stream.Event[int64]{Key: e.Key, Time: e.Time, Value: int64(e.Value.P*100 + 0.5)})
+}
+func (bigAndSmall) Advance(stream.Time, stream.Emitter[padded]) {}
+func (bigAndSmall) Bounds() stream.Bounds                       { return stream.Bounds{} }
+
+// TestStageMixedTopicLimits: a stage writes to a topic that takes 4,096
+// bytes a batch (max.message.bytes) and to one that takes the default:
+// 6,000-byte results go to the second, and the first's small records,
+// thousands of them, never make a batch it refuses. Nothing is refused,
+// and both topics equal an uninterrupted task's, record by record.
+func TestStageMixedTopicLimits(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 3
+		r := rand.New(rand.NewPCG(17, 4096))
+		in, big := k.topic(t, parts, nil), k.topic(t, parts, nil)
+		small := k.topic(t, parts, map[string]string{"max.message.bytes": "4096"})
+		dlq := k.topic(t, 1, nil)
+		trace := pxTrace(t, r, in, parts, 3000, time.Second)
+		produceWallClock(t, k, in, pxCodec, trace)
+		input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
+		group := name(t, "group")
+		side := NewSide(ToTopic(small, centsCodec))
+		s, err := NewStage(group, input, func() (stream.Operator[px, padded], error) { return bigAndSmall{side.Emitter()}, nil },
+			ToTopic(big, paddedCodec), k.stageOpts(t, WithSides(side), WithDeadLetter(dlq))...)
+		require.NoError(t, err, "NewStage")
+		run := startStage(t, s)
+		k.waitCommitted(t, group, in, parts, 90*time.Second)
+		require.NoError(t, run.stop(), "Run")
+
+		want := map[string]map[int32][]outRec{big: {}, small: {}}
+		for p, ms := range k.readCommitted(t, in, parts) {
+			var bigEnc encodeTo[padded]
+			var smallEnc encodeTo[int64]
+			bigEnc.codec, bigEnc.tb, smallEnc.codec, smallEnc.tb = paddedCodec, t, centsCodec, t
+			task, err := stream.NewTask[px, padded](bigAndSmall{&smallEnc}, input.task(), &bigEnc)
+			require.NoError(t, err, "task")
+			for _, m := range ms {
+				e, err := pxCodec.Decode(m.Key, m.Value, stream.TimeOf(m.Timestamp))
+				require.NoError(t, err, "decode")
+				_, err = task.Input().Push(m.Offset, e)
+				require.NoError(t, err, "push")
+			}
+			want[big][p], want[small][p] = bigEnc.out, smallEnc.out
+		}
+		n := sameOutputs(t, want[big], k.outputs(t, big, parts), "large results") +
+			sameOutputs(t, want[small], k.outputs(t, small, parts), "small results")
+		st := s.Stats()
+		assert.Zero(t, st.Refused, "nothing refused")
+		assert.Zero(t, st.Aborts, "no transaction failed")
+		assert.Empty(t, k.deadLetters(t, dlq), "no dead letter")
+		t.Logf("%d records exact on two topics of different limits; %d commits", n, st.Commits)
+	})
+}

@@ -71,6 +71,7 @@ type runtime struct {
 	outTopics     map[string]*outTopic
 	producerMax   int
 	deadLetterMax int
+	batchLimits   batchLimits // topics with a limit below producerMax
 
 	// Results that cannot be written (stage_refused.go): the inputs
 	// dead-lettered in the current transaction; the results the brokers

@@ -1,7 +1,6 @@
 package kafkaio
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -77,11 +76,12 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 			outTopics = append(outTopics, in.lateTopic)
 		}
 	}
-	if rt.producerMax, err = rt.checkOutputs(rt.groupCl, outTopics, rt.producerMax); err != nil {
+	rt.batchLimits = make(batchLimits)
+	if err = rt.checkOutputs(rt.groupCl, outTopics); err != nil {
 		return fail(err)
 	}
 	if s.cfg.deadLetter != "" {
-		if _, err := rt.checkOutputs(rt.groupCl, []string{s.cfg.deadLetter}, rt.producerMax); err != nil {
+		if err := rt.checkOutputs(rt.groupCl, []string{s.cfg.deadLetter}); err != nil {
 			return fail(err)
 		}
 		rt.deadLetterMax = rt.outTopics[s.cfg.deadLetter].maxBytes
@@ -111,8 +111,6 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 			c.Producer.Return.Errors = true
 			c.Producer.Transaction.ID = txID
 			c.Producer.Transaction.Timeout = s.cfg.txnTimeout
-			// Its batches must fit every topic it writes.
-			c.Producer.MaxMessageBytes = min(c.Producer.MaxMessageBytes, rt.producerMax, cmp.Or(rt.deadLetterMax, rt.producerMax))
 		})
 		if err := prodCfg.Validate(); err != nil {
 			return fail(fmt.Errorf("%w: %w", ErrInvalidConfig, err))
@@ -122,7 +120,7 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 			return fail(err)
 		}
 		rt.prodCl = prodCl
-		if rt.tx, err = newTxn(ctx, s, prodCl, txID); err != nil {
+		if rt.tx, err = newTxn(ctx, s, prodCl, txID, rt.batchLimits); err != nil {
 			return fail(err)
 		}
 	}

@@ -46,34 +46,34 @@ func (s *Stage) ensureTopics(ctx context.Context) error {
 }
 
 // checkOutputs checks that the topics the stage writes exist and learns the
-// largest record each takes. The producer's batches must fit every topic,
-// so it also returns the smallest of those limits.
-func (rt *runtime) checkOutputs(c sarama.Client, topics []string, producerMax int) (smallest int, err error) {
-	smallest = producerMax
+// largest record each takes; a topic that takes less than the producer
+// (rt.producerMax) goes into rt.batchLimits, for the producer's batches
+// (see producer.send).
+func (rt *runtime) checkOutputs(c sarama.Client, topics []string) error {
 	if len(topics) == 0 {
-		return smallest, nil
+		return nil
 	}
 	if err := c.RefreshMetadata(topics...); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-		return 0, fmt.Errorf("kafkaio: stage %q: output topics %v: %w", rt.st.group, topics, err)
+		return fmt.Errorf("kafkaio: stage %q: output topics %v: %w", rt.st.group, topics, err)
 	}
 	for _, t := range topics {
 		if _, err := c.Partitions(t); err != nil {
-			return 0, missingTopic(rt.st.group, "writes", t, err)
+			return missingTopic(rt.st.group, "writes", t, err)
 		}
 	}
 	limits, err := maxMessageBytes(c, topics)
 	if err != nil {
-		return 0, fmt.Errorf("kafkaio: stage %q: output topics %v: %w", rt.st.group, topics, err)
+		return fmt.Errorf("kafkaio: stage %q: output topics %v: %w", rt.st.group, topics, err)
 	}
 	for _, t := range topics {
-		max := producerMax
-		if l, ok := limits[t]; ok {
-			max = min(max, l-recordBatchOverhead)
+		max := rt.producerMax
+		if l, ok := limits[t]; ok && l-recordBatchOverhead < max {
+			max = l - recordBatchOverhead
+			rt.batchLimits[t] = max
 		}
 		rt.outTopics[t] = &outTopic{maxBytes: max}
-		smallest = min(smallest, max)
 	}
-	return smallest, nil
+	return nil
 }
 
 // outputTopic returns what the stage knows of a topic it writes, checking a
@@ -82,7 +82,7 @@ func (rt *runtime) outputTopic(topic string) (*outTopic, error) {
 	if t, ok := rt.outTopics[topic]; ok {
 		return t, nil
 	}
-	if _, err := rt.checkOutputs(rt.groupCl, []string{topic}, rt.producerMax); err != nil {
+	if err := rt.checkOutputs(rt.groupCl, []string{topic}); err != nil {
 		return nil, err
 	}
 	return rt.outTopics[topic], nil

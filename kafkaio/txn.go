@@ -27,11 +27,12 @@ type txn struct {
 	cl       sarama.Client // the producer's client
 	id       string        // the transactional id; "" when not transactional
 	fencings []time.Time   // when the producer was fenced, for fencedAgain
+	limits   batchLimits   // the runtime's, shared with each producer
 }
 
 // newTxn starts the member's producer on cl, waiting for the brokers.
-func newTxn(ctx context.Context, st *Stage, cl sarama.Client, id string) (*txn, error) {
-	t := &txn{st: st, log: st.log, cl: cl, id: id}
+func newTxn(ctx context.Context, st *Stage, cl sarama.Client, id string, limits batchLimits) (*txn, error) {
+	t := &txn{st: st, log: st.log, cl: cl, id: id, limits: limits}
 	if err := t.replace(ctx); err != nil {
 		return nil, err
 	}
@@ -46,6 +47,7 @@ func (t *txn) replace(ctx context.Context) error {
 	for {
 		p, err := newProducer(t.cl)
 		if err == nil {
+			p.limits = t.limits
 			t.producer = p
 			return nil
 		}
