@@ -179,7 +179,7 @@ var commands = map[string][]string{
 	"moving":   {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
 	"zscore":   {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
 	"bonus":    {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
-	"load":     {"instance-id", "metrics-addr", "refresh", "mongo-uri", "kafka-security", "idle-timeout"},
+	"load":     {"instance-id", "metrics-addr", "refresh", "mongo-uri", "kafka-security"},
 	"offline":  {"in", "out", "report", "max-ahead"},
 }
 
