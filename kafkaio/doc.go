@@ -276,6 +276,23 @@
 // being github.com/xdg-go/scram) configure every client of a stage or sink;
 // PLAIN should only be used over TLS.
 //
+// # What belongs here, and the versions tested
+//
+// Everything that talks to Kafka: stages (NewStage, NewTwoInputStage, their
+// outputs, sides and options), the Sink and Produce, the Follower, codecs,
+// topics (EnsureTopics, Partition) and the client settings. An in-process
+// cluster for tests is package kafkatest; a Prometheus exporter of the
+// statistics is the module github.com/tidemark-go/tidemark/plugin/tmprom, so
+// that this package does not bring the Prometheus client.
+//
+// It is tested with IBM/sarama v1.61.1, the version go.mod requires, against
+// Apache Kafka 4.1.1 (KRaft; the integration tier of .ci/run, plain and
+// SASL over TLS) and kfake. Your module gets that version unless it asks for
+// a newer one (go get github.com/IBM/sarama@latest): newer versions are
+// untested; pin it with go get github.com/IBM/sarama@v1.61.1. The runtime
+// reads sarama's transaction manager closely (see "Exactly once, to
+// Kafka"), so a sarama upgrade is a change of this package, with its tests.
+//
 // # Conventions
 //
 // They are package stream's. Options are With* functions, checked when the

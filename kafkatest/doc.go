@@ -38,6 +38,13 @@
 // the types of franz-go's kmsg, and may answer it itself. [Cluster.Close]
 // takes the cluster away for good.
 //
+// # What belongs here
+//
+// Running Kafka in a test: the cluster, its faults, and the few record
+// helpers a test needs. It is a package of the library (kfake is light: the
+// franz-go packages it needs), so that kafkaio's own tests and yours use the
+// same kit; the pinned kfake is v0.0.0-20260918054303-01f206a7e32c.
+//
 // # Conventions
 //
 // They are package stream's, as in kafkaio and mongoio. Options are With*

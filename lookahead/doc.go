@@ -24,6 +24,12 @@
 // The operators rely on the stream.Sequencer's guarantee: each key's events
 // arrive in increasing time order and are final. They read no clock.
 //
+// # What belongs here
+//
+// Operators that answer for each event with a later event of its key
+// (higher, lower, any predicate, or both at once); windows that look back
+// are in package window. It imports only stream and the standard library.
+//
 // # Conventions
 //
 // Options: a constructor takes the horizon as a time.Duration, a positive

@@ -96,6 +96,20 @@
 // or in [options.ClientOptions]; the sink only ever sees the connected
 // [*mongo.Database].
 //
+// # What belongs here, and the versions tested
+//
+// Writing to MongoDB: the Sink of records, the EventSink of stream events
+// (a kafkaio stage's ToSink output), their options and errors. An
+// in-process MongoDB-compatible server for tests is the module
+// github.com/tidemark-go/tidemark/mongotest, so that this package does not
+// bring FerretDB.
+//
+// It is tested with go.mongodb.org/mongo-driver/v2 v2.10.0, the version
+// go.mod requires, against FerretDB v1.24 on SQLite and on PostgreSQL (see
+// MongoDB-compatible servers); not against MongoDB itself, whose behaviour
+// the package follows from its documentation. Pin the driver with go get
+// go.mongodb.org/mongo-driver/v2@v2.10.0 if go mod tidy picks a newer one.
+//
 // # Conventions
 //
 // They are package stream's, as in package kafkaio. Options are With*

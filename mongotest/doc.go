@@ -47,6 +47,14 @@
 //     transaction through the _id index (about 20,000 documents per second
 //     on 2 cores).
 //
+// # What belongs here
+//
+// Running a MongoDB-compatible server in a test. It is a module of its own
+// (github.com/tidemark-go/tidemark/mongotest), so that go get of the
+// library never brings FerretDB and its database drivers; FerretDB
+// v1.24.2 is the version tested. It also holds the tests of package
+// mongoio that need a server (internal/mongoiotest).
+//
 // # Conventions
 //
 // They are package stream's, as in the library's packages. Options are

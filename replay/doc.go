@@ -15,6 +15,11 @@
 // longer than WithMaxLineBytes (1 MiB by default) ends it too. Stats counts
 // lines, decoded and invalid ones.
 //
+// # What belongs here
+//
+// Sources that read recorded files. Writing a source into Kafka is
+// kafkaio.Produce; running one through operators in process is stream.Run.
+//
 // # Conventions
 //
 // They are package stream's. Options are With* functions, checked by

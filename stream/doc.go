@@ -143,6 +143,16 @@
 //     came from another partition: the Verdict that Push returns is final,
 //     and Stats counts each event as Push reported it.
 //
+// # What belongs here
+//
+// What does not depend on a broker or a store: the event model and event
+// time, the operator interfaces and the stateless operators (Map, Filter,
+// FlatMap, Chain), the pieces a runtime drives (Sequencer, Task, Driver,
+// Run) and the timestamp-keyed Join. Aggregates over windows are in package
+// window, z-scores in zscore, the lookahead in lookahead; Kafka is in
+// kafkaio, MongoDB in mongoio, and the helpers for tests in streamtest. The
+// package imports only the standard library.
+//
 // # Conventions
 //
 // Options are With* functions, checked when the value they configure is

@@ -33,6 +33,12 @@
 //			j, _ := stream.NewJoin(stream.JoinConfig[Trade, Quote]{})
 //			return j
 //		})
+//
+// What belongs here: helpers for tests of operators and tasks, with no
+// broker and no store. Whole stages are tested against package kafkatest's
+// in-process cluster (kafkaio's Start, Stop, WaitCaughtUp and Faults) and
+// the module mongotest's in-process store. It imports only stream and the
+// standard library, so that it can be used from any test.
 package streamtest
 
 import (

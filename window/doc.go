@@ -45,6 +45,13 @@
 // An undefined result (the mean of nothing, the sample variance of one value)
 // is NaN.
 //
+// # What belongs here
+//
+// Operators that aggregate a key's events over event-time windows, and the
+// accumulators and aggregators they are built from. Stateless transforms are
+// in package stream (Map, Filter, FlatMap), the z-score of a value against
+// statistics in zscore. It imports only stream and the standard library.
+//
 // # Conventions
 //
 // Options: a constructor takes everything as arguments (the lengths, or the

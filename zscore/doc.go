@@ -6,6 +6,12 @@
 // join (stream.Join) makes of each value and its trailing-window statistics
 // (window.TrailingStatistics), one score per window.
 //
+// # What belongs here
+//
+// The z-score and its operator over joined pairs; the statistics come from
+// package window, the join from stream. It imports only those and the
+// standard library.
+//
 // # Conventions
 //
 // Options: there are none; NewOperator takes no arguments and cannot fail.

@@ -88,6 +88,14 @@
 //	tidemark_mongo_sink_retries_total        counter  waits after transient errors (Retries)
 //	tidemark_mongo_sink_buffered             gauge    writes waiting for the next flush (Buffered)
 //
+// # What belongs here
+//
+// Exporting the library's statistics to Prometheus, and nothing else. It is
+// a module of its own, as franz-go's plugin/kprom, so that the library never
+// brings the Prometheus client: add it with go get
+// github.com/tidemark-go/tidemark/plugin/tmprom. It is tested with
+// prometheus/client_golang v1.22.0, the version its go.mod requires.
+//
 // # Conventions
 //
 // They are the library's (see package stream). Options are With*
