@@ -257,10 +257,16 @@ func slicesDeleteOrigin(hs []sarama.RecordHeader) []sarama.RecordHeader {
 // learnRefused takes from the producer what the brokers refused in the
 // transaction that is being aborted: the results become suspects; a
 // refused dead letter stops the stage, which has nowhere else to put it.
+// It waits for every record in flight first: the brokers refuse a batch
+// one record at a time (one error each), and the first error, which
+// brought the stage here, is often not the last of its batch; a refusal
+// taken after this point would be cleared by the abort and the refused
+// result, not known as a suspect, would fail the next transaction again.
 func (rt *runtime) learnRefused() error {
 	if rt.tx == nil {
 		return nil
 	}
+	_ = rt.tx.flush(rt.writes) // its error is the failure being recovered from
 	ids, dead := rt.tx.takeRefused()
 	for _, id := range ids {
 		if _, poison := rt.poison[id]; !poison {
