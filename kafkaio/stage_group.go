@@ -119,6 +119,7 @@ func (h stageHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, cl sarama.C
 		// nothing new since the last incarnation, or nothing at all).
 		now := time.Now().UnixNano()
 		c.last.Store(off - 1)
+		c.processed.Store(off - 1)
 		c.fedAt.Store(now)
 		c.quiet.Store(now)
 	}

@@ -295,3 +295,46 @@ func TestStageIdleWhileFetchesFail(t *testing.T) {
 	require.Positive(t, fault.Hits(), "fetches failed")
 	assert.Equal(t, lateCount(t, k, input, parts), s.Stats().Late, "no event late because of the failing fetches")
 }
+
+// slowBonus is newBonus's operator, slowed down: 200 µs an event.
+type slowBonus struct{ stream.Operator[px, lookahead.Both[float64]] }
+
+func (s slowBonus) Process(e stream.Event[px], out stream.Emitter[lookahead.Both[float64]]) {
+	time.Sleep(200 * time.Microsecond)
+	s.Operator.Process(e, out)
+}
+
+// TestStageIdleBacklog: a backlog is not a quiet input. The input is all
+// written before the stage starts, and the stage takes far longer than the
+// idle timeout to go through it (a slow operator, small batches): records
+// fetched but still waiting for the stage's loop must not count as a quiet
+// spell, or the idle advance makes them late. The results equal an
+// uninterrupted run's, and no event is late because of the advance.
+func TestStageIdleBacklog(t *testing.T) {
+	k := fakeCluster(t)
+	const parts = 2
+	const lateness, idle = 2 * time.Second, 100 * time.Millisecond
+	in, out := k.topic(t, parts, nil), k.topic(t, parts, nil)
+	trace := pxTrace(t, rand.New(rand.NewPCG(83, 1)), in, parts, 4000, lateness)
+	produceWallClock(t, k, in, pxCodec, trace)
+	input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: lateness}
+	newSlow := func() (stream.Operator[px, lookahead.Both[float64]], error) {
+		op, err := newBonus()
+		return slowBonus{op}, err
+	}
+	group := name(t, "group")
+	s, err := NewStage(group, input, newSlow, ToTopic(out, bothCodec), k.stageOpts(t, WithIdleAdvance(idle), WithMaxBatch(20))...)
+	require.NoError(t, err, "NewStage")
+	began := time.Now()
+	run := startStage(t, s)
+	require.Eventually(t, func() bool { return s.Stats().Records >= uint64(len(trace)) }, 2*time.Minute, 5*time.Millisecond,
+		"the stage receives every record")
+	took := time.Since(began)
+	want := referenceFinished(t, k, input, parts, newBonus, bothCodec)
+	k.eventuallySame(t, out, parts, want, time.Now(), 30*time.Second)
+	require.NoError(t, run.stop(), "Run")
+	st := s.Stats()
+	require.Greater(t, took, 10*idle, "the backlog took many idle timeouts to go through")
+	require.Equal(t, lateCount(t, k, input, parts), st.Late, "no event late because of the idle advance")
+	t.Logf("a backlog of %d records over %v (idle timeout %v): results exact; stats %+v", len(trace), took.Round(time.Millisecond), idle, st)
+}

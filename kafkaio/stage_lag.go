@@ -44,7 +44,7 @@ func (rt *runtime) probeClaims(now time.Time) {
 	rt.claimsMu.Unlock()
 	for _, c := range quiet {
 		c.probedAt.Store(now.UnixNano())
-		caughtUp, err := onlyMarkers(rt.groupCl, c.topic, c.partition, c.last.Load()+1)
+		caughtUp, err := onlyMarkers(rt.groupCl, c.topic, c.partition, c.processed.Load()+1)
 		if err != nil || !caughtUp {
 			// Not confirmed: the brokers away, or records on their way.
 			c.quiet.Store(0)

@@ -95,6 +95,10 @@ type claimRef struct {
 	// starts), when the probe last asked, and since when the claim is
 	// quiet, confirmed by the brokers (0: not confirmed).
 	last, hwm, fedAt, probedAt, quiet atomic.Int64
+	// processed is the last offset the task has processed: the probe asks
+	// what lies beyond it, so that records delivered but still waiting for
+	// the loop are never taken for a quiet input.
+	processed atomic.Int64
 	confirmed                         atomic.Bool  // the brokers said the current quiet spell is one
 	confirmedAt                       atomic.Int64 // when they last said so
 }
@@ -303,6 +307,11 @@ func (rt *runtime) handle(ev event) error {
 	}
 	rt.cur, rt.curBatch = nil, nil
 	n := len(*ev.msgs)
+	// A quiet spell starts when the task has the claim's records, not when
+	// they were fetched: they may have waited for the loop.
+	ev.c.processed.Store((*ev.msgs)[n-1].Offset)
+	ev.c.quiet.Store(time.Now().UnixNano())
+	ev.c.confirmed.Store(false)
 	rt.publishWatermark() // before the count: Stats never shows the records without their watermark
 	rt.st.stats.records.add(uint64(n))
 	if rt.st.cfg.latency != nil {
