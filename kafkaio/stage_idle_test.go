@@ -297,7 +297,9 @@ func TestStageIdleWhileFetchesFail(t *testing.T) {
 }
 
 // slowBonus is newBonus's operator, slowed down: 200 µs an event.
-type slowBonus struct{ stream.Operator[px, lookahead.Both[float64]] }
+type slowBonus struct {
+	stream.Operator[px, lookahead.Both[float64]]
+}
 
 func (s slowBonus) Process(e stream.Event[px], out stream.Emitter[lookahead.Both[float64]]) {
 	time.Sleep(200 * time.Microsecond)

@@ -98,9 +98,9 @@ type claimRef struct {
 	// processed is the last offset the task has processed: the probe asks
 	// what lies beyond it, so that records delivered but still waiting for
 	// the loop are never taken for a quiet input.
-	processed atomic.Int64
-	confirmed                         atomic.Bool  // the brokers said the current quiet spell is one
-	confirmedAt                       atomic.Int64 // when they last said so
+	processed   atomic.Int64
+	confirmed   atomic.Bool  // the brokers said the current quiet spell is one
+	confirmedAt atomic.Int64 // when they last said so
 }
 
 // fetchedBatch is a batch of records waiting for the commit that covers it.
