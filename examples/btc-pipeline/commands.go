@@ -192,6 +192,8 @@ func (o *options) newStages(ctx context.Context, s *services, m *metrics, names 
 			st, err = btc.NewZScoreStage(o.cfg, opts...)
 		case "bonus":
 			st, err = btc.NewBonusStage(o.cfg, opts...)
+		case "chained":
+			st, err = btc.NewChainedStage(o.cfg, opts...)
 		case "load":
 			var mc interface{ Disconnect(context.Context) error }
 			client, cerr := connectMongo(ctx, s.mongoURI, o.log)

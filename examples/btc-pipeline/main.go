@@ -51,6 +51,7 @@ commands (the lab's stages; each stage is a consumer-group member, run several t
   zscore     btc-price joined with btc-price-moving -> btc-price-zscore, exactly once
   bonus      btc-price -> btc-price-higher, btc-price-lower, exactly once
   load       btc-price-zscore -> MongoDB btc.btc-price-zscore-<window>, effectively once
+  chained    moving, zscore and bonus chained in one stage: btc-price read once, the four topics written in one transaction
   offline    --in FILE --out DIR: the same computations over a file of btc-price JSON lines (--report FILE.html: their charts)
   ui         the dashboard alone, reading the topics (all serves it too)
 
@@ -179,6 +180,7 @@ var commands = map[string][]string{
 	"moving":   {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
 	"zscore":   {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
 	"bonus":    {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
+	"chained":  {"instance-id", "metrics-addr", "refresh", "kafka-security", "max-ahead", "idle-timeout"},
 	"load":     {"instance-id", "metrics-addr", "refresh", "mongo-uri", "kafka-security"},
 	"offline":  {"in", "out", "report", "max-ahead"},
 }
@@ -225,7 +227,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = o.services(ctx)
 	case "extract":
 		err = o.extract(ctx)
-	case "moving", "zscore", "bonus", "load":
+	case "moving", "zscore", "bonus", "load", "chained":
 		err = o.stage(ctx)
 	case "all":
 		err = o.all(ctx)

@@ -141,7 +141,8 @@ func (p *proc) raceFree(t *testing.T) {
 // TestProcessesEqualOffline runs the lab as separate processes: extract
 // replays a messy trace (three symbols on four partitions) into btc-price,
 // and moving (two instances), zscore, bonus and load run as their own
-// processes of this binary. While the trace flows, stage processes are
+// processes of this binary (subtest stages), or two instances of the
+// chained stage and load (subtest chained). While the trace flows, stage processes are
 // killed with SIGKILL at random moments and restarted: first one of the two
 // moving instances (scale-out: the other takes over its partitions, and
 // gives them back), then any stage. At the end every record of every output
@@ -166,9 +167,11 @@ func TestProcessesEqualOffline(t *testing.T) {
 		t.Skip("starts a dozen processes; not in -short")
 	}
 	t.Run("kfake", func(t *testing.T) {
-		k := kafkatest.New(t, kafkatest.WithDataDir(t.TempDir()))
-		testProcesses(t, k.Addrs(), func(down time.Duration) {
-			require.NoError(t, k.Restart(context.Background(), down), "restart the broker on its port, with its data")
+		forms(t, func(t *testing.T, chained bool) {
+			k := kafkatest.New(t, kafkatest.WithDataDir(t.TempDir()))
+			testProcesses(t, k.Addrs(), func(down time.Duration) {
+				require.NoError(t, k.Restart(context.Background(), down), "restart the broker on its port, with its data")
+			}, chained)
 		})
 	})
 	t.Run("kafka", func(t *testing.T) {
@@ -177,7 +180,6 @@ func TestProcessesEqualOffline(t *testing.T) {
 			t.Skip("TIDEMARK_KAFKA_BROKERS is not set: start a broker with scripts/kafka/broker.sh start")
 		}
 		addrs := strings.Split(brokers, ",")
-		resetPipeline(t, addrs)
 		var restart func(time.Duration)
 		script, err := filepath.Abs("../../scripts/kafka/broker.sh")
 		require.NoError(t, err, "script path")
@@ -190,14 +192,25 @@ func TestProcessesEqualOffline(t *testing.T) {
 				require.NoError(t, err, "start the broker: %s", out)
 			}
 		}
-		testProcesses(t, addrs, restart)
+		forms(t, func(t *testing.T, chained bool) {
+			resetPipeline(t, addrs)
+			testProcesses(t, addrs, restart, chained)
+		})
 	})
+}
+
+// forms runs f as the subtests "stages" (moving, zscore and bonus as
+// stages of their own) and "chained" (the three chained into one stage,
+// the chained command).
+func forms(t *testing.T, f func(t *testing.T, chained bool)) {
+	t.Run("stages", func(t *testing.T) { f(t, false) })
+	t.Run("chained", func(t *testing.T) { f(t, true) })
 }
 
 // testProcesses runs the lab as processes on the broker at addrs;
 // restartBroker, when not nil, stops the broker for a while and starts it
 // again with its data (the campaign uses it).
-func testProcesses(t *testing.T, addrs []string, restartBroker func(down time.Duration)) {
+func testProcesses(t *testing.T, addrs []string, restartBroker func(down time.Duration), chained bool) {
 	campaign := os.Getenv("TIDEMARK_CAMPAIGN") != ""
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
@@ -250,6 +263,13 @@ func testProcesses(t *testing.T, addrs []string, restartBroker func(down time.Du
 		newProc("bonus", "bonus", "--instance-id", "bonus-1"),
 		newProc("load", "load", "--instance-id", "load-1", "--mongo-uri", m.URI()),
 	}
+	if chained {
+		stages = []*proc{
+			newProc("chained-1", "chained", "--instance-id", "chained-1"),
+			newProc("chained-2", "chained", "--instance-id", "chained-2"),
+			newProc("load", "load", "--instance-id", "load-1", "--mongo-uri", m.URI()),
+		}
+	}
 	extract := newProc("extract", "extract", "--source", "replay:"+trace, "--speed", fmt.Sprint(speed))
 	all := append(slices.Clone(stages), extract)
 	defer func() {
@@ -276,7 +296,8 @@ func testProcesses(t *testing.T, addrs []string, restartBroker func(down time.Du
 	extract.start(t)
 
 	// Chaos while the trace flows: SIGKILL a stage process every 1 to 4 s,
-	// a moving instance first, and restart it after a moment.
+	// one of the two moving (or chained) instances first, and restart it
+	// after a moment.
 	kills, restarts, outages := 0, 0, 0
 	pause, spread := 1000, 3000
 	if campaign {

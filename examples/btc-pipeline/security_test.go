@@ -36,7 +36,7 @@ import (
 
 // kafkaCommands are the commands that talk to Kafka and take the
 // --kafka-tls* and --kafka-sasl-* flags.
-var kafkaCommands = []string{"all", "ui", "extract", "moving", "zscore", "bonus", "load"}
+var kafkaCommands = []string{"all", "ui", "extract", "moving", "zscore", "bonus", "load", "chained"}
 
 // TestKafkaSecurityFlags: the security flags are on every command that talks
 // to Kafka (and only there), and their mistakes are usage errors that name

@@ -98,16 +98,17 @@ func runBench(b *testing.B, stages ...*kafkaio.Stage) (stop func()) {
 // 10 s of lateness; events 50 to 150 ms apart, one symbol per partition.
 // The stages run together, as the all command runs them and as they share
 // the machine ("together"), or each alone, one after the other
-// ("one-at-a-time": what one stage does with the machine to itself). Run it
-// with -benchtime 1x.
+// ("one-at-a-time": what one stage does with the machine to itself), or
+// chained into one stage that writes the four topics (NewChainedStage,
+// "chained": what all runs). Run it with -benchtime 1x.
 func BenchmarkLabStages(b *testing.B) {
 	const n = 200_000
 	for _, c := range []struct {
 		partitions int
-		together   bool
-	}{{1, true}, {3, true}, {1, false}} {
-		partitions, together := c.partitions, c.together
-		mode := map[bool]string{true: "together", false: "one-at-a-time"}[together]
+		mode       string
+	}{{1, "together"}, {3, "together"}, {1, "chained"}, {3, "chained"}, {1, "one-at-a-time"}} {
+		partitions, mode := c.partitions, c.mode
+		together := mode == "together"
 		b.Run(fmt.Sprintf("partitions=%d/%s", partitions, mode), func(b *testing.B) {
 			benchBrokers(b, partitions, func(b *testing.B, addrs []string) {
 				cfg := DefaultConfig()
@@ -136,6 +137,23 @@ func BenchmarkLabStages(b *testing.B) {
 				produced := time.Since(start)
 
 				b.ResetTimer()
+				if mode == "chained" {
+					s, err := NewChainedStage(cfg, kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(quiet))
+					if err != nil {
+						b.Fatal(err)
+					}
+					start := time.Now()
+					stop := runBench(b, s)
+					if !btctest.WaitFor(b, 10*time.Minute, func() bool { return s.Stats().Records >= n }) {
+						b.Fatalf("the chained stage did not read the backlog in 10 minutes: %+v", s.Stats())
+					}
+					took := time.Since(start)
+					stop()
+					b.StopTimer()
+					b.ReportMetric(n/took.Seconds(), "all-events/s")
+					b.ReportMetric(n/produced.Seconds(), "produce-events/s")
+					return
+				}
 				moving, zs, bonus := newStages(b, addrs, cfg)
 				done := map[string]func() bool{
 					"moving": func() bool { return moving.Stats().Records >= n },

@@ -17,10 +17,15 @@ const (
 	ZScoreGroup = "btc-zscore"
 	BonusGroup  = "btc-bonus"
 	LoadGroup   = "btc-load"
+	// ChainedGroup is the group of the chained stage (NewChainedStage),
+	// which does the work of the moving, zscore and bonus stages in one.
+	ChainedGroup = "btc-chained"
 )
 
 // Groups returns the consumer groups of the pipeline's stages.
-func Groups() []string { return []string{MovingGroup, ZScoreGroup, BonusGroup, LoadGroup} }
+func Groups() []string {
+	return []string{MovingGroup, ZScoreGroup, BonusGroup, LoadGroup, ChainedGroup}
+}
 
 // TopicSpecs returns the pipeline's topics, every one with the same number
 // of partitions, so that they are co-partitioned: a symbol's records are in
@@ -97,6 +102,28 @@ func NewBonusStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, err
 			return NewBonusOperator(cfg, lower.Emitter())
 		},
 		kafkaio.ToTopic(Higher.Topic(), NewLookaheadEncoder(cfg, Higher)), cfg.stageOptions(append(opts, kafkaio.WithSides(lower)))...)
+}
+
+// NewChainedStage returns the moving, zscore and bonus stages chained into
+// one, as Flink chains operators and a Kafka Streams sub-topology runs a
+// processor graph in one task: one task per partition reads btc-price once,
+// runs the Pipeline (the trailing statistics, the join of each price with
+// its statistics in process, the z-scores, the higher and lower answers) and
+// writes btc-price-moving (its main output) and btc-price-zscore,
+// btc-price-higher and btc-price-lower (side outputs) in one transaction.
+// The topics' records are byte for byte those of the three stages (and of
+// offline): the z-scores are computed against the statistics as
+// btc-price-moving prints them (AsPrinted), which is what the zscore stage
+// reads back. Invalid and too-far-ahead records go to btc-price-dlq once.
+func NewChainedStage(cfg Config, opts ...kafkaio.StageOption) (*kafkaio.Stage, error) {
+	zs := kafkaio.NewSide(kafkaio.ToTopic(ZScore.Topic(), NewZScoreEncoder(cfg)))
+	higher := kafkaio.NewSide(kafkaio.ToTopic(Higher.Topic(), NewLookaheadEncoder(cfg, Higher)))
+	lower := kafkaio.NewSide(kafkaio.ToTopic(Lower.Topic(), NewLookaheadEncoder(cfg, Lower)))
+	return kafkaio.NewStage(ChainedGroup, priceInput(cfg, false),
+		func() (stream.Operator[float64, []window.Statistics], error) {
+			return NewPipeline(cfg, zs.Emitter(), higher.Emitter(), lower.Emitter())
+		},
+		kafkaio.ToTopic(Moving.Topic(), NewMovingEncoder(cfg)), cfg.stageOptions(append(opts, kafkaio.WithSides(zs, higher, lower)))...)
 }
 
 // stageOptions are the options every stage of the lab has: the
