@@ -97,10 +97,22 @@ func crash(t *testing.T, newStage func(...kafkaio.StageOption) (*kafkaio.Stage, 
 	s, err := newStage(append(opts, kafkaio.WithFaults(faults), kafkaio.WithInstanceID("one"), kafkaio.WithCommitInterval(5*time.Second))...)
 	require.NoError(t, err, "stage")
 	require.NoError(t, s.Start(t.Context()), "start")
-	require.ErrorIs(t, s.Wait(), kafkaio.ErrCrashed, "crashed")
+	waitCrash(t, s)
 	st := s.Stats()
 	t.Logf("crashed after %d records and %d results", st.Records, st.Emitted)
 	return st
+}
+
+// waitCrash waits until the stage has crashed.
+func waitCrash(t *testing.T, s *kafkaio.Stage) {
+	crashed := make(chan error, 1)
+	go func() { crashed <- s.Wait() }()
+	select {
+	case err := <-crashed:
+		require.ErrorIs(t, err, kafkaio.ErrCrashed, "crashed")
+	case <-time.After(time.Minute):
+		t.Fatal("the stage did not crash: it made fewer commits than the crash waits for")
+	}
 }
 
 // finish runs a stage until it has caught up and returns its counts.

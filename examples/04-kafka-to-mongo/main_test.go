@@ -71,7 +71,14 @@ func TestKafkaToMongoCrash(t *testing.T) {
 			faults.CrashAtCommit(2)
 			s := loader(kafkaio.WithFaults(faults), kafkaio.WithCommitRecords(50), kafkaio.WithCommitInterval(5*time.Second))
 			require.NoError(t, s.Start(t.Context()), "start")
-			require.ErrorIs(t, s.Wait(), kafkaio.ErrCrashed, "crashed")
+			crashedC := make(chan error, 1)
+			go func() { crashedC <- s.Wait() }()
+			select {
+			case err := <-crashedC:
+				require.ErrorIs(t, err, kafkaio.ErrCrashed, "crashed")
+			case <-time.After(time.Minute):
+				t.Fatal("the loader did not crash: it made fewer commits than the crash waits for")
+			}
 			crashed := s.Stats()
 			written, err := db.Collection("orders").CountDocuments(t.Context(), bson.D{})
 			require.NoError(t, err, "count")
