@@ -139,6 +139,7 @@ func check(t *testing.T, brokers string, db *mongo.Database, n names) []*sarama.
 		assert.Equal(t, "refused-sink", h[kafkaio.HeaderErrorKind], "refused by the sink")
 		assert.Contains(t, h[kafkaio.HeaderError], "duplicate key", "the store's reason")
 		assert.Equal(t, n.events, h[kafkaio.HeaderTopic], "where it comes from")
+		assert.Equal(t, n.group, h[kafkaio.HeaderStage], "the stage that refused it")
 	}
 	t.Logf("%d customers, %d orders exact; %s refused, %d dead letter(s)", len(got), len(gotOrders), refused, len(deadLetters))
 	return deadLetters
