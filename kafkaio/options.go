@@ -114,12 +114,17 @@ func WithBrokers(addrs []string, cfg *sarama.Config) Option {
 // key, value, timestamp and headers) plus the headers tidemark-error (the
 // reason), tidemark-error-kind, tidemark-topic, tidemark-partition,
 // tidemark-offset and tidemark-stage (the stage's group; and, for a result
-// that could not be written, tidemark-output-topic and tidemark-size) (a value too large to forward within the producer's
-// Producer.MaxMessageBytes is cut to fit, and the header tidemark-truncated
-// gives its length). They are written like the stage's results: in its
-// transactions (exactly once), or, for a stage writing to a sink, flushed
-// before its offsets are committed. Without this option rejected records are
-// counted, logged and skipped.
+// that could not be written, tidemark-output-topic and tidemark-size). A
+// value too large to forward within the producer's Producer.MaxMessageBytes
+// is cut to fit, and the header tidemark-truncated gives its length. They
+// are written like the stage's results: in its transactions, exactly once,
+// for a stage writing to topics; for a stage writing to a sink (ToSink),
+// flushed before its offsets are committed, which makes them at least once,
+// as the sink's writes are: a crash between that flush and the commit
+// writes them again (the same records, which a reader of the dead-letter
+// topic can tell apart by tidemark-topic, tidemark-partition and
+// tidemark-offset). Without this option rejected records are counted,
+// logged and skipped.
 //
 // A Sink writes to topic, instead of failing, the records that the brokers
 // will refuse whenever they are sent (too large, an invalid timestamp, an

@@ -230,6 +230,8 @@ func (rt *runtime) sinkRejections(err error) error {
 		for i := range rt.written {
 			if w := &rt.written[i]; w.key == r.Key && w.t == r.Time {
 				from = w.from
+				// Counted as emitted when the sink took it; it is refused.
+				rt.st.stats.emitted.takeBack()
 				break
 			}
 		}

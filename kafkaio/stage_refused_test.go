@@ -448,6 +448,7 @@ func TestStageSinkRejections(t *testing.T) {
 		}
 		assert.Equal(t, map[string]int{w.Key: 1, f.Key: 1}, keys, "each refused result's input once")
 		assert.Equal(t, uint64(2), s.Stats().Refused, "refused")
+		assert.Equal(t, uint64(len(want)), s.Stats().Emitted, "emitted: each result the sink holds, once; a refused one is not")
 	})
 }
 

@@ -58,6 +58,16 @@ func (c *counter) add(n uint64) {
 
 func (c *counter) commit() { c.pending = 0 }
 
+// takeBack undoes an add of 1 in the open transaction: a result counted
+// as written that the sink refused at its flush.
+func (c *counter) takeBack() {
+	if c.pending == 0 {
+		return
+	}
+	c.total.Add(^uint64(0))
+	c.pending--
+}
+
 func (c *counter) abort() {
 	c.total.Add(-c.pending)
 	c.pending = 0
