@@ -5,6 +5,8 @@
 // behind a small API: start it, hand its addresses to clients, take it down
 // and bring it back, make it refuse requests, and create topics, produce
 // records and read them back read_committed with sarama's types.
+// ProduceWith and ReadCommittedWith do the same through a client of any
+// cluster, for the integration tests that run against Apache Kafka.
 //
 //	func TestMyStage(t *testing.T) {
 //		k := kafkatest.New(t, kafkatest.WithTopic("in", 3))

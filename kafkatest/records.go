@@ -65,30 +65,40 @@ func (c *Cluster) Produce(ctx context.Context, msgs ...*sarama.ProducerMessage) 
 	if len(msgs) == 0 {
 		return nil
 	}
-	return c.withClient(ctx, "produce", func(client sarama.Client) error {
-		p, err := sarama.NewAsyncProducerFromClient(client)
-		if err != nil {
-			return err
-		}
-		defer p.AsyncClose()
-		// One at a time, so that a failed message cannot be overtaken by
-		// the next one in its partition.
-		for _, m := range msgs {
-			select {
-			case p.Input() <- m:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			select {
-			case <-p.Successes():
-			case perr := <-p.Errors():
-				return fmt.Errorf("%s/%d: %w", perr.Msg.Topic, perr.Msg.Partition, perr.Err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+	return c.withClient(ctx, "produce", func(client sarama.Client) error { return ProduceWith(ctx, client, msgs...) })
+}
+
+// ProduceWith is Cluster.Produce through a client of any cluster (Apache Kafka
+// in an integration test, with the client's own settings: TLS, SASL). The
+// client's Producer.Partitioner should be sarama.NewManualPartitioner for
+// each message's Partition to be kept, and Producer.Return.Successes must
+// be on. The client stays open.
+func ProduceWith(ctx context.Context, client sarama.Client, msgs ...*sarama.ProducerMessage) error {
+	if len(msgs) == 0 {
 		return nil
-	})
+	}
+	p, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		return err
+	}
+	defer p.AsyncClose()
+	// One at a time, so that a failed message cannot be overtaken by
+	// the next one in its partition.
+	for _, m := range msgs {
+		select {
+		case p.Input() <- m:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-p.Successes():
+		case perr := <-p.Errors():
+			return fmt.Errorf("%s/%d: %w", perr.Msg.Topic, perr.Msg.Partition, perr.Err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // ReadCommitted returns the records of topic that a read_committed consumer
@@ -105,44 +115,55 @@ func (c *Cluster) Produce(ctx context.Context, msgs ...*sarama.ProducerMessage) 
 func (c *Cluster) ReadCommitted(ctx context.Context, topic string) ([]*sarama.ConsumerMessage, error) {
 	var out []*sarama.ConsumerMessage
 	err := c.withClient(ctx, "read "+topic, func(client sarama.Client) error {
-		parts, err := client.Partitions(topic)
-		if err != nil {
-			return err
-		}
-		admin, err := sarama.NewClusterAdminFromClient(client)
-		if err != nil {
-			return err
-		}
-		ask := map[string]map[int32]int64{topic: {}}
-		for _, p := range parts {
-			ask[topic][p] = sarama.OffsetNewest
-		}
-		stable, err := admin.ListOffsets(ask, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
-		if err != nil {
-			return fmt.Errorf("last stable offsets: %w", err)
-		}
-		slices.Sort(parts)
-		for _, p := range parts {
-			r := stable[topic][p]
-			if r == nil {
-				return fmt.Errorf("no last stable offset for partition %d", p)
-			}
-			if !errors.Is(r.Err, sarama.ErrNoError) {
-				return fmt.Errorf("last stable offset of partition %d: %w", p, r.Err)
-			}
-			start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
-			if err != nil {
-				return fmt.Errorf("first offset of partition %d: %w", p, err)
-			}
-			recs, err := readPartition(ctx, client, topic, p, start, r.Offset)
-			if err != nil {
-				return fmt.Errorf("partition %d: %w", p, err)
-			}
-			out = append(out, recs...)
-		}
-		return nil
+		var err error
+		out, err = ReadCommittedWith(ctx, client, topic)
+		return err
 	})
 	return out, err
+}
+
+// ReadCommittedWith is Cluster.ReadCommitted through a client of any cluster
+// (Apache Kafka in an integration test, with the client's own settings:
+// TLS, SASL). The client stays open. The records read before an error are
+// returned with it.
+func ReadCommittedWith(ctx context.Context, client sarama.Client, topic string) ([]*sarama.ConsumerMessage, error) {
+	var out []*sarama.ConsumerMessage
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return out, err
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return out, err
+	}
+	ask := map[string]map[int32]int64{topic: {}}
+	for _, p := range parts {
+		ask[topic][p] = sarama.OffsetNewest
+	}
+	stable, err := admin.ListOffsets(ask, &sarama.ListOffsetsOptions{IsolationLevel: sarama.ReadCommitted})
+	if err != nil {
+		return out, fmt.Errorf("last stable offsets: %w", err)
+	}
+	slices.Sort(parts)
+	for _, p := range parts {
+		r := stable[topic][p]
+		if r == nil {
+			return out, fmt.Errorf("no last stable offset for partition %d", p)
+		}
+		if !errors.Is(r.Err, sarama.ErrNoError) {
+			return out, fmt.Errorf("last stable offset of partition %d: %w", p, r.Err)
+		}
+		start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return out, fmt.Errorf("first offset of partition %d: %w", p, err)
+		}
+		recs, err := readPartition(ctx, client, topic, p, start, r.Offset)
+		if err != nil {
+			return out, fmt.Errorf("partition %d: %w", p, err)
+		}
+		out = append(out, recs...)
+	}
+	return out, nil
 }
 
 // readPartition returns what a read_committed consumer sees of partition p

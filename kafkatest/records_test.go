@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,6 +262,14 @@ func TestReadCommitted(t *testing.T) {
 	}
 	t.Logf("%d records written in %d transactions (%v) and outside; %d visible", n, len(status), counts, len(want))
 
+	// ReadCommittedWith, through a client of the caller's, sees the same.
+	client, err := sarama.NewClient(k.Addrs(), saramaConfig())
+	require.NoError(t, err, "client")
+	t.Cleanup(func() { _ = client.Close() })
+	with, err := kafkatest.ReadCommittedWith(ctx, client, "mixed")
+	require.NoError(t, err, "ReadCommittedWith")
+	assert.Equal(t, want, values(with), "ReadCommittedWith")
+
 	// sarama's own read_committed consumer agrees, partition by partition.
 	ccfg := saramaConfig()
 	ccfg.Consumer.IsolationLevel = sarama.ReadCommitted
@@ -286,4 +295,59 @@ func TestReadCommitted(t *testing.T) {
 		_ = pc.Close()
 		assert.Equal(t, byPart[p], got, "sarama's consumer reads partition %d the same", p)
 	}
+}
+
+// TestWithRealBroker: ProduceWith and ReadCommittedWith on Apache Kafka
+// (TIDEMARK_KAFKA_BROKERS, as .ci/run's real-broker tier sets it; start one
+// with scripts/kafka/broker.sh start): the records written to chosen
+// partitions, a transaction aborted in between, read back in partition and
+// offset order without the aborted ones.
+func TestWithRealBroker(t *testing.T) {
+	brokers := os.Getenv("TIDEMARK_KAFKA_BROKERS")
+	if brokers == "" {
+		t.Skip("TIDEMARK_KAFKA_BROKERS is not set: start a broker with scripts/kafka/broker.sh start")
+	}
+	addrs := strings.Split(brokers, ",")
+	cfg := saramaConfig()
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	client, err := sarama.NewClient(addrs, cfg)
+	require.NoError(t, err, "client")
+	t.Cleanup(func() { _ = client.Close() })
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	require.NoError(t, err, "admin")
+	topic := fmt.Sprintf("kafkatest-with-%d", time.Now().UnixNano())
+	require.NoError(t, admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 2, ReplicationFactor: 1}, false), "create")
+	t.Cleanup(func() { _ = admin.DeleteTopic(topic) })
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var msgs []*sarama.ProducerMessage
+	want := map[int32][]string{}
+	for i := range 20 {
+		p := int32(i % 2)
+		v := fmt.Sprintf("v%d", i)
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: p, Value: sarama.StringEncoder(v)})
+		want[p] = append(want[p], v)
+	}
+	require.NoError(t, kafkatest.ProduceWith(ctx, client, msgs[:10]...), "produce")
+	// An aborted transaction between the two halves.
+	tcfg := saramaConfig()
+	tcfg.Producer.Idempotent = true
+	tcfg.Producer.Transaction.ID = topic
+	tcfg.Net.MaxOpenRequests = 1
+	tp, err := sarama.NewSyncProducer(addrs, tcfg)
+	require.NoError(t, err, "transactional producer")
+	t.Cleanup(func() { _ = tp.Close() })
+	require.NoError(t, tp.BeginTxn(), "begin")
+	_, _, err = tp.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: 1, Value: sarama.StringEncoder("aborted")})
+	require.NoError(t, err, "send")
+	require.NoError(t, tp.AbortTxn(), "abort")
+	require.NoError(t, kafkatest.ProduceWith(ctx, client, msgs[10:]...), "produce")
+	recs, err := kafkatest.ReadCommittedWith(ctx, client, topic)
+	require.NoError(t, err, "ReadCommittedWith")
+	got := map[int32][]string{}
+	for _, r := range recs {
+		got[r.Partition] = append(got[r.Partition], string(r.Value))
+	}
+	assert.Equal(t, want, got, "what was produced, by partition, without the aborted record")
 }
