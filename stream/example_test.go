@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -320,4 +321,49 @@ func ExampleFlatMap() {
 	// BTCUSDT/qty 1970-01-01T00:00:01.000Z 0.5
 	// ETHUSDT/price 1970-01-01T00:00:02.000Z 1822.5
 	// ETHUSDT/qty 1970-01-01T00:00:02.000Z 2
+}
+
+// ByID lets one key have several events in a millisecond: two trades of
+// BTCUSDT at the same time, told apart by their trade ids, are both
+// processed, in id order whatever their arrival order; a trade seen again
+// (the same id) is a duplicate. With the default identity, (key, time), the
+// second trade would have been dropped as a duplicate of the first.
+func ExampleByID() {
+	type trade struct {
+		ID    uint64
+		Price float64
+	}
+	byID := stream.ByID(func(e stream.Event[trade]) uint64 { return e.Value.ID })
+	price := stream.Map(func(e stream.Event[trade]) float64 { return e.Value.Price })
+	d, err := stream.NewDriver(price, stream.EmitFunc[float64](show[float64]), stream.WithLateness(0), stream.WithDedup(byID))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d.Push(0, stream.Event[trade]{Key: "BTCUSDT", Time: 1000, Value: trade{ID: 8, Price: 99190.50}}, time.Time{})
+	d.Push(0, stream.Event[trade]{Key: "BTCUSDT", Time: 1000, Value: trade{ID: 7, Price: 99190.48}}, time.Time{})
+	d.Push(0, stream.Event[trade]{Key: "BTCUSDT", Time: 1000, Value: trade{ID: 8, Price: 99190.50}}, time.Time{})
+	d.Finish()
+	fmt.Printf("duplicates %d\n", d.Stats().Duplicates)
+	// Output:
+	// BTCUSDT 1970-01-01T00:00:01.000Z 99190.48
+	// BTCUSDT 1970-01-01T00:00:01.000Z 99190.5
+	// duplicates 1
+}
+
+// ParseTime reads an RFC 3339 time in any offset to the millisecond in
+// UTC; AppendTime writes it back in the one form the topics use. Neither
+// allocates.
+func ExampleParseTime() {
+	t, err := stream.ParseTime([]byte("2025-05-08T06:12:38.352987+02:00"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(int64(t), string(stream.AppendTime(nil, t)))
+	_, err = stream.ParseTime([]byte("2025-02-30T00:00:00Z"))
+	fmt.Println(errors.Is(err, stream.ErrInvalidTime))
+	// Output:
+	// 1746677558352 2025-05-08T04:12:38.352Z
+	// true
 }
