@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"strconv"
@@ -113,8 +114,9 @@ func TestStagePoisonOutput(t *testing.T) {
 				poison := k.find(t, in, parts, victim.Key)
 				group := name(t, "group")
 				opts := k.stageOpts(t, WithDeadLetter(dlq))
+				stopLog := &firstErrorLog{}
 				if mode == "stop" {
-					opts = append(opts, WithOnRecordError(StopOnRecordError))
+					opts = append(opts, WithOnRecordError(StopOnRecordError), WithLogger(slog.New(stopLog)))
 				}
 				newStage := func() *Stage {
 					s, err := NewStage(group, input, newInflate, ToTopic(out, paddedCodec), opts...)
@@ -139,8 +141,13 @@ func TestStagePoisonOutput(t *testing.T) {
 					case <-time.After(60 * time.Second):
 						require.FailNow(t, "Run did not stop")
 					}
+					returned := time.Now()
 					var re *RecordError
 					require.ErrorAs(t, err, &re, "Run returns a *RecordError")
+					refused := stopLog.first()
+					require.False(t, refused.IsZero(), "the refusal was logged")
+					assert.Less(t, returned.Sub(refused), time.Second, "Run returns within a second of the refusal")
+					t.Logf("Run returned %v after the refusal", returned.Sub(refused))
 					assert.ErrorIs(t, err, ErrRecordRefused, "it matches ErrRecordRefused")
 					assert.Equal(t, RecordError{Stage: group, Topic: in, Partition: poison.Partition, Offset: poison.Offset, Output: out,
 						Size: re.Size, Err: re.Err}, *re, "it names the stage, the record and the output")
@@ -510,4 +517,29 @@ func TestStageMixedTopicLimits(t *testing.T) {
 		assert.Empty(t, k.deadLetters(t, dlq), "no dead letter")
 		t.Logf("%d records exact on two topics of different limits; %d commits", n, st.Commits)
 	})
+}
+
+// firstErrorLog is a slog.Handler that keeps the time of the first record
+// at level Error (a stage logs the refusal that stops it so, at once).
+type firstErrorLog struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (h *firstErrorLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *firstErrorLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *firstErrorLog) WithGroup(string) slog.Handler            { return h }
+func (h *firstErrorLog) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r.Level >= slog.LevelError && h.at.IsZero() {
+		h.at = time.Now()
+	}
+	return nil
+}
+
+func (h *firstErrorLog) first() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.at
 }
