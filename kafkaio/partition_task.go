@@ -139,7 +139,8 @@ func (s *partitionTask) tryBuild(rt *runtime, upTo []int64) (err error) {
 // push feeds one record to an input of a task, dead-lettering what the
 // codec rejects (except during a replay, whose records were dealt with).
 func (s *partitionTask) push(rt *runtime, input int, m *sarama.ConsumerMessage) error {
-	v, rejected, err := s.inputs[input].push(m)
+	res, err := s.inputs[input].push(m)
+	v, rejected := res.verdict, res.refused
 	if err != nil {
 		return fmt.Errorf("kafkaio: stage %q: %s/%d@%d: %w", rt.st.group, m.Topic, m.Partition, m.Offset, err)
 	}

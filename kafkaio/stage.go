@@ -322,7 +322,7 @@ type taskCtl interface {
 // inputRunner is one input of a task, behind its codec.
 type inputRunner interface {
 	restore(stream.Checkpoint) (int64, error)
-	push(m *sarama.ConsumerMessage) (v stream.Verdict, rejected, err error)
+	push(m *sarama.ConsumerMessage) (pushed, error)
 	next() (int64, bool)
 	idle(elapsed time.Duration)
 }
@@ -337,11 +337,21 @@ func (t *typedInput[V]) restore(cp stream.Checkpoint) (int64, error) { return t.
 func (t *typedInput[V]) next() (int64, bool)                         { return t.in.Next() }
 func (t *typedInput[V]) idle(elapsed time.Duration)                  { t.in.Idle(elapsed) }
 
-func (t *typedInput[V]) push(m *sarama.ConsumerMessage) (stream.Verdict, error, error) {
+// pushed is what became of a record pushed to an input: the task's
+// verdict, and why the record is refused (the decoder rejected it, or it
+// is too far ahead), if it is.
+type pushed struct {
+	verdict stream.Verdict
+	refused error
+}
+
+// push decodes m and pushes it to the task; the error is the task's (a
+// record out of offset order), which stops the stage.
+func (t *typedInput[V]) push(m *sarama.ConsumerMessage) (pushed, error) {
 	ts := recordTime(m)
 	e, derr := t.dec.Decode(m.Key, m.Value, ts)
 	if derr != nil {
-		return 0, derr, t.in.Skip(m.Offset)
+		return pushed{refused: derr}, t.in.Skip(m.Offset)
 	}
 	v, err := t.in.PushStamped(m.Offset, e, ts)
 	if v == stream.TooFarAhead {
@@ -349,9 +359,9 @@ func (t *typedInput[V]) push(m *sarama.ConsumerMessage) (stream.Verdict, error, 
 		if ts != stream.MinTime {
 			ref = "its record's timestamp " + ts.String()
 		}
-		return v, &refusal{kind: "too-far-ahead", err: fmt.Errorf("event time %v is more than %v ahead of %s", e.Time, t.maxAhead, ref)}, err
+		return pushed{verdict: v, refused: &refusal{kind: "too-far-ahead", err: fmt.Errorf("event time %v is more than %v ahead of %s", e.Time, t.maxAhead, ref)}}, err
 	}
-	return v, nil, err
+	return pushed{verdict: v}, err
 }
 
 // recordTime is a record's timestamp, stream.MinTime when it has none.
