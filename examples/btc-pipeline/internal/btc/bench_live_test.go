@@ -203,22 +203,36 @@ func BenchmarkLabStages(b *testing.B) {
 
 // BenchmarkLabLatency measures the time from a btc-price record written to
 // its z-score record readable read_committed downstream, through the moving
-// and zscore stages (the bonus stage runs beside them, as in all), at a
-// steady 5,000 events/s for 10 s, one symbol, at the default commit
-// interval. The lateness is 0 here: with a lateness L, a result waits
-// besides for the watermark to pass its event, L of event time, by design;
-// this measures the pipeline's own delay. It reports p50 and p99 in ms.
-// Run it with -benchtime 1x.
+// and zscore stages (the bonus stage runs beside them, as in all:
+// "together"), or through the chained stage ("chained"), at a steady rate
+// for 10 s, one symbol, at the default commit interval. The lateness is 0
+// here: with a lateness L, a result waits besides for the watermark to pass
+// its event, L of event time, by design; this measures the pipeline's own
+// delay. It reports p50 and p99 in ms. Run it with -benchtime 1x.
 func BenchmarkLabLatency(b *testing.B) {
-	const (
-		rate = 5000
-		span = 10 * time.Second
-	)
+	for _, c := range []struct {
+		rate int
+		mode string
+	}{{5000, "together"}, {20000, "together"}, {20000, "chained"}} {
+		b.Run(fmt.Sprintf("rate=%d/%s", c.rate, c.mode), func(b *testing.B) { benchLatency(b, c.rate, c.mode == "chained") })
+	}
+}
+
+func benchLatency(b *testing.B, rate int, chained bool) {
+	const span = 10 * time.Second
 	benchBrokers(b, 1, func(b *testing.B, addrs []string) {
 		cfg := DefaultConfig()
 		cfg.Partitions, cfg.Lateness = 1, 0
-		_, _, _, stop := startStages(b, addrs, cfg)
-		defer stop()
+		if chained {
+			s, err := NewChainedStage(cfg, kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(quiet))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer runBench(b, s)()
+		} else {
+			_, _, _, stop := startStages(b, addrs, cfg)
+			defer stop()
+		}
 
 		// The reader of btc-price-zscore, read_committed.
 		scfg, err := kafkaio.NewConfig()
@@ -242,7 +256,7 @@ func BenchmarkLabLatency(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer sink.Close(context.Background())
-		total := int(rate * span.Seconds())
+		total := int(float64(rate) * span.Seconds())
 		sent := make([]time.Time, total) // by event time - t0
 		t0 := stream.TimeOf(time.Now())
 		b.ResetTimer()
@@ -251,7 +265,7 @@ func BenchmarkLabLatency(b *testing.B) {
 			start := time.Now()
 			cents := int64(9_919_048)
 			for i := range total {
-				if d := time.Until(start.Add(time.Duration(i) * time.Second / rate)); d > 0 {
+				if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
 					time.Sleep(d)
 				}
 				cents += int64(i%7) - 3
