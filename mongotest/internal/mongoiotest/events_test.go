@@ -527,6 +527,38 @@ func TestEventSinkRejections(t *testing.T) {
 	}
 }
 
+// TestEventSinkCloseFailsWithRejections: a Close whose flush meets a
+// rejection and an error that keeps the sink open reports the rejection;
+// when the event is written again, the next Flush reports it again.
+func TestEventSinkCloseFailsWithRejections(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(testSeed(t), 3))
+	_, db := startDB(t)
+	s := newEventSink(t, db)
+	events := fixedEvents()[:2]
+	blocked, _ := rejectionSetup(t, r, db, s, events, map[evKey][]string{
+		keyOf(events[0]): {"ev-a", "ev-b"},
+		keyOf(events[1]): nil,
+	})
+	// FerretDB refuses this collection (MongoDB does not): a
+	// non-transient error that keeps the write buffered.
+	stuck := stream.Event[evValue]{Key: "stuck", Time: events[0].Time, Value: evValue{Coll: "_ferretdb_reserved"}}
+	writeEvents(t, s, append(events, stuck))
+
+	err := s.Close(t.Context())
+	got, rest := rejectedEvents(t, err, blocked)
+	assert.Equal(t, keySet(blocked), got, "Close reports the rejection")
+	require.Error(t, rest, "and its failure")
+	assert.ErrorContains(t, rest, "writes still buffered", "Close keeps the sink open")
+
+	// The sink is open: a replay of the rejected event meets the
+	// rejection again, and Flush reports it again.
+	writeEvents(t, s, events[:1])
+	got, rest = rejectedEvents(t, s.Flush(t.Context()), blocked)
+	assert.Equal(t, keySet(blocked), got, "Flush reports the rejection of the replay")
+	assert.ErrorContains(t, rest, "_ferretdb_reserved", "and the stuck write")
+}
+
 // TestEventSinkConcurrent writes from several goroutines, each its own
 // events and then a replay of them, while another goroutine flushes and a
 // background flush runs, with rejections; run with -race. Every document
