@@ -652,7 +652,15 @@ func TestEventSinkServerRestart(t *testing.T) {
 			t.Parallel()
 			r := rand.New(rand.NewPCG(seed, uint64(i)))
 			m, db := startDB(t)
-			s := newEventSink(t, db, mongoio.WithMaxRetries(-1), mongoio.WithBatchSize(20), mongoio.WithMaxWritesPerCommand(8))
+			// Write flushes every 20 documents; when the server stops
+			// before the final flush, never, so that the final flush has
+			// every document written after the first Flush (with 20, it
+			// could find the buffer empty and meet no outage at all).
+			batch := 20
+			if tt.when == beforeFlush {
+				batch = 1_000_000
+			}
+			s := newEventSink(t, db, mongoio.WithMaxRetries(-1), mongoio.WithBatchSize(batch), mongoio.WithMaxWritesPerCommand(8))
 
 			events := uniqueEvents(fixedEvents(), randomEvents(r, 150))
 			first, rest := events[:40], events[40:]
@@ -707,6 +715,13 @@ func TestEventSinkServerRestart(t *testing.T) {
 				require.NoError(t, s.Write(ctx, e), "write %s@%v", e.Key, e.Time)
 			}
 			if tt.when == beforeFlush {
+				// Every document of the later events, each event once:
+				// none was flushed by Write.
+				n := 0
+				for _, docs := range (want{}).add(later, nil) {
+					n += len(docs)
+				}
+				require.Equal(t, uint64(n), s.Stats().Buffered, "every later document is buffered for the final flush")
 				require.NoError(t, m.Stop(), "stop the server")
 				go func() {
 					time.Sleep(1500 * time.Millisecond)
