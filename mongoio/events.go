@@ -179,6 +179,9 @@ func (s *EventSink[T]) Close(ctx context.Context) error {
 	}
 	rej := &stream.RejectedError{Rejections: s.pending}
 	s.pending = nil
+	// A Close that fails leaves the sink open: a later rejection of the
+	// same events is news for the next Flush.
+	clear(s.rejected)
 	return errors.Join(rej, rest)
 }
 
