@@ -45,6 +45,25 @@ func BenchmarkOffline(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkOfflineTrace measures offline over the 801k-line benchmark trace
+// (offline_trace_test.go: three symbols, disorder, duplicates, late events
+// and invalid lines), the input of the offline command's figures.
+func BenchmarkOfflineTrace(b *testing.B) {
+	in := offlineTrace(offlineTraceEvents)
+	lines := bytes.Count(in, []byte("\n"))
+	dir := b.TempDir()
+	cfg := DefaultConfig()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		sum, err := Offline(context.Background(), bytes.NewReader(in), dir, cfg, quiet)
+		if err != nil || sum.Lines != uint64(lines) {
+			b.Fatal(err, sum)
+		}
+	}
+	b.ReportMetric(float64(lines*b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
 // BenchmarkEncodeMoving measures one btc-price-moving record (six windows).
 func BenchmarkEncodeMoving(b *testing.B) {
 	cfg := DefaultConfig()
