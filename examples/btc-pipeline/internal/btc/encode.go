@@ -256,10 +256,15 @@ func (e *Encoder) AppendZScore(dst []byte, key string, t stream.Time, price floa
 // AppendLookahead appends a btc-price-higher (field higher_window) or
 // btc-price-lower (lower_window) record: seconds to the match, or the horizon.
 func (e *Encoder) AppendLookahead(dst []byte, field string, key string, t stream.Time, m lookahead.Match[float64]) []byte {
+	return e.appendLookaheadDelay(dst, field, key, t, m.Delay(t, e.horizon))
+}
+
+// appendLookaheadDelay is AppendLookahead given the delay (Match.Delay).
+func (e *Encoder) appendLookaheadDelay(dst []byte, field string, key string, t stream.Time, delay stream.Time) []byte {
 	dst = e.appendHead(dst, key, t)
 	dst = append(dst, ',', '"')
 	dst = append(dst, field...)
 	dst = append(dst, '"', ':')
-	dst = appendSeconds(dst, m.Delay(t, e.horizon))
+	dst = appendSeconds(dst, delay)
 	return append(dst, '}')
 }
