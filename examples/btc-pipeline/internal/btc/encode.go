@@ -54,18 +54,22 @@ func appendFixed(dst []byte, f float64, minAbs float64) []byte {
 		return appendFloat(dst, f)
 	}
 	n := uint64(math.Round(a * 1e12))
-	var buf [40]byte // [sign][whole digits] '.' [12 decimals], built right to left
+	var buf [40]byte // [sign][whole digits] '.' [12 decimals], the whole part built right to left
 	const point = 24
 	frac, whole := n%1_000_000_000_000, n/1_000_000_000_000
 	end := point
 	if frac != 0 {
+		// The twelve decimals as two halves of six: two short chains of
+		// divisions by constants rather than one long one, and no second
+		// half when it is zero.
 		buf[point] = '.'
-		for j := point + 11; j > point; j -= 2 { // twelve decimals, two at a time
-			d := frac % 100
-			frac /= 100
-			buf[j], buf[j+1] = twoDigits[2*d], twoDigits[2*d+1]
+		hi, lo := uint32(frac/1_000_000), uint32(frac%1_000_000)
+		put6(buf[point+1:point+7], hi)
+		end = point + 7
+		if lo != 0 {
+			put6(buf[point+7:point+13], lo)
+			end = point + 13
 		}
-		end = point + 13
 		for buf[end-1] == '0' {
 			end--
 		}
@@ -76,6 +80,18 @@ func appendFixed(dst []byte, f float64, minAbs float64) []byte {
 		buf[start] = '-'
 	}
 	return append(dst, buf[start:end]...)
+}
+
+// put6 writes x < 1e6 as six digits into b.
+func put6(b []byte, x uint32) {
+	_ = b[5]
+	d1 := x / 10000
+	r := x - d1*10000
+	d2 := r / 100
+	d3 := r - d2*100
+	b[0], b[1] = twoDigits[2*d1], twoDigits[2*d1+1]
+	b[2], b[3] = twoDigits[2*d2], twoDigits[2*d2+1]
+	b[4], b[5] = twoDigits[2*d3], twoDigits[2*d3+1]
 }
 
 // putUint writes n in decimal into buf ending just before end and returns
@@ -164,12 +180,28 @@ func appendJSONString(dst []byte, s string) []byte {
 
 func (e *Encoder) appendHead(dst []byte, key string, t stream.Time) []byte {
 	dst = append(dst, `{"timestamp":"`...)
-	if e.lastTS == nil || t != e.lastT {
-		e.lastT, e.lastTS = t, AppendTime(e.lastTS[:0], t)
-	}
-	dst = append(dst, e.lastTS...)
+	dst = append(dst, e.timestamp(t)...)
 	dst = append(dst, `","symbol":`...)
 	return appendString(dst, key)
+}
+
+// timestamp returns AppendTime(nil, t), valid until the next call. Records
+// come in about the order of their times: when t is in the minute of the
+// last one formatted, only its seconds and milliseconds are written.
+func (e *Encoder) timestamp(t stream.Time) []byte {
+	switch last := e.lastTS; {
+	case last != nil && t == e.lastT:
+	case t >= 0 && e.lastT >= 0 && t/60_000 == e.lastT/60_000 &&
+		len(last) == len("2006-01-02T15:04:05.000Z") && last[19] == '.' && last[23] == 'Z':
+		ms := int(t % 60_000)
+		ss, milli := ms/1000, ms%1000
+		last[17], last[18] = twoDigits[2*ss], twoDigits[2*ss+1]
+		last[20], last[21], last[22] = byte('0'+milli/100), twoDigits[2*(milli%100)], twoDigits[2*(milli%100)+1]
+		e.lastT = t
+	default:
+		e.lastT, e.lastTS = t, AppendTime(e.lastTS[:0], t)
+	}
+	return e.lastTS
 }
 
 // Encoder writes the pipeline's JSON records. Its labels follow the windows'
