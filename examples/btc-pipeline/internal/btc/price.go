@@ -321,6 +321,14 @@ func bstr(b []byte) string {
 // appears twice the last one wins, as in encoding/json. The error is one of
 // the kinds above.
 func (d *Decoder) Decode(b []byte) (Price, error) {
+	if p, ok, err := d.decodeCanonical(b); ok {
+		return p, err
+	}
+	return d.decodeScan(b)
+}
+
+// decodeScan is Decode for any value: a scan of the whole JSON text.
+func (d *Decoder) decodeScan(b []byte) (Price, error) {
 	s := scanner{b: b}
 	s.ws()
 	if s.i >= len(b) {
@@ -426,6 +434,58 @@ func (d *Decoder) Decode(b []byte) (Price, error) {
 	}
 	return p, nil
 }
+
+// decodeCanonical decodes b when it has the shape AppendPrice writes, the
+// shape of nearly every record: {"symbol":"S","price":N,"timestamp":"T"}, no
+// whitespace, S and T of printable ASCII without quotes or backslashes, N a
+// JSON number. Then it returns ok and what the general path of Decode
+// would; otherwise ok is false and Decode scans b in full.
+func (d *Decoder) decodeCanonical(b []byte) (p Price, ok bool, err error) {
+	const (
+		head   = `{"symbol":"`
+		priceK = `","price":`
+		timeK  = `,"timestamp":"`
+	)
+	if len(b) < len(head) || string(b[:len(head)]) != head {
+		return
+	}
+	i := len(head)
+	for i < len(b) && plainASCII(b[i]) {
+		i++
+	}
+	sym := b[len(head):i]
+	if len(sym) == 0 || len(b)-i < len(priceK) || string(b[i:i+len(priceK)]) != priceK {
+		return
+	}
+	s := scanner{b: b, i: i + len(priceK)}
+	num := s.num()
+	i = s.i
+	if s.err || len(b)-i < len(timeK) || string(b[i:i+len(timeK)]) != timeK {
+		return
+	}
+	i += len(timeK)
+	ts := i
+	for i < len(b) && plainASCII(b[i]) {
+		i++
+	}
+	if len(b)-i != 2 || b[i] != '"' || b[i+1] != '}' {
+		return
+	}
+	p.Symbol = d.internBytes(sym)
+	v, perr := strconv.ParseFloat(bstr(num), 64)
+	if perr != nil || !(v > 0) || v > MaxPrice {
+		return Price{}, true, ErrBadPrice
+	}
+	p.Price = v
+	if p.Time, err = ParseTime(b[ts:i]); err != nil {
+		return Price{}, true, ErrBadTimestamp
+	}
+	return p, true, nil
+}
+
+// plainASCII reports whether c is printable ASCII and neither '"' nor '\\':
+// a byte of a JSON string that stands for itself.
+func plainASCII(c byte) bool { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' }
 
 // syntaxError is the reason of a value the scanner failed on.
 func (s *scanner) syntaxError() error {

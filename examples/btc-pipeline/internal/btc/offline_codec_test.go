@@ -93,3 +93,40 @@ func TestEncoderTimestamps(t *testing.T) {
 		require.Equal(t, want, string(e.timestamp(tm)), "time %d (step %d)", tm, i)
 	}
 }
+
+// TestDecodeCanonicalSameAsScan: the decoder's path for the canonical shape
+// gives what the full scan gives, value and error, for lines of that shape
+// and lines a byte or a few away from it.
+func TestDecodeCanonicalSameAsScan(t *testing.T) {
+	seed := seedOf(t)
+	r := rand.New(rand.NewPCG(seed, 14))
+	syms := []string{"BTCUSDT", "ETHUSDT", "S", "btc usdt", "B~T", `B"T`, `B\u0041`, "BT\xc3\xa9", "\x01", ""}
+	prices := []string{"99190.48", "145.47", "1", "0", "-1", "1e15", "1e16", "1.5e3", "01", "1.", ".5", "1e", "-0", "NaN", "1e400", "2.5E-3", `"1"`, "null"}
+	times := []string{"2025-05-08T04:12:38.352Z", "2025-05-08T04:12:38Z", "2025-05-08t04:12:38.3z", "2025-05-08 04:12:38.352+02:00",
+		"2025-02-30T00:00:00Z", "2025-05-08T04:12:38.352", "yesterday", "", "2025-05-08T04:12:38.352\\u005a", "10000-01-01T00:00:00Z"}
+	d, ref := NewDecoder(), NewDecoder()
+	canonical := 0
+	for range 200_000 {
+		line := []byte(`{"symbol":"` + syms[r.IntN(len(syms))] + `","price":` + prices[r.IntN(len(prices))] +
+			`,"timestamp":"` + times[r.IntN(len(times))] + `"}`)
+		for range r.IntN(3) { // a few bytes changed, inserted or cut
+			switch i := r.IntN(len(line)); r.IntN(3) {
+			case 0:
+				line[i] = " \r\t\"\\{}[],:0aZ\x80"[r.IntN(15)]
+			case 1:
+				line = append(line[:i], append([]byte{" \r\"x1"[r.IntN(5)]}, line[i:]...)...)
+			default:
+				line = append(line[:i], line[i+1:]...)
+			}
+		}
+		if _, ok, _ := d.decodeCanonical(line); ok {
+			canonical++
+		}
+		got, gotErr := d.Decode(line)
+		want, wantErr := ref.decodeScan(line)
+		require.Equal(t, want, got, "%q", line)
+		require.Equal(t, wantErr, gotErr, "%q", line)
+	}
+	t.Logf("%d lines of the canonical shape", canonical)
+	require.Greater(t, canonical, 10_000, "lines of the canonical shape")
+}
