@@ -59,15 +59,24 @@ func appendFixed(dst []byte, f float64, minAbs float64) []byte {
 	frac, whole := n%1_000_000_000_000, n/1_000_000_000_000
 	end := point
 	if frac != 0 {
-		// The twelve decimals as two halves of six: two short chains of
-		// divisions by constants rather than one long one, and no second
-		// half when it is zero.
+		// The twelve decimals as two halves of six, each as three pairs
+		// of digits: two short chains of divisions by constants rather
+		// than one long one (written out twice: a function would not be
+		// inlined), and no second half when it is zero.
 		buf[point] = '.'
 		hi, lo := uint32(frac/1_000_000), uint32(frac%1_000_000)
-		put6(buf[point+1:point+7], hi)
+		h1 := hi / 10000
+		h2 := (hi - h1*10000) / 100
+		h3 := hi - h1*10000 - h2*100
+		b := buf[point+1 : point+7]
+		b[0], b[1], b[2], b[3], b[4], b[5] = twoDigits[2*h1], twoDigits[2*h1+1], twoDigits[2*h2], twoDigits[2*h2+1], twoDigits[2*h3], twoDigits[2*h3+1]
 		end = point + 7
 		if lo != 0 {
-			put6(buf[point+7:point+13], lo)
+			l1 := lo / 10000
+			l2 := (lo - l1*10000) / 100
+			l3 := lo - l1*10000 - l2*100
+			b := buf[point+7 : point+13]
+			b[0], b[1], b[2], b[3], b[4], b[5] = twoDigits[2*l1], twoDigits[2*l1+1], twoDigits[2*l2], twoDigits[2*l2+1], twoDigits[2*l3], twoDigits[2*l3+1]
 			end = point + 13
 		}
 		for buf[end-1] == '0' {
@@ -80,18 +89,6 @@ func appendFixed(dst []byte, f float64, minAbs float64) []byte {
 		buf[start] = '-'
 	}
 	return append(dst, buf[start:end]...)
-}
-
-// put6 writes x < 1e6 as six digits into b.
-func put6(b []byte, x uint32) {
-	_ = b[5]
-	d1 := x / 10000
-	r := x - d1*10000
-	d2 := r / 100
-	d3 := r - d2*100
-	b[0], b[1] = twoDigits[2*d1], twoDigits[2*d1+1]
-	b[2], b[3] = twoDigits[2*d2], twoDigits[2*d2+1]
-	b[4], b[5] = twoDigits[2*d3], twoDigits[2*d3+1]
 }
 
 // putUint writes n in decimal into buf ending just before end and returns
