@@ -16,8 +16,8 @@ import (
 const (
 	readBufferBytes = 64 << 10 // the input's read buffer; longer lines are put together (up to MaxLineBytes)
 	linesPerBatch   = 512      // lines per batch
-	rawPerBatch     = 48 << 10 // a batch is handed over once its lines' bytes exceed this
-	lineBatches     = 4        // batches between the reader and the computing goroutine
+	rawPerBatch     = 32 << 10 // a batch is handed over once its lines' bytes exceed this
+	lineBatches     = 3        // batches between the reader and the computing goroutine
 )
 
 // inputLine is a decoded input line.

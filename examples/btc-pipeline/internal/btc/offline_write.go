@@ -19,11 +19,11 @@ import (
 
 const (
 	recordsPerBatch = 1024 // output records per batch
-	outBatches      = 4    // batches per encoder
+	outBatches      = 3    // batches per encoder
 	// An output file is written once this much of it is encoded: large
 	// enough that system calls are few, small enough that a buffer stays
 	// in the core's cache until the kernel copies it.
-	writeBytes = 128 << 10
+	writeBytes = 64 << 10
 	sideBytes  = 16 << 10 // the same for the dead-letter and late files
 )
 
