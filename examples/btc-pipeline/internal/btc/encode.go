@@ -182,7 +182,7 @@ func (e *Encoder) appendHead(dst []byte, key string, t stream.Time) []byte {
 	return appendString(dst, key)
 }
 
-// timestamp returns AppendTime(nil, t), valid until the next call. Records
+// timestamp returns stream.AppendTime(nil, t), valid until the next call. Records
 // come in about the order of their times: when t is in the minute of the
 // last one formatted, only its seconds and milliseconds are written.
 func (e *Encoder) timestamp(t stream.Time) []byte {
@@ -196,7 +196,7 @@ func (e *Encoder) timestamp(t stream.Time) []byte {
 		last[20], last[21], last[22] = byte('0'+milli/100), twoDigits[2*(milli%100)], twoDigits[2*(milli%100)+1]
 		e.lastT = t
 	default:
-		e.lastT, e.lastTS = t, AppendTime(e.lastTS[:0], t)
+		e.lastT, e.lastTS = t, stream.AppendTime(e.lastTS[:0], t)
 	}
 	return e.lastTS
 }
@@ -238,7 +238,7 @@ func AppendPrice(dst []byte, p Price) []byte {
 	dst = append(dst, `,"price":`...)
 	dst = appendFloat(dst, p.Price)
 	dst = append(dst, `,"timestamp":"`...)
-	dst = AppendTime(dst, p.Time)
+	dst = stream.AppendTime(dst, p.Time)
 	return append(dst, `"}`...)
 }
 

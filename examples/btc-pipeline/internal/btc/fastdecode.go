@@ -52,7 +52,7 @@ func (c *MovingCodec) fastMoving(b []byte) (e stream.Event[[]window.Statistics],
 	if s.err || bad || s.i != len(b) || seen != 7 || len(sym) == 0 || len(stats) != len(c.labels) {
 		return e, false
 	}
-	t, err := ParseTime(ts)
+	t, err := stream.ParseTime(ts)
 	if err != nil {
 		return e, false
 	}
@@ -152,7 +152,7 @@ func (c *ZScoreCodec) fastZScore(b []byte) (e stream.Event[ScoredRecord], ok boo
 	if s.err || bad || s.i != len(b) || seen != 15 || len(sym) == 0 || len(rec.Scores) != len(c.labels) {
 		return e, false
 	}
-	t, err := ParseTime(ts)
+	t, err := stream.ParseTime(ts)
 	if err != nil {
 		return e, false
 	}

@@ -55,7 +55,7 @@ func NewLoader(db *mongo.Database, cfg Config, log *slog.Logger, opts ...mongoio
 			return dst, fmt.Errorf("btc: loader: %d z-scores, the pipeline has %d windows", len(e.Value.Scores), len(labels))
 		}
 		idBuf = append(append(idBuf[:0], e.Key...), '|')
-		idBuf = AppendTime(idBuf, e.Time)
+		idBuf = stream.AppendTime(idBuf, e.Time)
 		id := string(idBuf)
 		tm := e.Time.UTC()
 		for i, s := range e.Value.Scores {

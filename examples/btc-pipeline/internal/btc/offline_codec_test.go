@@ -89,7 +89,7 @@ func TestEncoderTimestamps(t *testing.T) {
 				tm += stream.Time(r.IntN(3000))
 			}
 		}
-		want := string(AppendTime(nil, tm))
+		want := string(stream.AppendTime(nil, tm))
 		require.Equal(t, want, string(e.timestamp(tm)), "time %d (step %d)", tm, i)
 	}
 }

@@ -429,7 +429,7 @@ func (d *Decoder) decodeScan(b []byte) (Price, error) {
 		}
 		timeRaw = []byte(ts)
 	}
-	if p.Time, err = ParseTime(timeRaw); err != nil {
+	if p.Time, err = stream.ParseTime(timeRaw); err != nil {
 		return Price{}, ErrBadTimestamp
 	}
 	return p, nil
@@ -477,7 +477,7 @@ func (d *Decoder) decodeCanonical(b []byte) (p Price, ok bool, err error) {
 		return Price{}, true, ErrBadPrice
 	}
 	p.Price = v
-	if p.Time, err = ParseTime(b[ts:i]); err != nil {
+	if p.Time, err = stream.ParseTime(b[ts:i]); err != nil {
 		return Price{}, true, ErrBadTimestamp
 	}
 	return p, true, nil

@@ -121,12 +121,12 @@ func TestParseTimeAgainstTimePackage(t *testing.T) {
 		}
 		layout += "Z07:00"
 		s := tm.Format(layout)
-		got, err := ParseTime([]byte(s))
+		got, err := stream.ParseTime([]byte(s))
 		require.NoError(t, err, "parse %q", s)
 		want, err := time.Parse(time.RFC3339Nano, s)
 		require.NoError(t, err, "reference parse %q", s)
 		assert.Equal(t, stream.TimeOf(want), got, "%q", s)
-		assert.Equal(t, want.UTC().Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z"), string(AppendTime(nil, got)), "format of %q", s)
+		assert.Equal(t, want.UTC().Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z"), string(stream.AppendTime(nil, got)), "format of %q", s)
 	}
 }
 

@@ -179,7 +179,7 @@ func (c *MovingCodec) decodeJSON(value []byte) (stream.Event[[]window.Statistics
 	if err := strictJSON(value, &m); err != nil {
 		return stream.Event[[]window.Statistics]{}, &kafkaio.DecodeError{Kind: "moving-json", Err: err}
 	}
-	t, err := ParseTime([]byte(m.Timestamp))
+	t, err := stream.ParseTime([]byte(m.Timestamp))
 	if err != nil || m.Symbol == "" {
 		return stream.Event[[]window.Statistics]{}, &kafkaio.DecodeError{Kind: "moving-head", Err: fmt.Errorf("symbol %q, timestamp %q", m.Symbol, m.Timestamp)}
 	}
@@ -250,7 +250,7 @@ func (c *ZScoreCodec) decodeJSON(value []byte) (stream.Event[ScoredRecord], erro
 	if err := strictJSON(value, &z); err != nil {
 		return stream.Event[ScoredRecord]{}, &kafkaio.DecodeError{Kind: "zscore-json", Err: err}
 	}
-	t, err := ParseTime([]byte(z.Timestamp))
+	t, err := stream.ParseTime([]byte(z.Timestamp))
 	if err != nil || z.Symbol == "" || z.Price == nil {
 		return stream.Event[ScoredRecord]{}, &kafkaio.DecodeError{Kind: "zscore-head", Err: fmt.Errorf("symbol %q, timestamp %q", z.Symbol, z.Timestamp)}
 	}

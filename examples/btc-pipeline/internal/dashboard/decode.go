@@ -117,7 +117,7 @@ func (d *decoder) head(l *lex) (string, stream.Time) {
 		l.bad = true
 		return "", 0
 	}
-	t, err := btc.ParseTime(ts)
+	t, err := stream.ParseTime(ts)
 	if err != nil {
 		l.bad = true
 		return "", 0
@@ -220,7 +220,7 @@ func (d *decoder) decodeLookahead(b []byte, field string) (string, stream.Time, 
 	s, _ := v["symbol"].(string)
 	ts, _ := v["timestamp"].(string)
 	secs, ok := v[field].(float64)
-	tm, err := btc.ParseTime([]byte(ts))
+	tm, err := stream.ParseTime([]byte(ts))
 	if s == "" || !ok || err != nil {
 		return "", 0, 0, errRecord
 	}

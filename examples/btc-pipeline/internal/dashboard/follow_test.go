@@ -42,7 +42,7 @@ func produceLines(t testing.TB, addrs []string, topic string, lines [][]byte) {
 		}
 		e := stream.Event[[]byte]{Time: now, Value: l}
 		if json.Unmarshal(l, &head) == nil && head.Symbol != "" {
-			if tm, err := btc.ParseTime([]byte(head.Timestamp)); err == nil {
+			if tm, err := stream.ParseTime([]byte(head.Timestamp)); err == nil {
 				e.Key, e.Time = head.Symbol, tm
 			}
 		}

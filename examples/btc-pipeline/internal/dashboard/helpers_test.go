@@ -123,7 +123,7 @@ func offlineRecords(t testing.TB, in []byte, cfg btc.Config) (string, model) {
 			default:
 				var rec map[string]any
 				require.NoError(t, json.Unmarshal(line, &rec))
-				tm, err := btc.ParseTime([]byte(rec["timestamp"].(string)))
+				tm, err := stream.ParseTime([]byte(rec["timestamp"].(string)))
 				require.NoError(t, err)
 				kk, field := kHigher, "higher_window"
 				if k == btc.Lower {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -77,7 +76,7 @@ func timeRange(r *http.Request) (stream.Time, stream.Time, error) {
 		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return stream.Time(ms), nil
 		}
-		if t, err := btc.ParseTime([]byte(s)); err == nil {
+		if t, err := stream.ParseTime([]byte(s)); err == nil {
 			return t, nil
 		}
 		return 0, errors.New(name + ": want Unix milliseconds or an RFC 3339 time")

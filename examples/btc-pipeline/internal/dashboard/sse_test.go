@@ -132,7 +132,7 @@ func TestSSEEqualsRecords(t *testing.T) {
 	from, to := btcSeries[len(btcSeries)/4].t, btcSeries[len(btcSeries)/2].t
 	got = getSnapshot(t, srv.URL, "?from="+strconv.FormatInt(int64(from), 10)+"&to="+strconv.FormatInt(int64(to), 10))
 	requireSameModel(t, within(want, from, to), got)
-	got = getSnapshot(t, srv.URL, "?from="+string(btc.AppendTime(nil, from))+"&to="+string(btc.AppendTime(nil, to)))
+	got = getSnapshot(t, srv.URL, "?from="+string(stream.AppendTime(nil, from))+"&to="+string(stream.AppendTime(nil, to)))
 	requireSameModel(t, within(want, from, to), got)
 
 	resp, err := http.Get(srv.URL + "/api/snapshot?from=yesterday")

@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -464,7 +463,7 @@ func (b *Binance) records(res tickers, bad map[string]*badRun, out []stream.Reco
 			delete(bad, sym)
 		}
 		v = append(v, `,"timestamp":"`...)
-		v = btc.AppendTime(v, t)
+		v = stream.AppendTime(v, t)
 		v = append(v, `"}`...)
 		out = append(out, stream.Record[[]byte]{Event: stream.Event[[]byte]{Key: sym, Time: t, Value: v}})
 	}

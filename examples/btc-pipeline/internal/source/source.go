@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/tidemark-go/tidemark/examples/btc-pipeline/internal/btc"
 	"github.com/tidemark-go/tidemark/stream"
 )
 
@@ -23,7 +22,7 @@ func appendRecord(dst []byte, symbol string, price []byte, t stream.Time) []byte
 	dst = append(dst, `","price":`...)
 	dst = append(dst, price...)
 	dst = append(dst, `,"timestamp":"`...)
-	dst = btc.AppendTime(dst, t)
+	dst = stream.AppendTime(dst, t)
 	return append(dst, `"}`...)
 }
 

@@ -203,7 +203,7 @@ func (t *Tail) lookahead(field string) func(m *sarama.ConsumerMessage) {
 		sym, _ := v["symbol"].(string)
 		ts, _ := v["timestamp"].(string)
 		secs, ok := v[field].(float64)
-		tm, err := btc.ParseTime([]byte(ts))
+		tm, err := stream.ParseTime([]byte(ts))
 		if sym == "" || !ok || err != nil {
 			return
 		}
