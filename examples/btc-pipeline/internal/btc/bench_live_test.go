@@ -2,6 +2,7 @@ package btc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -304,4 +305,101 @@ func benchLatency(b *testing.B, rate int, chained bool) {
 		b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
 	})
+}
+
+// BenchmarkLabRecovery measures how long a moving stage takes to come back
+// after a crash with an hour of state: a backlog of one hour of prices at
+// 1,000 events/s on one partition (3,610,001 events, so that the 1 h window
+// is full), read and committed by a static member (WithInstanceID), which
+// is then crashed as SIGKILL would (kafkaio.Faults: no commit, no leave);
+// ten more prices arrive, and a new incarnation with the same instance id
+// starts. It rebuilds the task by replaying the partition from where the
+// oldest open window begins, an hour back, then processes the new prices.
+// The benchmark reports the replayed records per second and the time from
+// the restart to the new prices committed (recovery-s). Only against the
+// real broker (TIDEMARK_KAFKA_BROKERS): kfake would hold the backlog in
+// this process. Run it with -benchtime 1x.
+func BenchmarkLabRecovery(b *testing.B) {
+	brokers := os.Getenv("TIDEMARK_KAFKA_BROKERS")
+	if brokers == "" {
+		b.Skip("TIDEMARK_KAFKA_BROKERS is not set: start a broker with scripts/kafka/broker.sh start")
+	}
+	addrs := strings.Split(brokers, ",")
+	btctest.ResetKafka(b, addrs, Groups(), Topics())
+	adm, err := sarama.NewClusterAdmin(addrs, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := kafkaio.EnsureTopics(context.Background(), adm, TopicSpecs(1)); err != nil {
+		b.Fatal(err)
+	}
+	_ = adm.Close()
+	const n = 3_610_001
+	sink, err := kafkaio.NewSink[[]byte](nil, kafkaio.Raw{}, kafkaio.WithTopic(PriceTopic), kafkaio.WithBrokers(addrs, nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close(context.Background())
+	tm, cents := stream.Time(1_746_677_558_352), int64(9_919_048)
+	r := rand.New(rand.NewPCG(3, 4))
+	var buf []byte
+	write := func(count int) {
+		for range count {
+			tm++
+			cents += int64(r.IntN(21)) - 10
+			buf = AppendPrice(buf[:0], Price{Symbol: "BTCUSDT", Price: float64(cents) / 100, Time: tm})
+			if err := sink.Write(context.Background(), stream.Event[[]byte]{Key: "BTCUSDT", Time: tm, Value: buf}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := sink.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	write(n)
+	cfg := DefaultConfig()
+	cfg.Partitions = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	faults := new(kafkaio.Faults)
+	first, err := NewMovingStage(cfg, kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(quiet), kafkaio.WithInstanceID("bench"), kafkaio.WithFaults(faults))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := first.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := first.WaitCaughtUp(ctx); err != nil {
+		b.Fatal(err)
+	}
+	faults.Crash()
+	if err := first.Wait(); !errors.Is(err, kafkaio.ErrCrashed) {
+		b.Fatalf("the first incarnation: %v, want ErrCrashed", err)
+	}
+	write(10)
+
+	b.ResetTimer()
+	start := time.Now()
+	second, err := NewMovingStage(cfg, kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(quiet), kafkaio.WithInstanceID("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := second.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := second.WaitCaughtUp(ctx); err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(start)
+	b.StopTimer()
+	st := second.Stats()
+	if err := second.Stop(); err != nil {
+		b.Fatal(err)
+	}
+	if st.Records < 10 {
+		b.Fatalf("the new prices were not processed: %+v", st)
+	}
+	b.ReportMetric(float64(st.Replayed), "replayed")
+	b.ReportMetric(float64(st.Replayed)/took.Seconds(), "replayed/s")
+	b.ReportMetric(took.Seconds(), "recovery-s")
 }
