@@ -86,7 +86,19 @@ func (s *Stage) start(ctx context.Context) (*runtime, error) {
 		}
 		rt.deadLetterMax = rt.outTopics[s.cfg.deadLetter].maxBytes
 	}
-	if rt.replayCl, err = dial(ctx, s, s.clientConfig(func(*sarama.Config) {}), "replay"); err != nil {
+	// A replay reads a partition from a point up to a known offset, as fast
+	// as it can: fetches of up to 8 MiB (within Consumer.Fetch.Max) and
+	// room for more records delivered ahead of the task let the broker's
+	// next answer travel while the task works through the last.
+	replayCfg := s.clientConfig(func(c *sarama.Config) {
+		fetch := int32(8 << 20)
+		if c.Consumer.Fetch.Max > 0 {
+			fetch = min(fetch, c.Consumer.Fetch.Max)
+		}
+		c.Consumer.Fetch.Default = max(c.Consumer.Fetch.Default, fetch)
+		c.ChannelBufferSize = max(c.ChannelBufferSize, 4096)
+	})
+	if rt.replayCl, err = dial(ctx, s, replayCfg, "replay"); err != nil {
 		return fail(err)
 	}
 	if rt.replayer, err = sarama.NewConsumerFromClient(rt.replayCl); err != nil {

@@ -318,13 +318,18 @@ func (s *statsKey) put(q int64, t stream.Time, x float64, p1, p2 u192) {
 	c.x, c.p1mid, c.p1hi, c.p2hi = x, p1.mid, p1.hi, p2.hi
 }
 
-// grow doubles the rings.
+// grow doubles the rings, copying the held events in runs that are
+// contiguous in both the old ring and the new one (at most three).
 func (s *statsKey) grow() {
 	size := max(8, 2*len(s.buf))
 	buf, cold := make([]statsEntry, size), make([]statsCold, size)
 	mask := int64(size - 1)
-	for q := s.first; q < s.end; q++ {
-		buf[q&mask], cold[q&mask] = *s.at(q), *s.coldAt(q)
+	for q := s.first; q < s.end; {
+		o, n := q&s.mask, q&mask
+		k := min(s.end-q, int64(len(s.buf))-o, int64(size)-n)
+		copy(buf[n:n+k], s.buf[o:o+k])
+		copy(cold[n:n+k], s.cold[o:o+k])
+		q += k
 	}
 	s.buf, s.cold, s.mask = buf, cold, mask
 }
