@@ -100,6 +100,15 @@ func scrape(t *testing.T, url, prefix string) (float64, bool) {
 // for the same trace; it also checks the periodic log lines of the view and
 // the metrics endpoint.
 func TestAllEqualsOffline(t *testing.T) {
+	t.Run("chained", func(t *testing.T) { testAll(t, true) })   // the default
+	t.Run("separate", func(t *testing.T) { testAll(t, false) }) // --chain=false
+}
+
+func testAll(t *testing.T, chain bool) {
+	first, committer := "chained", "chained" // the stage that reads btc-price first, one that commits transactions
+	if !chain {
+		first, committer = "moving", "zscore"
+	}
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
 		_, err := fmt.Sscan(s, &seed)
@@ -136,7 +145,7 @@ func TestAllEqualsOffline(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"all", "--source", "replay:" + trace, "--speed", "0", "--brokers", k.Addrs()[0],
 			"--mongo-uri", m.URI(), "--view", "log", "--refresh", "200ms", "--metrics-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0",
-			"--partitions", "3", "--windows", "1s,5s,30s", "--horizon", "2s", "--lateness", "3s", "--data-dir", filepath.Join(dir, "data")},
+			"--partitions", "3", "--windows", "1s,5s,30s", "--horizon", "2s", "--lateness", "3s", "--data-dir", filepath.Join(dir, "data"), fmt.Sprintf("--chain=%v", chain)},
 			nil, io.Discard, &stderr)
 	}()
 	var url string
@@ -179,13 +188,13 @@ func TestAllEqualsOffline(t *testing.T) {
 		require.True(t, ok, "metric %s of %s", name, stage)
 		return v
 	}
-	assert.Equal(t, float64(len(all)), metric("tidemark_stage_records_total", "moving"), "moving read every record")
-	assert.Equal(t, float64(sum.Late), metric("tidemark_stage_late_total", "moving"), "late events")
-	assert.Equal(t, float64(sum.Duplicates), metric("tidemark_stage_duplicates_total", "moving"), "duplicates")
-	assert.Equal(t, float64(sum.Invalid), metric("tidemark_stage_rejected_total", "moving"), "invalid records")
-	assert.Equal(t, float64(sum.Invalid), metric("tidemark_stage_dead_lettered_total", "moving"), "dead letters")
-	assert.Positive(t, metric("tidemark_stage_commits_total", "zscore"), "transactions committed")
-	count, ok := scrape(t, url, `tidemark_stage_processing_latency_seconds_count{stage="moving"}`)
+	assert.Equal(t, float64(len(all)), metric("tidemark_stage_records_total", first), "%s read every record", first)
+	assert.Equal(t, float64(sum.Late), metric("tidemark_stage_late_total", first), "late events")
+	assert.Equal(t, float64(sum.Duplicates), metric("tidemark_stage_duplicates_total", first), "duplicates")
+	assert.Equal(t, float64(sum.Invalid), metric("tidemark_stage_rejected_total", first), "invalid records")
+	assert.Equal(t, float64(sum.Invalid), metric("tidemark_stage_dead_lettered_total", first), "dead letters")
+	assert.Positive(t, metric("tidemark_stage_commits_total", committer), "transactions committed")
+	count, ok := scrape(t, url, fmt.Sprintf(`tidemark_stage_processing_latency_seconds_count{stage=%q}`, first))
 	require.True(t, ok, "latency histogram")
 	assert.Positive(t, count, "latency observed")
 	written, ok := scrape(t, url, `tidemark_kafka_sink_written_total{sink="extract"}`)
@@ -230,7 +239,7 @@ func TestAllEqualsOffline(t *testing.T) {
 	assert.Equal(t, 3*nz, n, "documents")
 
 	log := stderr.String()
-	assert.Regexp(t, `msg=stage stage=moving events_per_s=\d+ read=\d+`, log, "periodic stage lines")
+	assert.Regexp(t, `msg=stage stage=`+first+` events_per_s=\d+ read=\d+`, log, "periodic stage lines")
 	assert.Regexp(t, `msg=prices symbol=ETHUSDT price=[0-9.]+ at=`, log, "periodic price lines")
 	assert.Regexp(t, `msg=prices symbol=\w+ price=[0-9.]+ at=\S+ avg_1s=[0-9.]+ std_1s=\S+ z_1s=-?[0-9.]+ `, log, "the view shows statistics and z-scores")
 	assert.Regexp(t, `higher_window=[0-9.]+ lower_window=[0-9.]+`, log, "the view shows the lookahead answers")

@@ -44,7 +44,7 @@ import (
 const usage = `usage: btc-pipeline [command] [flags]
 
 commands (the lab's stages; each stage is a consumer-group member, run several to share partitions):
-  all        every stage in one process, with a live view (the default)
+  all        every stage in one process (moving, zscore and bonus chained; --chain=false: separate), with a live view (the default)
   services   only the embedded Kafka broker and MongoDB store, on fixed local ports
   extract    Binance GET /api/v3/ticker/price every 100 ms -> btc-price (--source synthetic | replay:FILE)
   moving     btc-price -> btc-price-moving (avg and std over every window), exactly once
@@ -144,6 +144,7 @@ type options struct {
 	footer      string // the live view's last line
 	instance    string
 	view        string
+	chain       bool // all: moving, zscore and bonus as the chained stage
 	refresh     time.Duration
 	logLevel    string
 
@@ -173,7 +174,7 @@ const (
 // commands lists each command's flags (beyond the shared ones).
 var commands = map[string][]string{
 	"all": {"source", "speed", "binance-url", "interval", "seed", "mongo-uri", "data-dir", "metrics-addr", "ui-addr", "view", "refresh", "kafka-port",
-		"kafka-security", "max-ahead", "idle-timeout"},
+		"kafka-security", "max-ahead", "idle-timeout", "chain"},
 	"ui":       {"ui-addr", "kafka-security"},
 	"services": {"data-dir", "kafka-port", "mongo-port"},
 	"extract":  {"source", "speed", "binance-url", "interval", "seed", "kafka-security"},
@@ -315,6 +316,9 @@ func (o *options) flags(own []string) *flag.FlagSet {
 	}
 	if has["view"] {
 		fs.StringVar(&o.view, "view", "auto", "live view: auto (screen on a terminal, log lines otherwise), screen, log, off")
+	}
+	if has["chain"] {
+		fs.BoolVar(&o.chain, "chain", true, "run moving, zscore and bonus as one chained stage (btc-price read once, the four topics in one transaction); --chain=false runs them as three stages")
 	}
 	if has["refresh"] {
 		def := 10 * time.Second

@@ -43,7 +43,7 @@ func TestQuietInput(t *testing.T) {
 		t.Skip("waits for the idle timeout; not in -short")
 	}
 	t.Run("kfake", func(t *testing.T) {
-		testQuietInput(t, kafkatest.New(t).Addrs())
+		forms(t, func(t *testing.T, chained bool) { testQuietInput(t, kafkatest.New(t).Addrs(), chained) })
 	})
 	t.Run("kafka", func(t *testing.T) {
 		brokers := os.Getenv("TIDEMARK_KAFKA_BROKERS")
@@ -51,12 +51,16 @@ func TestQuietInput(t *testing.T) {
 			t.Skip("TIDEMARK_KAFKA_BROKERS is not set: start a broker with scripts/kafka/broker.sh start")
 		}
 		addrs := strings.Split(brokers, ",")
-		resetPipeline(t, addrs)
-		testQuietInput(t, addrs)
+		forms(t, func(t *testing.T, chained bool) {
+			resetPipeline(t, addrs)
+			testQuietInput(t, addrs, chained)
+		})
 	})
 }
 
-func testQuietInput(t *testing.T, addrs []string) {
+// testQuietInput runs all with the chained stage (its default) or the
+// three stages (--chain=false).
+func testQuietInput(t *testing.T, addrs []string, chained bool) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
 		_, err := fmt.Sscan(s, &seed)
@@ -96,7 +100,7 @@ func testQuietInput(t *testing.T, addrs []string) {
 		done <- run(ctx, []string{"all", "--source", "replay:" + trace, "--speed", fmt.Sprint(speed), "--brokers", strings.Join(addrs, ","),
 			"--mongo-uri", m.URI(), "--view", "off", "--metrics-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0",
 			"--partitions", "3", "--windows", "1s,5s,30s", "--horizon", "2s", "--lateness", "3s", "--idle-timeout", idle.String(),
-			"--data-dir", filepath.Join(dir, "data")}, nil, io.Discard, &stderr)
+			"--data-dir", filepath.Join(dir, "data"), fmt.Sprintf("--chain=%v", chained)}, nil, io.Discard, &stderr)
 	}()
 	defer func() {
 		if t.Failed() {
@@ -152,7 +156,10 @@ func testQuietInput(t *testing.T, addrs []string) {
 	assert.LessOrEqual(t, took, bound+slack, "every result within lateness + horizon + idle timeout of the end of the input")
 
 	// The lag: 0 for every stage, on the dashboard and in the metrics.
-	stages := []string{"moving", "zscore", "bonus", "load"}
+	stages := []string{"chained", "load"}
+	if !chained {
+		stages = []string{"moving", "zscore", "bonus", "load"}
+	}
 	lags := func() map[string]int64 {
 		var snap struct {
 			Stats []struct { // the history of the stage rows, oldest first

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +92,16 @@ func runBench(b *testing.B, stages ...*kafkaio.Stage) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
+// cpuTime is the CPU time this process has used, user and system: with
+// the real broker, the stage's and the benchmark's, not the broker's.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkLabStages measures the lab's three Kafka stages over a backlog of n btc-price events written
 // beforehand (what extract --source replay:FILE --speed 0 writes): the
 // events per second that each stage reads, computes and commits exactly
@@ -101,7 +112,10 @@ func runBench(b *testing.B, stages ...*kafkaio.Stage) (stop func()) {
 // the machine ("together"), or each alone, one after the other
 // ("one-at-a-time": what one stage does with the machine to itself), or
 // chained into one stage that writes the four topics (NewChainedStage,
-// "chained": what all runs). Run it with -benchtime 1x.
+// "chained", the chained command). One-at-a-time and chained also report
+// the process's CPU time per event (cpu-µs/event: on the real broker, the
+// stage's and the benchmark's own, not the broker's; on kfake, the broker's
+// too). Run it with -benchtime 1x.
 func BenchmarkLabStages(b *testing.B) {
 	const n = 200_000
 	for _, c := range []struct {
@@ -143,15 +157,16 @@ func BenchmarkLabStages(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					start := time.Now()
+					start, cpu0 := time.Now(), cpuTime()
 					stop := runBench(b, s)
 					if !btctest.WaitFor(b, 10*time.Minute, func() bool { return s.Stats().Records >= n }) {
 						b.Fatalf("the chained stage did not read the backlog in 10 minutes: %+v", s.Stats())
 					}
-					took := time.Since(start)
+					took, cpu := time.Since(start), cpuTime()-cpu0
 					stop()
 					b.StopTimer()
 					b.ReportMetric(n/took.Seconds(), "all-events/s")
+					b.ReportMetric(float64(cpu.Microseconds())/n, "cpu-µs/event")
 					b.ReportMetric(n/produced.Seconds(), "produce-events/s")
 					return
 				}
@@ -184,9 +199,12 @@ func BenchmarkLabStages(b *testing.B) {
 						name string
 						s    *kafkaio.Stage
 					}{{"moving", moving}, {"zscore", zs}, {"bonus", bonus}} {
+						cpu0 := cpuTime()
 						stop := runBench(b, st.s)
 						wait(st.name)
+						cpu := cpuTime() - cpu0
 						stop()
+						b.ReportMetric(float64(cpu.Microseconds())/n, st.name+"-cpu-µs/event")
 					}
 				}
 				b.StopTimer()
