@@ -113,6 +113,13 @@ func TestCheckScript(t *testing.T) {
 	gone := "pkg stream, func Gone() int"
 	body := "# a release for the test\n" + strings.Join(append(release, gone), "\n") + "\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "api", "v99.0.0.txt"), []byte(body), 0o644), "write api/v99.0.0.txt")
+	// Announced: a Breaking heading under Unreleased (added unless the
+	// repository's CHANGELOG.md has one already).
+	changes, err := os.ReadFile(filepath.Join(dir, "CHANGELOG.md"))
+	require.NoError(t, err, "read CHANGELOG.md")
+	if unreleased, _, _ := strings.Cut(strings.SplitN(string(changes), "\n## Unreleased\n", 2)[1], "\n## "); !strings.Contains(unreleased, "\n### Breaking\n") {
+		editFile(t, filepath.Join(dir, "CHANGELOG.md"), "\n## Unreleased\n", "\n## Unreleased\n\n### Breaking\n\n- `stream.Gone` is gone.\n")
+	}
 	code, stdout, stderr = runCheck(t, dir)
 	require.Equal(t, 0, code, "announced under Breaking; stderr:\n%s", stderr)
 	assert.Contains(t, stdout, "api: changes since v99.0.0 (api/v99.0.0.txt; - removed or changed, + added):\n  - "+gone+"\n",
@@ -135,8 +142,10 @@ func TestCheckScript(t *testing.T) {
 	code, _, _ = runCheck(t, dir)
 	assert.Equal(t, 1, code, "only the Unreleased section counts")
 
-	for _, f := range []string{"v0.1.0.txt", "v99.0.0.txt"} {
-		require.NoError(t, os.Remove(filepath.Join(dir, "api", f)), "remove api/%s", f)
+	releases, err := filepath.Glob(filepath.Join(dir, "api", "v*.txt"))
+	require.NoError(t, err, "glob")
+	for _, f := range releases {
+		require.NoError(t, os.Remove(f), "remove %s", f)
 	}
 	code, _, stderr = runCheck(t, dir)
 	assert.Equal(t, 1, code, "check.sh fails without a release's API")
