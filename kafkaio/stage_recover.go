@@ -24,7 +24,12 @@ func (rt *runtime) recoverAll(cause error) error {
 	}
 	if rt.ctx.Err() != nil {
 		// Stopping: the open transaction is left to the broker's timeout
-		// or the next incarnation; nothing more is committed.
+		// or the next incarnation; nothing more is committed, not even by
+		// the final commit, which could otherwise commit offsets past a
+		// result that failed (a sink's flush reports a rejection once).
+		rt.dirty = false
+		rt.log.Warn("kafkaio: commit failed while stopping; nothing more is committed (the next owner processes the rest again)",
+			"group", rt.st.group, "error", cause)
 		return nil
 	}
 	rt.st.stats.aborts.Add(1)

@@ -142,8 +142,10 @@ func (rt *runtime) inputRecord(s *partitionTask, o stream.Origin) (*sarama.Consu
 		}
 		rt.lookup = c
 	}
+	// On the writes' context, which a stop does not end: a refusal met by
+	// the flush of a commit under way when the stop comes is dealt with.
 	var got *sarama.ConsumerMessage
-	err := readRange(rt.ctx, rt.lookup, topic, s.p, o.Offset, o.Offset+1, rt.log.Warn, func(m *sarama.ConsumerMessage) error {
+	err := readRange(rt.writes, rt.lookup, topic, s.p, o.Offset, o.Offset+1, rt.log.Warn, func(m *sarama.ConsumerMessage) error {
 		if m.Offset == o.Offset {
 			got = m
 		}

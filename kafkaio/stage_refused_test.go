@@ -543,3 +543,83 @@ func (h *firstErrorLog) first() time.Time {
 	defer h.mu.Unlock()
 	return h.at
 }
+
+// stopRejectStore refuses the victim's result at a flush, and holds that
+// flush until the test releases it (after it has stopped the stage).
+type stopRejectStore struct {
+	upsertStore
+	victim           string
+	pending          []stream.Rejection
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (s *stopRejectStore) Write(ctx context.Context, e stream.Event[[]mstat]) error {
+	if e.Key == s.victim {
+		s.pending = append(s.pending, stream.Rejection{Key: e.Key, Time: e.Time, Err: errors.New("refused at the flush (test)")})
+		return nil
+	}
+	return s.upsertStore.Write(ctx, e)
+}
+
+func (s *stopRejectStore) Flush(ctx context.Context) error {
+	if err := s.upsertStore.Flush(ctx); err != nil {
+		return err
+	}
+	if len(s.pending) == 0 {
+		return nil
+	}
+	s.once.Do(func() {
+		close(s.entered)
+		<-s.release
+	})
+	rej := &stream.RejectedError{Rejections: s.pending}
+	s.pending = nil
+	return rej
+}
+
+// TestStageSinkRejectionAtStop: a sink's rejection that its flush reports
+// while the stage is being stopped is not lost: the stage dead-letters the
+// refused result's input record, or commits nothing past it (the next
+// owner processes it again). (The flush of a periodic commit returned the
+// rejection after the stop; the input record, read again on the stopping
+// context, could not be read; the commit gave up quietly, and the final
+// commit, whose flush had nothing left to report, committed the offsets
+// past the record without its dead letter.)
+func TestStageSinkRejectionAtStop(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		const parts = 3
+		r := rand.New(rand.NewPCG(83, 1))
+		in, dlq := k.topic(t, parts, nil), k.topic(t, 1, nil)
+		trace, v := withVictim(pxTrace(t, r, in, parts, 400, 0), stream.Event[px]{Key: "REFUSED-AT-STOP", Value: px{P: 1}})
+		produceWallClock(t, k, in, pxCodec, trace)
+		input := Input[px]{Topic: in, Decoder: pxCodec}
+		victim := k.find(t, in, parts, v.Key)
+		store := &stopRejectStore{upsertStore: upsertStore{docs: map[string]string{}}, victim: v.Key,
+			entered: make(chan struct{}), release: make(chan struct{})}
+		group := name(t, "group")
+		s, err := NewStage(group, input, newMoving, ToSink[[]mstat](store), k.stageOpts(t, WithDeadLetter(dlq))...)
+		require.NoError(t, err, "NewStage")
+		run := startStage(t, s)
+		select {
+		case <-store.entered:
+		case <-time.After(60 * time.Second):
+			require.FailNow(t, "no flush with the rejection in 60 s")
+		}
+		run.cancel() // the stop, while the flush is under way
+		time.Sleep(100 * time.Millisecond)
+		close(store.release)
+		<-run.done
+		t.Logf("Run: %v; stats %+v", run.err, s.Stats())
+		committed := k.committed(t, group, in, parts)
+		var dead []string
+		for _, d := range k.deadLetters(t, dlq) {
+			dead = append(dead, string(d.Key))
+		}
+		if committed[victim.Partition] > victim.Offset {
+			assert.Equal(t, []string{v.Key}, dead, "committed past the refused result (offset %d > %d): its input is dead-lettered", committed[victim.Partition], victim.Offset)
+		} else {
+			t.Logf("nothing committed past the refused result (offset %d <= %d); dead letters %q", committed[victim.Partition], victim.Offset, dead)
+		}
+	})
+}
