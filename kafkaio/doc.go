@@ -30,6 +30,23 @@
 // topics' partition counts are checked when the stage starts
 // (ErrNotCoPartitioned).
 //
+// # Chains and side outputs
+//
+// A stage runs one operator per task, and that operator may be a chain
+// (stream.Chain, or an operator of your own that calls others) with several
+// typed outputs: the main output (the Output given to NewStage) and side
+// outputs (NewSide, given to WithSides), each to its own topic or sink,
+// written in the same transaction. That is what Flink's operator chaining
+// and a Kafka Streams sub-topology do: a pipeline of steps that would be
+// several stages, each reading back what the one before wrote, runs as one
+// stage that reads its input once and keeps the intermediate results in
+// process. The lab's chained stage (examples/btc-pipeline, btc.NewChainedStage)
+// runs its moving statistics, the join with the prices, the z-scores and
+// the lookahead so, writing four topics with the records its three separate
+// stages write; on Apache Kafka on two cores it reads 1.2 to 1.3 times as
+// many prices per second, with half the latency. Separate stages remain
+// the choice when the steps must scale, restart or be deployed apart.
+//
 // One goroutine, the stage's loop, decodes records, runs the tasks, encodes
 // and produces results and commits; sarama's goroutines fetch, heartbeat and
 // send. More throughput on more cores comes from more stage members (in one
