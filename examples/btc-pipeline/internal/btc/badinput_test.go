@@ -385,7 +385,7 @@ func TestBadInputEveryStage(t *testing.T) {
 		ms, zst, bs, ls := moving.Stats(), zs.Stats(), bonus.Stats(), load.Stats()
 		return ms.Records >= n && bs.Records >= n &&
 			zst.Records >= n+uint64(len(want[Moving.Topic()])+len(badMoving)+2*partitions) &&
-			zst.Emitted >= nz+partitions && ls.Emitted >= nz && ls.Rejected >= uint64(len(badZ))
+			zst.Emitted >= nz+partitions && ls.Emitted >= nz+partitions && ls.Rejected >= uint64(len(badZ))
 	}
 	if !btctest.WaitFor(t, 2*time.Minute, func() bool { return t.Failed() || done() }) {
 		t.Fatalf("the stages did not read everything: moving %+v zscore %+v bonus %+v load %+v",

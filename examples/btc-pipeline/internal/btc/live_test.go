@@ -175,13 +175,14 @@ func TestStagesEqualOffline(t *testing.T) {
 	// every record of btc-price, the zscore stage has read btc-price-moving
 	// up to the sentinels' second moving records and written the first
 	// sentinels' z-scores, and the loader has written every z-score before
-	// them.
+	// them and those (its count reaches nz + partitions only then: a
+	// partition's sentinel can come before another's last z-scores).
 	nz := uint64(len(want[ZScore.Topic()]))
 	done := func() bool {
 		ms, zst, bs := moving.Stats(), zs.Stats(), bonus.Stats()
 		return ms.Records >= uint64(produced) && bs.Records >= uint64(produced) &&
 			zst.Records >= uint64(produced)+uint64(len(want[Moving.Topic()])+2*partitions) &&
-			zst.Emitted >= nz+partitions && load.Stats().Emitted >= nz
+			zst.Emitted >= nz+partitions && load.Stats().Emitted >= nz+partitions
 	}
 	if !btctest.WaitFor(t, 90*time.Second, func() bool { return t.Failed() || done() }) {
 		btctest.LogGoroutines(t, "mongoio", "btc.NewLoader", "kafkaio.(*runtime)")
