@@ -129,12 +129,13 @@ func newLab(t *testing.T, cfg Config, addrs []string) (moving, zs, bonus, load *
 	return moving, zs, bonus, load, loader, mc
 }
 
-// TestStagesEqualOffline runs the moving, zscore and bonus stages over a
-// messy trace (out of order within the lateness, duplicates, late events,
-// invalid lines; three symbols on three partitions) and compares every
-// record of every output topic, read back read_committed, with what offline
-// writes for the same trace: the same records, each exactly once.
-func TestStagesEqualOffline(t *testing.T) {
+// messyLab is the setup TestStagesEqualOffline and TestChainedEqualsOffline
+// share: a messy trace of 3,000 events (late events, duplicates, invalid
+// lines; three symbols on three partitions, seeded by TIDEMARK_SEED or the
+// clock), offline's output for it in dir, and the trace produced (with
+// sentinels) to btc-price on a kafkatest cluster whose topics exist.
+func messyLab(t *testing.T) (cfg Config, tr trace, dir string, sum Summary, addrs []string, produced int) {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
 		_, err := fmt.Sscan(s, &seed)
@@ -142,27 +143,34 @@ func TestStagesEqualOffline(t *testing.T) {
 	}
 	t.Logf("seed %d (TIDEMARK_SEED=%d to repeat)", seed, seed)
 	r := rand.New(rand.NewPCG(seed, seed))
-	cfg := testConfig()
-	const partitions = 3
-	cfg.Partitions = partitions
-	tr, _ := genTrace(r, r, 3000, stream.DurationOf(cfg.Lateness), true)
+	cfg = testConfig()
+	cfg.Partitions = 3
+	tr, _ = genTrace(r, r, 3000, stream.DurationOf(cfg.Lateness), true)
 
-	dir := t.TempDir()
+	dir = t.TempDir()
 	sum, err := Offline(context.Background(), strings.NewReader(strings.Join(tr.lines, "\n")), dir, cfg, quiet)
 	require.NoError(t, err, "offline")
 	require.NotZero(t, sum.Late, "the trace has late events")
 	require.NotZero(t, sum.Duplicates, "the trace has duplicates")
 
-	k := kafkatest.New(t)
-	addrs := k.Addrs()
-	client, err := sarama.NewClient(addrs, nil)
-	require.NoError(t, err, "client")
-	defer client.Close()
-	adm, err := sarama.NewClusterAdminFromClient(client)
+	addrs = kafkatest.New(t).Addrs()
+	adm, err := sarama.NewClusterAdmin(addrs, nil)
 	require.NoError(t, err, "admin")
-	require.NoError(t, kafkaio.EnsureTopics(context.Background(), adm, TopicSpecs(partitions)), "topics")
-	produced := produceTrace(t, addrs, cfg, partitions, tr.lines)
+	defer adm.Close()
+	require.NoError(t, kafkaio.EnsureTopics(context.Background(), adm, TopicSpecs(cfg.Partitions)), "topics")
+	produced = produceTrace(t, addrs, cfg, cfg.Partitions, tr.lines)
 	t.Logf("produced %d records to %s", produced, PriceTopic)
+	return cfg, tr, dir, sum, addrs, produced
+}
+
+// TestStagesEqualOffline runs the moving, zscore and bonus stages over a
+// messy trace (out of order within the lateness, duplicates, late events,
+// invalid lines; three symbols on three partitions) and compares every
+// record of every output topic, read back read_committed, with what offline
+// writes for the same trace: the same records, each exactly once.
+func TestStagesEqualOffline(t *testing.T) {
+	cfg, tr, dir, sum, addrs, produced := messyLab(t)
+	const partitions = 3
 
 	moving, zs, bonus, load, loader, mc := newLab(t, cfg, addrs)
 	stop := runStages(t, moving, zs, bonus, load)
@@ -254,31 +262,8 @@ func TestTopicsKeepOldRecords(t *testing.T) {
 // same records, each exactly once, and the invalid lines dead-lettered
 // once (not once per stage, as three stages do).
 func TestChainedEqualsOffline(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("TIDEMARK_SEED"); s != "" {
-		_, err := fmt.Sscan(s, &seed)
-		require.NoError(t, err, "TIDEMARK_SEED")
-	}
-	t.Logf("seed %d (TIDEMARK_SEED=%d to repeat)", seed, seed)
-	r := rand.New(rand.NewPCG(seed, seed))
-	cfg := testConfig()
+	cfg, tr, dir, sum, addrs, produced := messyLab(t)
 	const partitions = 3
-	cfg.Partitions = partitions
-	tr, _ := genTrace(r, r, 3000, stream.DurationOf(cfg.Lateness), true)
-
-	dir := t.TempDir()
-	sum, err := Offline(context.Background(), strings.NewReader(strings.Join(tr.lines, "\n")), dir, cfg, quiet)
-	require.NoError(t, err, "offline")
-	require.NotZero(t, sum.Late, "the trace has late events")
-	require.NotZero(t, sum.Duplicates, "the trace has duplicates")
-
-	k := kafkatest.New(t)
-	addrs := k.Addrs()
-	adm, err := sarama.NewClusterAdmin(addrs, nil)
-	require.NoError(t, err, "admin")
-	defer adm.Close()
-	require.NoError(t, kafkaio.EnsureTopics(context.Background(), adm, TopicSpecs(partitions)), "topics")
-	produced := produceTrace(t, addrs, cfg, partitions, tr.lines)
 
 	ch, err := NewChainedStage(cfg, kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(btctest.Logger(t)))
 	require.NoError(t, err, "chained stage")
