@@ -263,7 +263,6 @@ func TestTopicsKeepOldRecords(t *testing.T) {
 // once (not once per stage, as three stages do).
 func TestChainedEqualsOffline(t *testing.T) {
 	cfg, tr, dir, sum, addrs, produced := messyLab(t)
-	const partitions = 3
 
 	ch, err := NewChainedStage(cfg, kafkaio.WithBrokers(addrs, nil), kafkaio.WithLogger(btctest.Logger(t)))
 	require.NoError(t, err, "chained stage")
