@@ -173,11 +173,15 @@ func testAll(t *testing.T, chain bool) {
 		want[kd.Topic()] = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	}
 	nz := len(want[btc.ZScore.Topic()])
-	// The load stage writes every z-score of the trace once the first
-	// sentinels' z-scores have passed (see e2eSentinels).
+	// The load stage writes every z-score of the trace and, once the
+	// stages advance their quiet inputs by the clock (--idle-timeout, 5 s
+	// by default), the three sentinels' of each partition: nz + 3 per
+	// partition in all, and no fewer. Waiting for fewer is a race: a
+	// partition's sentinels could count before another partition's last
+	// z-scores were written, and the stop would leave those unwritten.
 	if !btctest.WaitFor(t, 120*time.Second, func() bool {
 		v, ok := scrape(t, url, `tidemark_stage_emitted_total{stage="load"}`)
-		return ok && v >= float64(nz)
+		return ok && v >= float64(nz+3*cfg.Partitions)
 	}) {
 		btctest.LogGoroutines(t, "mongoio", "btc.NewLoader", "kafkaio.(*runtime)")
 		t.Fatalf("the load stage did not write every z-score in 120 s; log:\n%s", &stderr)
