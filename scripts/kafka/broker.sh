@@ -12,10 +12,13 @@
 #   broker.sh status           running or not (exit 0 / 3)
 #   broker.sh tool CLASS ARGS  run a Kafka tool class on the broker's classpath,
 #                              e.g. `tool org.apache.kafka.tools.TopicCommand
-#                              --bootstrap-server 127.0.0.1:39092 --list`
+#                              --bootstrap-server 127.0.0.1:29092 --list`
 #
 # Environment:
-#   TIDEMARK_KAFKA_PORT             PLAINTEXT port (default 39092)
+#   TIDEMARK_KAFKA_PORT             PLAINTEXT port (default 29092: below Linux's
+#                                   ephemeral range, 32768-60999, so that no
+#                                   client socket or test listener on port 0
+#                                   holds it by chance when the broker starts)
 #   TIDEMARK_KAFKA_CONTROLLER_PORT  KRaft CONTROLLER port (default PORT+1)
 #   TIDEMARK_CACHE                  jar cache root (default $HOME/.cache/tidemark)
 #   TIDEMARK_KAFKA_STATE_DIR        data/log/pid dir (default ${TMPDIR:-/tmp}/tidemark-kafka-PORT)
@@ -45,7 +48,7 @@ SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 readonly SCRIPT_DIR
 readonly POM="$SCRIPT_DIR/pom.xml"
 
-PORT=${TIDEMARK_KAFKA_PORT:-39092}
+PORT=${TIDEMARK_KAFKA_PORT:-29092}
 CONTROLLER_PORT=${TIDEMARK_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}
 CACHE_ROOT=${TIDEMARK_CACHE:-$HOME/.cache/tidemark}
 KAFKA_HOME="$CACHE_ROOT/kafka-$KAFKA_VERSION"
