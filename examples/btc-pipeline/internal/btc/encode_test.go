@@ -3,6 +3,7 @@ package btc
 import (
 	"math"
 	"math/rand/v2"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -40,6 +41,36 @@ func TestAppendFixed(t *testing.T) {
 			} else {
 				assert.Equal(t, f, got, "shortest form of %v reads back exactly: %q", f, s)
 			}
+		}
+	}
+}
+
+// TestAppendStd checks the standard deviations' writer by reading its
+// output back with strconv: for stds in [stdSigLow, 1), 12 significant
+// digits or fewer (trailing zeros trimmed), within 5e-12 relative (plus
+// float64 rounding); elsewhere, what appendFixed(f, 1) writes.
+func TestAppendStd(t *testing.T) {
+	seed := seedOf(t)
+	r := rand.New(rand.NewPCG(seed, 7))
+	cases := []float64{0, 1, 0.5, 0.1, 0.01, 1e-6, 9.999999999995e-7, 0.99999999999951, 0.9999999999995, 0.0999999999999951,
+		0.007071067811859044, 61.140386037161, math.NaN(), math.Inf(1)}
+	for range 100_000 {
+		cases = append(cases, r.Float64()*math.Pow(10, float64(r.IntN(10)-7)))
+	}
+	sig := regexp.MustCompile(`^(?:0\.0*([1-9]\d*)|1)$`)
+	for _, f := range cases {
+		s := string(appendStd(nil, f))
+		if !(f >= stdSigLow && f < 1) {
+			assert.Equal(t, string(appendFixed(nil, f, 1)), s, "outside [1e-6, 1): as appendFixed")
+			continue
+		}
+		got, err := strconv.ParseFloat(s, 64)
+		require.NoError(t, err, "%v wrote %q", f, s)
+		assert.LessOrEqual(t, math.Abs(got-f), 5e-12*f+4*f*0x1p-52, "%v wrote %q", f, s)
+		m := sig.FindStringSubmatch(s)
+		if assert.NotNil(t, m, "%v wrote %q: 0.digits or 1", f, s) {
+			assert.LessOrEqual(t, len(m[1]), 12, "%v wrote %q: at most 12 significant digits", f, s)
+			assert.NotRegexp(t, `0$`, m[1], "no trailing zeros in %q", s)
 		}
 	}
 }

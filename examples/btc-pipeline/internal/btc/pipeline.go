@@ -168,7 +168,7 @@ func (m *movingEmitter) Emit(e stream.Event[[]window.Statistics]) {
 // printed and is left NaN.
 func AsPrinted(dst, stats []window.Statistics) []window.Statistics {
 	for _, st := range stats {
-		dst = append(dst, window.Statistics{Count: st.Count, Mean: printed(st.Mean, 1), Variance: math.NaN(), Std: printed(st.Std, 1)})
+		dst = append(dst, window.Statistics{Count: st.Count, Mean: printed(st.Mean, 1), Variance: math.NaN(), Std: printedStd(st.Std)})
 	}
 	return dst
 }

@@ -27,14 +27,34 @@ func printed(f, minAbs float64) float64 {
 	return v
 }
 
+// printedStd returns the value a reader parses back from what appendStd(dst,
+// f) writes, as printed does for appendFixed.
+func printedStd(f float64) float64 {
+	a := math.Abs(f)
+	if !(a >= stdSigLow && a < 1) {
+		return printed(f, 1)
+	}
+	d := stdDecimals(a)
+	n := uint64(math.Round(a * pow10f[d]))
+	v := fixedDiv(n, pow10u[d])
+	if f < 0 {
+		v = -v
+	}
+	return v
+}
+
 // fixed12 returns n * 10^-12 rounded to the nearest float64 (ties to even).
 // The quotient by 10^12 is computed as a 128-bit fixed-point number with a
 // sticky bit for what is left, and rounded once: the integer part and 64
 // bits of fraction when the value is at least 1 (65 significant bits or
 // more), or 128 bits of fraction when it is below 1 (the value is at least
 // 10^-12, so 88 significant bits or more).
-func fixed12(n uint64) float64 {
-	const c = 1_000_000_000_000
+func fixed12(n uint64) float64 { return fixedDiv(n, 1_000_000_000_000) }
+
+// fixedDiv returns n / c rounded to the nearest float64 (ties to even), for
+// c a power of ten from 10^12 to 10^17 and n / c at least 10^-12, as
+// fixed12 says.
+func fixedDiv(n, c uint64) float64 {
 	q, r := n/c, n%c
 	f1, r1 := bits.Div64(r, 0, c) // r < c: the fraction r/c, its first 64 bits
 	if q > 0 {

@@ -56,6 +56,39 @@ func TestPrinted(t *testing.T) {
 	}
 }
 
+// TestPrintedStd: printedStd(f) is exactly what strconv.ParseFloat reads
+// back from the text appendStd writes, for standard deviations of every
+// magnitude, at the powers of ten where the number of decimals changes and
+// where the 12 significant digits round up to the next power.
+func TestPrintedStd(t *testing.T) {
+	seed := seedOf(t)
+	r := rand.New(rand.NewPCG(seed, 18))
+	check := func(f float64) {
+		text := appendStd(nil, f)
+		want := math.NaN()
+		if string(text) != "null" {
+			var err error
+			want, err = strconv.ParseFloat(string(text), 64)
+			require.NoError(t, err, "parse %s", text)
+		}
+		got := printedStd(f)
+		require.Truef(t, math.Float64bits(got) == math.Float64bits(want) || (math.IsNaN(got) && math.IsNaN(want)),
+			"f=%v (%x): printed %q reads %v (%x), printedStd() %v (%x)", f, math.Float64bits(f), text, want, math.Float64bits(want), got, math.Float64bits(got))
+	}
+	edges := []float64{0, 1, 0.5, stdSigLow, math.Nextafter(stdSigLow, 0), math.Nextafter(1, 0), 0.9999999999995, 0.99999999999949,
+		0.007071067811859044, math.NaN(), math.Inf(1), 1.458, 28.743207624263}
+	for p := 1e-6; p < 1; p *= 10 {
+		edges = append(edges, p, math.Nextafter(p, 0), math.Nextafter(p, 1), p*(1-5e-13), p*(1-4e-13))
+	}
+	for _, f := range edges {
+		check(f)
+		check(-f)
+	}
+	for range 2_000_000 {
+		check(math.Ldexp(r.Float64(), r.IntN(30)-22)) // 2^-22 .. 2^7: 2.4e-7 .. 128
+	}
+}
+
 func BenchmarkPrinted(b *testing.B) {
 	xs := []float64{99012.80000000002, 1.4580000000001, 99190.4812345, 0.27431234, 99013.123456789, 12.3456789012}
 	var s float64
