@@ -55,6 +55,13 @@ func fixed12(n uint64) float64 { return fixedDiv(n, 1_000_000_000_000) }
 // c a power of ten from 10^12 to 10^17 and n / c at least 10^-12, as
 // fixed12 says.
 func fixedDiv(n, c uint64) float64 {
+	if n <= 1<<53 && c <= 1<<53 {
+		// Both are float64s exactly, and IEEE 754 division rounds the
+		// exact quotient once, to nearest, ties to even: the same value,
+		// in a fraction of the time (standard deviations up to 9007, and
+		// below 1 down to 1e-3).
+		return float64(n) / float64(c)
+	}
 	q, r := n/c, n%c
 	f1, r1 := bits.Div64(r, 0, c) // r < c: the fraction r/c, its first 64 bits
 	if q > 0 {
