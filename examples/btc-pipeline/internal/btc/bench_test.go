@@ -80,3 +80,27 @@ func BenchmarkEncodeMoving(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+// BenchmarkStdFormat compares, in one run, the two ways to write a
+// standard deviation below 1: strconv's shortest form (what the lab wrote
+// before) and appendStd's 12 significant digits (what it writes).
+func BenchmarkStdFormat(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 5))
+	vals := make([]float64, 1024)
+	for i := range vals {
+		vals[i] = math.Ldexp(1+r.Float64(), -1-r.IntN(12)) // 1.2e-4 .. 1
+	}
+	for _, c := range []struct {
+		name string
+		f    func([]byte, float64) []byte
+	}{{"shortest", appendFloat}, {"12-digits", appendStd}} {
+		b.Run(c.name, func(b *testing.B) {
+			buf := make([]byte, 0, 64)
+			i := 0
+			for b.Loop() {
+				buf = c.f(buf[:0], vals[i&1023])
+				i++
+			}
+		})
+	}
+}
