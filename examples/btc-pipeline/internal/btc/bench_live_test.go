@@ -131,6 +131,34 @@ func runBench(b *testing.B, stages ...*kafkaio.Stage) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
+// brokerCPU is the CPU time, user and system, that the process
+// TIDEMARK_KAFKA_PID has used (the real broker's: scripts/kafka/broker.sh
+// writes it in $STATE_DIR/broker.pid), or -1 when that is not set. The
+// benchmarks report it per event beside their own (broker-cpu-µs/event), as
+// the broker shares the machine's cores with the stages.
+func brokerCPU(b *testing.B) time.Duration {
+	pid := os.Getenv("TIDEMARK_KAFKA_PID")
+	if pid == "" || !strings.HasSuffix(b.Name(), "/kafka") {
+		return -1
+	}
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		b.Fatalf("TIDEMARK_KAFKA_PID=%s: %v", pid, err)
+	}
+	// The fields after the command's closing parenthesis; utime and
+	// stime are the 14th and 15th of the line, in clock ticks of 1/100 s
+	// (USER_HZ, 100 on Linux).
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	var utime, stime int64
+	if len(f) < 13 {
+		b.Fatalf("/proc/%s/stat: %q", pid, stat)
+	}
+	if _, err := fmt.Sscan(f[11]+" "+f[12], &utime, &stime); err != nil {
+		b.Fatalf("/proc/%s/stat: %v", pid, err)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
 // cpuTime is the CPU time this process has used, user and system: with
 // the real broker, the stage's and the benchmark's, not the broker's.
 func cpuTime() time.Duration {
@@ -183,8 +211,9 @@ func produceBacklog(b *testing.B, addrs []string, partitions, n int) time.Durati
 // "chained", the chained command). One-at-a-time and chained also report
 // the process's CPU time per event (cpu-µs/event: on the real broker, the
 // stage's and the benchmark's own, not the broker's; on kfake, the broker's
-// too). Run it with -benchtime 1x; on the real broker it first warms the
-// broker (warmBroker).
+// too), and with TIDEMARK_KAFKA_PID the real broker's (broker-cpu-µs/event).
+// Run it with -benchtime 1x; on the real broker it first warms the broker
+// (warmBroker).
 func BenchmarkLabStages(b *testing.B) {
 	const n = 200_000
 	for _, c := range []struct {
@@ -205,7 +234,7 @@ func BenchmarkLabStages(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					start, cpu0 := time.Now(), cpuTime()
+					start, cpu0, bcpu0 := time.Now(), cpuTime(), brokerCPU(b)
 					stop := runBench(b, s)
 					if !btctest.WaitFor(b, 10*time.Minute, func() bool { return s.Stats().Records >= n }) {
 						b.Fatalf("the chained stage did not read the backlog in 10 minutes: %+v", s.Stats())
@@ -215,6 +244,9 @@ func BenchmarkLabStages(b *testing.B) {
 					b.StopTimer()
 					b.ReportMetric(n/took.Seconds(), "all-events/s")
 					b.ReportMetric(float64(cpu.Microseconds())/n, "cpu-µs/event")
+					if bcpu0 >= 0 {
+						b.ReportMetric(float64((brokerCPU(b)-bcpu0).Microseconds())/n, "broker-cpu-µs/event")
+					}
 					b.ReportMetric(n/produced.Seconds(), "produce-events/s")
 					return
 				}
@@ -247,12 +279,15 @@ func BenchmarkLabStages(b *testing.B) {
 						name string
 						s    *kafkaio.Stage
 					}{{"moving", moving}, {"zscore", zs}, {"bonus", bonus}} {
-						cpu0 := cpuTime()
+						cpu0, bcpu0 := cpuTime(), brokerCPU(b)
 						stop := runBench(b, st.s)
 						wait(st.name)
 						cpu := cpuTime() - cpu0
 						stop()
 						b.ReportMetric(float64(cpu.Microseconds())/n, st.name+"-cpu-µs/event")
+						if bcpu0 >= 0 {
+							b.ReportMetric(float64((brokerCPU(b)-bcpu0).Microseconds())/n, st.name+"-broker-cpu-µs/event")
+						}
 					}
 				}
 				b.StopTimer()
