@@ -125,6 +125,15 @@ func stdDecimals(a float64) int {
 	return 5
 }
 
+// stdScaled returns, for a in [stdSigLow, 1), d = stdDecimals(a) and a
+// rounded to 12 + d decimals as an integer: at most 10^(12+d), as a rounds
+// up to 1 at most. appendStd writes it and printedStd reads it back, so the
+// two cannot disagree on the digits.
+func stdScaled(a float64) (d int, n uint64) {
+	d = stdDecimals(a)
+	return d, uint64(math.Round(a * pow10f[d]))
+}
+
 // appendStd appends a standard deviation: as appendFixed(dst, f, 1) does
 // for f >= 1, and for f in [stdSigLow, 1) with 12 significant digits
 // (12 + stdDecimals(f) decimals), trailing zeros trimmed.
@@ -133,8 +142,7 @@ func appendStd(dst []byte, f float64) []byte {
 	if !(a >= stdSigLow && a < 1) {
 		return appendFixed(dst, f, 1)
 	}
-	d := stdDecimals(a)
-	n := uint64(math.Round(a * pow10f[d])) // at most 10^(12+d): a rounds up to 1 at most
+	d, n := stdScaled(a)
 	var buf [40]byte
 	const point = 2 // buf[0:2] is "0.", or "1" alone when a rounds up to 1
 	whole, frac := n/pow10u[d], n%pow10u[d]
