@@ -409,6 +409,13 @@ func (o *options) offline(ctx context.Context) int {
 		}
 		src = f
 	}
+	// offline is a batch job that runs none of the services' code: give
+	// back the binary's pages that only the start-up touched.
+	if n, err := releaseStartupPages(); err != nil {
+		o.log.Debug("offline: the start-up's pages stay mapped", "err", err)
+	} else {
+		o.log.Debug("offline: start-up pages released", "bytes", n)
+	}
 	sum, err := btc.Offline(ctx, src, o.out, o.cfg, o.log)
 	fmt.Fprintln(o.stderr, sum.String())
 	if err != nil {
