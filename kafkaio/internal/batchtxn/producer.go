@@ -1,0 +1,668 @@
+// Package batchtxn is a transactional Kafka producer that builds its record
+// batches itself, on sarama's protocol types and its Broker methods, instead
+// of sarama's AsyncProducer.
+//
+// Why: a stage's CPU goes mostly to sarama's produce pipeline, not to the
+// operators. sarama's AsyncProducer moves every record through a chain of
+// goroutines and channels (dispatcher, topic, partition, broker producers,
+// then the successes channel back), and rebuilds its batch state for every
+// record that arrives while a request is in flight. Here records are copied
+// into one buffer per partition and encoded only when the caller flushes:
+// one ProduceRequest per leader, no goroutine, no channel, no allocation per
+// record once the buffers have grown.
+//
+// The protocol is Kafka's exactly-once producer (KIP-98), as sarama's and
+// the Java client's transaction managers follow it:
+//
+//   - InitProducerID with the transactional id gives a producer id and an
+//     epoch; it fences every earlier producer with the same transactional
+//     id and aborts its open transaction;
+//   - a partition is added to the open transaction (AddPartitionsToTxn)
+//     before the first batch to it;
+//   - every batch carries the producer id, the epoch and the sequence
+//     number of its first record, per partition, from 0 after each
+//     InitProducerID: a batch sent twice (a retry after a lost response) is
+//     written once;
+//   - EndTxn commits or aborts.
+//
+// Errors: a batch refused because its partition moved (not the leader, or
+// unknown while metadata catches up) is sent again, with the same sequence,
+// to the new leader; any other failure of a batch fails the flush, and the
+// transaction must then be aborted: Abort starts over with a new epoch (a
+// new InitProducerID), so that no sequence number is left in doubt.
+//
+// This is the first part of issue 16's produce path: it writes records and
+// consumed offsets in transactions; the Stage does not use it yet.
+package batchtxn
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Config configures a Producer.
+type Config struct {
+	// TransactionalID names the producer across restarts (required).
+	TransactionalID string
+	// TransactionTimeout is how long the coordinator keeps a transaction
+	// open without an EndTxn before it aborts it (default 10 s).
+	TransactionTimeout time.Duration
+	// RequestTimeout bounds the wait for the acknowledgement of a
+	// ProduceRequest, on the broker (default 10 s).
+	RequestTimeout time.Duration
+	// Retries is how many times a request is sent again after a retriable
+	// error (a coordinator or a leader moving; default 10), Backoff the wait
+	// before each (default 50 ms, doubling up to 1 s).
+	Retries int
+	Backoff time.Duration
+}
+
+// ErrFenced says that a producer with the same transactional id started
+// after this one: this one must stop.
+var ErrFenced = errors.New("batchtxn: fenced by a newer producer with the same transactional id")
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// part is one partition's state: its sequence number, and two buffers,
+// one that Add fills while the other's batch is in flight.
+type part struct {
+	tp    topicPartition
+	seq   int32 // the sequence number of the next record sent; only the flush in flight changes it
+	added bool  // in the open transaction
+	cur   *buffer
+	spare *buffer
+}
+
+// buffer holds records of one partition.
+type buffer struct {
+	buf  []byte
+	recs []pending
+	// reused for the batch of a flush
+	records []sarama.Record
+	ptrs    []*sarama.Record
+}
+
+func (b *buffer) reset() { b.buf, b.recs = b.buf[:0], b.recs[:0] }
+
+// sending is a partition's buffer in a flush.
+type sending struct {
+	pt  *part
+	buf *buffer
+}
+
+// pending is a buffered record: its key and value in buffer.buf.
+type pending struct {
+	keyOff, keyLen int32 // keyLen -1: no key
+	valOff, valLen int32
+	ts             time.Time
+}
+
+// Producer is a transactional producer. It is not safe for concurrent use.
+type Producer struct {
+	client sarama.Client
+	cfg    Config
+	id     int64
+	epoch  int16
+	parts  map[topicPartition]*part
+	dirty  []*part // parts with records buffered, in the order of their first
+	inTxn  bool    // a partition was added since the last EndTxn
+	broken error   // a failure that only Abort clears
+
+	// The flush in flight, if any: its buffers, and done, which receives
+	// its result.
+	flying []sending
+	done   chan error
+}
+
+// New initialises a producer id for cfg.TransactionalID through client, which
+// fences earlier producers with the same id. The client stays the caller's.
+func New(client sarama.Client, cfg Config) (*Producer, error) {
+	if cfg.TransactionalID == "" {
+		return nil, errors.New("batchtxn: TransactionalID is required")
+	}
+	if cfg.TransactionTimeout <= 0 {
+		cfg.TransactionTimeout = 10 * time.Second
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.Retries <= 0 {
+		cfg.Retries = 10
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 50 * time.Millisecond
+	}
+	p := &Producer{client: client, cfg: cfg, id: -1, epoch: -1, parts: make(map[topicPartition]*part), done: make(chan error, 1)}
+	if err := p.init(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ProducerID returns the producer id and epoch the coordinator gave.
+func (p *Producer) ProducerID() (int64, int16) { return p.id, p.epoch }
+
+// Add buffers a record for topic's partition; key nil means no key. key and
+// value are copied: the caller may reuse them.
+func (p *Producer) Add(topic string, partition int32, key, value []byte, ts time.Time) {
+	tp := topicPartition{topic, partition}
+	pt := p.parts[tp]
+	if pt == nil {
+		pt = &part{tp: tp, cur: new(buffer), spare: new(buffer)}
+		p.parts[tp] = pt
+	}
+	b := pt.cur
+	if len(b.recs) == 0 {
+		p.dirty = append(p.dirty, pt)
+	}
+	r := pending{keyLen: -1, ts: ts}
+	if key != nil {
+		r.keyOff, r.keyLen = int32(len(b.buf)), int32(len(key))
+		b.buf = append(b.buf, key...)
+	}
+	r.valOff, r.valLen = int32(len(b.buf)), int32(len(value))
+	b.buf = append(b.buf, value...)
+	b.recs = append(b.recs, r)
+}
+
+// Buffered returns the number of records added and not yet flushed.
+func (p *Producer) Buffered() int {
+	n := 0
+	for _, pt := range p.dirty {
+		n += len(pt.cur.recs)
+	}
+	return n
+}
+
+// Flush writes the buffered records, one batch per partition, and returns
+// once the leaders have acknowledged them (they become visible to
+// read_committed consumers when the transaction commits). After an error the
+// transaction must be aborted.
+func (p *Producer) Flush() error {
+	if err := p.Send(); err != nil {
+		return err
+	}
+	return p.Wait()
+}
+
+// Send starts writing the buffered records and returns at once: the
+// caller may Add the next ones while they are in flight. One flush is in
+// flight at a time (Send first waits for the previous one), so every
+// partition's batches reach the broker in sequence order. Its result is
+// Wait's, or that of the next Send, Flush or Commit.
+func (p *Producer) Send() error {
+	if err := p.Wait(); err != nil {
+		return err
+	}
+	if len(p.dirty) == 0 {
+		return nil
+	}
+	if err := p.addPartitions(); err != nil {
+		return p.fail(err)
+	}
+	p.flying = p.flying[:0]
+	for _, pt := range p.dirty {
+		p.flying = append(p.flying, sending{pt, pt.cur})
+		pt.cur, pt.spare = pt.spare, pt.cur
+	}
+	p.dirty = p.dirty[:0]
+	flying := p.flying
+	go func() { p.done <- p.send(flying) }()
+	return nil
+}
+
+// Wait waits for the flush in flight, if any, and returns the first error
+// since the last Abort.
+func (p *Producer) Wait() error {
+	if len(p.flying) > 0 {
+		err := <-p.done
+		for _, f := range p.flying {
+			f.buf.reset()
+		}
+		p.flying = p.flying[:0]
+		if err != nil {
+			return p.fail(err)
+		}
+	}
+	return p.broken
+}
+
+// send writes the batches of todo, again to a new leader when a partition
+// moved.
+func (p *Producer) send(todo []sending) error {
+	backoff := p.cfg.Backoff
+	for attempt := 0; ; attempt++ {
+		retry, err := p.produce(todo)
+		if err != nil {
+			return err
+		}
+		if len(retry) == 0 {
+			return nil
+		}
+		if attempt == p.cfg.Retries {
+			return fmt.Errorf("batchtxn: %s/%d: leader not found after %d retries", retry[0].pt.tp.topic, retry[0].pt.tp.partition, attempt)
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Second)
+		topics := make([]string, 0, len(retry))
+		for _, r := range retry {
+			topics = append(topics, r.pt.tp.topic)
+		}
+		_ = p.client.RefreshMetadata(topics...)
+		todo = retry
+	}
+}
+
+// produce sends the batches of parts, one request per leader, and returns
+// the parts to send again (their leader moved).
+func (p *Producer) produce(parts []sending) (retry []sending, err error) {
+	reqs := make(map[*sarama.Broker]*sarama.ProduceRequest)
+	var order []*sarama.Broker
+	for _, s := range parts {
+		pt := s.pt
+		leader, err := p.client.Leader(pt.tp.topic, pt.tp.partition)
+		if err != nil {
+			if retriableLeader(err) {
+				retry = append(retry, s)
+				continue
+			}
+			return nil, fmt.Errorf("batchtxn: leader of %s/%d: %w", pt.tp.topic, pt.tp.partition, err)
+		}
+		req := reqs[leader]
+		if req == nil {
+			req = &sarama.ProduceRequest{TransactionalID: &p.cfg.TransactionalID, RequiredAcks: sarama.WaitForAll,
+				Timeout: int32(p.cfg.RequestTimeout / time.Millisecond), Version: produceVersion(p.client.Config().Version)}
+			reqs[leader] = req
+			order = append(order, leader)
+		}
+		req.AddBatch(pt.tp.topic, pt.tp.partition, s.buf.batch(p.id, p.epoch, pt.seq))
+	}
+	for _, b := range order {
+		resp, err := b.Produce(reqs[b])
+		if err != nil {
+			// The connection failed: whether the broker wrote the batches
+			// is unknown, and sending them again with the same sequence
+			// numbers is what idempotence is for.
+			_ = b.Close()
+			for _, s := range parts {
+				if l, lerr := p.client.Leader(s.pt.tp.topic, s.pt.tp.partition); lerr != nil || l == b {
+					retry = append(retry, s)
+				}
+			}
+			continue
+		}
+		for _, s := range parts {
+			pt := s.pt
+			blk := resp.GetBlock(pt.tp.topic, pt.tp.partition)
+			if blk == nil {
+				continue // another broker's
+			}
+			switch {
+			case blk.Err == sarama.ErrNoError:
+				pt.seq += int32(len(s.buf.recs))
+			case retriableLeader(blk.Err):
+				retry = append(retry, s)
+			case blk.Err == sarama.ErrProducerFenced || blk.Err == sarama.ErrInvalidProducerEpoch:
+				return nil, ErrFenced
+			default:
+				return nil, fmt.Errorf("batchtxn: produce to %s/%d: %w", pt.tp.topic, pt.tp.partition, blk.Err)
+			}
+		}
+	}
+	return retry, nil
+}
+
+// batch builds the buffer's record batch, its first sequence number seq.
+func (pt *buffer) batch(id int64, epoch int16, seq int32) *sarama.RecordBatch {
+	n := len(pt.recs)
+	if cap(pt.records) < n {
+		pt.records = make([]sarama.Record, n, 2*n)
+		pt.ptrs = make([]*sarama.Record, n, 2*n)
+	}
+	pt.records, pt.ptrs = pt.records[:n], pt.ptrs[:n]
+	first, last := pt.recs[0].ts, pt.recs[0].ts
+	for _, r := range pt.recs {
+		if r.ts.Before(first) {
+			first = r.ts
+		}
+		if r.ts.After(last) {
+			last = r.ts
+		}
+	}
+	for i, r := range pt.recs {
+		rec := &pt.records[i]
+		*rec = sarama.Record{OffsetDelta: int64(i), TimestampDelta: r.ts.Sub(first), Value: pt.buf[r.valOff : r.valOff+r.valLen : r.valOff+r.valLen]}
+		if r.keyLen >= 0 {
+			rec.Key = pt.buf[r.keyOff : r.keyOff+r.keyLen : r.keyOff+r.keyLen]
+		}
+		pt.ptrs[i] = rec
+	}
+	return &sarama.RecordBatch{Version: 2, IsTransactional: true, ProducerID: id, ProducerEpoch: epoch, FirstSequence: seq,
+		FirstTimestamp: first, MaxTimestamp: last, LastOffsetDelta: int32(n - 1), Records: pt.ptrs}
+}
+
+// addPartitions adds the partitions with buffered records that are not yet
+// in the open transaction.
+func (p *Producer) addPartitions() error {
+	var add map[string][]int32
+	for _, pt := range p.dirty {
+		if !pt.added {
+			if add == nil {
+				add = make(map[string][]int32)
+			}
+			add[pt.tp.topic] = append(add[pt.tp.topic], pt.tp.partition)
+		}
+	}
+	if add == nil {
+		return nil
+	}
+	err := p.coordinator("add partitions to the transaction", func(b *sarama.Broker) (sarama.KError, error) {
+		resp, err := b.AddPartitionsToTxn(&sarama.AddPartitionsToTxnRequest{Version: addPartitionsVersion(p.client.Config().Version),
+			TransactionalID: p.cfg.TransactionalID, ProducerID: p.id, ProducerEpoch: p.epoch, TopicPartitions: add})
+		if err != nil {
+			return 0, err
+		}
+		for _, errs := range resp.Errors {
+			for _, pe := range errs {
+				if pe.Err != sarama.ErrNoError {
+					return pe.Err, nil
+				}
+			}
+		}
+		return sarama.ErrNoError, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, pt := range p.dirty {
+		pt.added = true
+	}
+	p.inTxn = true
+	return nil
+}
+
+// Commit flushes the buffered records and commits the transaction; the next
+// records go to a new one. After an error the transaction must be aborted.
+func (p *Producer) Commit() error {
+	if err := p.Flush(); err != nil {
+		return err
+	}
+	if err := p.endTxn(true); err != nil {
+		return p.fail(err)
+	}
+	return nil
+}
+
+// CommitOffsets is Commit with the consumed offsets of a consumer group's
+// member in the transaction (AddOffsetsToTxn, then TxnOffsetCommit to the
+// group's coordinator): the group's committed offsets move with the
+// records, or neither does. group's generation and member id let the
+// coordinator refuse a member that was expelled from the group (its
+// partitions are another member's now); GenerationID -1 and an empty
+// MemberID skip that check.
+func (p *Producer) CommitOffsets(offsets map[string][]*sarama.PartitionOffsetMetadata, group *sarama.ConsumerGroupMetadata) error {
+	if err := p.Flush(); err != nil {
+		return err
+	}
+	if len(offsets) > 0 {
+		if err := p.sendOffsets(offsets, group); err != nil {
+			return p.fail(err)
+		}
+	}
+	if err := p.endTxn(true); err != nil {
+		return p.fail(err)
+	}
+	return nil
+}
+
+func (p *Producer) sendOffsets(offsets map[string][]*sarama.PartitionOffsetMetadata, group *sarama.ConsumerGroupMetadata) error {
+	v := p.client.Config().Version
+	err := p.coordinator("add offsets to the transaction", func(b *sarama.Broker) (sarama.KError, error) {
+		resp, err := b.AddOffsetsToTxn(&sarama.AddOffsetsToTxnRequest{Version: addPartitionsVersion(v),
+			TransactionalID: p.cfg.TransactionalID, ProducerID: p.id, ProducerEpoch: p.epoch, GroupID: group.GroupID})
+		if err != nil {
+			return 0, err
+		}
+		return resp.Err, nil
+	})
+	if err != nil {
+		return err
+	}
+	p.inTxn = true
+	req := &sarama.TxnOffsetCommitRequest{TransactionalID: p.cfg.TransactionalID, GroupID: group.GroupID,
+		ProducerID: p.id, ProducerEpoch: p.epoch, Topics: offsets}
+	switch {
+	case v.IsAtLeast(sarama.V2_5_0_0):
+		req.Version, req.GenerationID, req.MemberID, req.GroupInstanceID = 3, group.GenerationID, group.MemberID, group.GroupInstanceID
+	case v.IsAtLeast(sarama.V2_1_0_0):
+		req.Version = 2
+	case v.IsAtLeast(sarama.V2_0_0_0):
+		req.Version = 1
+	}
+	backoff := p.cfg.Backoff
+	var last error
+	for attempt := 0; attempt <= p.cfg.Retries; attempt++ {
+		if attempt > 0 {
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+		}
+		b, err := p.client.Coordinator(group.GroupID)
+		if err != nil {
+			last = err
+			continue
+		}
+		resp, err := b.TxnOffsetCommit(req)
+		if err != nil {
+			last = err
+			_ = b.Close()
+			_ = p.client.RefreshCoordinator(group.GroupID)
+			continue
+		}
+		kerr := sarama.ErrNoError
+		for _, errs := range resp.Topics {
+			for _, pe := range errs {
+				if pe.Err != sarama.ErrNoError {
+					kerr = pe.Err
+				}
+			}
+		}
+		switch kerr {
+		case sarama.ErrNoError:
+			return nil
+		case sarama.ErrNotCoordinatorForConsumer, sarama.ErrConsumerCoordinatorNotAvailable:
+			last = kerr
+			_ = p.client.RefreshCoordinator(group.GroupID)
+		case sarama.ErrOffsetsLoadInProgress, sarama.ErrConcurrentTransactions, sarama.ErrRequestTimedOut, sarama.ErrUnknownTopicOrPartition:
+			last = kerr
+		case sarama.ErrProducerFenced, sarama.ErrInvalidProducerEpoch:
+			return ErrFenced
+		default:
+			return fmt.Errorf("batchtxn: commit the offsets of group %s: %w", group.GroupID, kerr)
+		}
+	}
+	return fmt.Errorf("batchtxn: commit the offsets of group %s: %w (after %d retries)", group.GroupID, last, p.cfg.Retries)
+}
+
+// Abort drops the buffered records and aborts the transaction (EndTxn),
+// then calls InitProducerID again, which gives the next epoch and starts
+// every sequence at 0: a flush that failed may have left one in doubt.
+func (p *Producer) Abort() error {
+	_ = p.Wait() // its error is the one being recovered from
+	for _, pt := range p.dirty {
+		pt.cur.reset()
+	}
+	p.dirty = p.dirty[:0]
+	if errors.Is(p.broken, ErrFenced) {
+		return p.broken
+	}
+	// End the transaction first, with this epoch: a coordinator that knows
+	// a newer one refuses, and this producer learns it is a zombie before
+	// it asks for the next epoch (which would fence the live producer on a
+	// coordinator that does not check the epoch it is given).
+	if err := p.endTxn(false); errors.Is(err, ErrFenced) {
+		p.broken = err
+		return err
+	}
+	if err := p.init(); err != nil {
+		return err
+	}
+	p.broken = nil
+	return nil
+}
+
+func (p *Producer) fail(err error) error {
+	if p.broken == nil {
+		p.broken = err
+	}
+	return err
+}
+
+func (p *Producer) endTxn(commit bool) error {
+	if !p.inTxn {
+		return nil // nothing was added: there is no transaction to end
+	}
+	err := p.coordinator("end the transaction", func(b *sarama.Broker) (sarama.KError, error) {
+		resp, err := b.EndTxn(&sarama.EndTxnRequest{Version: endTxnVersion(p.client.Config().Version),
+			TransactionalID: p.cfg.TransactionalID, ProducerID: p.id, ProducerEpoch: p.epoch, TransactionResult: commit})
+		if err != nil {
+			return 0, err
+		}
+		return resp.Err, nil
+	})
+	if err != nil {
+		return err
+	}
+	p.inTxn = false
+	for _, pt := range p.parts {
+		pt.added = false
+	}
+	return nil
+}
+
+// init gets a producer id and epoch: a new one, or the next epoch of the
+// current one. The coordinator aborts the open transaction of any earlier
+// epoch.
+func (p *Producer) init() error {
+	err := p.coordinator("init the producer id", func(b *sarama.Broker) (sarama.KError, error) {
+		req := &sarama.InitProducerIDRequest{TransactionalID: &p.cfg.TransactionalID, TransactionTimeout: p.cfg.TransactionTimeout,
+			ProducerID: p.id, ProducerEpoch: p.epoch}
+		req.Version = initProducerIDVersion(p.client.Config().Version)
+		resp, err := b.InitProducerID(req)
+		if err != nil {
+			return 0, err
+		}
+		if resp.Err == sarama.ErrNoError {
+			p.id, p.epoch = resp.ProducerID, resp.ProducerEpoch
+		}
+		return resp.Err, nil
+	})
+	if err != nil {
+		return err
+	}
+	p.inTxn = false
+	for _, pt := range p.parts {
+		pt.seq, pt.added = 0, false
+	}
+	return nil
+}
+
+// coordinator runs call against the transaction coordinator, again after
+// the errors that say it moved, is loading or is busy ending the previous
+// transaction.
+func (p *Producer) coordinator(what string, call func(*sarama.Broker) (sarama.KError, error)) error {
+	backoff := p.cfg.Backoff
+	var last error
+	for attempt := 0; attempt <= p.cfg.Retries; attempt++ {
+		if attempt > 0 {
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+		}
+		b, err := p.client.TransactionCoordinator(p.cfg.TransactionalID)
+		if err != nil {
+			last = err
+			continue
+		}
+		kerr, err := call(b)
+		switch {
+		case err != nil:
+			last = err
+			_ = b.Close()
+			_ = p.client.RefreshTransactionCoordinator(p.cfg.TransactionalID)
+		case kerr == sarama.ErrNoError:
+			return nil
+		case kerr == sarama.ErrProducerFenced || kerr == sarama.ErrInvalidProducerEpoch:
+			return ErrFenced
+		case kerr == sarama.ErrNotCoordinatorForConsumer || kerr == sarama.ErrConsumerCoordinatorNotAvailable:
+			last = kerr
+			_ = p.client.RefreshTransactionCoordinator(p.cfg.TransactionalID)
+		case kerr == sarama.ErrOffsetsLoadInProgress || kerr == sarama.ErrConcurrentTransactions:
+			last = kerr
+		default:
+			return fmt.Errorf("batchtxn: %s: %w", what, kerr)
+		}
+	}
+	return fmt.Errorf("batchtxn: %s: %w (after %d retries)", what, last, p.cfg.Retries)
+}
+
+func retriableLeader(err error) bool {
+	return errors.Is(err, sarama.ErrNotLeaderForPartition) || errors.Is(err, sarama.ErrUnknownTopicOrPartition) ||
+		errors.Is(err, sarama.ErrLeaderNotAvailable) || errors.Is(err, sarama.ErrNotEnoughReplicas) ||
+		errors.Is(err, sarama.ErrNotEnoughReplicasAfterAppend) || errors.Is(err, sarama.ErrRequestTimedOut)
+}
+
+// The request versions sarama's own transaction manager and producer use
+// for the client's protocol Version.
+func produceVersion(v sarama.KafkaVersion) int16 {
+	switch {
+	case v.IsAtLeast(sarama.V3_7_0_0):
+		return 10
+	case v.IsAtLeast(sarama.V2_8_0_0):
+		return 9
+	case v.IsAtLeast(sarama.V2_4_0_0):
+		return 8
+	case v.IsAtLeast(sarama.V2_1_0_0):
+		return 7
+	case v.IsAtLeast(sarama.V2_0_0_0):
+		return 6
+	case v.IsAtLeast(sarama.V1_0_0_0):
+		return 5
+	default:
+		return 3
+	}
+}
+
+func initProducerIDVersion(v sarama.KafkaVersion) int16 {
+	switch {
+	case v.IsAtLeast(sarama.V2_7_0_0):
+		return 4
+	case v.IsAtLeast(sarama.V2_5_0_0):
+		return 3
+	case v.IsAtLeast(sarama.V2_4_0_0):
+		return 2
+	case v.IsAtLeast(sarama.V2_0_0_0):
+		return 1
+	default:
+		return 0
+	}
+}
+
+func addPartitionsVersion(v sarama.KafkaVersion) int16 {
+	switch {
+	case v.IsAtLeast(sarama.V2_8_0_0):
+		return 3
+	case v.IsAtLeast(sarama.V2_7_0_0):
+		return 2
+	case v.IsAtLeast(sarama.V2_0_0_0):
+		return 1
+	default:
+		return 0
+	}
+}
+
+func endTxnVersion(v sarama.KafkaVersion) int16 { return addPartitionsVersion(v) }
