@@ -10,7 +10,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
-	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/kafkatest"
 )
 
@@ -36,8 +35,8 @@ func cpuTime() time.Duration {
 // BenchmarkTxnProduce writes records of 480 bytes (a btc-price-moving
 // record's size) with 16-byte keys to four partitions, in transactions of
 // 5,000 records, through sarama's transactional AsyncProducer as the Stage
-// uses it (kafkaio.NewConfig: idempotent, acks from all, successes
-// returned) and through this package's Producer (flushed every 1,000
+// uses it (kafkaio.NewConfig's settings: idempotent, acks from all,
+// successes returned) and through this package's Producer (flushed every 1,000
 // records). One op is one record. cpu-µs/record is this process's CPU:
 // on the real broker (TIDEMARK_KAFKA_BROKERS) the client's alone, on kfake
 // the in-process broker's too.
@@ -71,8 +70,7 @@ func BenchmarkTxnProduce(b *testing.B) {
 				start, cpu0 := time.Now(), cpuTime()
 				switch which {
 				case "sarama":
-					cfg, err := kafkaio.NewConfig()
-					require.NoError(b, err)
+					cfg := clientConfig()
 					cfg.Producer.Transaction.ID = id
 					cfg.Producer.Partitioner = sarama.NewManualPartitioner
 					c, err := sarama.NewClient(addrs, cfg)
@@ -114,8 +112,10 @@ func BenchmarkTxnProduce(b *testing.B) {
 				case "batchtxn":
 					p, err := New(client, Config{TransactionalID: id})
 					require.NoError(b, err)
+					r := Record{Topic: tp, Key: key, Value: value}
 					for i := range b.N {
-						p.Add(tp, int32(i%partitions), key, value, base.Add(time.Duration(i)*time.Millisecond))
+						r.Partition, r.Time = int32(i%partitions), base.Add(time.Duration(i)*time.Millisecond)
+						require.NoError(b, p.Add(&r))
 						switch {
 						case (i+1)%perTxn == 0 || i == b.N-1:
 							require.NoError(b, p.Commit())

@@ -36,8 +36,10 @@
 package batchtxn
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -58,11 +60,74 @@ type Config struct {
 	// before each (default 50 ms, doubling up to 1 s).
 	Retries int
 	Backoff time.Duration
+	// MaxBatchBytes bounds a partition's batch (default 1,000,000 bytes,
+	// sarama's Producer.MaxMessageBytes): a record that would make its
+	// partition's buffer larger sends the buffered records first.
+	// TopicLimits gives smaller bounds for some topics (a topic whose
+	// max.message.bytes is smaller: the broker refuses a whole batch
+	// larger than it).
+	MaxBatchBytes int
+	TopicLimits   map[string]int
+	// SendBytes starts a Send once this many bytes are buffered (default
+	// 256 KiB): batches go out while the next ones fill.
+	SendBytes int
 }
 
 // ErrFenced says that a producer with the same transactional id started
 // after this one: this one must stop.
-var ErrFenced = errors.New("batchtxn: fenced by a newer producer with the same transactional id")
+// It matches sarama.ErrProducerFenced (errors.Is).
+var ErrFenced error = fencedError{}
+
+type fencedError struct{}
+
+func (fencedError) Error() string {
+	return "batchtxn: fenced by a newer producer with the same transactional id"
+}
+func (fencedError) Unwrap() error { return sarama.ErrProducerFenced }
+
+// Record is a record to write.
+type Record struct {
+	Topic     string
+	Partition int32
+	Key       []byte // nil: no key
+	Value     []byte // nil: a null value
+	Headers   []sarama.RecordHeader
+	Time      time.Time
+	Tag       uint8 // the caller's, given back with the record when it is refused
+}
+
+// Refused is a record the broker refused for good (not because a partition
+// moved): its batch failed with Err, a sarama.KError.
+type Refused struct {
+	Topic     string
+	Partition int32
+	Key       []byte
+	Time      time.Time
+	Tag       uint8
+	Err       error
+}
+
+// BatchError is the failure of a partition's batch.
+type BatchError struct {
+	Topic     string
+	Partition int32
+	Err       sarama.KError
+}
+
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("batchtxn: produce to %s/%d: %v", e.Topic, e.Partition, e.Err)
+}
+
+// Unwrap returns the broker's error code.
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// recordOverhead bounds what a record adds to a batch besides its key,
+// value and headers' bytes (attributes, deltas and lengths as varints),
+// and batchOverhead a batch's header.
+const (
+	recordOverhead = 1 + 5 + 10 + 5 + 5 + 5 + 5
+	batchOverhead  = 61
+)
 
 type topicPartition struct {
 	topic     string
@@ -83,12 +148,17 @@ type part struct {
 type buffer struct {
 	buf  []byte
 	recs []pending
+	hdrs []header // the records' headers, in order
+	size int      // what the batch takes, about (recordOverhead per record)
 	// reused for the batch of a flush
 	records []sarama.Record
 	ptrs    []*sarama.Record
 }
 
-func (b *buffer) reset() { b.buf, b.recs = b.buf[:0], b.recs[:0] }
+func (b *buffer) reset() { b.buf, b.recs, b.hdrs, b.size = b.buf[:0], b.recs[:0], b.hdrs[:0], 0 }
+
+// header is a record header in buffer.buf.
+type header struct{ keyOff, keyLen, valOff, valLen int32 }
 
 // sending is a partition's buffer in a flush.
 type sending struct {
@@ -99,8 +169,10 @@ type sending struct {
 // pending is a buffered record: its key and value in buffer.buf.
 type pending struct {
 	keyOff, keyLen int32 // keyLen -1: no key
-	valOff, valLen int32
+	valOff, valLen int32 // valLen -1: null
+	hdrOff, hdrN   int32 // in buffer.hdrs
 	ts             time.Time
+	tag            uint8
 }
 
 // Producer is a transactional producer. It is not safe for concurrent use.
@@ -116,8 +188,13 @@ type Producer struct {
 
 	// The flush in flight, if any: its buffers, and done, which receives
 	// its result.
-	flying []sending
-	done   chan error
+	flying   []sending
+	done     chan error
+	buffered int // bytes in the filling buffers
+
+	failed  chan struct{} // receives when a flush in flight fails
+	mu      sync.Mutex
+	refused []Refused
 }
 
 // New initialises a producer id for cfg.TransactionalID through client, which
@@ -138,7 +215,14 @@ func New(client sarama.Client, cfg Config) (*Producer, error) {
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 50 * time.Millisecond
 	}
-	p := &Producer{client: client, cfg: cfg, id: -1, epoch: -1, parts: make(map[topicPartition]*part), done: make(chan error, 1)}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = 1_000_000
+	}
+	if cfg.SendBytes <= 0 {
+		cfg.SendBytes = 256 << 10
+	}
+	p := &Producer{client: client, cfg: cfg, id: -1, epoch: -1, parts: make(map[topicPartition]*part),
+		done: make(chan error, 1), failed: make(chan struct{}, 1)}
 	if err := p.init(); err != nil {
 		return nil, err
 	}
@@ -148,27 +232,59 @@ func New(client sarama.Client, cfg Config) (*Producer, error) {
 // ProducerID returns the producer id and epoch the coordinator gave.
 func (p *Producer) ProducerID() (int64, int16) { return p.id, p.epoch }
 
-// Add buffers a record for topic's partition; key nil means no key. key and
-// value are copied: the caller may reuse them.
-func (p *Producer) Add(topic string, partition int32, key, value []byte, ts time.Time) {
-	tp := topicPartition{topic, partition}
+// Add buffers r; its bytes are copied, the caller may reuse them. A record
+// that would make its partition's batch larger than the bound
+// (Config.MaxBatchBytes, or the topic's in TopicLimits) sends the buffered
+// records first, and SendBytes buffered start a Send: the error is that
+// Send's. A record larger than the bound by itself goes in a batch of its
+// own, which the broker refuses.
+func (p *Producer) Add(r *Record) error {
+	tp := topicPartition{r.Topic, r.Partition}
 	pt := p.parts[tp]
 	if pt == nil {
 		pt = &part{tp: tp, cur: new(buffer), spare: new(buffer)}
 		p.parts[tp] = pt
 	}
+	size := recordOverhead + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		size += 10 + len(h.Key) + len(h.Value)
+	}
+	limit := p.cfg.MaxBatchBytes
+	if l, ok := p.cfg.TopicLimits[r.Topic]; ok && l < limit {
+		limit = l
+	}
+	if len(pt.cur.recs) > 0 && batchOverhead+pt.cur.size+size > limit {
+		if err := p.Send(); err != nil {
+			return err
+		}
+	}
 	b := pt.cur
 	if len(b.recs) == 0 {
 		p.dirty = append(p.dirty, pt)
 	}
-	r := pending{keyLen: -1, ts: ts}
-	if key != nil {
-		r.keyOff, r.keyLen = int32(len(b.buf)), int32(len(key))
-		b.buf = append(b.buf, key...)
+	rec := pending{keyLen: -1, valLen: -1, ts: r.Time, tag: r.Tag, hdrOff: int32(len(b.hdrs)), hdrN: int32(len(r.Headers))}
+	if r.Key != nil {
+		rec.keyOff, rec.keyLen = int32(len(b.buf)), int32(len(r.Key))
+		b.buf = append(b.buf, r.Key...)
 	}
-	r.valOff, r.valLen = int32(len(b.buf)), int32(len(value))
-	b.buf = append(b.buf, value...)
-	b.recs = append(b.recs, r)
+	if r.Value != nil {
+		rec.valOff, rec.valLen = int32(len(b.buf)), int32(len(r.Value))
+		b.buf = append(b.buf, r.Value...)
+	}
+	for _, h := range r.Headers {
+		hd := header{keyOff: int32(len(b.buf)), keyLen: int32(len(h.Key))}
+		b.buf = append(b.buf, h.Key...)
+		hd.valOff, hd.valLen = int32(len(b.buf)), int32(len(h.Value))
+		b.buf = append(b.buf, h.Value...)
+		b.hdrs = append(b.hdrs, hd)
+	}
+	b.recs = append(b.recs, rec)
+	b.size += size
+	p.buffered += size
+	if p.buffered >= p.cfg.SendBytes {
+		return p.Send()
+	}
+	return nil
 }
 
 // Buffered returns the number of records added and not yet flushed.
@@ -207,14 +323,39 @@ func (p *Producer) Send() error {
 		return p.fail(err)
 	}
 	p.flying = p.flying[:0]
+	p.buffered = 0
 	for _, pt := range p.dirty {
 		p.flying = append(p.flying, sending{pt, pt.cur})
 		pt.cur, pt.spare = pt.spare, pt.cur
 	}
 	p.dirty = p.dirty[:0]
 	flying := p.flying
-	go func() { p.done <- p.send(flying) }()
+	go func() {
+		err := p.send(flying)
+		if err != nil {
+			select {
+			case p.failed <- struct{}{}:
+			default:
+			}
+		}
+		p.done <- err
+	}()
 	return nil
+}
+
+// Failed receives when a flush in flight fails: the transaction must be
+// aborted (Wait returns the error).
+func (p *Producer) Failed() <-chan struct{} { return p.failed }
+
+// TakeRefused returns and forgets the records the brokers refused for good
+// since the last call: every record of a batch refused as a whole, or those
+// the broker named (KIP-467's record errors). Call it after Wait.
+func (p *Producer) TakeRefused() []Refused {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.refused
+	p.refused = nil
+	return r
 }
 
 // Wait waits for the flush in flight, if any, and returns the first error
@@ -263,6 +404,7 @@ func (p *Producer) send(todo []sending) error {
 // the parts to send again (their leader moved).
 func (p *Producer) produce(parts []sending) (retry []sending, err error) {
 	reqs := make(map[*sarama.Broker]*sarama.ProduceRequest)
+	sent := make(map[*sarama.Broker][]sending)
 	var order []*sarama.Broker
 	for _, s := range parts {
 		pt := s.pt
@@ -282,40 +424,67 @@ func (p *Producer) produce(parts []sending) (retry []sending, err error) {
 			order = append(order, leader)
 		}
 		req.AddBatch(pt.tp.topic, pt.tp.partition, s.buf.batch(p.id, p.epoch, pt.seq))
+		sent[leader] = append(sent[leader], s)
 	}
 	for _, b := range order {
-		resp, err := b.Produce(reqs[b])
-		if err != nil {
+		resp, perr := b.Produce(reqs[b])
+		if perr != nil {
 			// The connection failed: whether the broker wrote the batches
 			// is unknown, and sending them again with the same sequence
 			// numbers is what idempotence is for.
 			_ = b.Close()
-			for _, s := range parts {
-				if l, lerr := p.client.Leader(s.pt.tp.topic, s.pt.tp.partition); lerr != nil || l == b {
-					retry = append(retry, s)
-				}
-			}
+			retry = append(retry, sent[b]...)
 			continue
 		}
-		for _, s := range parts {
+		for _, s := range sent[b] {
 			pt := s.pt
 			blk := resp.GetBlock(pt.tp.topic, pt.tp.partition)
-			if blk == nil {
-				continue // another broker's
-			}
 			switch {
+			case blk == nil:
+				err = cmp.Or(err, error(fmt.Errorf("batchtxn: produce to %s/%d: no answer for the partition", pt.tp.topic, pt.tp.partition)))
 			case blk.Err == sarama.ErrNoError:
 				pt.seq += int32(len(s.buf.recs))
 			case retriableLeader(blk.Err):
 				retry = append(retry, s)
 			case blk.Err == sarama.ErrProducerFenced || blk.Err == sarama.ErrInvalidProducerEpoch:
-				return nil, ErrFenced
+				err = ErrFenced
 			default:
-				return nil, fmt.Errorf("batchtxn: produce to %s/%d: %w", pt.tp.topic, pt.tp.partition, blk.Err)
+				p.refuse(s, blk)
+				err = cmp.Or(err, error(&BatchError{Topic: pt.tp.topic, Partition: pt.tp.partition, Err: blk.Err}))
 			}
 		}
 	}
+	if err != nil {
+		return nil, err
+	}
 	return retry, nil
+}
+
+// refuse records the records of s that blk refused: those it names, or
+// all.
+func (p *Producer) refuse(s sending, blk *sarama.ProduceResponseBlock) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	add := func(i int) {
+		r := s.buf.recs[i]
+		ref := Refused{Topic: s.pt.tp.topic, Partition: s.pt.tp.partition, Time: r.ts, Tag: r.tag, Err: blk.Err}
+		if r.keyLen >= 0 {
+			ref.Key = append([]byte(nil), s.buf.buf[r.keyOff:r.keyOff+r.keyLen]...)
+		}
+		p.refused = append(p.refused, ref)
+	}
+	named := false
+	for _, re := range blk.RecordErrors {
+		if i := int(re.BatchIndex); i >= 0 && i < len(s.buf.recs) {
+			add(i)
+			named = true
+		}
+	}
+	if !named {
+		for i := range s.buf.recs {
+			add(i)
+		}
+	}
 }
 
 // batch builds the buffer's record batch, its first sequence number seq.
@@ -337,9 +506,18 @@ func (pt *buffer) batch(id int64, epoch int16, seq int32) *sarama.RecordBatch {
 	}
 	for i, r := range pt.recs {
 		rec := &pt.records[i]
-		*rec = sarama.Record{OffsetDelta: int64(i), TimestampDelta: r.ts.Sub(first), Value: pt.buf[r.valOff : r.valOff+r.valLen : r.valOff+r.valLen]}
+		*rec = sarama.Record{OffsetDelta: int64(i), TimestampDelta: r.ts.Sub(first)}
 		if r.keyLen >= 0 {
 			rec.Key = pt.buf[r.keyOff : r.keyOff+r.keyLen : r.keyOff+r.keyLen]
+		}
+		if r.valLen >= 0 {
+			rec.Value = pt.buf[r.valOff : r.valOff+r.valLen : r.valOff+r.valLen]
+		}
+		if r.hdrN > 0 {
+			rec.Headers = make([]*sarama.RecordHeader, r.hdrN)
+			for j, h := range pt.hdrs[r.hdrOff : r.hdrOff+r.hdrN] {
+				rec.Headers[j] = &sarama.RecordHeader{Key: pt.buf[h.keyOff : h.keyOff+h.keyLen], Value: pt.buf[h.valOff : h.valOff+h.valLen]}
+			}
 		}
 		pt.ptrs[i] = rec
 	}
@@ -497,7 +675,7 @@ func (p *Producer) Abort() error {
 	for _, pt := range p.dirty {
 		pt.cur.reset()
 	}
-	p.dirty = p.dirty[:0]
+	p.dirty, p.buffered = p.dirty[:0], 0
 	if errors.Is(p.broken, ErrFenced) {
 		return p.broken
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
-	"github.com/tidemark-go/tidemark/kafkaio"
 	"github.com/tidemark-go/tidemark/kafkatest"
 )
 
@@ -38,11 +37,24 @@ func backends(t *testing.T, f func(t *testing.T, k backend)) {
 	})
 }
 
+// clientConfig is the configuration kafkaio.NewConfig gives a Stage's
+// clients (this package cannot import kafkaio, which imports it).
+func clientConfig() *sarama.Config {
+	cfg := sarama.NewConfig()
+	cfg.ClientID = "tidemark"
+	cfg.Metadata.AllowAutoTopicCreation = false
+	cfg.Metadata.Retry.Backoff = 50 * time.Millisecond
+	cfg.Producer.Idempotent = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Net.MaxOpenRequests = 1
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Return.Errors = true
+	return cfg
+}
+
 func newClient(t testing.TB, addrs []string) sarama.Client {
 	t.Helper()
-	cfg, err := kafkaio.NewConfig()
-	require.NoError(t, err)
-	cfg.Metadata.Retry.Backoff = 50 * time.Millisecond
+	cfg := clientConfig()
 	client, err := sarama.NewClient(addrs, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
@@ -130,7 +142,9 @@ func add(p *Producer, want map[int32][]rec, topic string, partitions int32, pref
 		// times out of order within a partition, as results can be
 		ts := base.Add(time.Duration((i*37)%1000) * time.Millisecond)
 		val := fmt.Sprintf("%s-value-%d-%s", prefix, i, strings.Repeat("x", i%50))
-		p.Add(topic, part, key, []byte(val), ts)
+		if err := p.Add(&Record{Topic: topic, Partition: part, Key: key, Value: []byte(val), Time: ts}); err != nil {
+			panic(err)
+		}
 		if want != nil {
 			want[part] = append(want[part], rec{part, k, val, ts.UnixMilli()})
 		}
@@ -193,6 +207,7 @@ func TestFenced(t *testing.T) {
 		t.Logf("the old producer's commit: %v", err)
 		require.Error(t, err)
 		require.ErrorIs(t, old.Abort(), ErrFenced)
+		require.ErrorIs(t, ErrFenced, sarama.ErrProducerFenced)
 		require.ErrorIs(t, old.Flush(), ErrFenced, "a fenced producer stays fenced")
 
 		want := make(map[int32][]rec)
@@ -277,5 +292,112 @@ func TestCommitOffsets(t *testing.T) {
 		require.NoError(t, p.CommitOffsets(offsets(60), meta))
 		require.Eventually(t, func() bool { return committedOffset(t, client, group, in, 0) == 60 }, 10*time.Second, 20*time.Millisecond)
 		eventuallyCommitted(t, client, out, want)
+	})
+}
+
+// Headers, null values and keys come back as written.
+func TestHeadersAndNulls(t *testing.T) {
+	backends(t, func(t *testing.T, k backend) {
+		client := newClient(t, k.addrs)
+		tp := topic(t, client, 1)
+		p, err := New(client, Config{TransactionalID: "batchtxn-" + tp})
+		require.NoError(t, err)
+		ts := time.UnixMilli(1_746_677_558_352)
+		recs := []Record{
+			{Topic: tp, Key: []byte("k1"), Value: []byte("v1"), Time: ts,
+				Headers: []sarama.RecordHeader{{Key: []byte("tidemark-error"), Value: []byte("why")}, {Key: []byte("empty"), Value: []byte{}}}},
+			{Topic: tp, Key: []byte("k2"), Value: nil, Time: ts.Add(time.Second)},
+			{Topic: tp, Key: nil, Value: []byte{}, Time: ts.Add(2 * time.Second), Headers: []sarama.RecordHeader{{Key: []byte("h"), Value: []byte("x")}}},
+		}
+		for i := range recs {
+			require.NoError(t, p.Add(&recs[i]))
+		}
+		require.NoError(t, p.Commit())
+		var msgs []*sarama.ConsumerMessage
+		require.Eventually(t, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			msgs, err = kafkatest.ReadCommittedWith(ctx, client, tp)
+			return err == nil && len(msgs) == len(recs)
+		}, 30*time.Second, 50*time.Millisecond)
+		for i, m := range msgs {
+			r := recs[i]
+			require.Equal(t, r.Key, m.Key, "record %d", i)
+			require.Equal(t, r.Value == nil, m.Value == nil, "record %d: null value", i)
+			require.Equal(t, string(r.Value), string(m.Value), "record %d", i)
+			require.Equal(t, r.Time.UnixMilli(), m.Timestamp.UnixMilli(), "record %d", i)
+			require.Len(t, m.Headers, len(r.Headers), "record %d", i)
+			for j, h := range m.Headers {
+				require.Equal(t, string(r.Headers[j].Key), string(h.Key))
+				require.Equal(t, string(r.Headers[j].Value), string(h.Value))
+			}
+		}
+	})
+}
+
+// A batch the broker refuses for good fails the flush with a *BatchError
+// and its records come back from TakeRefused, tags and all; the
+// transaction aborts and the next one writes.
+func TestRefusedBatch(t *testing.T) {
+	k := kafkatest.New(t)
+	client := newClient(t, k.Addrs())
+	tp := topic(t, client, 2)
+	p, err := New(client, Config{TransactionalID: "batchtxn-" + tp})
+	require.NoError(t, err)
+	f, err := k.Fail(kafkatest.Failure{Requests: []kafkatest.APIKey{kafkatest.Produce}, Topic: tp, Partitions: []int32{1}, Err: sarama.ErrInvalidTimestamp})
+	require.NoError(t, err)
+	ts := time.UnixMilli(1_746_677_558_352)
+	for i := range 6 {
+		require.NoError(t, p.Add(&Record{Topic: tp, Partition: int32(i % 2), Key: []byte(fmt.Sprint("k", i)), Value: []byte("v"), Time: ts.Add(time.Duration(i) * time.Second), Tag: uint8(i)}))
+	}
+	err = p.Flush()
+	t.Logf("flush: %v; the fault's hits: %d", err, f.Hits())
+	var be *BatchError
+	require.ErrorAs(t, err, &be)
+	require.Equal(t, sarama.ErrInvalidTimestamp, be.Err)
+	require.Equal(t, int32(1), be.Partition)
+	require.ErrorIs(t, p.Commit(), sarama.ErrInvalidTimestamp, "a failed transaction does not commit")
+	refused := p.TakeRefused()
+	require.Len(t, refused, 3)
+	for j, r := range refused {
+		i := 2*j + 1
+		require.Equal(t, Refused{Topic: tp, Partition: 1, Key: []byte(fmt.Sprint("k", i)), Time: ts.Add(time.Duration(i) * time.Second), Tag: uint8(i), Err: sarama.ErrInvalidTimestamp}, r)
+	}
+	require.Empty(t, p.TakeRefused())
+	require.Equal(t, 1, f.Hits())
+	require.NoError(t, p.Abort())
+	want := make(map[int32][]rec)
+	add(p, want, tp, 2, "after", 10)
+	require.NoError(t, p.Commit())
+	eventuallyCommitted(t, client, tp, want)
+}
+
+// Batches stay within a topic's limit: the real broker refuses a batch
+// larger than the topic's max.message.bytes.
+func TestTopicLimit(t *testing.T) {
+	backends(t, func(t *testing.T, k backend) {
+		client := newClient(t, k.addrs)
+		name := fmt.Sprintf("batchtxn-limit-%d", time.Now().UnixNano())
+		adm, err := sarama.NewClusterAdminFromClient(client)
+		require.NoError(t, err)
+		limit := "4096"
+		require.NoError(t, adm.CreateTopic(name, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1,
+			ConfigEntries: map[string]*string{"max.message.bytes": &limit}}, false))
+		require.Eventually(t, func() bool { _ = client.RefreshMetadata(name); _, err := client.Partitions(name); return err == nil }, 10*time.Second, 20*time.Millisecond)
+		p, err := New(client, Config{TransactionalID: "batchtxn-" + name, TopicLimits: map[string]int{name: 4096}})
+		require.NoError(t, err)
+		want := make(map[int32][]rec)
+		add(p, want, name, 1, "limited", 300) // values of 20-70 bytes: about 30 KB
+		require.NoError(t, p.Commit())
+		eventuallyCommitted(t, client, name, want)
+
+		if k.fake == nil {
+			// Without the limit the same records make one batch, which
+			// Kafka refuses: the test above tests something.
+			q, err := New(client, Config{TransactionalID: "batchtxn-nolimit-" + name})
+			require.NoError(t, err)
+			add(q, nil, name, 1, "unlimited", 300)
+			require.ErrorIs(t, q.Commit(), sarama.ErrMessageSizeTooLarge)
+		}
 	})
 }
