@@ -55,14 +55,15 @@
 // # Exactly once, to Kafka
 //
 // A stage whose output is ToTopic or ToTopics writes its results, its dead
-// letters and the offsets it consumed in Kafka transactions, with sarama's
-// transactional producer, one per stage member (Kafka's "exactly_once_v2"):
+// letters and the offsets it consumed in Kafka transactions, with a
+// transactional producer of its own, one per stage member (Kafka's
+// "exactly_once_v2"):
 //
 //   - every WithCommitInterval (100 ms by default) or WithCommitRecords, and
 //     when a partition is revoked or the stage stops, the loop adds each
 //     task's checkpoints (offset and metadata, see below) to the transaction
 //     with the member's group metadata, its generation and member id
-//     (KIP-447, sarama's AddOffsetsToTxnWithGroupMetadata), and commits it;
+//     (KIP-447: AddOffsetsToTxn, then TxnOffsetCommit v3), and commits it;
 //   - a member the group has left behind (its partitions moved while it was
 //     stuck) is refused when it commits (ILLEGAL_GENERATION,
 //     UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID): its transaction is aborted and
@@ -95,25 +96,26 @@
 // transaction of a dead member blocks read_committed readers of its output
 // partitions until the transaction timeout.
 //
-// sarama v1.61.1 provides the protocol pieces (TxnOffsetCommit v3 with
-// group metadata, RequireStable offset fetches for read_committed groups,
-// CONCURRENT_TRANSACTIONS retries, abortable and fatal transaction states).
-// What it lacks, this package adds: offset fetches that return the commit
-// metadata (fetchCommitted), offset commits that report their errors
-// (commitOffsets, at least once), reading a partition range to rebuild a
-// task, treating a fenced producer as recoverable, and tying the
-// transaction to the life of each claim.
-//
-// A known sarama issue, left as is: its transaction manager reads the last
-// transaction error outside the lock that guards it (transaction_manager.go,
-// publishTxnPartitions and others, still so in v1.62.0), which the race
-// detector reports when many records of a transaction fail at once. The
-// stage stops sending once a record has failed, which narrows the window;
-// the consequence of the race is a wrong error value in a transaction that
-// aborts anyway. Any record that fails while partitions are being added to
-// the transaction can trigger it (a broker that goes away, a record the
-// broker refuses), so this package's tests of those two cases run without
-// the race detector, and everything else with it.
+// The producer (kafkaio/internal/batchtxn) speaks Kafka's transaction
+// protocol through sarama's request types and Broker methods
+// (InitProducerID, AddPartitionsToTxn, Produce with idempotent sequence
+// numbers, AddOffsetsToTxn, TxnOffsetCommit, EndTxn), and builds the record
+// batches itself: a result is copied into its partition's batch when it is
+// emitted, batches leave as they fill (one request per leader in flight
+// while the next batches fill) and at each commit. sarama's AsyncProducer
+// moves every record through a chain of goroutines and channels instead;
+// the stage's own producer takes about a third of its CPU per record
+// (BenchmarkTxnProduce in that package). Batches keep within each output
+// topic's max.message.bytes; a batch the brokers refuse for its records
+// gives them back to the runtime as suspects (see Results that cannot be
+// written). sarama also provides RequireStable offset fetches for
+// read_committed groups and the consumer group; what it lacks, this package
+// adds: offset fetches that return the commit metadata (fetchCommitted),
+// offset commits that report their errors (commitOffsets, at least once),
+// reading a partition range to rebuild a task, treating a fenced producer as
+// recoverable, and tying the transaction to the life of each claim. An
+// at-least-once stage's dead letters go through sarama's idempotent
+// AsyncProducer.
 //
 // # State rebuilt by replay, with no store besides Kafka
 //
@@ -199,11 +201,13 @@
 //
 // A record larger than its topic's max.message.bytes (less a batch header)
 // or the producer's Producer.MaxMessageBytes is refused before it is sent.
-// The brokers also refuse a whole batch larger than its topic's limit, and
-// sarama batches up to the producer's: so the records of a topic whose
-// limit is the smaller wait, when the bytes in flight to it would pass its
-// limit, until the records before them are acknowledged. A dead letter is
-// cut to fit the dead-letter topic.
+// The brokers also refuse a whole batch larger than its topic's limit: an
+// exactly-once stage's batches keep within the smaller of the two limits
+// (a record that would pass it starts the partition's next batch), and an
+// at-least-once stage's dead letters, sent through sarama, which batches up
+// to the producer's limit, wait when the bytes in flight to a topic with a
+// smaller limit would pass it, until the records before them are
+// acknowledged. A dead letter is cut to fit the dead-letter topic.
 //
 // # At least once, to a sink
 //
@@ -307,7 +311,7 @@
 // SASL over TLS) and kfake. Your module gets that version unless it asks for
 // a newer one (go get github.com/IBM/sarama@latest): newer versions are
 // untested; pin it with go get github.com/IBM/sarama@v1.61.1. The runtime
-// reads sarama's transaction manager closely (see "Exactly once, to
+// builds Kafka requests with sarama's protocol types (see "Exactly once, to
 // Kafka"), so a sarama upgrade is a change of this package, with its tests.
 //
 // # Conventions

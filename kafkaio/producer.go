@@ -11,11 +11,12 @@ import (
 	"github.com/tidemark-go/tidemark/stream"
 )
 
-// producer is the output of a Stage: a sarama async producer that is either
-// transactional (exactly-once: records and consumed offsets commit together)
-// or only idempotent (at-least-once: a dead-letter producer beside a sink
-// outside Kafka, flushed before offsets are committed). Its methods are for
-// the stage's loop goroutine, except that records are acknowledged on a
+// producer is an output of a Stage through sarama's AsyncProducer: the
+// dead letters of an at-least-once stage (beside a sink outside Kafka),
+// with an idempotent producer flushed before offsets are committed. It can
+// be transactional too (records and consumed offsets commit together), as
+// an exactly-once stage's was before batchProducer. Its methods are for the
+// stage's loop goroutine, except that records are acknowledged on a
 // goroutine of its own.
 type producer struct {
 	txn  bool
@@ -83,6 +84,14 @@ func newProducer(client sarama.Client) (*producer, error) {
 	}
 	return p, nil
 }
+
+var _ outProducer = (*producer)(nil)
+
+// recycle gives back a message that was not sent.
+func (p *producer) recycle(m *stageMsg) { p.pool.Put(m) }
+
+// failedCh receives once when a record fails.
+func (p *producer) failedCh() <-chan struct{} { return p.failed }
 
 // message returns a pooled message with empty key and value buffers.
 func (p *producer) message() *stageMsg {

@@ -1,15 +1,10 @@
-//go:build !race
-
 // The tests in this file make records of a transaction fail (a broker that
-// goes away, a record the broker refuses), and are built without the race
-// detector only: when records fail while sarama's transactional producer
-// adds partitions to the transaction, sarama reads the transaction manager's
-// last error without the lock its writer holds
-// (transactionManager.publishTxnPartitions, transaction_manager.go:884 in
-// v1.61.1, unchanged in v1.62.0), which the race detector reports as a data
-// race inside sarama, not in this package. .ci/run runs this file's tests
-// without -race, on kfake and on the real broker; everything else runs with
-// it.
+// goes away, a record the broker refuses). They were built without the race
+// detector while a stage's transactions went through sarama's
+// transactional producer, whose transaction manager reads its last error
+// without the lock its writer holds (transactionManager.publishTxnPartitions,
+// transaction_manager.go:884 in v1.61.1); a stage's transactions now go
+// through kafkaio/internal/batchtxn, and they run with -race like the rest.
 
 package kafkaio
 

@@ -181,7 +181,7 @@ func (w *writer[T]) Emit(e stream.Event[T]) {
 	m := p.message()
 	var err error
 	if m.val.b, err = w.out.enc.AppendValue(m.val.b, e); err != nil {
-		p.pool.Put(m)
+		p.recycle(m)
 		w.first = rt.refuse(refusedOutput{topic: topic, key: e.Key, t: e.Time, kind: "encode", err: fmt.Errorf("encode: %w", err)}, rt.originOf(e.Key, e.Time))
 		return
 	}
@@ -193,14 +193,14 @@ func (w *writer[T]) Emit(e stream.Event[T]) {
 	if size := m.msg.ByteSize(2); size > ot.maxBytes {
 		w.first = rt.refuse(refusedOutput{topic: topic, key: e.Key, t: e.Time, value: m.val.b, size: size, kind: "too-large",
 			err: fmt.Errorf("%d bytes, more than the %d that %q takes", size, ot.maxBytes, topic)}, rt.originOf(e.Key, e.Time))
-		p.pool.Put(m)
+		p.recycle(m)
 		return
 	}
 	if len(rt.suspects) > 0 || len(rt.poison) > 0 {
 		id := outputID{topic: topic, key: e.Key, t: int64(e.Time)}
 		if reason, ok := rt.poison[id]; ok {
 			w.first = rt.refuse(refusedOutput{topic: topic, key: e.Key, t: e.Time, value: m.val.b, kind: "refused", err: reason}, rt.originOf(e.Key, e.Time))
-			p.pool.Put(m)
+			p.recycle(m)
 			return
 		}
 		if _, ok := rt.suspects[id]; ok {

@@ -201,7 +201,7 @@ func (rt *runtime) sendDeadLetter(m *sarama.ConsumerMessage, reason error, kind 
 // it is no longer a suspect.
 func (rt *runtime) sendAlone(m *stageMsg, id outputID) error {
 	if err := rt.tx.flush(rt.writes); err != nil {
-		rt.tx.pool.Put(m)
+		rt.tx.recycle(m)
 		return err
 	}
 	if err := rt.tx.send(rt.writes, m); err != nil {

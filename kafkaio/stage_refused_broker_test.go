@@ -1,9 +1,3 @@
-//go:build !race
-
-// Built without the race detector, as stage_failures_test.go and for the
-// same reason: records of a transaction fail (the broker refuses them),
-// which trips a data race inside sarama's transaction manager.
-
 package kafkaio
 
 import (

@@ -232,7 +232,7 @@ func (rt *runtime) loop() error {
 	defer tick.Stop()
 	var failed <-chan struct{}
 	if rt.tx != nil {
-		failed = rt.tx.failed
+		failed = rt.tx.failedCh()
 	}
 	for {
 		select {
@@ -273,7 +273,7 @@ func (rt *runtime) loop() error {
 			return rt.stop(nil)
 		}
 		if rt.tx != nil {
-			failed = rt.tx.failed
+			failed = rt.tx.failedCh()
 		}
 	}
 }

@@ -20,7 +20,7 @@ import (
 // with an idempotent producer flushed before its offsets are committed.
 // Its methods are for the stage's loop goroutine.
 type txn struct {
-	*producer // the current one: replaced by reset when it cannot abort
+	outProducer // the current one: replaced by reset when it cannot abort
 
 	st       *Stage
 	log      *slog.Logger
@@ -45,10 +45,19 @@ func newTxn(ctx context.Context, st *Stage, cl sarama.Client, id string, limits 
 func (t *txn) replace(ctx context.Context) error {
 	b := backoff.New(250*time.Millisecond, 5*time.Second, 0)
 	for {
-		p, err := newProducer(t.cl)
+		var p outProducer
+		var err error
+		if t.id != "" {
+			p, err = newBatchProducer(t.cl, t.id, t.limits)
+		} else {
+			var sp *producer
+			if sp, err = newProducer(t.cl); err == nil {
+				sp.limits = t.limits
+				p = sp
+			}
+		}
 		if err == nil {
-			p.limits = t.limits
-			t.producer = p
+			t.outProducer = p
 			return nil
 		}
 		if fenced(err) && t.fencedAgain() {
@@ -93,8 +102,8 @@ func (t *txn) reset(ctx, writes context.Context) error {
 		_ = t.flush(writes)
 		return t.begin()
 	}
-	_ = t.producer.close()
-	t.producer = nil
+	_ = t.outProducer.close()
+	t.outProducer = nil
 	return t.replace(ctx)
 }
 
@@ -122,7 +131,7 @@ func (t *txn) fencedError(err error) error {
 // close stops the producer, if any: an open transaction is left to the
 // broker (see producer.close).
 func (t *txn) close() {
-	if t != nil && t.producer != nil {
-		_ = t.producer.close()
+	if t != nil && t.outProducer != nil {
+		_ = t.outProducer.close()
 	}
 }

@@ -195,6 +195,7 @@ type Producer struct {
 	failed  chan struct{} // receives when a flush in flight fails
 	mu      sync.Mutex
 	refused []Refused
+	lastErr error // the last flush's failure, once it has ended
 }
 
 // New initialises a producer id for cfg.TransactionalID through client, which
@@ -333,6 +334,9 @@ func (p *Producer) Send() error {
 	go func() {
 		err := p.send(flying)
 		if err != nil {
+			p.mu.Lock()
+			p.lastErr = err
+			p.mu.Unlock()
 			select {
 			case p.failed <- struct{}{}:
 			default:
@@ -341,6 +345,14 @@ func (p *Producer) Send() error {
 		p.done <- err
 	}()
 	return nil
+}
+
+// Failure returns, without waiting, the failure of a flush that ended
+// since the last Abort, or nil.
+func (p *Producer) Failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return cmp.Or(p.broken, p.lastErr)
 }
 
 // Failed receives when a flush in flight fails: the transaction must be
@@ -690,14 +702,18 @@ func (p *Producer) Abort() error {
 	if err := p.init(); err != nil {
 		return err
 	}
-	p.broken = nil
+	p.mu.Lock()
+	p.broken, p.lastErr = nil, nil
+	p.mu.Unlock()
 	return nil
 }
 
 func (p *Producer) fail(err error) error {
+	p.mu.Lock()
 	if p.broken == nil {
 		p.broken = err
 	}
+	p.mu.Unlock()
 	return err
 }
 

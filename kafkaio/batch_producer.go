@@ -1,0 +1,255 @@
+package kafkaio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/tidemark-go/tidemark/kafkaio/internal/batchtxn"
+	"github.com/tidemark-go/tidemark/stream"
+)
+
+// outProducer is what a stage's txn writes through: batchProducer for an
+// exactly-once stage, producer (sarama's AsyncProducer) for the dead
+// letters of an at-least-once one. Its methods are for the stage's loop
+// goroutine.
+type outProducer interface {
+	// message returns a pooled message with empty key and value buffers,
+	// and recycle gives back one that was not sent.
+	message() *stageMsg
+	recycle(m *stageMsg)
+	// send hands m over (m belongs to the producer from then on).
+	send(ctx context.Context, m *stageMsg) error
+	// flush waits until every record sent is acknowledged or failed and
+	// returns the first failure since begin.
+	flush(ctx context.Context) error
+	// commit commits the transaction with the consumed offsets of group
+	// member m and begins the next; abort aborts it and begins the next.
+	commit(offsets map[string][]*sarama.PartitionOffsetMetadata, m *sarama.ConsumerGroupMetadata) error
+	abort() error
+	begin() error
+	// err returns the first record failure since begin; failedCh receives
+	// when one happens.
+	err() error
+	failedCh() <-chan struct{}
+	// takeRefused returns and forgets the results the brokers refused for
+	// what they are since begin, and the first dead letter they refused
+	// so (stage_refused.go).
+	takeRefused() ([]outputID, error)
+	close() error
+}
+
+// Tags of the records a batchProducer writes.
+const (
+	tagResult uint8 = iota
+	tagDead         // a dead letter or a forwarded late record
+)
+
+// batchProducer is an exactly-once stage's producer: batchtxn's, which
+// builds its record batches itself and sends them without sarama's
+// goroutine per hop (kafkaio/internal/batchtxn, BenchmarkTxnProduce:
+// about a third of the AsyncProducer's CPU per record). A record is copied
+// into its partition's batch when it is sent, and its message recycled at
+// once; the partitioner is the client's (Producer.Partitioner).
+type batchProducer struct {
+	cl   sarama.Client
+	p    *batchtxn.Producer
+	pool sync.Pool // of *stageMsg
+
+	partitioners map[string]sarama.Partitioner
+	failure      error
+	rec          batchtxn.Record
+}
+
+func newBatchProducer(cl sarama.Client, id string, limits batchLimits) (*batchProducer, error) {
+	cfg := cl.Config()
+	p, err := batchtxn.New(cl, batchtxn.Config{
+		TransactionalID:    id,
+		TransactionTimeout: cfg.Producer.Transaction.Timeout,
+		RequestTimeout:     cfg.Producer.Timeout,
+		Retries:            cfg.Producer.Retry.Max,
+		Backoff:            cfg.Producer.Retry.Backoff,
+		MaxBatchBytes:      cfg.Producer.MaxMessageBytes,
+		TopicLimits:        limits,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &batchProducer{cl: cl, p: p, partitioners: make(map[string]sarama.Partitioner)}, nil
+}
+
+func (b *batchProducer) message() *stageMsg {
+	m, _ := b.pool.Get().(*stageMsg)
+	if m == nil {
+		m = new(stageMsg)
+	}
+	m.key.b, m.val.b, m.dead = m.key.b[:0], m.val.b[:0], false
+	return m
+}
+
+func (b *batchProducer) recycle(m *stageMsg) {
+	m.msg.Headers = nil
+	b.pool.Put(m)
+}
+
+func (b *batchProducer) send(ctx context.Context, m *stageMsg) error {
+	defer b.recycle(m)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	msg := &m.msg
+	partition := msg.Partition
+	if partition < 0 {
+		var err error
+		if partition, err = b.partition(msg); err != nil {
+			b.setFailure(&ProduceError{Topic: msg.Topic, Partition: -1, Err: err})
+			return nil
+		}
+	}
+	r := &b.rec
+	*r = batchtxn.Record{Topic: msg.Topic, Partition: partition, Headers: msg.Headers, Time: msg.Timestamp}
+	if msg.Key != nil {
+		r.Key = m.key.b
+		if r.Key == nil {
+			r.Key = []byte{}
+		}
+	}
+	if msg.Value != nil {
+		r.Value = m.val.b
+		if r.Value == nil {
+			r.Value = []byte{}
+		}
+	}
+	if m.dead {
+		r.Tag = tagDead
+	}
+	if err := b.p.Add(r); err != nil {
+		b.setFailure(err)
+	}
+	return nil
+}
+
+// partition chooses msg's partition as sarama's producer does: with the
+// client's partitioner, over the topic's partitions.
+func (b *batchProducer) partition(msg *sarama.ProducerMessage) (int32, error) {
+	pt := b.partitioners[msg.Topic]
+	if pt == nil {
+		pt = b.cl.Config().Producer.Partitioner(msg.Topic)
+		b.partitioners[msg.Topic] = pt
+	}
+	var parts []int32
+	var err error
+	if pt.RequiresConsistency() {
+		parts, err = b.cl.Partitions(msg.Topic)
+	} else {
+		parts, err = b.cl.WritablePartitions(msg.Topic)
+	}
+	if err != nil {
+		return -1, err
+	}
+	if len(parts) == 0 {
+		return -1, sarama.ErrLeaderNotAvailable
+	}
+	i, err := pt.Partition(msg, int32(len(parts)))
+	if err != nil {
+		return -1, err
+	}
+	if i < 0 || int(i) >= len(parts) {
+		return -1, sarama.ErrInvalidPartition
+	}
+	return parts[i], nil
+}
+
+// setFailure keeps the first failure since begin, as a *ProduceError when
+// it is a batch's.
+func (b *batchProducer) setFailure(err error) {
+	if b.failure != nil || err == nil {
+		return
+	}
+	var be *batchtxn.BatchError
+	if errors.As(err, &be) {
+		err = &ProduceError{Topic: be.Topic, Partition: be.Partition, Err: be.Err}
+	}
+	b.failure = err
+}
+
+func (b *batchProducer) flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.setFailure(b.p.Flush())
+	return b.failure
+}
+
+func (b *batchProducer) err() error {
+	if b.failure == nil {
+		b.setFailure(b.p.Failure()) // a flush in flight that failed
+	}
+	return b.failure
+}
+
+// failedCh receives when a flush in flight fails. The stage's loop then
+// recovers, and learns the error from flush or err.
+func (b *batchProducer) failedCh() <-chan struct{} { return b.p.Failed() }
+
+func (b *batchProducer) commit(offsets map[string][]*sarama.PartitionOffsetMetadata, m *sarama.ConsumerGroupMetadata) error {
+	if err := b.err(); err != nil {
+		return fmt.Errorf("kafkaio: a record of the transaction failed: %w", err)
+	}
+	var err error
+	if len(offsets) > 0 {
+		err = b.p.CommitOffsets(offsets, m)
+	} else {
+		err = b.p.Commit()
+	}
+	if err != nil {
+		b.setFailure(err)
+		return fmt.Errorf("kafkaio: commit transaction: %w", err)
+	}
+	return b.begin()
+}
+
+func (b *batchProducer) abort() error {
+	if err := b.p.Abort(); err != nil {
+		return fmt.Errorf("kafkaio: abort transaction: %w", err)
+	}
+	return b.begin()
+}
+
+func (b *batchProducer) begin() error {
+	b.failure = nil
+	_ = b.p.TakeRefused()
+	select {
+	case <-b.p.Failed():
+	default:
+	}
+	return nil
+}
+
+func (b *batchProducer) takeRefused() ([]outputID, error) {
+	var ids []outputID
+	var dead error
+	for _, r := range b.p.TakeRefused() {
+		if !recordRefused(r.Err) {
+			continue
+		}
+		if r.Tag == tagDead {
+			if dead == nil {
+				dead = &ProduceError{Topic: r.Topic, Partition: r.Partition, Err: r.Err}
+			}
+			continue
+		}
+		ids = append(ids, outputID{topic: r.Topic, key: string(r.Key), t: int64(stream.TimeOf(r.Time))})
+	}
+	return ids, dead
+}
+
+// close waits for the flush in flight, if any. An open transaction is left
+// to the broker, which aborts it when it times out or when a producer with
+// the same transactional id starts.
+func (b *batchProducer) close() error {
+	_ = b.p.Wait()
+	return nil
+}
