@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -121,6 +122,15 @@ func (e *BatchError) Error() string {
 // Unwrap returns the broker's error code.
 func (e *BatchError) Unwrap() error { return e.Err }
 
+// concurrentBackoff is the first wait after CONCURRENT_TRANSACTIONS.
+const concurrentBackoff = 2 * time.Millisecond
+
+// Stats counts a producer's requests.
+type Stats struct {
+	Produces atomic.Int64 // ProduceRequests sent
+	Retries  atomic.Int64 // requests to the coordinator sent again
+}
+
 // recordOverhead bounds what a record adds to a batch besides its key,
 // value and headers' bytes (attributes, deltas and lengths as varints),
 // and batchOverhead a batch's header.
@@ -196,6 +206,8 @@ type Producer struct {
 	mu      sync.Mutex
 	refused []Refused
 	lastErr error // the last flush's failure, once it has ended
+
+	stats Stats
 }
 
 // New initialises a producer id for cfg.TransactionalID through client, which
@@ -347,6 +359,9 @@ func (p *Producer) Send() error {
 	return nil
 }
 
+// Stats returns the producer's counters.
+func (p *Producer) Stats() *Stats { return &p.stats }
+
 // Failure returns, without waiting, the failure of a flush that ended
 // since the last Abort, or nil.
 func (p *Producer) Failure() error {
@@ -439,6 +454,7 @@ func (p *Producer) produce(parts []sending) (retry []sending, err error) {
 		sent[leader] = append(sent[leader], s)
 	}
 	for _, b := range order {
+		p.stats.Produces.Add(1)
 		resp, perr := b.Produce(reqs[b])
 		if perr != nil {
 			// The connection failed: whether the broker wrote the batches
@@ -774,8 +790,18 @@ func (p *Producer) coordinator(what string, call func(*sarama.Broker) (sarama.KE
 	var last error
 	for attempt := 0; attempt <= p.cfg.Retries; attempt++ {
 		if attempt > 0 {
-			time.Sleep(backoff)
-			backoff = min(2*backoff, time.Second)
+			wait := backoff
+			if last == sarama.ErrConcurrentTransactions {
+				// The previous transaction's markers are being written,
+				// which takes a few milliseconds: the usual answer to an
+				// AddPartitionsToTxn right after an EndTxn. Ask again soon
+				// (as Kafka's Java client does), not after a full backoff.
+				wait = min(concurrentBackoff<<min(attempt-1, 10), backoff)
+			} else {
+				backoff = min(2*backoff, time.Second)
+			}
+			time.Sleep(wait)
+			p.stats.Retries.Add(1)
 		}
 		b, err := p.client.TransactionCoordinator(p.cfg.TransactionalID)
 		if err != nil {

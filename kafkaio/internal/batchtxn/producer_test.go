@@ -401,3 +401,27 @@ func TestTopicLimit(t *testing.T) {
 		}
 	})
 }
+
+// CONCURRENT_TRANSACTIONS, the usual answer to the first AddPartitionsToTxn
+// after an EndTxn while the markers are written, is asked again within
+// milliseconds, not after the full backoff: a stage commits ten times a
+// second.
+func TestConcurrentTransactionsRetriedSoon(t *testing.T) {
+	k := kafkatest.New(t)
+	client := newClient(t, k.Addrs())
+	tp := topic(t, client, 1)
+	p, err := New(client, Config{TransactionalID: "batchtxn-" + tp, Backoff: 250 * time.Millisecond})
+	require.NoError(t, err)
+	f, err := k.Fail(kafkatest.Failure{Requests: []kafkatest.APIKey{kafkatest.AddPartitionsToTxn}, Err: sarama.ErrConcurrentTransactions, Count: 3})
+	require.NoError(t, err)
+	want := make(map[int32][]rec)
+	add(p, want, tp, 1, "soon", 10)
+	start := time.Now()
+	require.NoError(t, p.Commit())
+	took := time.Since(start)
+	require.Equal(t, 3, f.Hits())
+	require.Equal(t, int64(3), p.Stats().Retries.Load())
+	// 2 + 4 + 8 ms of waits; a 250 ms backoff doubling would take 1.75 s.
+	require.Less(t, took, 500*time.Millisecond)
+	eventuallyCommitted(t, client, tp, want)
+}
