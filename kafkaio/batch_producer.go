@@ -80,14 +80,7 @@ func newBatchProducer(cl sarama.Client, id string, limits batchLimits) (*batchPr
 	return &batchProducer{cl: cl, p: p, partitioners: make(map[string]sarama.Partitioner)}, nil
 }
 
-func (b *batchProducer) message() *stageMsg {
-	m, _ := b.pool.Get().(*stageMsg)
-	if m == nil {
-		m = new(stageMsg)
-	}
-	m.key.b, m.val.b, m.dead = m.key.b[:0], m.val.b[:0], false
-	return m
-}
+func (b *batchProducer) message() *stageMsg { return pooledMessage(&b.pool) }
 
 func (b *batchProducer) recycle(m *stageMsg) {
 	m.msg.Headers = nil

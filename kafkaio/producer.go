@@ -94,8 +94,12 @@ func (p *producer) recycle(m *stageMsg) { p.pool.Put(m) }
 func (p *producer) failedCh() <-chan struct{} { return p.failed }
 
 // message returns a pooled message with empty key and value buffers.
-func (p *producer) message() *stageMsg {
-	m, _ := p.pool.Get().(*stageMsg)
+func (p *producer) message() *stageMsg { return pooledMessage(&p.pool) }
+
+// pooledMessage returns a message of pool, or a new one, with empty key
+// and value buffers.
+func pooledMessage(pool *sync.Pool) *stageMsg {
+	m, _ := pool.Get().(*stageMsg)
 	if m == nil {
 		m = new(stageMsg)
 	}
