@@ -13,8 +13,9 @@ import (
 
 // outProducer is what a stage's txn writes through: batchProducer for an
 // exactly-once stage, producer (sarama's AsyncProducer) for the dead
-// letters of an at-least-once one. Its methods are for the stage's loop
-// goroutine.
+// letters of an at-least-once one. Committing and aborting are
+// batchProducer's alone (txn.commit, txn.abort). Its methods are for the
+// stage's loop goroutine.
 type outProducer interface {
 	// message returns a pooled message with empty key and value buffers,
 	// and recycle gives back one that was not sent.
@@ -23,12 +24,8 @@ type outProducer interface {
 	// send hands m over (m belongs to the producer from then on).
 	send(ctx context.Context, m *stageMsg) error
 	// flush waits until every record sent is acknowledged or failed and
-	// returns the first failure since begin.
+	// returns the first failure since the last begin (begin forgets them).
 	flush(ctx context.Context) error
-	// commit commits the transaction with the consumed offsets of group
-	// member m and begins the next; abort aborts it and begins the next.
-	commit(offsets map[string][]*sarama.PartitionOffsetMetadata, m *sarama.ConsumerGroupMetadata) error
-	abort() error
 	begin() error
 	// err returns the first record failure since begin; failedCh receives
 	// when one happens.
@@ -187,6 +184,9 @@ func (b *batchProducer) err() error {
 // recovers, and learns the error from flush or err.
 func (b *batchProducer) failedCh() <-chan struct{} { return b.p.Failed() }
 
+// commit commits the transaction with the consumed offsets of group member
+// m and begins the next. After an error the caller aborts and recovers from
+// the committed offsets (the transaction may have committed or not).
 func (b *batchProducer) commit(offsets map[string][]*sarama.PartitionOffsetMetadata, m *sarama.ConsumerGroupMetadata) error {
 	if err := b.err(); err != nil {
 		return fmt.Errorf("kafkaio: a record of the transaction failed: %w", err)
@@ -204,6 +204,7 @@ func (b *batchProducer) commit(offsets map[string][]*sarama.PartitionOffsetMetad
 	return b.begin()
 }
 
+// abort aborts the transaction and begins the next.
 func (b *batchProducer) abort() error {
 	if err := b.p.Abort(); err != nil {
 		return fmt.Errorf("kafkaio: abort transaction: %w", err)

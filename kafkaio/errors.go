@@ -80,13 +80,6 @@ func (e *RecordError) Unwrap() error { return e.Err }
 // Is reports whether target is ErrRecordRefused.
 func (e *RecordError) Is(target error) bool { return target == ErrRecordRefused }
 
-// Errors of the runtime that callers never see.
-var (
-	// errTxnUnknown wraps a commit whose outcome is unknown: the transaction
-	// may have committed or not; only the committed offsets tell.
-	errTxnUnknown = errors.New("kafkaio: transaction outcome unknown")
-)
-
 // invalidOption is the type of ErrInvalidOption: its own message, and
 // stream.ErrInvalidOption beneath it.
 type invalidOption string

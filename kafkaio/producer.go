@@ -3,7 +3,6 @@ package kafkaio
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -11,15 +10,12 @@ import (
 	"github.com/tidemark-go/tidemark/stream"
 )
 
-// producer is an output of a Stage through sarama's AsyncProducer: the
-// dead letters of an at-least-once stage (beside a sink outside Kafka),
-// with an idempotent producer flushed before offsets are committed. It can
-// be transactional too (records and consumed offsets commit together), as
-// an exactly-once stage's was before batchProducer. Its methods are for the
-// stage's loop goroutine, except that records are acknowledged on a
-// goroutine of its own.
+// producer carries the dead letters of an at-least-once stage (beside a
+// sink outside Kafka) through sarama's idempotent AsyncProducer, flushed
+// before offsets are committed; an exactly-once stage's transactions go
+// through batchProducer. Its methods are for the stage's loop goroutine,
+// except that records are acknowledged on a goroutine of its own.
 type producer struct {
-	txn  bool
 	prod sarama.AsyncProducer
 	pool sync.Pool // of *stageMsg
 
@@ -65,23 +61,14 @@ type outputID struct {
 	t          int64
 }
 
-// newProducer starts a producer on client; a transactional one (the
-// client's config has a Transaction.ID) has its producer id initialised,
-// which fences any earlier producer with the same transactional id and ends
-// its open transaction, and begins a transaction.
+// newProducer starts a producer on client.
 func newProducer(client sarama.Client) (*producer, error) {
 	ap, err := sarama.NewAsyncProducerFromClient(client)
 	if err != nil {
 		return nil, err
 	}
-	p := &producer{txn: ap.IsTransactional(), prod: ap, failed: make(chan struct{}, 1), acked: make(chan struct{})}
+	p := &producer{prod: ap, failed: make(chan struct{}, 1), acked: make(chan struct{})}
 	go p.acks()
-	if p.txn {
-		if err := ap.BeginTxn(); err != nil {
-			_ = p.close()
-			return nil, fmt.Errorf("kafkaio: begin transaction: %w", err)
-		}
-	}
 	return p, nil
 }
 
@@ -260,37 +247,6 @@ func (p *producer) flush(ctx context.Context) error {
 	return p.err()
 }
 
-// commit commits the current transaction with the consumed offsets of group
-// member m, and begins the next one. An error means the transaction did not
-// commit, or may not have (errTxnUnknown): the caller must abort and recover
-// from the committed offsets.
-func (p *producer) commit(offsets map[string][]*sarama.PartitionOffsetMetadata, m *sarama.ConsumerGroupMetadata) error {
-	if err := p.err(); err != nil {
-		return fmt.Errorf("kafkaio: a record of the transaction failed: %w", err)
-	}
-	if len(offsets) > 0 {
-		if err := p.prod.AddOffsetsToTxnWithGroupMetadata(offsets, m); err != nil {
-			return fmt.Errorf("kafkaio: add offsets to the transaction: %w", err)
-		}
-	}
-	if err := p.prod.CommitTxn(); err != nil {
-		st := p.prod.TxnStatus()
-		if st&(sarama.ProducerTxnFlagAbortableError|sarama.ProducerTxnFlagFatalError) == 0 {
-			return fmt.Errorf("%w: %w (status %s)", errTxnUnknown, err, st)
-		}
-		return fmt.Errorf("kafkaio: commit transaction: %w (status %s)", err, st)
-	}
-	return p.begin()
-}
-
-// abort aborts the current transaction and begins the next one.
-func (p *producer) abort() error {
-	if err := p.prod.AbortTxn(); err != nil {
-		return fmt.Errorf("kafkaio: abort transaction: %w (status %s)", err, p.prod.TxnStatus())
-	}
-	return p.begin()
-}
-
 func (p *producer) begin() error {
 	p.mu.Lock()
 	p.failure, p.refused, p.deadRefused = nil, nil, nil
@@ -298,12 +254,6 @@ func (p *producer) begin() error {
 	select {
 	case <-p.failed:
 	default:
-	}
-	if !p.txn {
-		return nil
-	}
-	if err := p.prod.BeginTxn(); err != nil {
-		return fmt.Errorf("kafkaio: begin transaction: %w", err)
 	}
 	return nil
 }
@@ -314,9 +264,7 @@ func fenced(err error) bool {
 	return errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch)
 }
 
-// close stops the producer. An open transaction is left to the broker,
-// which aborts it when the transaction times out or when a producer with the
-// same transactional id starts.
+// close stops the producer.
 func (p *producer) close() error {
 	p.prod.AsyncClose()
 	<-p.acked

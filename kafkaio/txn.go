@@ -20,7 +20,8 @@ import (
 // with an idempotent producer flushed before its offsets are committed.
 // Its methods are for the stage's loop goroutine.
 type txn struct {
-	outProducer // the current one: replaced by reset when it cannot abort
+	outProducer                // the current one: replaced by reset when it cannot abort
+	batch       *batchProducer // the same, when transactional
 
 	st       *Stage
 	log      *slog.Logger
@@ -45,20 +46,20 @@ func newTxn(ctx context.Context, st *Stage, cl sarama.Client, id string, limits 
 func (t *txn) replace(ctx context.Context) error {
 	b := backoff.New(250*time.Millisecond, 5*time.Second, 0)
 	for {
-		var p outProducer
 		var err error
 		if t.id != "" {
-			p, err = newBatchProducer(t.cl, t.id, t.limits)
+			var bp *batchProducer
+			if bp, err = newBatchProducer(t.cl, t.id, t.limits); err == nil {
+				t.outProducer, t.batch = bp, bp
+				return nil
+			}
 		} else {
 			var sp *producer
 			if sp, err = newProducer(t.cl); err == nil {
 				sp.limits = t.limits
-				p = sp
+				t.outProducer = sp
+				return nil
 			}
-		}
-		if err == nil {
-			t.outProducer = p
-			return nil
 		}
 		if fenced(err) && t.fencedAgain() {
 			return t.fencedError(err)
@@ -103,7 +104,7 @@ func (t *txn) reset(ctx, writes context.Context) error {
 		return t.begin()
 	}
 	_ = t.outProducer.close()
-	t.outProducer = nil
+	t.outProducer, t.batch = nil, nil
 	return t.replace(ctx)
 }
 
@@ -129,9 +130,18 @@ func (t *txn) fencedError(err error) error {
 }
 
 // close stops the producer, if any: an open transaction is left to the
-// broker (see producer.close).
+// broker (see batchProducer.close).
 func (t *txn) close() {
 	if t != nil && t.outProducer != nil {
 		_ = t.outProducer.close()
 	}
 }
+
+// commit commits the transaction with the consumed offsets of group member
+// m (an exactly-once stage's txn only).
+func (t *txn) commit(offsets map[string][]*sarama.PartitionOffsetMetadata, m *sarama.ConsumerGroupMetadata) error {
+	return t.batch.commit(offsets, m)
+}
+
+// abort aborts the transaction (an exactly-once stage's txn only).
+func (t *txn) abort() error { return t.batch.abort() }

@@ -39,6 +39,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -430,9 +431,12 @@ func (p *Producer) send(todo []sending) error {
 // produce sends the batches of parts, one request per leader, and returns
 // the parts to send again (their leader moved).
 func (p *Producer) produce(parts []sending) (retry []sending, err error) {
-	reqs := make(map[*sarama.Broker]*sarama.ProduceRequest)
-	sent := make(map[*sarama.Broker][]sending)
-	var order []*sarama.Broker
+	type leaderRequest struct {
+		b     *sarama.Broker
+		req   *sarama.ProduceRequest
+		parts []sending
+	}
+	var reqs []*leaderRequest
 	for _, s := range parts {
 		pt := s.pt
 		leader, err := p.client.Leader(pt.tp.topic, pt.tp.partition)
@@ -443,28 +447,30 @@ func (p *Producer) produce(parts []sending) (retry []sending, err error) {
 			}
 			return nil, fmt.Errorf("batchtxn: leader of %s/%d: %w", pt.tp.topic, pt.tp.partition, err)
 		}
-		req := reqs[leader]
-		if req == nil {
-			req = &sarama.ProduceRequest{TransactionalID: &p.cfg.TransactionalID, RequiredAcks: sarama.WaitForAll,
-				Timeout: int32(p.cfg.RequestTimeout / time.Millisecond), Version: produceVersion(p.client.Config().Version)}
-			reqs[leader] = req
-			order = append(order, leader)
+		i := slices.IndexFunc(reqs, func(r *leaderRequest) bool { return r.b == leader })
+		if i < 0 {
+			i = len(reqs)
+			reqs = append(reqs, &leaderRequest{b: leader, req: &sarama.ProduceRequest{TransactionalID: &p.cfg.TransactionalID,
+				RequiredAcks: sarama.WaitForAll, Timeout: int32(p.cfg.RequestTimeout / time.Millisecond),
+				Version: produceVersion(p.client.Config().Version)}})
 		}
-		req.AddBatch(pt.tp.topic, pt.tp.partition, s.buf.batch(p.id, p.epoch, pt.seq))
-		sent[leader] = append(sent[leader], s)
+		r := reqs[i]
+		r.req.AddBatch(pt.tp.topic, pt.tp.partition, s.buf.batch(p.id, p.epoch, pt.seq))
+		r.parts = append(r.parts, s)
 	}
-	for _, b := range order {
+	for _, r := range reqs {
+		b := r.b
 		p.stats.Produces.Add(1)
-		resp, perr := b.Produce(reqs[b])
+		resp, perr := b.Produce(r.req)
 		if perr != nil {
 			// The connection failed: whether the broker wrote the batches
 			// is unknown, and sending them again with the same sequence
 			// numbers is what idempotence is for.
 			_ = b.Close()
-			retry = append(retry, sent[b]...)
+			retry = append(retry, r.parts...)
 			continue
 		}
-		for _, s := range sent[b] {
+		for _, s := range r.parts {
 			pt := s.pt
 			blk := resp.GetBlock(pt.tp.topic, pt.tp.partition)
 			switch {
@@ -651,48 +657,26 @@ func (p *Producer) sendOffsets(offsets map[string][]*sarama.PartitionOffsetMetad
 	case v.IsAtLeast(sarama.V2_0_0_0):
 		req.Version = 1
 	}
-	backoff := p.cfg.Backoff
-	var last error
-	for attempt := 0; attempt <= p.cfg.Retries; attempt++ {
-		if attempt > 0 {
-			time.Sleep(backoff)
-			backoff = min(2*backoff, time.Second)
-		}
-		b, err := p.client.Coordinator(group.GroupID)
-		if err != nil {
-			last = err
-			continue
-		}
-		resp, err := b.TxnOffsetCommit(req)
-		if err != nil {
-			last = err
-			_ = b.Close()
-			_ = p.client.RefreshCoordinator(group.GroupID)
-			continue
-		}
-		kerr := sarama.ErrNoError
-		for _, errs := range resp.Topics {
-			for _, pe := range errs {
-				if pe.Err != sarama.ErrNoError {
-					kerr = pe.Err
+	// A partition moving, or a request timing out, is answered
+	// UNKNOWN_TOPIC_OR_PARTITION or REQUEST_TIMED_OUT: asked again too.
+	return p.retry("commit the offsets of group "+group.GroupID,
+		func() (*sarama.Broker, error) { return p.client.Coordinator(group.GroupID) },
+		func() { _ = p.client.RefreshCoordinator(group.GroupID) },
+		func(b *sarama.Broker) (sarama.KError, error) {
+			resp, err := b.TxnOffsetCommit(req)
+			if err != nil {
+				return 0, err
+			}
+			kerr := sarama.ErrNoError
+			for _, errs := range resp.Topics {
+				for _, pe := range errs {
+					if pe.Err != sarama.ErrNoError {
+						kerr = pe.Err
+					}
 				}
 			}
-		}
-		switch kerr {
-		case sarama.ErrNoError:
-			return nil
-		case sarama.ErrNotCoordinatorForConsumer, sarama.ErrConsumerCoordinatorNotAvailable:
-			last = kerr
-			_ = p.client.RefreshCoordinator(group.GroupID)
-		case sarama.ErrOffsetsLoadInProgress, sarama.ErrConcurrentTransactions, sarama.ErrRequestTimedOut, sarama.ErrUnknownTopicOrPartition:
-			last = kerr
-		case sarama.ErrProducerFenced, sarama.ErrInvalidProducerEpoch:
-			return ErrFenced
-		default:
-			return fmt.Errorf("batchtxn: commit the offsets of group %s: %w", group.GroupID, kerr)
-		}
-	}
-	return fmt.Errorf("batchtxn: commit the offsets of group %s: %w (after %d retries)", group.GroupID, last, p.cfg.Retries)
+			return kerr, nil
+		}, sarama.ErrRequestTimedOut, sarama.ErrUnknownTopicOrPartition)
 }
 
 // Abort drops the buffered records and aborts the transaction (EndTxn),
@@ -782,10 +766,21 @@ func (p *Producer) init() error {
 	return nil
 }
 
-// coordinator runs call against the transaction coordinator, again after
-// the errors that say it moved, is loading or is busy ending the previous
-// transaction.
+// coordinator runs call against the transaction coordinator (see retry).
 func (p *Producer) coordinator(what string, call func(*sarama.Broker) (sarama.KError, error)) error {
+	id := p.cfg.TransactionalID
+	return p.retry(what,
+		func() (*sarama.Broker, error) { return p.client.TransactionCoordinator(id) },
+		func() { _ = p.client.RefreshTransactionCoordinator(id) },
+		call)
+}
+
+// retry runs call against the coordinator that find returns, again after
+// an error of the connection or an answer that says the coordinator moved
+// (then refresh looks it up anew), is loading, is busy ending the previous
+// transaction, or is one of again.
+func (p *Producer) retry(what string, find func() (*sarama.Broker, error), refresh func(),
+	call func(*sarama.Broker) (sarama.KError, error), again ...sarama.KError) error {
 	backoff := p.cfg.Backoff
 	var last error
 	for attempt := 0; attempt <= p.cfg.Retries; attempt++ {
@@ -803,7 +798,7 @@ func (p *Producer) coordinator(what string, call func(*sarama.Broker) (sarama.KE
 			time.Sleep(wait)
 			p.stats.Retries.Add(1)
 		}
-		b, err := p.client.TransactionCoordinator(p.cfg.TransactionalID)
+		b, err := find()
 		if err != nil {
 			last = err
 			continue
@@ -813,15 +808,15 @@ func (p *Producer) coordinator(what string, call func(*sarama.Broker) (sarama.KE
 		case err != nil:
 			last = err
 			_ = b.Close()
-			_ = p.client.RefreshTransactionCoordinator(p.cfg.TransactionalID)
+			refresh()
 		case kerr == sarama.ErrNoError:
 			return nil
 		case kerr == sarama.ErrProducerFenced || kerr == sarama.ErrInvalidProducerEpoch:
 			return ErrFenced
 		case kerr == sarama.ErrNotCoordinatorForConsumer || kerr == sarama.ErrConsumerCoordinatorNotAvailable:
 			last = kerr
-			_ = p.client.RefreshTransactionCoordinator(p.cfg.TransactionalID)
-		case kerr == sarama.ErrOffsetsLoadInProgress || kerr == sarama.ErrConcurrentTransactions:
+			refresh()
+		case kerr == sarama.ErrOffsetsLoadInProgress || kerr == sarama.ErrConcurrentTransactions || slices.Contains(again, kerr):
 			last = kerr
 		default:
 			return fmt.Errorf("batchtxn: %s: %w", what, kerr)
