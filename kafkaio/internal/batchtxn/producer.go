@@ -6,10 +6,12 @@
 // operators. sarama's AsyncProducer moves every record through a chain of
 // goroutines and channels (dispatcher, topic, partition, broker producers,
 // then the successes channel back), and rebuilds its batch state for every
-// record that arrives while a request is in flight. Here records are copied
-// into one buffer per partition and encoded only when the caller flushes:
-// one ProduceRequest per leader, no goroutine, no channel, no allocation per
-// record once the buffers have grown.
+// record that arrives while a request is in flight. Here each record is
+// encoded as it is added, in Kafka's record format, into its partition's
+// buffer (records.go), and the buffer goes out as the records of a
+// sarama.RecordBatch when the caller flushes: one ProduceRequest per
+// leader, no goroutine or channel per record, no allocation per record
+// once the buffers have grown, and no second encoding of the records.
 //
 // The protocol is Kafka's exactly-once producer (KIP-98), as sarama's and
 // the Java client's transaction managers follow it:
@@ -31,8 +33,8 @@
 // transaction must then be aborted: Abort starts over with a new epoch (a
 // new InitProducerID), so that no sequence number is left in doubt.
 //
-// This is the first part of issue 16's produce path: it writes records and
-// consumed offsets in transactions; the Stage does not use it yet.
+// Every exactly-once kafkaio.Stage writes through it (kafkaio's
+// batchProducer).
 package batchtxn
 
 import (
@@ -132,13 +134,9 @@ type Stats struct {
 	Retries  atomic.Int64 // requests to the coordinator sent again
 }
 
-// recordOverhead bounds what a record adds to a batch besides its key,
-// value and headers' bytes (attributes, deltas and lengths as varints),
-// and batchOverhead a batch's header.
-const (
-	recordOverhead = 1 + 5 + 10 + 5 + 5 + 5 + 5
-	batchOverhead  = 61
-)
+// batchOverhead is the length of a record batch's header: a batch takes
+// that and its records' bytes (buffer.buf).
+const batchOverhead = 61
 
 type topicPartition struct {
 	topic     string
@@ -155,21 +153,15 @@ type part struct {
 	spare *buffer
 }
 
-// buffer holds records of one partition.
+// buffer holds records of one partition, encoded (records.go).
 type buffer struct {
-	buf  []byte
-	recs []pending
-	hdrs []header // the records' headers, in order
-	size int      // what the batch takes, about (recordOverhead per record)
-	// reused for the batch of a flush
-	records []sarama.Record
-	ptrs    []*sarama.Record
+	buf       []byte    // the records, as the batch carries them
+	recs      []pending // per record
+	base, max int64     // the first record's timestamp and the largest, in ms
+	ptrs      []*sarama.Record
 }
 
-func (b *buffer) reset() { b.buf, b.recs, b.hdrs, b.size = b.buf[:0], b.recs[:0], b.hdrs[:0], 0 }
-
-// header is a record header in buffer.buf.
-type header struct{ keyOff, keyLen, valOff, valLen int32 }
+func (b *buffer) reset() { b.buf, b.recs = b.buf[:0], b.recs[:0] }
 
 // sending is a partition's buffer in a flush.
 type sending struct {
@@ -177,11 +169,10 @@ type sending struct {
 	buf *buffer
 }
 
-// pending is a buffered record: its key and value in buffer.buf.
+// pending is what a buffered record's refusal needs: where its key is in
+// buffer.buf, its time and its tag.
 type pending struct {
 	keyOff, keyLen int32 // keyLen -1: no key
-	valOff, valLen int32 // valLen -1: null
-	hdrOff, hdrN   int32 // in buffer.hdrs
 	ts             time.Time
 	tag            uint8
 }
@@ -192,7 +183,8 @@ type Producer struct {
 	cfg    Config
 	id     int64
 	epoch  int16
-	parts  map[topicPartition]*part
+	topics map[string][]*part // by partition
+	parts  []*part
 	dirty  []*part // parts with records buffered, in the order of their first
 	inTxn  bool    // a partition was added since the last EndTxn
 	broken error   // a failure that only Abort clears
@@ -235,7 +227,7 @@ func New(client sarama.Client, cfg Config) (*Producer, error) {
 	if cfg.SendBytes <= 0 {
 		cfg.SendBytes = 256 << 10
 	}
-	p := &Producer{client: client, cfg: cfg, id: -1, epoch: -1, parts: make(map[topicPartition]*part),
+	p := &Producer{client: client, cfg: cfg, id: -1, epoch: -1, topics: make(map[string][]*part),
 		done: make(chan error, 1), failed: make(chan struct{}, 1)}
 	if err := p.init(); err != nil {
 		return nil, err
@@ -246,59 +238,72 @@ func New(client sarama.Client, cfg Config) (*Producer, error) {
 // ProducerID returns the producer id and epoch the coordinator gave.
 func (p *Producer) ProducerID() (int64, int16) { return p.id, p.epoch }
 
-// Add buffers r; its bytes are copied, the caller may reuse them. A record
-// that would make its partition's batch larger than the bound
-// (Config.MaxBatchBytes, or the topic's in TopicLimits) sends the buffered
+// Add encodes r into its partition's buffer; the caller may reuse r's
+// bytes. A record that would make its partition's batch larger than the
+// bound (Config.MaxBatchBytes, or the topic's in TopicLimits; the size is
+// exact: the batch's header and its encoded records) sends the buffered
 // records first, and SendBytes buffered start a Send: the error is that
 // Send's. A record larger than the bound by itself goes in a batch of its
 // own, which the broker refuses.
 func (p *Producer) Add(r *Record) error {
-	tp := topicPartition{r.Topic, r.Partition}
-	pt := p.parts[tp]
-	if pt == nil {
-		pt = &part{tp: tp, cur: new(buffer), spare: new(buffer)}
-		p.parts[tp] = pt
+	pt := p.part(r.Topic, r.Partition)
+	b := pt.cur
+	ms := millis(r.Time)
+	index, base := len(b.recs), b.base
+	if index == 0 {
+		base = ms
 	}
-	size := recordOverhead + len(r.Key) + len(r.Value)
-	for _, h := range r.Headers {
-		size += 10 + len(h.Key) + len(h.Value)
-	}
-	limit := p.cfg.MaxBatchBytes
-	if l, ok := p.cfg.TopicLimits[r.Topic]; ok && l < limit {
-		limit = l
-	}
-	if len(pt.cur.recs) > 0 && batchOverhead+pt.cur.size+size > limit {
+	size := recordSize(r, index, ms-base)
+	if index > 0 && batchOverhead+len(b.buf)+varintLen(int64(size))+size > p.limit(r.Topic) {
 		if err := p.Send(); err != nil {
 			return err
 		}
+		b, index, base = pt.cur, 0, ms
+		size = recordSize(r, index, 0)
 	}
-	b := pt.cur
-	if len(b.recs) == 0 {
+	if index == 0 {
 		p.dirty = append(p.dirty, pt)
+		b.base, b.max = ms, ms
 	}
-	rec := pending{keyLen: -1, valLen: -1, ts: r.Time, tag: r.Tag, hdrOff: int32(len(b.hdrs)), hdrN: int32(len(r.Headers))}
+	b.max = max(b.max, ms)
+	n := len(b.buf)
+	var keyOff int
+	b.buf, keyOff = appendRecord(b.buf, r, index, ms-base, size)
+	rec := pending{keyLen: -1, ts: r.Time, tag: r.Tag}
 	if r.Key != nil {
-		rec.keyOff, rec.keyLen = int32(len(b.buf)), int32(len(r.Key))
-		b.buf = append(b.buf, r.Key...)
-	}
-	if r.Value != nil {
-		rec.valOff, rec.valLen = int32(len(b.buf)), int32(len(r.Value))
-		b.buf = append(b.buf, r.Value...)
-	}
-	for _, h := range r.Headers {
-		hd := header{keyOff: int32(len(b.buf)), keyLen: int32(len(h.Key))}
-		b.buf = append(b.buf, h.Key...)
-		hd.valOff, hd.valLen = int32(len(b.buf)), int32(len(h.Value))
-		b.buf = append(b.buf, h.Value...)
-		b.hdrs = append(b.hdrs, hd)
+		rec.keyOff, rec.keyLen = int32(keyOff), int32(len(r.Key))
 	}
 	b.recs = append(b.recs, rec)
-	b.size += size
-	p.buffered += size
+	p.buffered += len(b.buf) - n
 	if p.buffered >= p.cfg.SendBytes {
 		return p.Send()
 	}
 	return nil
+}
+
+// part returns the state of a partition, new if it has none.
+func (p *Producer) part(topic string, partition int32) *part {
+	parts := p.topics[topic]
+	if int(partition) < len(parts) && parts[partition] != nil {
+		return parts[partition]
+	}
+	if int(partition) >= len(parts) {
+		parts = append(parts, make([]*part, int(partition)+1-len(parts))...)
+		p.topics[topic] = parts
+	}
+	pt := &part{tp: topicPartition{topic, partition}, cur: new(buffer), spare: new(buffer)}
+	parts[partition] = pt
+	p.parts = append(p.parts, pt)
+	return pt
+}
+
+// limit returns the bound of a batch to topic.
+func (p *Producer) limit(topic string) int {
+	limit := p.cfg.MaxBatchBytes
+	if l, ok := p.cfg.TopicLimits[topic]; ok && l < limit {
+		limit = l
+	}
+	return limit
 }
 
 // Buffered returns the number of records added and not yet flushed.
@@ -455,7 +460,11 @@ func (p *Producer) produce(parts []sending) (retry []sending, err error) {
 				Version: produceVersion(p.client.Config().Version)}})
 		}
 		r := reqs[i]
-		r.req.AddBatch(pt.tp.topic, pt.tp.partition, s.buf.batch(p.id, p.epoch, pt.seq))
+		rb, err := s.buf.batch(p.id, p.epoch, pt.seq)
+		if err != nil {
+			return nil, err
+		}
+		r.req.AddBatch(pt.tp.topic, pt.tp.partition, rb)
 		r.parts = append(r.parts, s)
 	}
 	for _, r := range reqs {
@@ -521,42 +530,22 @@ func (p *Producer) refuse(s sending, blk *sarama.ProduceResponseBlock) {
 	}
 }
 
-// batch builds the buffer's record batch, its first sequence number seq.
-func (pt *buffer) batch(id int64, epoch int16, seq int32) *sarama.RecordBatch {
+// batch returns the buffer's record batch, its first sequence number seq.
+func (pt *buffer) batch(id int64, epoch int16, seq int32) (*sarama.RecordBatch, error) {
 	n := len(pt.recs)
-	if cap(pt.records) < n {
-		pt.records = make([]sarama.Record, n, 2*n)
-		pt.ptrs = make([]*sarama.Record, n, 2*n)
+	rb := &sarama.RecordBatch{Version: 2, IsTransactional: true, ProducerID: id, ProducerEpoch: epoch, FirstSequence: seq,
+		FirstTimestamp: timestamp(pt.base), MaxTimestamp: timestamp(pt.max), LastOffsetDelta: int32(n - 1)}
+	if !rawRecords.ok {
+		recs, err := decodeRecords(pt.buf, n)
+		rb.Records = recs
+		return rb, err
 	}
-	pt.records, pt.ptrs = pt.records[:n], pt.ptrs[:n]
-	first, last := pt.recs[0].ts, pt.recs[0].ts
-	for _, r := range pt.recs {
-		if r.ts.Before(first) {
-			first = r.ts
-		}
-		if r.ts.After(last) {
-			last = r.ts
-		}
+	if cap(pt.ptrs) < n {
+		pt.ptrs = make([]*sarama.Record, 2*n) // nil pointers: only their count is read
 	}
-	for i, r := range pt.recs {
-		rec := &pt.records[i]
-		*rec = sarama.Record{OffsetDelta: int64(i), TimestampDelta: r.ts.Sub(first)}
-		if r.keyLen >= 0 {
-			rec.Key = pt.buf[r.keyOff : r.keyOff+r.keyLen : r.keyOff+r.keyLen]
-		}
-		if r.valLen >= 0 {
-			rec.Value = pt.buf[r.valOff : r.valOff+r.valLen : r.valOff+r.valLen]
-		}
-		if r.hdrN > 0 {
-			rec.Headers = make([]*sarama.RecordHeader, r.hdrN)
-			for j, h := range pt.hdrs[r.hdrOff : r.hdrOff+r.hdrN] {
-				rec.Headers[j] = &sarama.RecordHeader{Key: pt.buf[h.keyOff : h.keyOff+h.keyLen], Value: pt.buf[h.valOff : h.valOff+h.valLen]}
-			}
-		}
-		pt.ptrs[i] = rec
-	}
-	return &sarama.RecordBatch{Version: 2, IsTransactional: true, ProducerID: id, ProducerEpoch: epoch, FirstSequence: seq,
-		FirstTimestamp: first, MaxTimestamp: last, LastOffsetDelta: int32(n - 1), Records: pt.ptrs}
+	rb.Records = pt.ptrs[:n]
+	setRawRecords(rb, pt.buf)
+	return rb, nil
 }
 
 // addPartitions adds the partitions with buffered records that are not yet

@@ -1,6 +1,7 @@
 package batchtxn
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -295,44 +296,67 @@ func TestCommitOffsets(t *testing.T) {
 	})
 }
 
-// Headers, null values and keys come back as written.
+// Headers, null values and keys come back as written, with both encodings
+// of the records (records.go): the producer's own, and sarama's from
+// sarama.Records (the fallback, and the reference). The records cover
+// what changes the encoding's lengths: null and empty keys, values and
+// header values, timestamps before the batch's first (a negative delta),
+// a value and an offset delta of more than one varint byte.
 func TestHeadersAndNulls(t *testing.T) {
 	backends(t, func(t *testing.T, k backend) {
-		client := newClient(t, k.addrs)
-		tp := topic(t, client, 1)
-		p, err := New(client, Config{TransactionalID: "batchtxn-" + tp})
-		require.NoError(t, err)
-		ts := time.UnixMilli(1_746_677_558_352)
-		recs := []Record{
-			{Topic: tp, Key: []byte("k1"), Value: []byte("v1"), Time: ts,
-				Headers: []sarama.RecordHeader{{Key: []byte("tidemark-error"), Value: []byte("why")}, {Key: []byte("empty"), Value: []byte{}}}},
-			{Topic: tp, Key: []byte("k2"), Value: nil, Time: ts.Add(time.Second)},
-			{Topic: tp, Key: nil, Value: []byte{}, Time: ts.Add(2 * time.Second), Headers: []sarama.RecordHeader{{Key: []byte("h"), Value: []byte("x")}}},
-		}
-		for i := range recs {
-			require.NoError(t, p.Add(&recs[i]))
-		}
-		require.NoError(t, p.Commit())
-		var msgs []*sarama.ConsumerMessage
-		require.Eventually(t, func() bool {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			msgs, err = kafkatest.ReadCommittedWith(ctx, client, tp)
-			return err == nil && len(msgs) == len(recs)
-		}, 30*time.Second, 50*time.Millisecond)
-		for i, m := range msgs {
-			r := recs[i]
-			require.Equal(t, r.Key, m.Key, "record %d", i)
-			require.Equal(t, r.Value == nil, m.Value == nil, "record %d: null value", i)
-			require.Equal(t, string(r.Value), string(m.Value), "record %d", i)
-			require.Equal(t, r.Time.UnixMilli(), m.Timestamp.UnixMilli(), "record %d", i)
-			require.Len(t, m.Headers, len(r.Headers), "record %d", i)
-			for j, h := range m.Headers {
-				require.Equal(t, string(r.Headers[j].Key), string(h.Key))
-				require.Equal(t, string(r.Headers[j].Value), string(h.Value))
-			}
+		for _, raw := range []bool{true, false} {
+			name := map[bool]string{true: "own-encoding", false: "sarama-encoding"}[raw]
+			t.Run(name, func(t *testing.T) {
+				require.True(t, rawRecords.ok, "sarama.RecordBatch has no compressedRecords field: the producer falls back to sarama's encoding")
+				rawRecords.ok = raw
+				t.Cleanup(func() { rawRecords.ok = true })
+				testHeadersAndNulls(t, k)
+			})
 		}
 	})
+}
+
+func testHeadersAndNulls(t *testing.T, k backend) {
+	client := newClient(t, k.addrs)
+	tp := topic(t, client, 1)
+	p, err := New(client, Config{TransactionalID: "batchtxn-" + tp})
+	require.NoError(t, err)
+	ts := time.UnixMilli(1_746_677_558_352)
+	recs := []Record{
+		{Topic: tp, Key: []byte("k1"), Value: []byte("v1"), Time: ts,
+			Headers: []sarama.RecordHeader{{Key: []byte("tidemark-error"), Value: []byte("why")}, {Key: []byte("empty"), Value: []byte{}}, {Key: []byte("null")}}},
+		{Topic: tp, Key: []byte("k2"), Value: nil, Time: ts.Add(time.Second)},
+		{Topic: tp, Key: nil, Value: []byte{}, Time: ts.Add(-2 * time.Second), Headers: []sarama.RecordHeader{{Key: []byte("h"), Value: []byte("x")}}},
+		{Topic: tp, Key: []byte{}, Value: bytes.Repeat([]byte("long value "), 40), Time: ts.Add(-time.Hour)},
+	}
+	for i := range 100 {
+		recs = append(recs, Record{Topic: tp, Key: fmt.Appendf(nil, "n%d", i), Value: fmt.Appendf(nil, "value %d", i), Time: ts.Add(time.Duration(i%7-3) * time.Second)})
+	}
+	for i := range recs {
+		require.NoError(t, p.Add(&recs[i]))
+	}
+	require.NoError(t, p.Commit())
+	var msgs []*sarama.ConsumerMessage
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		msgs, err = kafkatest.ReadCommittedWith(ctx, client, tp)
+		return err == nil && len(msgs) == len(recs)
+	}, 30*time.Second, 50*time.Millisecond)
+	for i, m := range msgs {
+		r := recs[i]
+		require.Equal(t, r.Key == nil, m.Key == nil, "record %d: null key", i)
+		require.Equal(t, string(r.Key), string(m.Key), "record %d", i)
+		require.Equal(t, r.Value == nil, m.Value == nil, "record %d: null value", i)
+		require.Equal(t, string(r.Value), string(m.Value), "record %d", i)
+		require.Equal(t, r.Time.UnixMilli(), m.Timestamp.UnixMilli(), "record %d", i)
+		require.Len(t, m.Headers, len(r.Headers), "record %d", i)
+		for j, h := range m.Headers {
+			require.Equal(t, string(r.Headers[j].Key), string(h.Key))
+			require.Equal(t, r.Headers[j].Value == nil, h.Value == nil, "record %d header %d: null value", i, j)
+			require.Equal(t, string(r.Headers[j].Value), string(h.Value))
+		}
+	}
 }
 
 // A batch the broker refuses for good fails the flush with a *BatchError
