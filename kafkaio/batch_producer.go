@@ -55,9 +55,21 @@ type batchProducer struct {
 	p    *batchtxn.Producer
 	pool sync.Pool // of *stageMsg
 
-	partitioners map[string]sarama.Partitioner
-	failure      error
-	rec          batchtxn.Record
+	topics  map[string]*partitionedTopic
+	txn     uint64 // counts the transactions begun
+	failure error
+	rec     batchtxn.Record
+}
+
+// partitionedTopic is what choosing a partition of a topic needs: the client's
+// partitioner for it, and its partitions as the client's metadata gave
+// them at the start of the transaction txn (read once per transaction, not
+// once per record: the client takes a lock and two map lookups for them,
+// and they change only with a metadata refresh).
+type partitionedTopic struct {
+	partitioner sarama.Partitioner
+	parts       []int32
+	txn         uint64
 }
 
 func newBatchProducer(cl sarama.Client, id string, limits batchLimits) (*batchProducer, error) {
@@ -74,7 +86,7 @@ func newBatchProducer(cl sarama.Client, id string, limits batchLimits) (*batchPr
 	if err != nil {
 		return nil, err
 	}
-	return &batchProducer{cl: cl, p: p, partitioners: make(map[string]sarama.Partitioner)}, nil
+	return &batchProducer{cl: cl, p: p, topics: make(map[string]*partitionedTopic), txn: 1}, nil
 }
 
 func (b *batchProducer) message() *stageMsg { return pooledMessage(&b.pool) }
@@ -122,27 +134,32 @@ func (b *batchProducer) send(ctx context.Context, m *stageMsg) error {
 }
 
 // partition chooses msg's partition as sarama's producer does: with the
-// client's partitioner, over the topic's partitions.
+// client's partitioner, over the topic's partitions (all of them, or the
+// writable ones for a partitioner that does not require consistency).
 func (b *batchProducer) partition(msg *sarama.ProducerMessage) (int32, error) {
-	pt := b.partitioners[msg.Topic]
-	if pt == nil {
-		pt = b.cl.Config().Producer.Partitioner(msg.Topic)
-		b.partitioners[msg.Topic] = pt
+	t := b.topics[msg.Topic]
+	if t == nil {
+		t = &partitionedTopic{partitioner: b.cl.Config().Producer.Partitioner(msg.Topic)}
+		b.topics[msg.Topic] = t
 	}
-	var parts []int32
-	var err error
-	if pt.RequiresConsistency() {
-		parts, err = b.cl.Partitions(msg.Topic)
-	} else {
-		parts, err = b.cl.WritablePartitions(msg.Topic)
+	if t.txn != b.txn {
+		var err error
+		if t.partitioner.RequiresConsistency() {
+			t.parts, err = b.cl.Partitions(msg.Topic)
+		} else {
+			t.parts, err = b.cl.WritablePartitions(msg.Topic)
+		}
+		if err != nil {
+			return -1, err
+		}
+		t.txn = b.txn
 	}
-	if err != nil {
-		return -1, err
-	}
+	parts := t.parts
 	if len(parts) == 0 {
+		t.txn = 0 // read them again
 		return -1, sarama.ErrLeaderNotAvailable
 	}
-	i, err := pt.Partition(msg, int32(len(parts)))
+	i, err := t.partitioner.Partition(msg, int32(len(parts)))
 	if err != nil {
 		return -1, err
 	}
@@ -214,6 +231,7 @@ func (b *batchProducer) abort() error {
 
 func (b *batchProducer) begin() error {
 	b.failure = nil
+	b.txn++
 	_ = b.p.TakeRefused()
 	select {
 	case <-b.p.Failed():

@@ -100,12 +100,16 @@
 // protocol through sarama's request types and Broker methods
 // (InitProducerID, AddPartitionsToTxn, Produce with idempotent sequence
 // numbers, AddOffsetsToTxn, TxnOffsetCommit, EndTxn), and builds the record
-// batches itself: a result is copied into its partition's batch when it is
-// emitted, batches leave as they fill (one request per leader in flight
-// while the next batches fill) and at each commit. sarama's AsyncProducer
-// moves every record through a chain of goroutines and channels instead;
+// batches itself: a result is encoded once, in Kafka's record format, into
+// its partition's batch when it is emitted, batches leave as they fill (one
+// request per leader in flight while the next batches fill) and at each
+// commit. sarama's AsyncProducer moves every record through a chain of
+// goroutines and channels instead, and encodes each batch's records twice;
 // the stage's own producer takes about a third of its CPU per record
-// (BenchmarkTxnProduce in that package). Batches keep within each output
+// (BenchmarkTxnProduce in that package). A result without a partition goes
+// to the one the client's Producer.Partitioner picks, over the topic's
+// partitions as the client's metadata gave them at the start of the
+// transaction. Batches keep within each output
 // topic's max.message.bytes; a batch the brokers refuse for its records
 // gives them back to the runtime as suspects (see Results that cannot be
 // written). sarama also provides RequireStable offset fetches for

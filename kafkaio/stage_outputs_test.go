@@ -215,3 +215,84 @@ func TestStageByID(t *testing.T) {
 		assert.Equal(t, uint64(2), st.Duplicates, "the repeated ids dropped")
 	})
 }
+
+// rekey spreads each price over 40 keys of its symbol.
+type rekey struct{}
+
+func (rekey) Process(e stream.Event[px], out stream.Emitter[px]) {
+	e.Key = fmt.Sprintf("%s/%d", e.Key, e.Value.T%40)
+	out.Emit(e)
+}
+func (rekey) Advance(stream.Time, stream.Emitter[px]) {}
+func (rekey) Bounds() stream.Bounds                   { return stream.Bounds{} }
+
+// lastBytePartitioner is a custom partitioner: a key's last byte modulo the
+// partitions.
+type lastBytePartitioner struct{}
+
+func (lastBytePartitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) {
+	k, err := m.Key.Encode()
+	if err != nil || len(k) == 0 {
+		return 0, err
+	}
+	return int32(k[len(k)-1]) % n, nil
+}
+func (lastBytePartitioner) RequiresConsistency() bool { return true }
+
+// TestStageOutputPartitions: an exactly-once stage writes each result to
+// the partition the client's partitioner picks for its key (the stage
+// writes through its own producer, not sarama's, and must still honour
+// Producer.Partitioner): the Java client's murmur2 by default (checked
+// against Partition, tested on the Java client's values), or a custom
+// one. Every key's results are the uninterrupted run's, in order.
+func TestStageOutputPartitions(t *testing.T) {
+	backends(t, func(t *testing.T, k *cluster) {
+		for _, tc := range []struct {
+			name   string
+			adjust func(*sarama.Config)
+			want   func(key []byte, n int32) int32
+		}{
+			{"murmur2", nil, Partition},
+			{"custom", func(c *sarama.Config) {
+				c.Producer.Partitioner = func(string) sarama.Partitioner { return lastBytePartitioner{} }
+			}, func(key []byte, n int32) int32 { return int32(key[len(key)-1]) % n }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				const inParts, outParts = 2, 5
+				r := rand.New(rand.NewPCG(17, 5))
+				in, out := k.topic(t, inParts, nil), k.topic(t, outParts, nil)
+				input := Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}
+				produceWallClock(t, k, in, pxCodec, pxTrace(t, r, in, inParts, 1500, time.Second))
+				newOp := func() (stream.Operator[px, px], error) { return rekey{}, nil }
+				group := name(t, "group")
+				s, err := NewStage(group, input, newOp, ToTopic(out, pxCodec), k.stageOptsWith(t, tc.adjust)...)
+				require.NoError(t, err, "NewStage")
+				run := startStage(t, s)
+				k.waitCommitted(t, group, in, inParts, time.Minute)
+				require.NoError(t, run.stop(), "Run")
+
+				byKey := func(recs map[int32][]outRec) map[string][]string {
+					m := map[string][]string{}
+					for _, rs := range recs {
+						for _, r := range rs {
+							m[r.Key] = append(m[r.Key], r.Value)
+						}
+					}
+					return m
+				}
+				want := byKey(referenceOne(t, k, input, inParts, newOp, pxCodec))
+				got := k.outputs(t, out, outParts)
+				used := 0
+				for p, rs := range got {
+					used++
+					for _, r := range rs {
+						require.Equal(t, tc.want([]byte(r.Key), outParts), p, "key %q", r.Key)
+					}
+				}
+				assert.Greater(t, used, 2, "partitions written")
+				assert.Equal(t, want, byKey(got), "every key's results, in order")
+				t.Logf("%d keys over %d partitions", len(want), used)
+			})
+		}
+	})
+}
