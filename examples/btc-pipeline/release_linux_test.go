@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,4 +79,24 @@ func TestReleaseStartupPages(t *testing.T) {
 	b, err := json.Marshal(map[string][]int{"a": {1, 2}})
 	require.NoError(t, err)
 	require.Equal(t, `{"a":[1,2]}`, string(b))
+}
+
+// TestOfflineReleasesStartupPages: the offline command gives the start-up's
+// pages back before it computes (its debug log says how many bytes), and
+// its outputs are still written.
+func TestOfflineReleasesStartupPages(t *testing.T) {
+	if traced() {
+		t.Skip("a debugger is attached: releaseStartupPages leaves the pages alone (tested by its own branch)")
+	}
+	out := t.TempDir()
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"offline", "--in", "testdata/btc-price.jsonl", "--out", out, "--log-level", "debug"},
+		nil, io.Discard, &stderr)
+	require.Equal(t, 0, code, "exit code; stderr: %s", stderr.String())
+	m := regexp.MustCompile(`offline: start-up pages released.* bytes=(\d+)`).FindStringSubmatch(stderr.String())
+	require.NotNil(t, m, "no debug line about the released pages; stderr: %s", stderr.String())
+	n, err := strconv.ParseUint(m[1], 10, 64)
+	require.NoError(t, err)
+	require.Greater(t, n, uint64(1<<20), "bytes released")
+	require.FileExists(t, out+"/btc-price-zscore.jsonl")
 }
