@@ -280,6 +280,17 @@
 // co-partitioned, a member whose transactional id another member uses, a
 // result that cannot be written with StopOnRecordError.
 //
+// # Profiling
+//
+// A stage's goroutines, and those its sarama clients start, carry the
+// runtime/pprof label ProfileLabel ("tidemark.stage") with the stage's
+// group as its value. In a process that runs several stages (as a Kafka
+// Streams application runs several sub-topologies), a CPU profile reads one
+// stage at a time: `go tool pprof -tags FILE` lists the stages' shares, and
+// `go tool pprof -tagfocus tidemark.stage=GROUP FILE` shows one. The labels
+// cost nothing unless a profile is taken. The Go runtime's own work (its
+// collector, the scheduler) carries no label.
+//
 // # Producing with a Sink
 //
 // The Sink produces with sarama's asynchronous producer, idempotent and with

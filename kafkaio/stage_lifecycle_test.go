@@ -1,9 +1,13 @@
 package kafkaio
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,4 +115,40 @@ func TestStageFaults(t *testing.T) {
 		_, err = NewStage(name(t, "group"), input, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t, WithFaults(f))...)
 		assert.ErrorIs(t, err, ErrInvalidOption, "a Faults given to two stages")
 	})
+}
+
+// TestStageProfileLabel: a running stage's goroutines, its own and those
+// of its sarama clients, carry the profiler label ProfileLabel with the
+// stage's group, so that a profile of a process with several stages can be
+// read one stage at a time.
+func TestStageProfileLabel(t *testing.T) {
+	k := fakeCluster(t)
+	in, out := k.topic(t, 2, nil), k.topic(t, 2, nil)
+	produceWallClock(t, k, in, pxCodec, pxTrace(t, rand.New(rand.NewPCG(5, 5)), in, 2, 200, time.Second))
+	group := name(t, "group")
+	s, err := NewStage(group, Input[px]{Topic: in, Decoder: pxCodec, Lateness: time.Second}, newMoving, ToTopic(out, mstatCodec), k.stageOpts(t)...)
+	require.NoError(t, err, "NewStage")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, s.Start(ctx), "Start")
+	require.NoError(t, s.WaitCaughtUp(ctx), "WaitCaughtUp")
+
+	var buf bytes.Buffer
+	require.NoError(t, pprof.Lookup("goroutine").WriteTo(&buf, 1))
+	label := fmt.Sprintf(`# labels: {%q:%q}`, ProfileLabel, group)
+	var loop, sarama int
+	for _, g := range strings.Split(buf.String(), "\n\n") {
+		if !strings.Contains(g, label) {
+			continue
+		}
+		if strings.Contains(g, "kafkaio.(*runtime).loop") {
+			loop++
+		}
+		if strings.Contains(g, "github.com/IBM/sarama.") {
+			sarama++
+		}
+	}
+	assert.Equal(t, 1, loop, "the stage's loop is labelled")
+	assert.Greater(t, sarama, 2, "goroutines of sarama's consumer and broker connections are labelled")
+	require.NoError(t, s.Stop(), "Stop")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,6 +136,11 @@ type event struct {
 // that are not co-partitioned, or a producer fenced again and again (another
 // member runs with the same instance id). A broker that goes away is waited for: Run logs and
 // retries. Run may be called once.
+//
+// Run's goroutines, and those its clients start, carry the profiler label
+// tidemark.stage=<group> (runtime/pprof): in a process that runs several
+// stages, `go tool pprof -tagfocus tidemark.stage=<group>` shows one
+// stage's CPU.
 func (s *Stage) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return ErrStageRunning
@@ -142,15 +148,22 @@ func (s *Stage) Run(ctx context.Context) error {
 	return s.run(ctx)
 }
 
-// run is Run once the stage is marked as started.
-func (s *Stage) run(ctx context.Context) error {
-	rt, err := s.start(ctx)
-	if err != nil {
-		return err
-	}
-	s.stats.watermark.Store(int64(stream.MinTime))
-	s.rt.Store(rt)
-	return rt.loop()
+// ProfileLabel is the runtime/pprof label that a Stage's goroutines carry,
+// its value the stage's group.
+const ProfileLabel = "tidemark.stage"
+
+// run is Run once the stage is marked as started (Run and Start).
+func (s *Stage) run(ctx context.Context) (err error) {
+	pprof.Do(ctx, pprof.Labels(ProfileLabel, s.group), func(ctx context.Context) {
+		var rt *runtime
+		if rt, err = s.start(ctx); err != nil {
+			return
+		}
+		s.stats.watermark.Store(int64(stream.MinTime))
+		s.rt.Store(rt)
+		err = rt.loop()
+	})
+	return err
 }
 
 // replaying reports whether the task that runs now replays: its results
