@@ -203,7 +203,14 @@ func (k *cluster) topic(tb testing.TB, partitions int32, config map[string]strin
 	t := name(tb, "topic")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.NoError(tb, EnsureTopics(ctx, k.admin(tb), []TopicSpec{{Name: t, Partitions: partitions, Config: config}}), "create topic %s", t)
+	adm := k.admin(tb)
+	require.NoError(tb, EnsureTopics(ctx, adm, []TopicSpec{{Name: t, Partitions: partitions, Config: config}}), "create topic %s", t)
+	if k.fake == nil {
+		// A broker that keeps every test's topics slows down (the
+		// README's benchmark notes); the topic goes when the test ends,
+		// after the stages that the test started have stopped.
+		tb.Cleanup(func() { _ = adm.DeleteTopic(t) })
+	}
 	return t
 }
 

@@ -69,6 +69,7 @@ func topic(t testing.TB, client sarama.Client, partitions int32) string {
 	adm, err := sarama.NewClusterAdminFromClient(client)
 	require.NoError(t, err)
 	require.NoError(t, adm.CreateTopic(name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false))
+	t.Cleanup(func() { _ = adm.DeleteTopic(name) }) // before the client closes (cleanups run last first)
 	require.Eventually(t, func() bool {
 		_ = client.RefreshMetadata(name)
 		ps, err := client.Partitions(name)
