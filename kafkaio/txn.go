@@ -20,8 +20,7 @@ import (
 // with an idempotent producer flushed before its offsets are committed.
 // Its methods are for the stage's loop goroutine.
 type txn struct {
-	outProducer                // the current one: replaced by reset when it cannot abort
-	batch       *batchProducer // the same, when transactional
+	outProducer // the current one: replaced by reset when it cannot abort
 
 	st       *Stage
 	log      *slog.Logger
@@ -50,7 +49,7 @@ func (t *txn) replace(ctx context.Context) error {
 		if t.id != "" {
 			var bp *batchProducer
 			if bp, err = newBatchProducer(t.cl, t.id, t.limits); err == nil {
-				t.outProducer, t.batch = bp, bp
+				t.outProducer = bp
 				return nil
 			}
 		} else {
@@ -104,7 +103,7 @@ func (t *txn) reset(ctx, writes context.Context) error {
 		return t.begin()
 	}
 	_ = t.outProducer.close()
-	t.outProducer, t.batch = nil, nil
+	t.outProducer = nil
 	return t.replace(ctx)
 }
 
@@ -138,10 +137,10 @@ func (t *txn) close() {
 }
 
 // commit commits the transaction with the consumed offsets of group member
-// m (an exactly-once stage's txn only).
+// m (an exactly-once stage's txn only: its producer is a batchProducer).
 func (t *txn) commit(offsets map[string][]*sarama.PartitionOffsetMetadata, m *sarama.ConsumerGroupMetadata) error {
-	return t.batch.commit(offsets, m)
+	return t.outProducer.(*batchProducer).commit(offsets, m)
 }
 
 // abort aborts the transaction (an exactly-once stage's txn only).
-func (t *txn) abort() error { return t.batch.abort() }
+func (t *txn) abort() error { return t.outProducer.(*batchProducer).abort() }

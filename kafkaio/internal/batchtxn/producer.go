@@ -69,7 +69,10 @@ type Config struct {
 	// partition's buffer larger sends the buffered records first.
 	// TopicLimits gives smaller bounds for some topics (a topic whose
 	// max.message.bytes is smaller: the broker refuses a whole batch
-	// larger than it).
+	// larger than it). The caller may add a topic's bound to the map
+	// after New, but before the first record to the topic: a partition
+	// reads its bound once, when its first record is added (kafkaio's
+	// stage checks an output topic before it writes to it).
 	MaxBatchBytes int
 	TopicLimits   map[string]int
 	// SendBytes starts a Send once this many bytes are buffered (default
@@ -153,6 +156,7 @@ type part struct {
 	tp    topicPartition
 	seq   int32 // the sequence number of the next record sent; only the flush in flight changes it
 	added bool  // in the open transaction
+	limit int   // the bound of a batch: Config.MaxBatchBytes, or the topic's in TopicLimits
 	cur   *buffer
 	spare *buffer
 }
@@ -258,7 +262,7 @@ func (p *Producer) Add(r *Record) error {
 		base = ms
 	}
 	size := recordSize(r, index, ms-base)
-	if index > 0 && batchOverhead+len(b.buf)+varintLen(int64(size))+size > p.limit(r.Topic) {
+	if index > 0 && batchOverhead+len(b.buf)+varintLen(int64(size))+size > pt.limit {
 		if err := p.Send(); err != nil {
 			return err
 		}
@@ -295,19 +299,14 @@ func (p *Producer) part(topic string, partition int32) *part {
 		parts = append(parts, make([]*part, int(partition)+1-len(parts))...)
 		p.topics[topic] = parts
 	}
-	pt := &part{tp: topicPartition{topic, partition}, cur: new(buffer), spare: new(buffer)}
-	parts[partition] = pt
-	p.parts = append(p.parts, pt)
-	return pt
-}
-
-// limit returns the bound of a batch to topic.
-func (p *Producer) limit(topic string) int {
 	limit := p.cfg.MaxBatchBytes
 	if l, ok := p.cfg.TopicLimits[topic]; ok && l < limit {
 		limit = l
 	}
-	return limit
+	pt := &part{tp: topicPartition{topic, partition}, limit: limit, cur: new(buffer), spare: new(buffer)}
+	parts[partition] = pt
+	p.parts = append(p.parts, pt)
+	return pt
 }
 
 // Buffered returns the number of records added and not yet flushed.
